@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {GuardianPausable} from "./GuardianPausable.sol";
+import {RequestPayout} from "./SettlementTypes.sol";
+
+/// @title FlexMarket
+/// @notice Buyers (DSOs, TSOs, retailers) ask for curtailment in a zone and window, paying per
+///         delivered kWh in any ERC-20, with `maxBudget` held in escrow. The OracleHub settles each
+///         request once: the payout goes to the RewardDistributor and the rest back to the buyer.
+/// @dev Per request, always: paid + refunded + escrow held == deposited.
+contract FlexMarket is GuardianPausable {
+    using SafeERC20 for IERC20;
+
+    /// @notice Role of the settlement path (the OracleHub).
+    bytes32 public constant SETTLER_ROLE = keccak256("SETTLER_ROLE");
+
+    /// @notice Life cycle of a request.
+    enum Status {
+        None,
+        Open,
+        Cancelled,
+        Settling,
+        Settled,
+        Expired
+    }
+
+    /// @notice One flexibility request. Amounts in `paymentToken` base units, power in W.
+    struct Request {
+        address buyer;
+        uint40 start;
+        uint40 end;
+        Status status;
+        address paymentToken;
+        uint32 zone;
+        uint64 targetW;
+        uint128 pricePerKWh;
+        uint128 escrow;
+        uint128 deposited;
+        uint128 paid;
+    }
+
+    /// @notice Shortest window a request may have, in seconds.
+    uint40 public minDuration;
+    /// @notice Longest window a request may have, in seconds.
+    uint40 public maxDuration;
+    /// @notice After `end + settlementTimeout` an unsettled request can be refunded to its buyer.
+    uint40 public settlementTimeout;
+    /// @notice Number of requests opened so far; ids are 1..requestCount.
+    uint256 public requestCount;
+
+    mapping(uint256 requestId => Request) private _requests;
+
+    /// @notice A buyer opened a request and escrowed `maxBudget`.
+    event RequestOpened(
+        uint256 indexed requestId,
+        address indexed buyer,
+        uint32 indexed zone,
+        uint40 start,
+        uint40 end,
+        uint64 targetW,
+        uint128 pricePerKWh,
+        address paymentToken,
+        uint128 maxBudget
+    );
+    /// @notice The buyer cancelled before the start and got `refund` back.
+    event RequestCancelled(uint256 indexed requestId, uint256 refund);
+    /// @notice A pending report claims the request with `payout`; it can no longer expire.
+    event RequestSettling(uint256 indexed requestId, uint256 payout);
+    /// @notice A discarded report released the request; it is open for settlement again.
+    event RequestReleased(uint256 indexed requestId);
+    /// @notice Settled: `payout` went to `recipient` (the RewardDistributor), `refund` to the buyer.
+    event RequestSettled(uint256 indexed requestId, uint256 payout, uint256 refund, address recipient);
+    /// @notice Never settled within the timeout; the buyer got `refund` back.
+    event RequestExpired(uint256 indexed requestId, uint256 refund);
+    /// @notice The window and timeout bounds changed.
+    event DurationLimitsSet(uint40 minDuration, uint40 maxDuration, uint40 settlementTimeout);
+
+    /// @notice The window must start in the future.
+    error StartNotInFuture(uint256 start, uint256 nowTimestamp);
+    /// @notice The window must end after it starts.
+    error InvalidWindow(uint256 start, uint256 end);
+    /// @notice The window is shorter or longer than allowed.
+    error DurationOutOfRange(uint256 duration, uint256 minDuration, uint256 maxDuration);
+    /// @notice Target power must be positive.
+    error ZeroTarget();
+    /// @notice Price must be positive.
+    error ZeroPrice();
+    /// @notice Budget must be positive.
+    error ZeroBudget();
+    /// @notice An amount does not fit in 128 bits.
+    error AmountTooLarge(uint256 amount);
+    /// @notice The token delivered less than was transferred (fee-on-transfer tokens are not supported).
+    error TransferAmountMismatch(uint256 expected, uint256 received);
+    /// @notice No such request.
+    error UnknownRequest(uint256 requestId);
+    /// @notice Only the request's buyer may do this.
+    error NotBuyer(uint256 requestId, address caller);
+    /// @notice The request is not in a state that allows this.
+    error WrongStatus(uint256 requestId, Status status);
+    /// @notice The request's window has started; it can no longer be cancelled.
+    error AlreadyStarted(uint256 requestId, uint256 start);
+    /// @notice The request's window has not ended; it cannot be settled yet.
+    error NotEnded(uint256 requestId, uint256 end);
+    /// @notice The payout is larger than the escrow.
+    error PayoutExceedsEscrow(uint256 requestId, uint256 payout, uint256 escrow);
+    /// @notice The settlement timeout has not passed.
+    error SettlementTimeoutNotReached(uint256 requestId, uint256 expiresAt);
+    /// @notice Duration limits must satisfy 0 < min <= max.
+    error InvalidDurationLimits(uint40 minDuration, uint40 maxDuration);
+
+    /// @param admin Receives DEFAULT_ADMIN_ROLE.
+    /// @param guardian Receives GUARDIAN_ROLE.
+    /// @param minDuration_ Shortest window, seconds.
+    /// @param maxDuration_ Longest window, seconds.
+    /// @param settlementTimeout_ Seconds after the end before an unsettled request can expire.
+    constructor(
+        address admin,
+        address guardian,
+        uint40 minDuration_,
+        uint40 maxDuration_,
+        uint40 settlementTimeout_
+    ) GuardianPausable(admin, guardian) {
+        _setDurationLimits(minDuration_, maxDuration_, settlementTimeout_);
+    }
+
+    /// @notice Ask for `targetW` of curtailment in `zone` during [start, end), paying `pricePerKWh`
+    ///         per delivered kWh, at most `maxBudget` (escrowed now; approve it first).
+    /// @return requestId The new request's id.
+    function openRequest(
+        uint32 zone,
+        uint40 start,
+        uint40 end,
+        uint64 targetW,
+        uint128 pricePerKWh,
+        IERC20 paymentToken,
+        uint256 maxBudget
+    ) external whenNotPaused returns (uint256 requestId) {
+        if (start <= block.timestamp) revert StartNotInFuture(start, block.timestamp);
+        if (end <= start) revert InvalidWindow(start, end);
+        uint256 duration = end - start;
+        if (duration < minDuration || duration > maxDuration) {
+            revert DurationOutOfRange(duration, minDuration, maxDuration);
+        }
+        if (targetW == 0) revert ZeroTarget();
+        if (pricePerKWh == 0) revert ZeroPrice();
+        if (maxBudget == 0) revert ZeroBudget();
+        if (maxBudget > type(uint128).max) revert AmountTooLarge(maxBudget);
+        if (address(paymentToken) == address(0)) revert ZeroAddress();
+
+        requestId = ++requestCount;
+        _requests[requestId] = Request({
+            buyer: msg.sender,
+            start: start,
+            end: end,
+            status: Status.Open,
+            paymentToken: address(paymentToken),
+            zone: zone,
+            targetW: targetW,
+            pricePerKWh: pricePerKWh,
+            escrow: uint128(maxBudget),
+            deposited: uint128(maxBudget),
+            paid: 0
+        });
+        emit RequestOpened(
+            requestId, msg.sender, zone, start, end, targetW, pricePerKWh, address(paymentToken), uint128(maxBudget)
+        );
+
+        uint256 before = paymentToken.balanceOf(address(this));
+        paymentToken.safeTransferFrom(msg.sender, address(this), maxBudget);
+        uint256 received = paymentToken.balanceOf(address(this)) - before;
+        if (received != maxBudget) revert TransferAmountMismatch(maxBudget, received);
+    }
+
+    /// @notice Cancel an open request before its window starts; the whole escrow is refunded.
+    function cancel(uint256 requestId) external whenNotPaused {
+        Request storage r = _existing(requestId);
+        if (r.buyer != msg.sender) revert NotBuyer(requestId, msg.sender);
+        if (r.status != Status.Open) revert WrongStatus(requestId, r.status);
+        if (block.timestamp >= r.start) revert AlreadyStarted(requestId, r.start);
+        uint256 refund = r.escrow;
+        r.status = Status.Cancelled;
+        r.escrow = 0;
+        emit RequestCancelled(requestId, refund);
+        IERC20(r.paymentToken).safeTransfer(r.buyer, refund);
+    }
+
+    /// @notice Refund an ended request that no report settled within the settlement timeout.
+    function expire(uint256 requestId) external whenNotPaused {
+        Request storage r = _existing(requestId);
+        if (r.status != Status.Open) revert WrongStatus(requestId, r.status);
+        uint256 expiresAt = uint256(r.end) + settlementTimeout;
+        if (block.timestamp < expiresAt) revert SettlementTimeoutNotReached(requestId, expiresAt);
+        uint256 refund = r.escrow;
+        r.status = Status.Expired;
+        r.escrow = 0;
+        emit RequestExpired(requestId, refund);
+        IERC20(r.paymentToken).safeTransfer(r.buyer, refund);
+    }
+
+    /// @notice Claim ended, open requests for a pending report; checks each payout fits the escrow.
+    /// @dev Called by the OracleHub when a report is submitted.
+    function beginSettlement(RequestPayout[] calldata payouts) external onlyRole(SETTLER_ROLE) {
+        for (uint256 i = 0; i < payouts.length; ++i) {
+            uint256 requestId = payouts[i].requestId;
+            Request storage r = _existing(requestId);
+            if (r.status != Status.Open) revert WrongStatus(requestId, r.status);
+            if (block.timestamp < r.end) revert NotEnded(requestId, r.end);
+            if (payouts[i].payout > r.escrow) revert PayoutExceedsEscrow(requestId, payouts[i].payout, r.escrow);
+            r.status = Status.Settling;
+            emit RequestSettling(requestId, payouts[i].payout);
+        }
+    }
+
+    /// @notice Return requests of a discarded report to Open.
+    /// @dev Called by the OracleHub when a challenge against the report is upheld.
+    function releaseSettlement(RequestPayout[] calldata payouts) external onlyRole(SETTLER_ROLE) {
+        for (uint256 i = 0; i < payouts.length; ++i) {
+            Request storage r = _requests[payouts[i].requestId];
+            if (r.status != Status.Settling) revert WrongStatus(payouts[i].requestId, r.status);
+            r.status = Status.Open;
+            emit RequestReleased(payouts[i].requestId);
+        }
+    }
+
+    /// @notice Pay each request's payout to `recipient` and refund the rest of its escrow to its buyer.
+    /// @dev Called by the OracleHub when a report is finalized.
+    function completeSettlement(RequestPayout[] calldata payouts, address recipient)
+        external
+        onlyRole(SETTLER_ROLE)
+        whenNotPaused
+    {
+        if (recipient == address(0)) revert ZeroAddress();
+        for (uint256 i = 0; i < payouts.length; ++i) {
+            uint256 requestId = payouts[i].requestId;
+            Request storage r = _requests[requestId];
+            if (r.status != Status.Settling) revert WrongStatus(requestId, r.status);
+            uint256 payout = payouts[i].payout;
+            uint256 refund = r.escrow - payout;
+            r.status = Status.Settled;
+            r.escrow = 0;
+            r.paid = uint128(payout);
+            emit RequestSettled(requestId, payout, refund, recipient);
+            IERC20 token = IERC20(r.paymentToken);
+            if (payout > 0) token.safeTransfer(recipient, payout);
+            if (refund > 0) token.safeTransfer(r.buyer, refund);
+        }
+    }
+
+    /// @notice Set the window bounds and the settlement timeout.
+    function setDurationLimits(uint40 minDuration_, uint40 maxDuration_, uint40 settlementTimeout_)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+    {
+        _setDurationLimits(minDuration_, maxDuration_, settlementTimeout_);
+    }
+
+    /// @notice A request's full record.
+    function getRequest(uint256 requestId) external view returns (Request memory) {
+        return _requests[requestId];
+    }
+
+    function _setDurationLimits(uint40 minDuration_, uint40 maxDuration_, uint40 settlementTimeout_) private {
+        if (minDuration_ == 0 || minDuration_ > maxDuration_) revert InvalidDurationLimits(minDuration_, maxDuration_);
+        minDuration = minDuration_;
+        maxDuration = maxDuration_;
+        settlementTimeout = settlementTimeout_;
+        emit DurationLimitsSet(minDuration_, maxDuration_, settlementTimeout_);
+    }
+
+    function _existing(uint256 requestId) private view returns (Request storage r) {
+        r = _requests[requestId];
+        if (r.status == Status.None) revert UnknownRequest(requestId);
+    }
+}

@@ -1,0 +1,544 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {GuardianPausable} from "./GuardianPausable.sol";
+import {FlexMarket} from "./FlexMarket.sol";
+import {NegawattToken} from "./NegawattToken.sol";
+import {RewardDistributor} from "./RewardDistributor.sol";
+import {Staking} from "./Staking.sol";
+import {Penalty, RequestPayout, SettlementReport} from "./SettlementTypes.sol";
+
+/// @title OracleHub
+/// @notice The oracle set, and the path from a signed settlement report to paid rewards.
+///         One transaction carries k EIP-712 signatures of distinct oracles over the report
+///         (Chainlink OCR style). The report then waits a challenge window (optimistic, as Glow
+///         and UMA do): anyone may challenge it with a bond, and the guardian resolves the
+///         challenge. After the window, `finalize` settles the report's requests (payouts to the
+///         RewardDistributor, the rest refunded to buyers), applies its stake penalties, mints the
+///         epoch's protocol-token emission and installs its cumulative rewards root.
+/// @dev Reports are chained: each names the root it builds on (`previousRoot`) and the next epoch.
+///      At most one report is pending at a time; only its EIP-712 digest is stored, and the report
+///      and its arrays are passed again as calldata to challenge resolution and finalization.
+contract OracleHub is GuardianPausable, EIP712 {
+    using SafeERC20 for IERC20;
+
+    /// @notice EIP-712 type the oracles sign.
+    bytes32 public constant REPORT_TYPEHASH = keccak256(
+        "SettlementReport(uint64 epoch,bytes32 previousRoot,bytes32 rewardsRoot,bytes32 requestsHash,bytes32 penaltiesHash,uint256 emission)"
+    );
+    /// @notice Most oracles the set can hold (signers are tracked in a 32-bit map).
+    uint256 public constant MAX_ORACLES = 32;
+    /// @notice Longest challenge window an admin can set.
+    uint40 public constant MAX_CHALLENGE_WINDOW = 30 days;
+    /// @notice Longest oracle URL accepted, in bytes.
+    uint256 public constant MAX_URL_LENGTH = 256;
+
+    /// @notice Where the current report stands.
+    enum ReportStatus {
+        None,
+        Pending,
+        Challenged
+    }
+
+    /// @dev One slot, never zero after construction (threshold >= 1), so writes stay cheap.
+    struct State {
+        uint8 threshold;
+        ReportStatus status;
+        uint40 challengeDeadline;
+        uint32 signerBitmap;
+        uint64 epoch;
+    }
+
+    /// @dev Stored in `_pendingDigest` when no report is pending (a non-zero slot is cheaper to rewrite).
+    bytes32 private constant NO_REPORT = bytes32(uint256(1));
+
+    /// @notice Where requests and their escrow live.
+    FlexMarket public immutable market;
+    /// @notice Where payouts and emissions go, behind the cumulative root.
+    RewardDistributor public immutable distributor;
+    /// @notice Oracle and owner bonds; slashed from here.
+    Staking public immutable staking;
+    /// @notice The protocol token: emissions and challenge bonds.
+    NegawattToken public immutable token;
+
+    /// @notice Receives slashed and forfeited funds not paid to a challenger.
+    address public treasury;
+    /// @notice Seconds a submitted report can be challenged.
+    uint40 public challengeWindow;
+    /// @notice Share (basis points) of slashed oracle stake paid to a successful challenger.
+    uint16 public challengerRewardBps;
+    /// @notice Protocol tokens a challenger must post.
+    uint256 public challengeBond;
+    /// @notice Stake slashed from each signer of a report whose challenge is upheld.
+    uint256 public oracleSlashAmount;
+    /// @notice Bond an oracle must hold (and keep locked) to join the set.
+    uint256 public minOracleBond;
+    /// @notice Root installed by the last finalized report.
+    bytes32 public currentRoot;
+
+    State private _state;
+    bytes32 private _pendingDigest;
+    address private _challenger;
+    uint96 private _challengerBond;
+    address[] private _oracles;
+    mapping(address oracle => uint256) private _oracleSlot;
+    mapping(address oracle => string) private _urls;
+
+    /// @notice `oracle` joined the set at `index`.
+    event OracleAdded(address indexed oracle, uint256 index);
+    /// @notice `oracle` left the set.
+    event OracleRemoved(address indexed oracle);
+    /// @notice `oracle` published the URL nodes and other oracles reach it at.
+    event OracleUrlSet(address indexed oracle, string url);
+    /// @notice Reports now need `threshold` signatures.
+    event ThresholdSet(uint8 threshold);
+    /// @notice Challenge parameters changed.
+    event ChallengeParamsSet(uint40 window, uint256 bond, uint256 oracleSlashAmount, uint16 challengerRewardBps);
+    /// @notice The oracle bond changed.
+    event MinOracleBondSet(uint256 minOracleBond);
+    /// @notice The treasury changed.
+    event TreasurySet(address treasury);
+    /// @notice A report with enough signatures is pending until `challengeDeadline`.
+    event ReportSubmitted(
+        uint64 indexed epoch,
+        bytes32 indexed digest,
+        SettlementReport report,
+        RequestPayout[] payouts,
+        Penalty[] penalties,
+        address[] signers,
+        address submitter,
+        uint40 challengeDeadline
+    );
+    /// @notice `challenger` disputed the pending report, posting `bond`.
+    event ReportChallenged(uint64 indexed epoch, bytes32 indexed digest, address indexed challenger, uint256 bond, string reason);
+    /// @notice The guardian resolved a challenge. Upheld: the report is discarded, `slashed` was taken
+    ///         from its signers and `reward` paid to the challenger with the bond. Rejected: the bond
+    ///         went to the treasury and the report is pending again.
+    event ChallengeResolved(
+        uint64 indexed epoch, bytes32 indexed digest, bool upheld, address challenger, uint256 slashed, uint256 reward
+    );
+    /// @notice A report was discarded; its requests are open for settlement again.
+    event ReportDiscarded(uint64 indexed epoch, bytes32 indexed digest);
+    /// @notice A report became final: requests settled, penalties applied, `emission` minted, root installed.
+    event ReportFinalized(uint64 indexed epoch, bytes32 indexed digest, bytes32 rewardsRoot, uint256 emission);
+
+    /// @notice A report is already pending or challenged.
+    error ReportPending(bytes32 digest);
+    /// @notice The report's epoch is not the next one.
+    error WrongEpoch(uint64 expected, uint64 got);
+    /// @notice The report does not build on the current root.
+    error PreviousRootMismatch(bytes32 expected, bytes32 got);
+    /// @notice The payouts passed do not hash to the report's requestsHash.
+    error RequestsHashMismatch(bytes32 expected, bytes32 got);
+    /// @notice The penalties passed do not hash to the report's penaltiesHash.
+    error PenaltiesHashMismatch(bytes32 expected, bytes32 got);
+    /// @notice Fewer signatures than the threshold.
+    error NotEnoughSignatures(uint256 given, uint256 threshold);
+    /// @notice Signature `index` is malformed.
+    error InvalidSignature(uint256 index);
+    /// @notice `signer` is not in the oracle set.
+    error NotOracle(address signer);
+    /// @notice `signer` signed twice.
+    error DuplicateSigner(address signer);
+    /// @notice The report's emission would take the token past its cap.
+    error EmissionExceedsCap(uint256 emission, uint256 mintable);
+    /// @notice No report is in the state this needs.
+    error NoReportIn(ReportStatus expected, ReportStatus actual);
+    /// @notice The report passed is not the pending one.
+    error NotPendingReport(bytes32 pending, bytes32 given);
+    /// @notice The challenge window has closed.
+    error ChallengeWindowClosed(uint40 deadline);
+    /// @notice The challenge window is still open.
+    error ChallengeWindowOpen(uint40 deadline);
+    /// @notice The reason text is longer than MAX_URL_LENGTH * 4 bytes.
+    error ReasonTooLong(uint256 length);
+    /// @notice The oracle is already in the set.
+    error OracleAlreadyAdded(address oracle);
+    /// @notice The set is full.
+    error TooManyOracles();
+    /// @notice The oracle's bonded stake is below the minimum.
+    error InsufficientOracleBond(address oracle, uint256 bonded, uint256 required);
+    /// @notice The threshold must be between 1 and the number of oracles.
+    error InvalidThreshold(uint256 threshold, uint256 oracleCount);
+    /// @notice The URL is empty or longer than MAX_URL_LENGTH.
+    error InvalidUrl(uint256 length);
+    /// @notice A parameter is out of range.
+    error InvalidParameter();
+
+    /// @notice Contracts the hub works with.
+    struct Contracts {
+        FlexMarket market;
+        RewardDistributor distributor;
+        Staking staking;
+        NegawattToken token;
+    }
+
+    /// @notice Initial parameters.
+    struct Params {
+        address treasury;
+        uint8 threshold;
+        uint40 challengeWindow;
+        uint256 challengeBond;
+        uint256 oracleSlashAmount;
+        uint16 challengerRewardBps;
+        uint256 minOracleBond;
+    }
+
+    /// @param admin Receives DEFAULT_ADMIN_ROLE (oracle set, parameters).
+    /// @param guardian Receives GUARDIAN_ROLE (pause, challenge resolution).
+    constructor(address admin, address guardian, Contracts memory contracts, Params memory params)
+        GuardianPausable(admin, guardian)
+        EIP712("negawatt", "1")
+    {
+        if (
+            address(contracts.market) == address(0) || address(contracts.distributor) == address(0)
+                || address(contracts.staking) == address(0) || address(contracts.token) == address(0)
+        ) revert ZeroAddress();
+        if (params.threshold == 0) revert InvalidThreshold(0, 0);
+        market = contracts.market;
+        distributor = contracts.distributor;
+        staking = contracts.staking;
+        token = contracts.token;
+        _state.threshold = params.threshold;
+        _pendingDigest = NO_REPORT;
+        emit ThresholdSet(params.threshold);
+        _setTreasury(params.treasury);
+        _setChallengeParams(
+            params.challengeWindow, params.challengeBond, params.oracleSlashAmount, params.challengerRewardBps
+        );
+        minOracleBond = params.minOracleBond;
+        emit MinOracleBondSet(params.minOracleBond);
+    }
+
+    // ------------------------------------------------------------------ reports
+
+    /// @notice Submit the next epoch's report with at least `threshold` signatures of distinct oracles.
+    /// @param report The report the oracles signed.
+    /// @param payouts The requests it settles; must hash to `report.requestsHash`.
+    /// @param penalties The stake penalties it applies; must hash to `report.penaltiesHash`.
+    /// @param signatures 65-byte ECDSA signatures of the report's EIP-712 digest.
+    /// @return digest The report's EIP-712 digest, its id from now on.
+    function submitReport(
+        SettlementReport calldata report,
+        RequestPayout[] calldata payouts,
+        Penalty[] calldata penalties,
+        bytes[] calldata signatures
+    ) external whenNotPaused returns (bytes32 digest) {
+        State memory s = _state;
+        if (s.status != ReportStatus.None) revert ReportPending(_pendingDigest);
+        if (report.epoch != s.epoch + 1) revert WrongEpoch(s.epoch + 1, report.epoch);
+        if (report.previousRoot != currentRoot) revert PreviousRootMismatch(currentRoot, report.previousRoot);
+        _checkArrays(report, payouts, penalties);
+        if (signatures.length < s.threshold) revert NotEnoughSignatures(signatures.length, s.threshold);
+        if (report.emission > 0) {
+            uint256 mintable = token.cap() - token.totalSupply();
+            if (report.emission > mintable) revert EmissionExceedsCap(report.emission, mintable);
+        }
+
+        digest = reportDigest(report);
+        (uint32 bitmap, address[] memory signers) = _verifySignatures(digest, signatures);
+
+        uint40 deadline = uint40(block.timestamp) + challengeWindow;
+        s.status = ReportStatus.Pending;
+        s.challengeDeadline = deadline;
+        s.signerBitmap = bitmap;
+        _state = s;
+        _pendingDigest = digest;
+        emit ReportSubmitted(report.epoch, digest, report, payouts, penalties, signers, msg.sender, deadline);
+
+        market.beginSettlement(payouts);
+    }
+
+    /// @notice Dispute the pending report (identified by its digest), posting `challengeBond`
+    ///         protocol tokens (approve them first). The guardian then resolves the dispute.
+    function challenge(bytes32 digest, string calldata reason) external whenNotPaused {
+        State memory s = _state;
+        if (s.status != ReportStatus.Pending) revert NoReportIn(ReportStatus.Pending, s.status);
+        if (digest != _pendingDigest) revert NotPendingReport(_pendingDigest, digest);
+        if (block.timestamp >= s.challengeDeadline) revert ChallengeWindowClosed(s.challengeDeadline);
+        if (bytes(reason).length > MAX_URL_LENGTH * 4) revert ReasonTooLong(bytes(reason).length);
+        uint256 bond = challengeBond;
+        _state.status = ReportStatus.Challenged;
+        _challenger = msg.sender;
+        _challengerBond = uint96(bond);
+        emit ReportChallenged(s.epoch + 1, digest, msg.sender, bond, reason);
+        IERC20(address(token)).safeTransferFrom(msg.sender, address(this), bond);
+    }
+
+    /// @notice Resolve the challenge against the pending report. Upheld: the report is discarded,
+    ///         each signer is slashed `oracleSlashAmount`, and the challenger gets the bond back plus
+    ///         `challengerRewardBps` of what was slashed (the rest goes to the treasury). Rejected:
+    ///         the bond goes to the treasury and the report can be finalized after its window.
+    function resolveChallenge(SettlementReport calldata report, RequestPayout[] calldata payouts, bool upheld)
+        external
+        onlyRole(GUARDIAN_ROLE)
+    {
+        State memory s = _state;
+        if (s.status != ReportStatus.Challenged) revert NoReportIn(ReportStatus.Challenged, s.status);
+        bytes32 digest = reportDigest(report);
+        if (digest != _pendingDigest) revert NotPendingReport(_pendingDigest, digest);
+        bytes32 requestsHash = keccak256(abi.encode(payouts));
+        if (requestsHash != report.requestsHash) revert RequestsHashMismatch(report.requestsHash, requestsHash);
+
+        address challenger = _challenger;
+        uint256 bond = _challengerBond;
+        _challenger = address(0);
+        _challengerBond = 0;
+
+        if (upheld) {
+            _uphold(report.epoch, digest, s.signerBitmap, payouts, challenger, bond);
+            return;
+        }
+        _state.status = ReportStatus.Pending;
+        emit ChallengeResolved(report.epoch, digest, false, challenger, 0, 0);
+        if (bond > 0) IERC20(address(token)).safeTransfer(treasury, bond);
+    }
+
+    /// @notice Make the pending report final once its challenge window has passed.
+    function finalize(SettlementReport calldata report, RequestPayout[] calldata payouts, Penalty[] calldata penalties)
+        external
+        whenNotPaused
+    {
+        State memory s = _state;
+        if (s.status != ReportStatus.Pending) revert NoReportIn(ReportStatus.Pending, s.status);
+        bytes32 digest = reportDigest(report);
+        if (digest != _pendingDigest) revert NotPendingReport(_pendingDigest, digest);
+        if (block.timestamp < s.challengeDeadline) revert ChallengeWindowOpen(s.challengeDeadline);
+        _checkArrays(report, payouts, penalties);
+
+        s.status = ReportStatus.None;
+        s.challengeDeadline = 0;
+        s.signerBitmap = 0;
+        s.epoch = report.epoch;
+        _state = s;
+        _pendingDigest = NO_REPORT;
+        currentRoot = report.rewardsRoot;
+        emit ReportFinalized(report.epoch, digest, report.rewardsRoot, report.emission);
+
+        market.completeSettlement(payouts, address(distributor));
+        address treasury_ = treasury;
+        for (uint256 i = 0; i < penalties.length; ++i) {
+            staking.slash(penalties[i].account, penalties[i].amount, treasury_);
+        }
+        if (report.emission > 0) token.mint(address(distributor), report.emission);
+        distributor.setRoot(report.rewardsRoot, report.epoch);
+    }
+
+    // ------------------------------------------------------------------ oracle set
+
+    /// @notice Add `oracle`; it must have `minOracleBond` bonded, which stays locked while it serves.
+    function addOracle(address oracle) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _requireNoReport();
+        if (oracle == address(0)) revert ZeroAddress();
+        if (_oracleSlot[oracle] != 0) revert OracleAlreadyAdded(oracle);
+        if (_oracles.length >= MAX_ORACLES) revert TooManyOracles();
+        uint256 bond = minOracleBond;
+        uint256 bonded = staking.bondedOf(oracle);
+        if (bonded < bond) revert InsufficientOracleBond(oracle, bonded, bond);
+        _oracles.push(oracle);
+        _oracleSlot[oracle] = _oracles.length;
+        emit OracleAdded(oracle, _oracles.length - 1);
+        staking.setLock(oracle, bond);
+    }
+
+    /// @notice Remove `oracle`; the threshold must still be reachable. Its bond is unlocked.
+    function removeOracle(address oracle) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _requireNoReport();
+        uint256 slot = _oracleSlot[oracle];
+        if (slot == 0) revert NotOracle(oracle);
+        uint256 remaining = _oracles.length - 1;
+        if (remaining < _state.threshold) revert InvalidThreshold(_state.threshold, remaining);
+        address last = _oracles[remaining];
+        _oracles[slot - 1] = last;
+        _oracleSlot[last] = slot;
+        _oracles.pop();
+        delete _oracleSlot[oracle];
+        delete _urls[oracle];
+        emit OracleRemoved(oracle);
+        staking.setLock(oracle, 0);
+    }
+
+    /// @notice Require `threshold` signatures per report (1..number of oracles).
+    function setThreshold(uint8 threshold) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _requireNoReport();
+        if (threshold == 0 || threshold > _oracles.length) revert InvalidThreshold(threshold, _oracles.length);
+        _state.threshold = threshold;
+        emit ThresholdSet(threshold);
+    }
+
+    /// @notice Publish the caller's (an oracle's) public URL, where nodes send meter data.
+    function setOracleUrl(string calldata url) external {
+        if (_oracleSlot[msg.sender] == 0) revert NotOracle(msg.sender);
+        uint256 length = bytes(url).length;
+        if (length == 0 || length > MAX_URL_LENGTH) revert InvalidUrl(length);
+        _urls[msg.sender] = url;
+        emit OracleUrlSet(msg.sender, url);
+    }
+
+    /// @notice Set the challenge window, bond, per-signer slash and challenger reward share.
+    function setChallengeParams(uint40 window, uint256 bond, uint256 slashAmount, uint16 rewardBps)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+    {
+        _setChallengeParams(window, bond, slashAmount, rewardBps);
+    }
+
+    /// @notice Set the bond new oracles must hold.
+    function setMinOracleBond(uint256 bond) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        minOracleBond = bond;
+        emit MinOracleBondSet(bond);
+    }
+
+    /// @notice Set where forfeited and slashed funds go.
+    function setTreasury(address treasury_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setTreasury(treasury_);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice The oracle set and each oracle's published URL ("" until it sets one).
+    function oracles() external view returns (address[] memory addresses, string[] memory urls) {
+        addresses = _oracles;
+        urls = new string[](addresses.length);
+        for (uint256 i = 0; i < addresses.length; ++i) {
+            urls[i] = _urls[addresses[i]];
+        }
+    }
+
+    /// @notice Whether `account` is in the oracle set.
+    function isOracle(address account) external view returns (bool) {
+        return _oracleSlot[account] != 0;
+    }
+
+    /// @notice Signatures a report needs.
+    function threshold() external view returns (uint8) {
+        return _state.threshold;
+    }
+
+    /// @notice Epoch of the last finalized report (0 before the first).
+    function currentEpoch() external view returns (uint64) {
+        return _state.epoch;
+    }
+
+    /// @notice The pending report, if any: digest, status, challenge deadline, signers, challenger.
+    function pendingReport()
+        external
+        view
+        returns (bytes32 digest, ReportStatus status, uint40 challengeDeadline, address[] memory signers, address challenger)
+    {
+        State memory s = _state;
+        status = s.status;
+        if (status == ReportStatus.None) return (bytes32(0), status, 0, signers, address(0));
+        digest = _pendingDigest;
+        challengeDeadline = s.challengeDeadline;
+        challenger = _challenger;
+        uint256 count;
+        for (uint256 i = 0; i < _oracles.length; ++i) {
+            if (_bitSet(s.signerBitmap, i)) ++count;
+        }
+        signers = new address[](count);
+        count = 0;
+        for (uint256 i = 0; i < _oracles.length; ++i) {
+            if (_bitSet(s.signerBitmap, i)) signers[count++] = _oracles[i];
+        }
+    }
+
+    /// @notice The EIP-712 digest oracles sign for `report`.
+    function reportDigest(SettlementReport calldata report) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(REPORT_TYPEHASH, report)));
+    }
+
+    /// @notice The EIP-712 domain separator of reports.
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _uphold(
+        uint64 epoch,
+        bytes32 digest,
+        uint32 signerBitmap,
+        RequestPayout[] calldata payouts,
+        address challenger,
+        uint256 bond
+    ) private {
+        State storage s = _state;
+        s.status = ReportStatus.None;
+        s.challengeDeadline = 0;
+        s.signerBitmap = 0;
+        _pendingDigest = NO_REPORT;
+
+        uint256 slashed = 0;
+        uint256 slashEach = oracleSlashAmount;
+        uint256 count = _oracles.length;
+        for (uint256 i = 0; i < count; ++i) {
+            if (_bitSet(signerBitmap, i)) slashed += staking.slash(_oracles[i], slashEach, address(this));
+        }
+        uint256 reward = (slashed * challengerRewardBps) / 10_000;
+        emit ChallengeResolved(epoch, digest, true, challenger, slashed, reward);
+        emit ReportDiscarded(epoch, digest);
+        market.releaseSettlement(payouts);
+        IERC20 protocolToken = IERC20(address(token));
+        if (bond + reward > 0) protocolToken.safeTransfer(challenger, bond + reward);
+        if (slashed > reward) protocolToken.safeTransfer(treasury, slashed - reward);
+    }
+
+    function _verifySignatures(bytes32 digest, bytes[] calldata signatures)
+        private
+        view
+        returns (uint32 bitmap, address[] memory signers)
+    {
+        signers = new address[](signatures.length);
+        for (uint256 i = 0; i < signatures.length; ++i) {
+            (address signer, ECDSA.RecoverError failure,) = ECDSA.tryRecover(digest, signatures[i]);
+            if (failure != ECDSA.RecoverError.NoError) revert InvalidSignature(i);
+            uint256 slot = _oracleSlot[signer];
+            if (slot == 0) revert NotOracle(signer);
+            uint32 bit = uint32(1 << (slot - 1));
+            if (bitmap & bit != 0) revert DuplicateSigner(signer);
+            bitmap |= bit;
+            signers[i] = signer;
+        }
+    }
+
+    function _checkArrays(
+        SettlementReport calldata report,
+        RequestPayout[] calldata payouts,
+        Penalty[] calldata penalties
+    ) private pure {
+        bytes32 requestsHash = keccak256(abi.encode(payouts));
+        if (requestsHash != report.requestsHash) revert RequestsHashMismatch(report.requestsHash, requestsHash);
+        bytes32 penaltiesHash = keccak256(abi.encode(penalties));
+        if (penaltiesHash != report.penaltiesHash) revert PenaltiesHashMismatch(report.penaltiesHash, penaltiesHash);
+    }
+
+    function _requireNoReport() private view {
+        if (_state.status != ReportStatus.None) revert ReportPending(_pendingDigest);
+    }
+
+    function _setChallengeParams(uint40 window, uint256 bond, uint256 slashAmount, uint16 rewardBps) private {
+        if (window == 0 || window > MAX_CHALLENGE_WINDOW || rewardBps > 10_000 || bond > type(uint96).max) {
+            revert InvalidParameter();
+        }
+        challengeWindow = window;
+        challengeBond = bond;
+        oracleSlashAmount = slashAmount;
+        challengerRewardBps = rewardBps;
+        emit ChallengeParamsSet(window, bond, slashAmount, rewardBps);
+    }
+
+    function _setTreasury(address treasury_) private {
+        if (treasury_ == address(0)) revert ZeroAddress();
+        treasury = treasury_;
+        emit TreasurySet(treasury_);
+    }
+
+    function _bitSet(uint32 bitmap, uint256 index) private pure returns (bool) {
+        return bitmap & (uint32(1) << index) != 0;
+    }
+}
