@@ -1,0 +1,2 @@
+"""negawatt's command line and developer tooling (deployment); the roles live in protocol/, oracle/,
+node/ and api/."""
