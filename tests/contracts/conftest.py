@@ -190,3 +190,91 @@ def register(registry, permit, now):
 
 def wall_clock() -> int:
     return int(time.time())
+
+
+# ---------------------------------------------------------------- settlement helpers
+
+from protocol.merkle import RewardLeaf, RewardsTree  # noqa: E402
+from protocol.report import Penalty, RequestPayout, SettlementReport  # noqa: E402
+
+USD = 10**6
+
+
+@pytest.fixture
+def open_request(market, usd, buyer, chain):
+    """Open a request from the buyer (escrowing `budget` mUSD) starting `lead` seconds from now."""
+
+    def do(budget: int = 1_000 * USD, lead: int = 600, duration: int = 3600, zone: int = 1,
+           target_w: int = 50_000, price: int = 200_000) -> int:
+        usd.mint(buyer.address, budget, sender=buyer)
+        usd.approve(market.address, budget, sender=buyer)
+        start = chain.pending_timestamp + lead
+        market.openRequest(zone, start, start + duration, target_w, price, usd.address, budget, sender=buyer)
+        return market.requestCount()
+
+    return do
+
+
+@pytest.fixture
+def end_request(market, chain):
+    """Move time past a request's end."""
+
+    def do(request_id: int) -> None:
+        end = market.getRequest(request_id).end
+        if chain.pending_timestamp <= end:
+            chain.mine(timestamp=end + 1)
+
+    return do
+
+
+@pytest.fixture
+def make_report(hub, distributor):
+    """A report for the next epoch over `leaves`, building on the hub's current root."""
+
+    def do(leaves: list[RewardLeaf], payouts=(), penalties=(), emission: int = 0, epoch: int | None = None,
+           previous_root: bytes | None = None):
+        tree = RewardsTree(leaves)
+        report = SettlementReport(
+            epoch=hub.currentEpoch() + 1 if epoch is None else epoch,
+            previous_root=bytes(hub.currentRoot()) if previous_root is None else previous_root,
+            rewards_root=tree.root,
+            payouts=tuple(RequestPayout(*p) if isinstance(p, tuple) else p for p in payouts),
+            penalties=tuple(Penalty(*p) if isinstance(p, tuple) else p for p in penalties),
+            emission=emission,
+        )
+        return report, tree
+
+    return do
+
+
+@pytest.fixture
+def sign_report(hub, chain_id):
+    """Signatures of `report` by the given Ape test accounts (their keys, through eth-account)."""
+
+    def do(report: SettlementReport, signers) -> list[bytes]:
+        return [report.sign(account.private_key, chain_id, hub.address) for account in signers]
+
+    return do
+
+
+@pytest.fixture
+def submit(hub, sign_report, other):
+    def do(report: SettlementReport, signers, sender=None):
+        signatures = sign_report(report, signers)
+        return hub.submitReport(
+            report.as_tuple(), report.payout_tuples(), report.penalty_tuples(), signatures, sender=sender or other
+        )
+
+    return do
+
+
+@pytest.fixture
+def finalize(hub, chain, other):
+    def do(report: SettlementReport, wait: bool = True):
+        if wait:
+            deadline = hub.pendingReport().challengeDeadline
+            if chain.pending_timestamp < deadline:
+                chain.mine(timestamp=deadline)
+        return hub.finalize(report.as_tuple(), report.payout_tuples(), report.penalty_tuples(), sender=other)
+
+    return do

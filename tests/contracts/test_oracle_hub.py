@@ -1,0 +1,491 @@
+"""OracleHub: the oracle set, k-of-n signed reports, the challenge window and finalization."""
+
+from __future__ import annotations
+
+import ape
+import pytest
+from eth_account import Account
+from eth_utils import keccak
+
+from protocol import eip712
+from protocol.merkle import RewardLeaf
+from protocol.report import Penalty, RequestPayout, SettlementReport
+from negawatt.deploy import TOKEN
+
+USD = 10**6
+
+PENDING, CHALLENGED, NONE = 1, 2, 0
+
+
+@pytest.fixture(autouse=True)
+def _oracles(oracle_set):
+    """Every test here starts from five bonded oracles and threshold 3."""
+    return oracle_set
+
+
+@pytest.fixture
+def settled_request(open_request, end_request):
+    """An ended request with 1,000 mUSD escrowed."""
+    request_id = open_request(budget=1_000 * USD)
+    end_request(request_id)
+    return request_id
+
+
+@pytest.fixture
+def leaves(owner, other, usd, treasury):
+    return [
+        RewardLeaf(owner.address, usd.address, 600 * USD),
+        RewardLeaf(other.address, usd.address, 200 * USD),
+        RewardLeaf(treasury.address, usd.address, 200 * USD),
+    ]
+
+
+# ---------------------------------------------------------------- oracle set
+
+
+def test_oracle_set_is_listed_with_urls(hub, oracle_accounts):
+    hub.setOracleUrl("https://oracle-0.example/ingest", sender=oracle_accounts[0])
+    addresses, urls = hub.oracles()
+    assert list(addresses) == [o.address for o in oracle_accounts]
+    assert urls[0] == "https://oracle-0.example/ingest" and list(urls[1:]) == [""] * 4
+    assert hub.threshold() == 3
+    assert hub.isOracle(oracle_accounts[2].address) and not hub.isOracle(hub.address)
+
+
+def test_add_oracle_locks_its_bond(hub, staking, token, minter, admin, accounts, params):
+    newcomer = accounts[11]
+    token.mint(newcomer.address, params.min_oracle_bond, sender=minter)
+    token.approve(staking.address, params.min_oracle_bond, sender=newcomer)
+    staking.stake(params.min_oracle_bond, sender=newcomer)
+    tx = hub.addOracle(newcomer.address, sender=admin)
+    assert [(e.oracle, e.index) for e in tx.decode_logs(hub.OracleAdded)] == [(newcomer.address, 5)]
+    assert staking.lockedOf(newcomer.address) == params.min_oracle_bond
+    with ape.reverts(staking.InsufficientUnlockedStake):
+        staking.requestUnstake(1, sender=newcomer)
+
+
+def test_add_oracle_rejections(hub, admin, other, oracle_accounts, accounts, params):
+    with ape.reverts(hub.AccessControlUnauthorizedAccount):
+        hub.addOracle(accounts[11].address, sender=other)
+    with ape.reverts(hub.ZeroAddress):
+        hub.addOracle("0x" + "00" * 20, sender=admin)
+    with ape.reverts(hub.OracleAlreadyAdded, oracle=oracle_accounts[0].address):
+        hub.addOracle(oracle_accounts[0].address, sender=admin)
+    with ape.reverts(hub.InsufficientOracleBond, oracle=accounts[11].address, bonded=0,
+                     required=params.min_oracle_bond):
+        hub.addOracle(accounts[11].address, sender=admin)
+
+
+def test_the_set_holds_at_most_32_oracles(hub, admin):
+    hub.setMinOracleBond(0, sender=admin)
+    for _ in range(32 - 5):
+        hub.addOracle(Account.create().address, sender=admin)
+    with ape.reverts(hub.TooManyOracles):
+        hub.addOracle(Account.create().address, sender=admin)
+
+
+def test_remove_oracle_swaps_in_the_last_and_unlocks(hub, staking, admin, oracle_accounts):
+    tx = hub.removeOracle(oracle_accounts[1].address, sender=admin)
+    assert [e.oracle for e in tx.decode_logs(hub.OracleRemoved)] == [oracle_accounts[1].address]
+    addresses, _ = hub.oracles()
+    assert list(addresses) == [oracle_accounts[i].address for i in (0, 4, 2, 3)]
+    assert staking.lockedOf(oracle_accounts[1].address) == 0
+    assert not hub.isOracle(oracle_accounts[1].address)
+
+
+def test_remove_oracle_rejections(hub, admin, other, oracle_accounts):
+    with ape.reverts(hub.NotOracle, signer=other.address):
+        hub.removeOracle(other.address, sender=admin)
+    with ape.reverts(hub.AccessControlUnauthorizedAccount):
+        hub.removeOracle(oracle_accounts[0].address, sender=other)
+    hub.removeOracle(oracle_accounts[0].address, sender=admin)
+    hub.removeOracle(oracle_accounts[1].address, sender=admin)
+    with ape.reverts(hub.InvalidThreshold, threshold=3, oracleCount=2):
+        hub.removeOracle(oracle_accounts[2].address, sender=admin)
+
+
+def test_set_threshold(hub, admin, other):
+    tx = hub.setThreshold(5, sender=admin)
+    assert [e.threshold for e in tx.decode_logs(hub.ThresholdSet)] == [5]
+    assert hub.threshold() == 5
+    with ape.reverts(hub.InvalidThreshold, threshold=6, oracleCount=5):
+        hub.setThreshold(6, sender=admin)
+    with ape.reverts(hub.InvalidThreshold, threshold=0, oracleCount=5):
+        hub.setThreshold(0, sender=admin)
+    with ape.reverts(hub.AccessControlUnauthorizedAccount):
+        hub.setThreshold(2, sender=other)
+
+
+def test_oracle_url_rules(hub, oracle_accounts, other):
+    tx = hub.setOracleUrl("http://127.0.0.1:8101", sender=oracle_accounts[3])
+    assert [(e.oracle, e.url) for e in tx.decode_logs(hub.OracleUrlSet)] == [
+        (oracle_accounts[3].address, "http://127.0.0.1:8101")
+    ]
+    with ape.reverts(hub.NotOracle, signer=other.address):
+        hub.setOracleUrl("http://x", sender=other)
+    with ape.reverts(hub.InvalidUrl, length=0):
+        hub.setOracleUrl("", sender=oracle_accounts[3])
+    with ape.reverts(hub.InvalidUrl, length=257):
+        hub.setOracleUrl("h" * 257, sender=oracle_accounts[3])
+
+
+def test_parameter_setters(hub, admin, other, treasury):
+    tx = hub.setChallengeParams(600, 5 * TOKEN, 7 * TOKEN, 2_500, sender=admin)
+    event = tx.decode_logs(hub.ChallengeParamsSet)[0]
+    assert (event.window, event.bond, event.oracleSlashAmount, event.challengerRewardBps) == (
+        600, 5 * TOKEN, 7 * TOKEN, 2_500)
+    assert (hub.challengeWindow(), hub.challengeBond(), hub.oracleSlashAmount(), hub.challengerRewardBps()) == (
+        600, 5 * TOKEN, 7 * TOKEN, 2_500)
+    for bad in [(0, 1, 1, 1), (30 * 86400 + 1, 1, 1, 1), (600, 1, 1, 10_001), (600, 2**96, 1, 1)]:
+        with ape.reverts(hub.InvalidParameter):
+            hub.setChallengeParams(*bad, sender=admin)
+    with ape.reverts(hub.AccessControlUnauthorizedAccount):
+        hub.setChallengeParams(600, 1, 1, 1, sender=other)
+    hub.setMinOracleBond(3, sender=admin)
+    assert hub.minOracleBond() == 3
+    hub.setTreasury(other.address, sender=admin)
+    assert hub.treasury() == other.address
+    with ape.reverts(hub.ZeroAddress):
+        hub.setTreasury("0x" + "00" * 20, sender=admin)
+
+
+def test_domain_separator_matches_eth_account(hub, chain_id):
+    from eth_account.messages import encode_typed_data
+
+    report = SettlementReport(1, bytes(32), b"\x01" * 32)
+    signable = encode_typed_data(
+        full_message=eip712.typed_data("SettlementReport", report.message(), chain_id, hub.address)
+    )
+    assert bytes(hub.domainSeparator()) == signable.header
+    assert bytes(hub.reportDigest(report.as_tuple())) == keccak(b"\x19\x01" + signable.header + signable.body)
+
+
+# ---------------------------------------------------------------- submit
+
+
+def test_submit_with_k_signatures_marks_requests_settling(
+    hub, market, submit, make_report, settled_request, leaves, oracle_accounts, other, chain
+):
+    report, _ = make_report(leaves, payouts=[(settled_request, 900 * USD)])
+    tx = submit(report, oracle_accounts[:3])
+    event = tx.decode_logs(hub.ReportSubmitted)[0]
+    digest = bytes(hub.reportDigest(report.as_tuple()))
+    assert bytes(event.digest) == digest and event.epoch == 1
+    assert list(event.signers) == [o.address for o in oracle_accounts[:3]]
+    assert event.submitter == other.address
+    assert [tuple(p) for p in event.payouts] == [(settled_request, 900 * USD)]
+    assert event.challengeDeadline == chain.blocks.head.timestamp + hub.challengeWindow()
+    pending = hub.pendingReport()
+    assert bytes(pending.digest) == digest and pending.status == PENDING
+    assert list(pending.signers) == [o.address for o in oracle_accounts[:3]]
+    assert market.getRequest(settled_request).status == 3  # Settling
+
+
+def test_submit_accepts_more_than_k_distinct_signers(hub, submit, make_report, leaves, oracle_accounts):
+    report, _ = make_report(leaves)
+    tx = submit(report, oracle_accounts)
+    assert len(tx.decode_logs(hub.ReportSubmitted)[0].signers) == 5
+
+
+def test_submit_rejects_k_minus_one_signatures(hub, submit, make_report, leaves, oracle_accounts):
+    report, _ = make_report(leaves)
+    with ape.reverts(hub.NotEnoughSignatures, given=2, threshold=3):
+        submit(report, oracle_accounts[:2])
+
+
+def test_submit_rejects_a_repeated_signer(hub, submit, make_report, leaves, oracle_accounts):
+    report, _ = make_report(leaves)
+    with ape.reverts(hub.DuplicateSigner, signer=oracle_accounts[0].address):
+        submit(report, [oracle_accounts[0], oracle_accounts[1], oracle_accounts[0]])
+
+
+def test_submit_rejects_a_non_oracle_signer(hub, submit, make_report, leaves, oracle_accounts, other):
+    report, _ = make_report(leaves)
+    with ape.reverts(hub.NotOracle, signer=other.address):
+        submit(report, [oracle_accounts[0], other, oracle_accounts[1]])
+
+
+def test_submit_rejects_a_signature_over_other_content(hub, sign_report, make_report, leaves, oracle_accounts,
+                                                       other):
+    report, _ = make_report(leaves)
+    forged, _ = make_report(leaves, emission=1)
+    signatures = sign_report(report, oracle_accounts[:2]) + sign_report(forged, oracle_accounts[2:3])
+    # The third signature recovers to an unrelated address, which is not an oracle.
+    with ape.reverts(hub.NotOracle):
+        hub.submitReport(report.as_tuple(), [], [], signatures, sender=other)
+
+
+def test_submit_rejects_a_malformed_signature(hub, sign_report, make_report, leaves, oracle_accounts, other):
+    report, _ = make_report(leaves)
+    signatures = sign_report(report, oracle_accounts[:3])
+    signatures[1] = signatures[1][:64]
+    with ape.reverts(hub.InvalidSignature, index=1):
+        hub.submitReport(report.as_tuple(), [], [], signatures, sender=other)
+
+
+def test_submit_rejects_wrong_epoch_and_root(hub, submit, make_report, leaves, oracle_accounts):
+    report, _ = make_report(leaves, epoch=2)
+    with ape.reverts(hub.WrongEpoch, expected=1, got=2):
+        submit(report, oracle_accounts[:3])
+    report, _ = make_report(leaves, previous_root=b"\x07" * 32)
+    with ape.reverts(hub.PreviousRootMismatch):
+        submit(report, oracle_accounts[:3])
+
+
+def test_submit_rejects_arrays_that_do_not_match_the_hashes(hub, sign_report, make_report, leaves,
+                                                            settled_request, oracle_accounts, other):
+    report, _ = make_report(leaves, payouts=[(settled_request, 10)], penalties=[(other.address, 5)])
+    signatures = sign_report(report, oracle_accounts[:3])
+    with ape.reverts(hub.RequestsHashMismatch):
+        hub.submitReport(report.as_tuple(), [(settled_request, 11)], report.penalty_tuples(), signatures,
+                         sender=other)
+    with ape.reverts(hub.PenaltiesHashMismatch):
+        hub.submitReport(report.as_tuple(), report.payout_tuples(), [], signatures, sender=other)
+
+
+def test_submit_rejects_emission_beyond_the_cap(hub, token, submit, make_report, leaves, oracle_accounts):
+    mintable = token.cap() - token.totalSupply()
+    report, _ = make_report(leaves, emission=mintable + 1)
+    with ape.reverts(hub.EmissionExceedsCap, emission=mintable + 1, mintable=mintable):
+        submit(report, oracle_accounts[:3])
+
+
+def test_submit_never_pays_a_request_more_than_its_escrow(market, submit, make_report, leaves,
+                                                          settled_request, oracle_accounts):
+    report, _ = make_report(leaves, payouts=[(settled_request, 1_000 * USD + 1)])
+    with ape.reverts(market.PayoutExceedsEscrow, requestId=settled_request, payout=1_000 * USD + 1,
+                     escrow=1_000 * USD):
+        submit(report, oracle_accounts[:3])
+
+
+def test_submit_rejects_a_request_that_has_not_ended(market, submit, make_report, leaves, open_request,
+                                                     oracle_accounts):
+    request_id = open_request()
+    report, _ = make_report(leaves, payouts=[(request_id, 1)])
+    with ape.reverts(market.NotEnded):
+        submit(report, oracle_accounts[:3])
+
+
+def test_only_one_report_is_pending(hub, submit, make_report, leaves, oracle_accounts):
+    report, _ = make_report(leaves)
+    submit(report, oracle_accounts[:3])
+    with ape.reverts(hub.ReportPending, digest=hub.reportDigest(report.as_tuple())):
+        submit(report, oracle_accounts[:3])
+
+
+def test_oracle_set_is_frozen_while_a_report_is_pending(hub, submit, make_report, leaves, oracle_accounts, admin):
+    report, _ = make_report(leaves)
+    submit(report, oracle_accounts[:3])
+    with ape.reverts(hub.ReportPending):
+        hub.removeOracle(oracle_accounts[4].address, sender=admin)
+    with ape.reverts(hub.ReportPending):
+        hub.setThreshold(2, sender=admin)
+
+
+def test_submit_and_finalize_are_paused_by_the_guardian(hub, submit, finalize, make_report, leaves,
+                                                        oracle_accounts, guardian, other):
+    report, _ = make_report(leaves)
+    hub.pause(sender=guardian)
+    with ape.reverts(hub.EnforcedPause):
+        submit(report, oracle_accounts[:3])
+    hub.unpause(sender=guardian)
+    submit(report, oracle_accounts[:3])
+    hub.pause(sender=guardian)
+    with ape.reverts(hub.EnforcedPause):
+        finalize(report)
+    with ape.reverts(hub.AccessControlUnauthorizedAccount):
+        hub.unpause(sender=other)
+
+
+# ---------------------------------------------------------------- finalize
+
+
+def test_finalize_pays_refunds_penalizes_mints_and_installs_the_root(
+    hub, market, distributor, staking, token, usd, submit, finalize, make_report, settled_request, leaves,
+    buyer, owner, treasury, minter, oracle_accounts
+):
+    token.mint(owner.address, 500 * TOKEN, sender=minter)
+    token.approve(staking.address, 500 * TOKEN, sender=owner)
+    staking.stake(500 * TOKEN, sender=owner)
+    emission_leaf = RewardLeaf(owner.address, token.address, 30 * TOKEN)
+    report, tree = make_report(
+        leaves + [emission_leaf],
+        payouts=[(settled_request, 1_000 * USD - 1)],
+        penalties=[(owner.address, 40 * TOKEN)],
+        emission=30 * TOKEN,
+    )
+    submit(report, oracle_accounts[:3])
+    with ape.reverts(hub.ChallengeWindowOpen):
+        finalize(report, wait=False)
+    buyer_before, treasury_tokens = usd.balanceOf(buyer.address), token.balanceOf(treasury.address)
+    tx = finalize(report)
+    event = tx.decode_logs(hub.ReportFinalized)[0]
+    assert (event.epoch, bytes(event.rewardsRoot), event.emission) == (1, tree.root, 30 * TOKEN)
+    assert usd.balanceOf(distributor.address) == 1_000 * USD - 1
+    assert usd.balanceOf(buyer.address) - buyer_before == 1
+    assert market.getRequest(settled_request).status == 4  # Settled
+    assert staking.bondedOf(owner.address) == 460 * TOKEN
+    assert token.balanceOf(treasury.address) - treasury_tokens == 40 * TOKEN
+    assert token.balanceOf(distributor.address) == 30 * TOKEN
+    assert bytes(distributor.root()) == tree.root == bytes(hub.currentRoot())
+    assert distributor.epoch() == 1 == hub.currentEpoch()
+    assert hub.pendingReport().status == NONE
+
+
+def test_finalize_rejections(hub, submit, finalize, make_report, leaves, oracle_accounts, other):
+    report, _ = make_report(leaves)
+    with ape.reverts(hub.NoReportIn, expected=PENDING, actual=NONE):
+        finalize(report, wait=False)
+    submit(report, oracle_accounts[:3])
+    other_report, _ = make_report(leaves, emission=5)
+    with ape.reverts(hub.NotPendingReport):
+        finalize(other_report)
+    with ape.reverts(hub.PenaltiesHashMismatch):
+        hub.finalize(report.as_tuple(), [], [(other.address, 1)], sender=other)
+
+
+def test_reports_chain_epoch_after_epoch(hub, distributor, submit, finalize, make_report, leaves, oracle_accounts,
+                                         owner, usd):
+    first, _ = make_report(leaves)
+    submit(first, oracle_accounts[:3])
+    finalize(first)
+    grown = [RewardLeaf(owner.address, usd.address, 900 * USD)] + leaves[1:]
+    second, tree = make_report(grown)
+    assert second.epoch == 2 and second.previous_root == first.rewards_root
+    submit(second, oracle_accounts[2:5])
+    finalize(second)
+    assert hub.currentEpoch() == 2 and bytes(distributor.root()) == tree.root
+
+
+def test_a_settled_request_cannot_be_settled_again(market, submit, finalize, make_report, leaves, settled_request,
+                                                   oracle_accounts):
+    first, _ = make_report(leaves, payouts=[(settled_request, 10)])
+    submit(first, oracle_accounts[:3])
+    finalize(first)
+    second, _ = make_report(leaves, payouts=[(settled_request, 10)])
+    with ape.reverts(market.WrongStatus, requestId=settled_request, status=4):
+        submit(second, oracle_accounts[:3])
+
+
+# ---------------------------------------------------------------- challenge
+
+
+@pytest.fixture
+def challenger(accounts, token, minter, hub):
+    account = accounts[12]
+    token.mint(account.address, 10_000 * TOKEN, sender=minter)
+    token.approve(hub.address, 2**256 - 1, sender=account)
+    return account
+
+
+def test_challenge_posts_the_bond(hub, token, submit, make_report, leaves, oracle_accounts, challenger):
+    report, _ = make_report(leaves)
+    submit(report, oracle_accounts[:3])
+    digest = hub.reportDigest(report.as_tuple())
+    tx = hub.challenge(digest, "baseline inflated for device 0xabc", sender=challenger)
+    event = tx.decode_logs(hub.ReportChallenged)[0]
+    assert (event.challenger, event.bond, event.reason) == (
+        challenger.address, 1_000 * TOKEN, "baseline inflated for device 0xabc")
+    assert token.balanceOf(hub.address) == 1_000 * TOKEN
+    pending = hub.pendingReport()
+    assert pending.status == CHALLENGED and pending.challenger == challenger.address
+
+
+def test_challenge_rejections(hub, submit, make_report, leaves, oracle_accounts, challenger, chain, guardian):
+    report, _ = make_report(leaves)
+    with ape.reverts(hub.NoReportIn, expected=PENDING, actual=NONE):
+        hub.challenge(b"\x01" * 32, "", sender=challenger)
+    submit(report, oracle_accounts[:3])
+    digest = hub.reportDigest(report.as_tuple())
+    with ape.reverts(hub.NotPendingReport):
+        hub.challenge(b"\x02" * 32, "", sender=challenger)
+    with ape.reverts(hub.ReasonTooLong, length=1025):
+        hub.challenge(digest, "r" * 1025, sender=challenger)
+    hub.pause(sender=guardian)
+    with ape.reverts(hub.EnforcedPause):
+        hub.challenge(digest, "", sender=challenger)
+    hub.unpause(sender=guardian)
+    chain.mine(timestamp=hub.pendingReport().challengeDeadline)
+    with ape.reverts(hub.ChallengeWindowClosed):
+        hub.challenge(digest, "", sender=challenger)
+
+
+def test_upheld_challenge_discards_the_report_and_slashes_its_signers(
+    hub, market, staking, token, submit, make_report, leaves, settled_request, oracle_accounts, challenger,
+    guardian, treasury, params
+):
+    report, _ = make_report(leaves, payouts=[(settled_request, 900 * USD)])
+    submit(report, oracle_accounts[:3])
+    hub.challenge(hub.reportDigest(report.as_tuple()), "wrong", sender=challenger)
+    challenger_before, treasury_before = token.balanceOf(challenger.address), token.balanceOf(treasury.address)
+    tx = hub.resolveChallenge(report.as_tuple(), report.payout_tuples(), True, sender=guardian)
+    slashed = 3 * params.oracle_slash_amount
+    reward = slashed * params.challenger_reward_bps // 10_000
+    event = tx.decode_logs(hub.ChallengeResolved)[0]
+    assert (event.upheld, event.challenger, event.slashed, event.reward) == (True, challenger.address, slashed,
+                                                                             reward)
+    assert len(tx.decode_logs(hub.ReportDiscarded)) == 1
+    for oracle in oracle_accounts[:3]:
+        assert staking.bondedOf(oracle.address) == params.min_oracle_bond - params.oracle_slash_amount
+    for oracle in oracle_accounts[3:]:
+        assert staking.bondedOf(oracle.address) == params.min_oracle_bond
+    assert token.balanceOf(challenger.address) - challenger_before == params.challenge_bond + reward
+    assert token.balanceOf(treasury.address) - treasury_before == slashed - reward
+    assert market.getRequest(settled_request).status == 1  # Open again
+    assert hub.pendingReport().status == NONE and hub.currentEpoch() == 0
+    again, _ = make_report(leaves, payouts=[(settled_request, 800 * USD)])
+    submit(again, oracle_accounts[2:5])
+    assert hub.pendingReport().status == PENDING
+
+
+def test_rejected_challenge_forfeits_the_bond_and_the_report_finalizes(
+    hub, token, submit, finalize, make_report, leaves, oracle_accounts, challenger, guardian, treasury
+):
+    report, _ = make_report(leaves)
+    submit(report, oracle_accounts[:3])
+    hub.challenge(hub.reportDigest(report.as_tuple()), "frivolous", sender=challenger)
+    with ape.reverts(hub.NoReportIn, expected=PENDING, actual=CHALLENGED):
+        finalize(report)
+    treasury_before = token.balanceOf(treasury.address)
+    tx = hub.resolveChallenge(report.as_tuple(), [], False, sender=guardian)
+    assert not tx.decode_logs(hub.ChallengeResolved)[0].upheld
+    assert token.balanceOf(treasury.address) - treasury_before == 1_000 * TOKEN
+    assert hub.pendingReport().status == PENDING
+    finalize(report)
+    assert hub.currentEpoch() == 1
+
+
+def test_resolve_challenge_rejections(hub, submit, make_report, leaves, settled_request, oracle_accounts,
+                                      challenger, guardian, other):
+    report, _ = make_report(leaves, payouts=[(settled_request, 5)])
+    with ape.reverts(hub.NoReportIn, expected=CHALLENGED, actual=NONE):
+        hub.resolveChallenge(report.as_tuple(), report.payout_tuples(), True, sender=guardian)
+    submit(report, oracle_accounts[:3])
+    hub.challenge(hub.reportDigest(report.as_tuple()), "x", sender=challenger)
+    with ape.reverts(hub.AccessControlUnauthorizedAccount):
+        hub.resolveChallenge(report.as_tuple(), report.payout_tuples(), True, sender=other)
+    other_report, _ = make_report(leaves, emission=1)
+    with ape.reverts(hub.NotPendingReport):
+        hub.resolveChallenge(other_report.as_tuple(), [], True, sender=guardian)
+    with ape.reverts(hub.RequestsHashMismatch):
+        hub.resolveChallenge(report.as_tuple(), [], True, sender=guardian)
+
+
+def test_penalty_never_slashes_more_than_the_stake(hub, staking, token, submit, finalize, make_report, leaves,
+                                                   oracle_accounts, owner, treasury, minter):
+    token.mint(owner.address, 10 * TOKEN, sender=minter)
+    token.approve(staking.address, 10 * TOKEN, sender=owner)
+    staking.stake(10 * TOKEN, sender=owner)
+    report, _ = make_report(leaves, penalties=[Penalty(owner.address, 1_000 * TOKEN)])
+    submit(report, oracle_accounts[:3])
+    before = token.balanceOf(treasury.address)
+    finalize(report)
+    assert staking.bondedOf(owner.address) == 0
+    assert token.balanceOf(treasury.address) - before == 10 * TOKEN
+
+
+def test_payouts_struct_hash_matches_python(hub, make_report, leaves):
+    report, _ = make_report(leaves, payouts=[RequestPayout(3, 7), RequestPayout(4, 0)])
+    from eth_abi import encode
+
+    assert report.requests_hash == keccak(encode(["(uint256,uint256)[]"], [[(3, 7), (4, 0)]]))
