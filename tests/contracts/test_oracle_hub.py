@@ -489,3 +489,30 @@ def test_payouts_struct_hash_matches_python(hub, make_report, leaves):
     from eth_abi import encode
 
     assert report.requests_hash == keccak(encode(["(uint256,uint256)[]"], [[(3, 7), (4, 0)]]))
+
+
+# ---------------------------------------------------------------- invariants
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(signer_indexes=st.lists(st.integers(0, 4), min_size=0, max_size=6))
+def test_a_report_lands_only_with_k_distinct_oracle_signatures(
+    chain, hub, sign_report, make_report, leaves, oracle_accounts, other, signer_indexes
+):
+    """Any list of oracle signatures: the report lands iff it holds >= k (3) signatures and no
+    oracle appears twice; otherwise it reverts and nothing is pending."""
+    report, _ = make_report(leaves)
+    signatures = sign_report(report, [oracle_accounts[i] for i in signer_indexes])
+    distinct = len(set(signer_indexes)) == len(signer_indexes)
+    with chain.isolate():
+        if distinct and len(signer_indexes) >= 3:
+            hub.submitReport(report.as_tuple(), [], [], signatures, sender=other)
+            assert hub.pendingReport().status == PENDING
+        else:
+            expected = hub.NotEnoughSignatures if len(signer_indexes) < 3 else hub.DuplicateSigner
+            with ape.reverts(expected):
+                hub.submitReport(report.as_tuple(), [], [], signatures, sender=other)
+            assert hub.pendingReport().status == NONE

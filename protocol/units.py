@@ -1,0 +1,18 @@
+"""Units the protocol counts in. Energy is integer Wh, power integer W, money integer token base
+units; floats never decide an amount. Division rounds down (toward zero), everywhere."""
+
+from __future__ import annotations
+
+WH_PER_KWH = 1_000
+W_PER_KW = 1_000
+SECONDS_PER_HOUR = 3_600
+
+
+def energy_wh(power_w: int, seconds: int) -> int:
+    """Energy (Wh, rounded down) of `power_w` held for `seconds`."""
+    return power_w * seconds // SECONDS_PER_HOUR
+
+
+def payment(energy_wh_: int, price_per_kwh: int) -> int:
+    """Token base units owed for `energy_wh_` at `price_per_kwh` base units per kWh (rounded down)."""
+    return energy_wh_ * price_per_kwh // WH_PER_KWH

@@ -1,0 +1,164 @@
+"""RewardDistributor: cumulative claims against the StandardMerkleTree root built in Python."""
+
+from __future__ import annotations
+
+import ape
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from protocol.merkle import RewardLeaf, RewardsTree
+
+USD = 10**6
+
+
+@pytest.fixture
+def root_setter(distributor, admin):
+    """The admin may install roots directly here (the OracleHub does it in deployment)."""
+    distributor.grantRole(distributor.ROOT_SETTER_ROLE(), admin.address, sender=admin)
+    return admin
+
+
+@pytest.fixture
+def publish(distributor, usd, root_setter):
+    """Install a tree over `leaves` as epoch `epoch`, funding the distributor with `fund` mUSD."""
+
+    def do(leaves: list[RewardLeaf], epoch: int, fund: int = 0) -> RewardsTree:
+        tree = RewardsTree(leaves)
+        if fund:
+            usd.mint(distributor.address, fund, sender=root_setter)
+        distributor.setRoot(tree.root, epoch, sender=root_setter)
+        return tree
+
+    return do
+
+
+def test_set_root_is_reserved_to_the_root_setter(distributor, other, root_setter):
+    with ape.reverts(distributor.AccessControlUnauthorizedAccount):
+        distributor.setRoot(b"\x01" * 32, 1, sender=other)
+    tx = distributor.setRoot(b"\x01" * 32, 1, sender=root_setter)
+    event = tx.decode_logs(distributor.RootUpdated)[0]
+    assert (event.epoch, bytes(event.root), bytes(event.previousRoot)) == (1, b"\x01" * 32, bytes(32))
+    assert bytes(distributor.root()) == b"\x01" * 32 and distributor.epoch() == 1
+
+
+def test_first_claim_pays_the_cumulative_amount(distributor, usd, publish, owner, other):
+    leaf = RewardLeaf(owner.address, usd.address, 70 * USD)
+    tree = publish([leaf, RewardLeaf(other.address, usd.address, 30 * USD)], epoch=1, fund=100 * USD)
+    tx = distributor.claim(owner.address, usd.address, leaf.amount, tree.proof(leaf), sender=owner)
+    event = tx.decode_logs(distributor.Claimed)[0]
+    assert (event.account, event.token, event.amount, event.cumulativeClaimed) == (
+        owner.address, usd.address, 70 * USD, 70 * USD)
+    assert usd.balanceOf(owner.address) == 70 * USD
+    assert distributor.claimed(owner.address, usd.address) == 70 * USD
+
+
+def test_next_claim_pays_only_the_difference(distributor, usd, publish, owner, other):
+    first = RewardLeaf(owner.address, usd.address, 70 * USD)
+    tree = publish([first, RewardLeaf(other.address, usd.address, 30 * USD)], epoch=1, fund=100 * USD)
+    distributor.claim(owner.address, usd.address, first.amount, tree.proof(first), sender=owner)
+    grown = RewardLeaf(owner.address, usd.address, 95 * USD)
+    tree = publish([grown, RewardLeaf(other.address, usd.address, 30 * USD)], epoch=2, fund=25 * USD)
+    distributor.claim(owner.address, usd.address, grown.amount, tree.proof(grown), sender=owner)
+    assert usd.balanceOf(owner.address) == 95 * USD
+    assert usd.balanceOf(distributor.address) == 30 * USD
+
+
+def test_anyone_may_claim_but_funds_go_to_the_account(distributor, usd, publish, owner, other):
+    leaf = RewardLeaf(owner.address, usd.address, 5 * USD)
+    tree = publish([leaf], epoch=1, fund=5 * USD)
+    distributor.claim(owner.address, usd.address, leaf.amount, tree.proof(leaf), sender=other)
+    assert usd.balanceOf(owner.address) == 5 * USD and usd.balanceOf(other.address) == 0
+
+
+def test_double_claim_is_rejected(distributor, usd, publish, owner):
+    leaf = RewardLeaf(owner.address, usd.address, 5 * USD)
+    tree = publish([leaf], epoch=1, fund=10 * USD)
+    distributor.claim(owner.address, usd.address, leaf.amount, tree.proof(leaf), sender=owner)
+    with ape.reverts(distributor.NothingToClaim, account=owner.address, token=usd.address,
+                     cumulativeAmount=5 * USD, claimed=5 * USD):
+        distributor.claim(owner.address, usd.address, leaf.amount, tree.proof(leaf), sender=owner)
+
+
+@pytest.mark.parametrize("field", ["account", "token", "amount"])
+def test_a_leaf_not_in_the_root_is_rejected(distributor, usd, token, publish, owner, other, field):
+    leaf = RewardLeaf(owner.address, usd.address, 5 * USD)
+    other_leaf = RewardLeaf(other.address, usd.address, 9 * USD)
+    tree = publish([leaf, other_leaf], epoch=1, fund=14 * USD)
+    forged = {
+        "account": (other.address, usd.address, 5 * USD),
+        "token": (owner.address, token.address, 5 * USD),
+        "amount": (owner.address, usd.address, 6 * USD),
+    }[field]
+    with ape.reverts(distributor.InvalidProof, account=forged[0], token=forged[1], cumulativeAmount=forged[2]):
+        distributor.claim(*forged, tree.proof(leaf), sender=owner)
+
+
+def test_claim_many_collects_several_tokens(distributor, usd, token, publish, owner, minter):
+    usd_leaf = RewardLeaf(owner.address, usd.address, 5 * USD)
+    nega_leaf = RewardLeaf(owner.address, token.address, 3 * 10**18)
+    tree = publish([usd_leaf, nega_leaf], epoch=1, fund=5 * USD)
+    token.mint(distributor.address, 3 * 10**18, sender=minter)
+    tx = distributor.claimMany(owner.address, [usd.address, token.address], [usd_leaf.amount, nega_leaf.amount],
+                               [tree.proof(usd_leaf), tree.proof(nega_leaf)], sender=owner)
+    assert len(tx.decode_logs(distributor.Claimed)) == 2
+    assert usd.balanceOf(owner.address) == 5 * USD and token.balanceOf(owner.address) == 3 * 10**18
+
+
+def test_claim_many_rejects_arrays_of_different_lengths(distributor, usd, owner):
+    with ape.reverts(distributor.LengthMismatch):
+        distributor.claimMany(owner.address, [usd.address], [1, 2], [[]], sender=owner)
+
+
+def test_claims_are_paused_by_the_guardian(distributor, usd, publish, owner, guardian):
+    leaf = RewardLeaf(owner.address, usd.address, 5 * USD)
+    tree = publish([leaf], epoch=1, fund=5 * USD)
+    distributor.pause(sender=guardian)
+    with ape.reverts(distributor.EnforcedPause):
+        distributor.claim(owner.address, usd.address, leaf.amount, tree.proof(leaf), sender=owner)
+    with ape.reverts(distributor.EnforcedPause):
+        distributor.claimMany(owner.address, [usd.address], [leaf.amount], [tree.proof(leaf)], sender=owner)
+    distributor.unpause(sender=guardian)
+    distributor.claim(owner.address, usd.address, leaf.amount, tree.proof(leaf), sender=owner)
+
+
+def test_views_agree_with_python(distributor, usd, publish, owner):
+    leaf = RewardLeaf(owner.address, usd.address, 5 * USD)
+    tree = publish([leaf, RewardLeaf(usd.address, usd.address, 1)], epoch=1)
+    assert bytes(distributor.leafHash(leaf.account, leaf.token, leaf.amount)) == leaf.hash()
+    assert distributor.verify(leaf.account, leaf.token, leaf.amount, tree.proof(leaf))
+    assert not distributor.verify(leaf.account, leaf.token, leaf.amount + 1, tree.proof(leaf))
+
+
+# ---------------------------------------------------------------- invariants
+
+increments = st.lists(st.lists(st.integers(0, 50 * USD), min_size=3, max_size=3), min_size=1, max_size=4)
+claim_plans = st.lists(st.lists(st.booleans(), min_size=3, max_size=3), min_size=4, max_size=4)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(epochs=increments, plans=claim_plans)
+def test_claimed_never_exceeds_the_cumulative_amount_in_the_root(
+    chain, distributor, usd, publish, accounts, epochs, plans
+):
+    """Over epochs of growing cumulative totals and arbitrary claim timing: every account's
+    claimed total stays <= its cumulative amount in the current root, a repeated claim of the same
+    leaf never pays twice, and the distributor's balance is exactly what is still owed."""
+    holders = [accounts[13], accounts[14], accounts[15]]
+    with chain.isolate():
+        cumulative = [0, 0, 0]
+        for epoch, (increment, plan) in enumerate(zip(epochs, plans), start=1):
+            cumulative = [c + i for c, i in zip(cumulative, increment)]
+            leaves = [RewardLeaf(h.address, usd.address, c) for h, c in zip(holders, cumulative)]
+            tree = publish(leaves, epoch=epoch, fund=sum(increment))
+            for holder, leaf, claim_now in zip(holders, leaves, plan):
+                already = distributor.claimed(holder.address, usd.address)
+                if claim_now and leaf.amount > already:
+                    distributor.claim(holder.address, usd.address, leaf.amount, tree.proof(leaf), sender=holder)
+                    with ape.reverts(distributor.NothingToClaim):
+                        distributor.claim(holder.address, usd.address, leaf.amount, tree.proof(leaf), sender=holder)
+                assert distributor.claimed(holder.address, usd.address) <= leaf.amount
+            owed = sum(c - distributor.claimed(h.address, usd.address) for h, c in zip(holders, cumulative))
+            assert usd.balanceOf(distributor.address) == owed
+            for holder in holders:
+                assert usd.balanceOf(holder.address) == distributor.claimed(holder.address, usd.address)
