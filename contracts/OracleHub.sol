@@ -44,13 +44,18 @@ contract OracleHub is GuardianPausable, EIP712 {
         Challenged
     }
 
-    /// @dev One slot, never zero after construction (threshold >= 1), so writes stay cheap.
+    /// @dev Everything submitReport needs in one slot (one cold read): never zero after construction
+    ///      (threshold >= 1), so writes stay cheap. `paused` mirrors OpenZeppelin's flag (see paused()).
+    ///      `emissionBudget` is what reports may still mint; a pending report's emission is reserved.
     struct State {
         uint8 threshold;
         ReportStatus status;
+        bool paused;
         uint40 challengeDeadline;
         uint32 signerBitmap;
-        uint64 epoch;
+        uint32 epoch;
+        uint32 challengeWindow;
+        uint96 emissionBudget;
     }
 
     /// @dev Stored in `_pendingDigest` when no report is pending (a non-zero slot is cheaper to rewrite).
@@ -67,8 +72,6 @@ contract OracleHub is GuardianPausable, EIP712 {
 
     /// @notice Receives slashed and forfeited funds not paid to a challenger.
     address public treasury;
-    /// @notice Seconds a submitted report can be challenged.
-    uint40 public challengeWindow;
     /// @notice Share (basis points) of slashed oracle stake paid to a successful challenger.
     uint16 public challengerRewardBps;
     /// @notice Protocol tokens a challenger must post.
@@ -102,12 +105,14 @@ contract OracleHub is GuardianPausable, EIP712 {
     event MinOracleBondSet(uint256 minOracleBond);
     /// @notice The treasury changed.
     event TreasurySet(address treasury);
-    /// @notice A report with enough signatures is pending until `challengeDeadline`.
+    /// @notice Reports may mint at most `budget` more protocol tokens.
+    event EmissionBudgetSet(uint256 budget);
+    /// @notice A report with enough signatures is pending until `challengeDeadline`. Its payouts are in
+    ///         the FlexMarket's RequestSettling events of the same transaction.
     event ReportSubmitted(
         uint64 indexed epoch,
         bytes32 indexed digest,
         SettlementReport report,
-        RequestPayout[] payouts,
         Penalty[] penalties,
         address[] signers,
         address submitter,
@@ -144,8 +149,10 @@ contract OracleHub is GuardianPausable, EIP712 {
     error NotOracle(address signer);
     /// @notice `signer` signed twice.
     error DuplicateSigner(address signer);
-    /// @notice The report's emission would take the token past its cap.
-    error EmissionExceedsCap(uint256 emission, uint256 mintable);
+    /// @notice The emission budget would take the token past its cap.
+    error EmissionExceedsCap(uint256 budget, uint256 mintable);
+    /// @notice The report's emission is more than the remaining emission budget.
+    error EmissionExceedsBudget(uint256 emission, uint256 budget);
     /// @notice No report is in the state this needs.
     error NoReportIn(ReportStatus expected, ReportStatus actual);
     /// @notice The report passed is not the pending one.
@@ -230,25 +237,23 @@ contract OracleHub is GuardianPausable, EIP712 {
     ) external whenNotPaused returns (bytes32 digest) {
         State memory s = _state;
         if (s.status != ReportStatus.None) revert ReportPending(_pendingDigest);
-        if (report.epoch != s.epoch + 1) revert WrongEpoch(s.epoch + 1, report.epoch);
+        if (report.epoch != uint64(s.epoch) + 1) revert WrongEpoch(uint64(s.epoch) + 1, report.epoch);
         if (report.previousRoot != currentRoot) revert PreviousRootMismatch(currentRoot, report.previousRoot);
         _checkArrays(report, payouts, penalties);
         if (signatures.length < s.threshold) revert NotEnoughSignatures(signatures.length, s.threshold);
-        if (report.emission > 0) {
-            uint256 mintable = token.cap() - token.totalSupply();
-            if (report.emission > mintable) revert EmissionExceedsCap(report.emission, mintable);
-        }
+        if (report.emission > s.emissionBudget) revert EmissionExceedsBudget(report.emission, s.emissionBudget);
 
         digest = reportDigest(report);
         (uint32 bitmap, address[] memory signers) = _verifySignatures(digest, signatures);
 
-        uint40 deadline = uint40(block.timestamp) + challengeWindow;
+        uint40 deadline = uint40(block.timestamp) + s.challengeWindow;
+        s.emissionBudget -= uint96(report.emission);
         s.status = ReportStatus.Pending;
         s.challengeDeadline = deadline;
         s.signerBitmap = bitmap;
         _state = s;
         _pendingDigest = digest;
-        emit ReportSubmitted(report.epoch, digest, report, payouts, penalties, signers, msg.sender, deadline);
+        emit ReportSubmitted(report.epoch, digest, report, penalties, signers, msg.sender, deadline);
 
         market.beginSettlement(payouts);
     }
@@ -290,7 +295,7 @@ contract OracleHub is GuardianPausable, EIP712 {
         _challengerBond = 0;
 
         if (upheld) {
-            _uphold(report.epoch, digest, s.signerBitmap, payouts, challenger, bond);
+            _uphold(report, digest, s.signerBitmap, payouts, challenger, bond);
             return;
         }
         _state.status = ReportStatus.Pending;
@@ -313,7 +318,7 @@ contract OracleHub is GuardianPausable, EIP712 {
         s.status = ReportStatus.None;
         s.challengeDeadline = 0;
         s.signerBitmap = 0;
-        s.epoch = report.epoch;
+        s.epoch = uint32(report.epoch);
         _state = s;
         _pendingDigest = NO_REPORT;
         currentRoot = report.rewardsRoot;
@@ -393,6 +398,15 @@ contract OracleHub is GuardianPausable, EIP712 {
         emit MinOracleBondSet(bond);
     }
 
+    /// @notice Allow reports to mint at most `budget` more protocol tokens (within the token's cap).
+    function setEmissionBudget(uint96 budget) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _requireNoReport();
+        uint256 mintable = token.cap() - token.totalSupply();
+        if (budget > mintable) revert EmissionExceedsCap(budget, mintable);
+        _state.emissionBudget = budget;
+        emit EmissionBudgetSet(budget);
+    }
+
     /// @notice Set where forfeited and slashed funds go.
     function setTreasury(address treasury_) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _setTreasury(treasury_);
@@ -412,6 +426,22 @@ contract OracleHub is GuardianPausable, EIP712 {
     /// @notice Whether `account` is in the oracle set.
     function isOracle(address account) external view returns (bool) {
         return _oracleSlot[account] != 0;
+    }
+
+    /// @notice Whether the guardian paused submissions, challenges and finalization.
+    /// @dev Kept in the packed state slot so submitReport reads pause and state in one cold access.
+    function paused() public view override returns (bool) {
+        return _state.paused;
+    }
+
+    /// @notice Seconds a submitted report can be challenged.
+    function challengeWindow() external view returns (uint40) {
+        return _state.challengeWindow;
+    }
+
+    /// @notice Protocol tokens reports may still mint (a pending report's emission is already taken off).
+    function emissionBudget() external view returns (uint256) {
+        return _state.emissionBudget;
     }
 
     /// @notice Signatures a report needs.
@@ -460,7 +490,7 @@ contract OracleHub is GuardianPausable, EIP712 {
     // ------------------------------------------------------------------ internals
 
     function _uphold(
-        uint64 epoch,
+        SettlementReport calldata report,
         bytes32 digest,
         uint32 signerBitmap,
         RequestPayout[] calldata payouts,
@@ -471,7 +501,9 @@ contract OracleHub is GuardianPausable, EIP712 {
         s.status = ReportStatus.None;
         s.challengeDeadline = 0;
         s.signerBitmap = 0;
+        s.emissionBudget += uint96(report.emission);
         _pendingDigest = NO_REPORT;
+        uint64 epoch = report.epoch;
 
         uint256 slashed = 0;
         uint256 slashEach = oracleSlashAmount;
@@ -525,7 +557,7 @@ contract OracleHub is GuardianPausable, EIP712 {
         if (window == 0 || window > MAX_CHALLENGE_WINDOW || rewardBps > 10_000 || bond > type(uint96).max) {
             revert InvalidParameter();
         }
-        challengeWindow = window;
+        _state.challengeWindow = uint32(window);
         challengeBond = bond;
         oracleSlashAmount = slashAmount;
         challengerRewardBps = rewardBps;
@@ -536,6 +568,18 @@ contract OracleHub is GuardianPausable, EIP712 {
         if (treasury_ == address(0)) revert ZeroAddress();
         treasury = treasury_;
         emit TreasurySet(treasury_);
+    }
+
+    /// @dev OpenZeppelin's pause, mirrored into the packed state slot.
+    function _pause() internal override {
+        super._pause();
+        _state.paused = true;
+    }
+
+    /// @dev OpenZeppelin's unpause, mirrored into the packed state slot.
+    function _unpause() internal override {
+        super._unpause();
+        _state.paused = false;
     }
 
     function _bitSet(uint32 bitmap, uint256 index) private pure returns (bool) {

@@ -18,10 +18,17 @@ contract RewardDistributor is GuardianPausable {
     /// @notice Role that installs new roots (the OracleHub, when it finalizes a report).
     bytes32 public constant ROOT_SETTER_ROLE = keccak256("ROOT_SETTER_ROLE");
 
-    /// @notice The current cumulative rewards root.
-    bytes32 public root;
-    /// @notice The epoch whose report installed `root`.
+    /// @dev Stands in `_liveRoot` while paused: no proof reaches it (it would need a keccak preimage),
+    ///      so claims check pause and root with the one storage read they need anyway.
+    bytes32 private constant PAUSED_ROOT = bytes32(type(uint256).max);
+
+    /// @notice The epoch whose report installed the current root.
     uint64 public epoch;
+
+    /// @dev The root claims verify against; PAUSED_ROOT while paused.
+    bytes32 private _liveRoot;
+    /// @dev The real root while paused (restored to `_liveRoot` on unpause).
+    bytes32 private _heldRoot;
 
     mapping(address account => mapping(address token => uint256)) private _claimed;
 
@@ -36,6 +43,8 @@ contract RewardDistributor is GuardianPausable {
     error NothingToClaim(address account, address token, uint256 cumulativeAmount, uint256 claimed);
     /// @notice `claimMany` arrays differ in length.
     error LengthMismatch();
+    /// @notice The root value is reserved.
+    error ReservedRoot();
 
     /// @param admin Receives DEFAULT_ADMIN_ROLE.
     /// @param guardian Receives GUARDIAN_ROLE.
@@ -43,18 +52,17 @@ contract RewardDistributor is GuardianPausable {
 
     /// @notice Install the root of a finalized report.
     function setRoot(bytes32 newRoot, uint64 newEpoch) external onlyRole(ROOT_SETTER_ROLE) {
-        bytes32 previous = root;
-        root = newRoot;
+        if (newRoot == PAUSED_ROOT) revert ReservedRoot();
+        bytes32 previous = root();
+        if (paused()) _heldRoot = newRoot;
+        else _liveRoot = newRoot;
         epoch = newEpoch;
         emit RootUpdated(newEpoch, newRoot, previous);
     }
 
     /// @notice Pay `account` what its leaf (account, token, cumulativeAmount) holds beyond what it
     ///         claimed. Anyone may call it; the tokens only ever go to `account`.
-    function claim(address account, address token, uint256 cumulativeAmount, bytes32[] calldata proof)
-        external
-        whenNotPaused
-    {
+    function claim(address account, address token, uint256 cumulativeAmount, bytes32[] calldata proof) external {
         _claim(account, token, cumulativeAmount, proof);
     }
 
@@ -64,11 +72,16 @@ contract RewardDistributor is GuardianPausable {
         address[] calldata tokens,
         uint256[] calldata cumulativeAmounts,
         bytes32[][] calldata proofs
-    ) external whenNotPaused {
+    ) external {
         if (tokens.length != cumulativeAmounts.length || tokens.length != proofs.length) revert LengthMismatch();
         for (uint256 i = 0; i < tokens.length; ++i) {
             _claim(account, tokens[i], cumulativeAmounts[i], proofs[i]);
         }
+    }
+
+    /// @notice The current cumulative rewards root (also while paused).
+    function root() public view returns (bytes32) {
+        return paused() ? _heldRoot : _liveRoot;
     }
 
     /// @notice How much of `token` `account` has claimed in total.
@@ -82,16 +95,64 @@ contract RewardDistributor is GuardianPausable {
         view
         returns (bool)
     {
-        return MerkleProof.verifyCalldata(proof, root, leafHash(account, token, cumulativeAmount));
+        return MerkleProof.verifyCalldata(proof, root(), leafHash(account, token, cumulativeAmount));
     }
 
     /// @notice The StandardMerkleTree leaf hash: keccak256(bytes.concat(keccak256(abi.encode(...)))).
-    function leafHash(address account, address token, uint256 cumulativeAmount) public pure returns (bytes32) {
-        return keccak256(bytes.concat(keccak256(abi.encode(account, token, cumulativeAmount))));
+    function leafHash(address account, address token, uint256 cumulativeAmount) public pure returns (bytes32 leaf) {
+        // Same bytes as keccak256(bytes.concat(keccak256(abi.encode(account, token, cumulativeAmount)))),
+        // hashed in scratch memory past the free-memory pointer, which is left untouched.
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, account)
+            mstore(add(ptr, 0x20), token)
+            mstore(add(ptr, 0x40), cumulativeAmount)
+            mstore(0x00, keccak256(ptr, 0x60))
+            leaf := keccak256(0x00, 0x20)
+        }
+    }
+
+    /// @dev The root `proof` leads to from `leaf`, hashing each pair in ascending order: the same
+    ///      result as OpenZeppelin's MerkleProof.processProofCalldata (which `verify` uses, and the
+    ///      tests compare against), in a tighter loop, since every claim pays for each proof level.
+    function _processProof(bytes32[] calldata proof, bytes32 leaf) private pure returns (bytes32 node) {
+        assembly ("memory-safe") {
+            node := leaf
+            let end := add(proof.offset, shl(5, proof.length))
+            for { let p := proof.offset } lt(p, end) { p := add(p, 0x20) } {
+                let sibling := calldataload(p)
+                switch lt(node, sibling)
+                case 1 {
+                    mstore(0x00, node)
+                    mstore(0x20, sibling)
+                }
+                default {
+                    mstore(0x00, sibling)
+                    mstore(0x20, node)
+                }
+                node := keccak256(0x00, 0x40)
+            }
+        }
+    }
+
+    /// @dev Pausing parks the root, so claims see the pause in the root they read anyway.
+    function _pause() internal override {
+        super._pause();
+        _heldRoot = _liveRoot;
+        _liveRoot = PAUSED_ROOT;
+    }
+
+    /// @dev Unpausing brings back the root (including one installed while paused).
+    function _unpause() internal override {
+        super._unpause();
+        _liveRoot = _heldRoot;
+        _heldRoot = bytes32(0);
     }
 
     function _claim(address account, address token, uint256 cumulativeAmount, bytes32[] calldata proof) private {
-        if (!MerkleProof.verifyCalldata(proof, root, leafHash(account, token, cumulativeAmount))) {
+        bytes32 currentRoot = _liveRoot;
+        if (currentRoot == PAUSED_ROOT) revert EnforcedPause();
+        if (_processProof(proof, leafHash(account, token, cumulativeAmount)) != currentRoot) {
             revert InvalidProof(account, token, cumulativeAmount);
         }
         uint256 already = _claimed[account][token];

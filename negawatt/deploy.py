@@ -45,7 +45,17 @@ class DeployParams(BaseModel):
     oracle_slash_amount: int = Field(5_000 * TOKEN, ge=0)
     challenger_reward_bps: int = Field(5_000, ge=0, le=10_000)
     min_oracle_bond: int = Field(10_000 * TOKEN, ge=0)
+    emission_budget: int = Field(400_000_000 * TOKEN, ge=0, lt=2**96,
+                                 description="protocol tokens reports may mint in total (within token_cap)")
     deploy_mock_stablecoin: bool = Field(True, description="deploy MockStablecoin (devnets)")
+
+    @field_validator("emission_budget")
+    @classmethod
+    def _budget_within_cap(cls, value: int, info: Any) -> int:
+        cap = info.data.get("token_cap")
+        if cap is not None and value > cap:
+            raise ValueError(f"emission_budget ({value}) exceeds token_cap ({cap})")
+        return value
 
     @field_validator("max_duration")
     @classmethod
@@ -118,6 +128,7 @@ def deploy_all(project: Any, deployer: Any, params: DeployParams | None = None) 
     staking.grantRole(staking.LOCKER_ROLE(), hub.address, **sender)
     market.grantRole(market.SETTLER_ROLE(), hub.address, **sender)
     distributor.grantRole(distributor.ROOT_SETTER_ROLE(), hub.address, **sender)
+    hub.setEmissionBudget(p.emission_budget, **sender)
     if admin != deployer.address:
         for contract in (token, staking, market, distributor, hub):
             admin_role = contract.DEFAULT_ADMIN_ROLE()

@@ -173,7 +173,8 @@ def test_submit_with_k_signatures_marks_requests_settling(
     assert bytes(event.digest) == digest and event.epoch == 1
     assert list(event.signers) == [o.address for o in oracle_accounts[:3]]
     assert event.submitter == other.address
-    assert [tuple(p) for p in event.payouts] == [(settled_request, 900 * USD)]
+    settling = tx.decode_logs(market.RequestSettling)
+    assert [(e.requestId, e.payout) for e in settling] == [(settled_request, 900 * USD)]
     assert event.challengeDeadline == chain.blocks.head.timestamp + hub.challengeWindow()
     pending = hub.pendingReport()
     assert bytes(pending.digest) == digest and pending.status == PENDING
@@ -243,11 +244,32 @@ def test_submit_rejects_arrays_that_do_not_match_the_hashes(hub, sign_report, ma
         hub.submitReport(report.as_tuple(), report.payout_tuples(), [], signatures, sender=other)
 
 
-def test_submit_rejects_emission_beyond_the_cap(hub, token, submit, make_report, leaves, oracle_accounts):
-    mintable = token.cap() - token.totalSupply()
-    report, _ = make_report(leaves, emission=mintable + 1)
-    with ape.reverts(hub.EmissionExceedsCap, emission=mintable + 1, mintable=mintable):
+def test_submit_reserves_the_emission_budget(hub, submit, make_report, leaves, oracle_accounts, params):
+    report, _ = make_report(leaves, emission=7 * TOKEN)
+    submit(report, oracle_accounts[:3])
+    assert hub.emissionBudget() == params.emission_budget - 7 * TOKEN
+
+
+def test_submit_rejects_emission_beyond_the_budget(hub, admin, submit, make_report, leaves, oracle_accounts):
+    hub.setEmissionBudget(5 * TOKEN, sender=admin)
+    report, _ = make_report(leaves, emission=5 * TOKEN + 1)
+    with ape.reverts(hub.EmissionExceedsBudget, emission=5 * TOKEN + 1, budget=5 * TOKEN):
         submit(report, oracle_accounts[:3])
+
+
+def test_emission_budget_stays_within_the_token_cap(hub, token, admin, other, submit, make_report, leaves,
+                                                    oracle_accounts):
+    mintable = token.cap() - token.totalSupply()
+    tx = hub.setEmissionBudget(mintable, sender=admin)
+    assert [e.budget for e in tx.decode_logs(hub.EmissionBudgetSet)] == [mintable]
+    with ape.reverts(hub.EmissionExceedsCap, budget=mintable + 1, mintable=mintable):
+        hub.setEmissionBudget(mintable + 1, sender=admin)
+    with ape.reverts(hub.AccessControlUnauthorizedAccount):
+        hub.setEmissionBudget(1, sender=other)
+    report, _ = make_report(leaves)
+    submit(report, oracle_accounts[:3])
+    with ape.reverts(hub.ReportPending):
+        hub.setEmissionBudget(1, sender=admin)
 
 
 def test_submit_never_pays_a_request_more_than_its_escrow(market, submit, make_report, leaves,
@@ -285,10 +307,12 @@ def test_oracle_set_is_frozen_while_a_report_is_pending(hub, submit, make_report
 def test_submit_and_finalize_are_paused_by_the_guardian(hub, submit, finalize, make_report, leaves,
                                                         oracle_accounts, guardian, other):
     report, _ = make_report(leaves)
-    hub.pause(sender=guardian)
+    tx = hub.pause(sender=guardian)
+    assert hub.paused() and [e.account for e in tx.decode_logs(hub.Paused)] == [guardian.address]
     with ape.reverts(hub.EnforcedPause):
         submit(report, oracle_accounts[:3])
     hub.unpause(sender=guardian)
+    assert not hub.paused()
     submit(report, oracle_accounts[:3])
     hub.pause(sender=guardian)
     with ape.reverts(hub.EnforcedPause):
@@ -414,8 +438,9 @@ def test_upheld_challenge_discards_the_report_and_slashes_its_signers(
     hub, market, staking, token, submit, make_report, leaves, settled_request, oracle_accounts, challenger,
     guardian, treasury, params
 ):
-    report, _ = make_report(leaves, payouts=[(settled_request, 900 * USD)])
+    report, _ = make_report(leaves, payouts=[(settled_request, 900 * USD)], emission=3 * TOKEN)
     submit(report, oracle_accounts[:3])
+    assert hub.emissionBudget() == params.emission_budget - 3 * TOKEN
     hub.challenge(hub.reportDigest(report.as_tuple()), "wrong", sender=challenger)
     challenger_before, treasury_before = token.balanceOf(challenger.address), token.balanceOf(treasury.address)
     tx = hub.resolveChallenge(report.as_tuple(), report.payout_tuples(), True, sender=guardian)
@@ -433,6 +458,7 @@ def test_upheld_challenge_discards_the_report_and_slashes_its_signers(
     assert token.balanceOf(treasury.address) - treasury_before == slashed - reward
     assert market.getRequest(settled_request).status == 1  # Open again
     assert hub.pendingReport().status == NONE and hub.currentEpoch() == 0
+    assert hub.emissionBudget() == params.emission_budget
     again, _ = make_report(leaves, payouts=[(settled_request, 800 * USD)])
     submit(again, oracle_accounts[2:5])
     assert hub.pendingReport().status == PENDING

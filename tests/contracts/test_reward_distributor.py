@@ -110,16 +110,37 @@ def test_claim_many_rejects_arrays_of_different_lengths(distributor, usd, owner)
         distributor.claimMany(owner.address, [usd.address], [1, 2], [[]], sender=owner)
 
 
-def test_claims_are_paused_by_the_guardian(distributor, usd, publish, owner, guardian):
+def test_claims_are_paused_by_the_guardian(distributor, usd, publish, owner, guardian, other):
     leaf = RewardLeaf(owner.address, usd.address, 5 * USD)
     tree = publish([leaf], epoch=1, fund=5 * USD)
+    with ape.reverts(distributor.AccessControlUnauthorizedAccount):
+        distributor.pause(sender=other)
     distributor.pause(sender=guardian)
+    assert distributor.paused() and bytes(distributor.root()) == tree.root
     with ape.reverts(distributor.EnforcedPause):
         distributor.claim(owner.address, usd.address, leaf.amount, tree.proof(leaf), sender=owner)
     with ape.reverts(distributor.EnforcedPause):
         distributor.claimMany(owner.address, [usd.address], [leaf.amount], [tree.proof(leaf)], sender=owner)
     distributor.unpause(sender=guardian)
     distributor.claim(owner.address, usd.address, leaf.amount, tree.proof(leaf), sender=owner)
+    assert usd.balanceOf(owner.address) == 5 * USD
+
+
+def test_a_root_installed_while_paused_applies_on_unpause(distributor, usd, publish, owner, guardian):
+    first = RewardLeaf(owner.address, usd.address, 5 * USD)
+    publish([first], epoch=1, fund=5 * USD)
+    distributor.pause(sender=guardian)
+    grown = RewardLeaf(owner.address, usd.address, 8 * USD)
+    tree = publish([grown], epoch=2, fund=3 * USD)
+    assert bytes(distributor.root()) == tree.root and distributor.epoch() == 2
+    distributor.unpause(sender=guardian)
+    distributor.claim(owner.address, usd.address, grown.amount, tree.proof(grown), sender=owner)
+    assert usd.balanceOf(owner.address) == 8 * USD
+
+
+def test_the_pause_marker_cannot_be_installed_as_a_root(distributor, root_setter):
+    with ape.reverts(distributor.ReservedRoot):
+        distributor.setRoot(b"\xff" * 32, 1, sender=root_setter)
 
 
 def test_views_agree_with_python(distributor, usd, publish, owner):
@@ -131,6 +152,37 @@ def test_views_agree_with_python(distributor, usd, publish, owner):
 
 
 # ---------------------------------------------------------------- invariants
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(amounts=st.lists(st.integers(1, 10**12), min_size=1, max_size=9, unique=True), pick=st.integers(0, 8),
+       tamper=st.sampled_from(["none", "amount", "sibling", "drop", "extra"]))
+def test_claim_accepts_exactly_the_proofs_openzeppelin_accepts(
+    chain, distributor, usd, publish, owner, amounts, pick, tamper
+):
+    """The claim path's own proof loop agrees with OpenZeppelin's MerkleProof (used by `verify`)."""
+    with chain.isolate():
+        leaves = [RewardLeaf(owner.address, usd.address, a) for a in amounts]
+        tree = publish(leaves, epoch=1, fund=max(amounts))
+        leaf = leaves[pick % len(leaves)]
+        proof, amount = list(tree.proof(leaf)), leaf.amount
+        untouched = tamper == "none" or (tamper in ("sibling", "drop") and not proof)
+        if tamper == "amount":
+            amount += 1
+        elif tamper == "sibling" and proof:
+            proof[0] = bytes([proof[0][0] ^ 1]) + proof[0][1:]
+        elif tamper == "drop" and proof:
+            proof = proof[:-1]
+        elif tamper == "extra":
+            proof = proof + [b"\x05" * 32]
+        accepted_by_openzeppelin = distributor.verify(owner.address, usd.address, amount, proof)
+        assert accepted_by_openzeppelin == untouched
+        if accepted_by_openzeppelin:
+            distributor.claim(owner.address, usd.address, amount, proof, sender=owner)
+            assert distributor.claimed(owner.address, usd.address) == amount
+        else:
+            with ape.reverts(distributor.InvalidProof):
+                distributor.claim(owner.address, usd.address, amount, proof, sender=owner)
 
 increments = st.lists(st.lists(st.integers(0, 50 * USD), min_size=3, max_size=3), min_size=1, max_size=4)
 claim_plans = st.lists(st.lists(st.booleans(), min_size=3, max_size=3), min_size=4, max_size=4)

@@ -69,3 +69,13 @@ def test_proof_of_unknown_leaf_is_a_key_error():
     tree = RewardsTree([RewardLeaf("0x" + "11" * 20, "0x" + "22" * 20, 5)])
     with pytest.raises(KeyError):
         tree.proof(RewardLeaf("0x" + "11" * 20, "0x" + "22" * 20, 6))
+
+
+@settings(max_examples=50, deadline=None)
+@given(account=addresses, token=addresses, amount=st.integers(0, 2**256 - 1))
+def test_fast_leaf_hash_equals_eth_abi_encoding(account, token, amount):
+    from eth_abi import encode
+
+    assert RewardLeaf(account, token, amount).hash() == keccak(
+        keccak(encode(["address", "address", "uint256"], [account, token, amount]))
+    )

@@ -1,0 +1,26 @@
+"""`python -m bench <name>`: run one benchmark and print its figures as one JSON object."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+app = typer.Typer(help="negawatt benchmarks; each prints one JSON object on stdout.", no_args_is_help=True)
+
+
+@app.command()
+def gas() -> None:
+    """Whole-transaction gas of each protocol operation, measured on a fresh anvil chain."""
+    from bench.gas import run
+
+    typer.echo(json.dumps(run()))
+
+
+@app.callback()
+def main() -> None:
+    """negawatt benchmarks."""
+
+
+if __name__ == "__main__":
+    app()

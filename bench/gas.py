@@ -1,0 +1,151 @@
+"""Gas of every protocol operation, as whole transactions on a fresh anvil chain.
+
+The system is deployed as `ape run deploy` deploys it. Five bonded oracles sign with threshold 3.
+Scenario (each figure is the receipt's gasUsed of one transaction):
+  register_device            a device joins a zone that already has devices (the common case);
+                             register_device_first_in_zone is the zone's first device
+  stake                      a device owner's first bond
+  open_request               a buyer's request with escrow
+  submit_report_k3_of_5      epoch 1: a report settling one request, with an emission, 3 signatures
+  finalize                   epoch 1 finalized: payout, refund, emission mint, root installed
+  settlement_gas_per_device_10k  (submit + finalize of epoch 1) / 10,000, its tree holding one
+                             leaf per device for 10,000 devices (on-chain work does not depend on it)
+  claim_first_depth20        epoch 2's tree has 2^20 leaves; an account claims for the first time
+  claim_next_depth20         epoch 3 (2^20 leaves again) grows that account's amount; it claims again
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TARGETS = {
+    "register_device": 75_000,
+    "claim_first_depth20": 98_000,
+    "claim_next_depth20": 62_000,
+    "submit_report_k3_of_5": 90_000,
+    "settlement_gas_per_device_10k": 50,
+}
+DEVICES_10K = 10_000
+DEPTH20_LEAVES = 2**20
+
+
+def _random_address() -> str:
+    return "0x" + os.urandom(20).hex()
+
+
+def run(network: str = "ethereum:local:foundry") -> dict:
+    """Deploy to a fresh local chain, run each operation once, and return the gas figures."""
+    os.chdir(REPO)
+    from ape import accounts, chain, networks, project
+    from ape.logging import logger
+
+    logger.set_level(logging.ERROR)
+    from eth_account import Account
+
+    from negawatt.deploy import TOKEN, DeployParams, deploy_all
+    from protocol import eip712
+    from protocol.merkle import RewardLeaf, RewardsTree
+    from protocol.report import RequestPayout, SettlementReport
+
+    usd_unit = 10**6
+    gas: dict[str, int] = {}
+    started = time.monotonic()
+    with networks.parse_network_choice(network):
+        test = accounts.test_accounts
+        admin, owner, buyer, claimer, submitter = test[0], test[1], test[2], test[3], test[4]
+        oracles = [test[5 + i] for i in range(5)]
+        params = DeployParams(threshold=1, challenge_window=60, min_duration=900, min_oracle_bond=10_000 * TOKEN)
+        system = deploy_all(project, admin, params)["instances"]
+        token, registry, staking = system["NegawattToken"], system["DeviceRegistry"], system["Staking"]
+        market, distributor, hub, usd = (
+            system["FlexMarket"], system["RewardDistributor"], system["OracleHub"], system["MockStablecoin"])
+        chain_id = chain.chain_id
+
+        token.grantRole(token.MINTER_ROLE(), admin.address, sender=admin)
+        for oracle in oracles:
+            token.mint(oracle.address, params.min_oracle_bond, sender=admin)
+            token.approve(staking.address, params.min_oracle_bond, sender=oracle)
+            staking.stake(params.min_oracle_bond, sender=oracle)
+            hub.addOracle(oracle.address, sender=admin)
+        hub.setThreshold(3, sender=admin)
+
+        def register(device_key: bytes, zone: int) -> int:
+            device = Account.from_key(device_key).address
+            deadline = chain.pending_timestamp + 3600
+            message = {"owner": owner.address, "device": device, "nonce": 0, "deadline": deadline}
+            signature = eip712.sign(device_key, "DevicePermit", message, chain_id, registry.address)
+            return registry.register(device, 0, 7_000, zone, deadline, signature, sender=owner).gas_used
+
+        gas["register_device_first_in_zone"] = register(os.urandom(32), zone=7)
+        gas["register_device"] = register(os.urandom(32), zone=7)
+
+        token.mint(owner.address, 1_000 * TOKEN, sender=admin)
+        token.approve(staking.address, 1_000 * TOKEN, sender=owner)
+        gas["stake"] = staking.stake(700 * TOKEN, sender=owner).gas_used
+
+        budget = 100_000 * usd_unit
+        usd.mint(buyer.address, budget, sender=buyer)
+        usd.approve(market.address, budget, sender=buyer)
+        start = chain.pending_timestamp + 120
+        gas["open_request"] = market.openRequest(
+            7, start, start + 3600, 70_000_000, 200_000, usd.address, budget, sender=buyer).gas_used
+        request_id = market.requestCount()
+        chain.mine(timestamp=start + 3601)
+
+        def settle(leaves_tree: RewardsTree, payouts, emission: int) -> tuple[int, int]:
+            report = SettlementReport(
+                epoch=hub.currentEpoch() + 1,
+                previous_root=bytes(hub.currentRoot()),
+                rewards_root=leaves_tree.root,
+                payouts=tuple(payouts),
+                emission=emission,
+            )
+            signatures = [report.sign(o.private_key, chain_id, hub.address) for o in oracles[:3]]
+            submitted = hub.submitReport(report.as_tuple(), report.payout_tuples(), [], signatures, sender=submitter)
+            chain.mine(timestamp=hub.pendingReport().challengeDeadline)
+            finalized = hub.finalize(report.as_tuple(), report.payout_tuples(), [], sender=submitter)
+            return submitted.gas_used, finalized.gas_used
+
+        # Epoch 1: 10,000 devices' owners paid from one request (90% of the escrow), plus emission.
+        payout = 90_000 * usd_unit
+        per_device = payout // DEVICES_10K
+        device_leaves = [RewardLeaf(_random_address(), usd.address, per_device) for _ in range(DEVICES_10K)]
+        device_leaves += [RewardLeaf(_random_address(), token.address, TOKEN) for _ in range(10)]
+        tree_10k = RewardsTree(device_leaves)
+        submit_gas, finalize_gas = settle(tree_10k, [RequestPayout(request_id, payout)], emission=10 * TOKEN)
+        gas["submit_report_k3_of_5"] = submit_gas
+        gas["finalize"] = finalize_gas
+        gas["settlement_gas_per_device_10k"] = (submit_gas + finalize_gas) // DEVICES_10K
+
+        # Epochs 2 and 3: trees of 2^20 leaves, so every proof has 20 siblings.
+        def big_tree(amount: int) -> tuple[RewardsTree, RewardLeaf]:
+            mine = RewardLeaf(claimer.address, usd.address, amount)
+            filler = [RewardLeaf(_random_address(), usd.address, 1) for _ in range(DEPTH20_LEAVES - 1)]
+            return RewardsTree([mine] + filler), mine
+
+        tree, leaf = big_tree(10 * usd_unit)
+        settle(tree, [], emission=0)
+        proof = tree.proof(leaf)
+        assert len(proof) == 20, len(proof)
+        gas["claim_first_depth20"] = distributor.claim(
+            leaf.account, leaf.token, leaf.amount, proof, sender=claimer).gas_used
+
+        tree, leaf = big_tree(25 * usd_unit)
+        settle(tree, [], emission=0)
+        proof = tree.proof(leaf)
+        assert len(proof) == 20, len(proof)
+        gas["claim_next_depth20"] = distributor.claim(
+            leaf.account, leaf.token, leaf.amount, proof, sender=claimer).gas_used
+        assert usd.balanceOf(claimer.address) == 25 * usd_unit
+
+    return {
+        "network": network,
+        **gas,
+        "targets": TARGETS,
+        "meets_targets": all(gas[name] <= limit for name, limit in TARGETS.items()),
+        "seconds": round(time.monotonic() - started, 1),
+    }
