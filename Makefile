@@ -1,0 +1,62 @@
+# negawatt: `make demo` runs the network (later issues), `make test` runs the test suites.
+# Every target installs what it needs first: .venv (pip), node_modules (npm), the Solidity
+# compiler (native through py-solc-x where reachable, else the project's solcjs shim) and the
+# Ape dependencies, then compiles the contracts. Nothing outside the repository is edited by hand.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export SOLCX_BINARY_PATH := $(CURDIR)/.toolchain/solcx
+export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
+# Test runs print no Ape banner noise into CI logs.
+export APE_DISABLE_TERMINAL_COLOR := 1
+
+.PHONY: help setup compile test test-contracts test-anvil bench clean
+
+help:
+	@echo "make setup   install everything (idempotent) and compile the contracts"
+	@echo "make test    run the whole test suite (in-process EVM, then the contract suite on anvil)"
+	@echo "make bench   python -m bench gas (gas of every protocol operation on anvil)"
+	@echo "make clean   remove build output (keeps .venv and node_modules)"
+
+setup: $(VENV)/.installed node_modules/.installed .toolchain/.solc compile
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "negawatt needs Python >= 3.11")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e .
+	@grep -q NEGAWATT_TOOLCHAIN $(VENV)/bin/activate || printf '\n# NEGAWATT_TOOLCHAIN: project-local compiler and npm binaries\nexport SOLCX_BINARY_PATH="%s"\nexport PATH="%s:$$PATH"\n' "$(SOLCX_BINARY_PATH)" "$(CURDIR)/node_modules/.bin" >> $(VENV)/bin/activate
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@anvil --version | head -1
+	@touch $@
+
+.toolchain/.solc: package-lock.json toolchain/provision_solc.py toolchain/solc-shim.js $(VENV)/.installed node_modules/.installed
+	$(BIN)/python toolchain/provision_solc.py
+	@touch $@
+
+compile: $(VENV)/.installed node_modules/.installed .toolchain/.solc
+	$(BIN)/ape pm install --force >/dev/null
+	$(BIN)/ape compile
+
+test: setup
+	$(BIN)/ape test tests
+	$(BIN)/ape test tests/contracts --network ethereum:local:foundry
+
+test-contracts: setup
+	$(BIN)/ape test tests/contracts
+
+test-anvil: setup
+	$(BIN)/ape test tests/contracts --network ethereum:local:foundry
+
+bench: setup
+	$(BIN)/python -m bench gas
+
+clean:
+	rm -rf .build contracts/.cache .toolchain deployments/ethereum-local.json
