@@ -754,7 +754,8 @@ class Model:
         self.escrow = self.deposited
 
 
-ACTIONS = ["cancel", "begin", "release", "complete", "expire", "advance"]
+PER_MILLE = st.integers(min_value=0, max_value=1_000)
+OVER_ESCROW = 1_001
 
 
 @st.composite
@@ -766,49 +767,58 @@ def scenarios(draw):
             max_size=2,
         )
     )
-    step = st.tuples(
-        st.integers(min_value=0, max_value=len(budgets) - 1),
-        st.sampled_from(ACTIONS),
-        st.integers(min_value=0, max_value=1_001),
+    request = st.integers(min_value=0, max_value=len(budgets) - 1)
+    step = st.one_of(
+        st.tuples(request, st.just("cancel")),
+        st.tuples(request, st.just("settle"), PER_MILLE),
+        st.tuples(request, st.just("release then settle"), PER_MILLE, PER_MILLE),
+        st.tuples(request, st.just("expire")),
+        st.tuples(request, st.sampled_from(["begin", "release", "complete"]), st.integers(0, OVER_ESCROW)),
     )
-    return budgets, draw(st.lists(step, min_size=1, max_size=8))
+    return budgets, draw(st.lists(step, min_size=1, max_size=5))
+
+
+def transactions(step):
+    """One scenario step as the request's index and its (action, argument) list; ("advance", phase)
+    moves time to the window's end (phase 1) or past the settlement timeout (phase 2)."""
+    index, action, *shares = step
+    if action == "settle":
+        return index, [("advance", 1), ("begin", shares[0]), ("complete", None)]
+    if action == "release then settle":
+        return index, [("advance", 1), ("begin", shares[0]), ("release", None), ("begin", shares[1]),
+                       ("complete", None)]
+    if action == "expire":
+        return index, [("advance", 2), ("expire", None)]
+    return index, [(action, shares[0] if shares else None)]
 
 
 def expected_failure(market, model, action, phase, payout):
-    """The error (and inputs, minus the request id) the action must revert with, or None if it succeeds."""
-    if action == "cancel":
-        if model.status != OPEN:
-            return market.WrongStatus, {"status": model.status}
-        return (market.AlreadyStarted, {}) if phase > 0 else None
-    if action == "begin":
-        if model.status != OPEN:
-            return market.WrongStatus, {"status": model.status}
-        if phase == 0:
-            return market.NotEnded, {}
-        if payout > model.escrow:
-            return market.PayoutExceedsEscrow, {"payout": payout, "escrow": model.escrow}
-        return None
+    """The error (and its inputs besides requestId) the action must revert with; None if it succeeds."""
     if action in ("release", "complete"):
         return (market.WrongStatus, {"status": model.status}) if model.status != SETTLING else None
     if model.status != OPEN:
         return market.WrongStatus, {"status": model.status}
-    return (market.SettlementTimeoutNotReached, {}) if phase < 2 else None
+    if action == "cancel":
+        return (market.AlreadyStarted, {}) if phase > 0 else None
+    if action == "expire":
+        return (market.SettlementTimeoutNotReached, {}) if phase < 2 else None
+    if phase == 0:
+        return market.NotEnded, {}
+    if payout > model.escrow:
+        return market.PayoutExceedsEscrow, {"payout": payout, "escrow": model.escrow}
+    return None
 
 
 def apply(model, action, payout):
-    refund = 0
     if action == "begin":
         model.status, model.claimed = SETTLING, payout
     elif action == "release":
         model.status = OPEN
     elif action == "complete":
-        refund = model.escrow - model.claimed
-        model.status, model.paid = SETTLED, model.claimed
+        model.status, model.paid, model.refunded, model.escrow = SETTLED, model.claimed, model.escrow - model.claimed, 0
     else:
-        refund = model.escrow
         model.status = CANCELLED if action == "cancel" else EXPIRED
-    if action in ("complete", "cancel", "expire"):
-        model.escrow, model.refunded = 0, refund
+        model.refunded, model.escrow = model.escrow, 0
 
 
 def refund_of(market, tx, request_id):
@@ -827,6 +837,7 @@ def test_property_paid_plus_refunded_plus_held_equals_deposited(
         usd.approve(market.address, sum(budgets), sender=buyer)
         start = now() + LEAD
         end = start + DURATION
+        phase_time = {1: end, 2: end + params.settlement_timeout}
         buyer_start = usd.balanceOf(buyer.address)
         market_start = usd.balanceOf(market.address)
         recipient_start = usd.balanceOf(recipient)
@@ -836,22 +847,29 @@ def test_property_paid_plus_refunded_plus_held_equals_deposited(
             ids.append(market.RequestOpened.from_receipt(tx)[0].requestId)
             models.append(Model(deposited=budget))
             refunded_on_chain.append(0)
+
         phase = 0
-        for index, action, share in steps:
+        for step in steps:
+            index, actions = transactions(step)
             request_id, model = ids[index], models[index]
-            if action == "advance":
-                phase = min(phase + 1, 2)
-                chain.pending_timestamp = max(chain.pending_timestamp, end if phase == 1 else end + params.settlement_timeout)
-            else:
-                payout = model.escrow + 1 if share > 1_000 else model.escrow * share // 1_000
+            for action, argument in actions:
+                if action == "advance":
+                    if argument > phase:
+                        phase = argument
+                        chain.pending_timestamp = max(chain.pending_timestamp, phase_time[phase])
+                    continue
+                payout = None
+                if action == "begin":
+                    payout = model.escrow + 1 if argument == OVER_ESCROW else model.escrow * argument // 1_000
                 failure = expected_failure(market, model, action, phase, payout)
-                event(f"{action} {failure[0].abi.name if failure else 'succeeds'}")
+                event(f"{action}: {failure[0].abi.name if failure else 'done'}")
                 call = {
                     "cancel": lambda: market.cancel(request_id, sender=buyer),
                     "begin": lambda: market.beginSettlement([(request_id, payout)], sender=settler),
                     "release": lambda: market.releaseSettlement([(request_id, model.claimed)], sender=settler),
-                    "complete": lambda: market.completeSettlement([(request_id, model.claimed)], recipient,
-                                                                  sender=settler),
+                    "complete": lambda: market.completeSettlement(
+                        [(request_id, model.claimed)], recipient, sender=settler
+                    ),
                     "expire": lambda: market.expire(request_id, sender=buyer),
                 }[action]
                 if failure:
@@ -863,11 +881,11 @@ def test_property_paid_plus_refunded_plus_held_equals_deposited(
                     apply(model, action, payout)
                     refunded_on_chain[index] += refund_of(market, tx, request_id)
 
-            for request_id, model, refunded in zip(ids, models, refunded_on_chain):
-                status, escrow, deposited, paid = money(market, request_id)
-                assert (status, escrow, paid, refunded) == (model.status, model.escrow, model.paid, model.refunded)
-                assert deposited == model.deposited
-                assert paid + refunded + escrow == deposited
-            assert usd.balanceOf(buyer.address) == buyer_start - sum(budgets) + sum(refunded_on_chain)
-            assert usd.balanceOf(recipient) == recipient_start + sum(m.paid for m in models)
-            assert usd.balanceOf(market.address) == market_start + sum(m.escrow for m in models)
+                for checked_id, checked, refunded in zip(ids, models, refunded_on_chain):
+                    status, escrow, deposited, paid = money(market, checked_id)
+                    assert (status, escrow, paid) == (checked.status, checked.escrow, checked.paid)
+                    assert (deposited, refunded) == (checked.deposited, checked.refunded)
+                    assert paid + refunded + escrow == deposited
+                assert usd.balanceOf(buyer.address) == buyer_start - sum(budgets) + sum(refunded_on_chain)
+                assert usd.balanceOf(recipient) == recipient_start + sum(m.paid for m in models)
+                assert usd.balanceOf(market.address) == market_start + sum(m.escrow for m in models)
