@@ -1,0 +1,1 @@
+"""The oracle role: verified meter ingest, baselines, deterministic settlement and k-of-n attestation."""
