@@ -238,6 +238,7 @@ contract FlexMarket is GuardianPausable {
             Request storage r = _requests[requestId];
             if (r.status != Status.Settling) revert WrongStatus(requestId, r.status);
             uint256 payout = payouts[i].payout;
+            if (payout > r.escrow) revert PayoutExceedsEscrow(requestId, payout, r.escrow);
             uint256 refund = r.escrow - payout;
             r.status = Status.Settled;
             r.escrow = 0;

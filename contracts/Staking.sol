@@ -10,7 +10,8 @@ import {GuardianPausable} from "./GuardianPausable.sol";
 ///         commitment the owner's bond covers, see `requiredBond`); oracle operators bond to
 ///         operate (the OracleHub locks their minimum). Unstaking waits an unbonding delay during
 ///         which the tokens can still be slashed. Slashing is reserved to the settlement and
-///         challenge path (SLASHER_ROLE, held by the OracleHub).
+///         challenge path (SLASHER_ROLE, held by the OracleHub), which names where slashed tokens go
+///         (its treasury, or itself to reward a successful challenger).
 contract Staking is GuardianPausable {
     using SafeERC20 for IERC20;
 
@@ -31,8 +32,6 @@ contract Staking is GuardianPausable {
 
     /// @notice The token that is bonded.
     IERC20 public immutable stakingToken;
-    /// @notice Where slashed tokens go unless the slasher names another recipient.
-    address public treasury;
     /// @notice Seconds between an unstake request and the withdrawal.
     uint64 public unbondingDelay;
     /// @notice Bond required per committed kW, in token base units.
@@ -55,8 +54,6 @@ contract Staking is GuardianPausable {
     event BondPerKWSet(uint256 bondPerKW);
     /// @notice The unbonding delay changed (applies to later unstake requests).
     event UnbondingDelaySet(uint64 delay);
-    /// @notice The treasury changed.
-    event TreasurySet(address treasury);
 
     /// @notice Amounts must be positive.
     error ZeroAmount();
@@ -74,24 +71,20 @@ contract Staking is GuardianPausable {
     /// @param admin Receives DEFAULT_ADMIN_ROLE (parameters, roles).
     /// @param guardian Receives GUARDIAN_ROLE (pause).
     /// @param token_ The token to bond.
-    /// @param treasury_ Receives slashed funds.
     /// @param unbondingDelay_ Seconds an unstake waits.
     /// @param bondPerKW_ Bond per committed kW, in token base units.
     constructor(
         address admin,
         address guardian,
         IERC20 token_,
-        address treasury_,
         uint64 unbondingDelay_,
         uint256 bondPerKW_
     ) GuardianPausable(admin, guardian) {
-        if (address(token_) == address(0) || treasury_ == address(0)) revert ZeroAddress();
+        if (address(token_) == address(0)) revert ZeroAddress();
         if (unbondingDelay_ > MAX_UNBONDING_DELAY) revert UnbondingDelayTooLong(unbondingDelay_);
         stakingToken = token_;
-        treasury = treasury_;
         unbondingDelay = unbondingDelay_;
         bondPerKW = bondPerKW_;
-        emit TreasurySet(treasury_);
         emit UnbondingDelaySet(unbondingDelay_);
         emit BondPerKWSet(bondPerKW_);
     }
@@ -173,13 +166,6 @@ contract Staking is GuardianPausable {
         if (delay > MAX_UNBONDING_DELAY) revert UnbondingDelayTooLong(delay);
         unbondingDelay = delay;
         emit UnbondingDelaySet(delay);
-    }
-
-    /// @notice Set where slashed funds go.
-    function setTreasury(address treasury_) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        if (treasury_ == address(0)) revert ZeroAddress();
-        treasury = treasury_;
-        emit TreasurySet(treasury_);
     }
 
     /// @notice Tokens `account` has bonded (not counting what is unbonding).

@@ -88,11 +88,11 @@ def deploy_all(project: Any, deployer: Any, params: DeployParams | None = None) 
         return contract
 
     token = record("NegawattToken", deployer.deploy(project.NegawattToken, deployer.address, p.token_cap))
-    registry = record("DeviceRegistry", deployer.deploy(project.DeviceRegistry))
+    record("DeviceRegistry", deployer.deploy(project.DeviceRegistry))
     staking = record(
         "Staking",
         deployer.deploy(
-            project.Staking, deployer.address, guardian, token.address, treasury, p.unbonding_delay, p.bond_per_kw
+            project.Staking, deployer.address, guardian, token.address, p.unbonding_delay, p.bond_per_kw
         ),
     )
     market = record(

@@ -4,57 +4,17 @@ them while the per-zone totals of active devices follow."""
 
 from __future__ import annotations
 
-import ast
-from contextlib import contextmanager
 
-import ape
 import pytest
-from ape.exceptions import CustomError
-from eth_abi import decode, encode
-from eth_utils import keccak, to_checksum_address
+from eth_abi import encode
+from eth_utils import keccak
 
 from protocol import eip712
+from contract_asserts import logs, reverts
 
 ZERO = "0x0000000000000000000000000000000000000000"
 ZONE = 1
 CAPACITY_W = 7_000
-
-
-@contextmanager
-def reverts(error, **inputs):
-    """`ape.reverts`, made strict: the revert must be exactly `error` (decoded by Ape, or from the raw
-    revert data when Ape could not decode it) and carry every named input with the given value."""
-    with ape.reverts(error, **inputs) as info:
-        yield info
-    actual = error_inputs(info.value, error.abi)
-    for name, value in inputs.items():
-        assert name in actual, f"{error.abi.name} has no input {name!r}"
-        assert actual[name] == value, f"{error.abi.name}.{name} is {actual[name]!r}, expected {value!r}"
-
-
-def error_inputs(err, abi) -> dict:
-    if isinstance(err, CustomError):
-        assert err.abi.selector == abi.selector, f"reverted with {err.abi.selector}, expected {abi.selector}"
-        return dict(err.inputs)
-    data = revert_data(err)
-    assert data[:4] == keccak(text=abi.selector)[:4], f"reverted with {err!r}, expected {abi.selector}"
-    types = [i.canonical_type for i in abi.inputs]
-    values = decode(types, data[4:])
-    return {
-        i.name: to_checksum_address(v) if t == "address" else v for i, t, v in zip(abi.inputs, types, values)
-    }
-
-
-def revert_data(err) -> bytes:
-    message = err.revert_message or ""
-    if message.startswith(("b'", 'b"')):
-        return ast.literal_eval(message)
-    assert message.startswith("0x"), f"no revert data in {err!r}"
-    return bytes.fromhex(message[2:])
-
-
-def logs(tx):
-    return [(log.contract_address, log.event_name, dict(log.event_arguments)) for log in tx.events]
 
 
 def record(registry, device):
@@ -102,7 +62,9 @@ def test_domain_separator_is_the_negawatt_domain_eth_account_signs_under(registr
         encode(
             ["bytes32", "bytes32", "bytes32", "uint256", "address"],
             [
-                keccak(text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
+                keccak(
+                    text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+                ),
                 keccak(text=eip712.DOMAIN_NAME),
                 keccak(text=eip712.DOMAIN_VERSION),
                 chain_id,
@@ -115,7 +77,12 @@ def test_domain_separator_is_the_negawatt_domain_eth_account_signs_under(registr
 
 def test_unknown_device_has_an_empty_record(registry, device):
     assert record(registry, device) == {
-        "owner": ZERO, "capacityW": 0, "zone": 0, "kind": 0, "active": False, "nonce": 0
+        "owner": ZERO,
+        "capacityW": 0,
+        "zone": 0,
+        "kind": 0,
+        "active": False,
+        "nonce": 0,
     }
     assert registry.nonces(device.address) == 0
     assert not registry.isActive(device.address)
@@ -134,7 +101,12 @@ def test_register_binds_device_to_caller(registry, device, owner, permit, now):
         )
     ]
     assert record(registry, device) == {
-        "owner": owner.address, "capacityW": 5_000, "zone": 7, "kind": 3, "active": True, "nonce": 1
+        "owner": owner.address,
+        "capacityW": 5_000,
+        "zone": 7,
+        "kind": 3,
+        "active": True,
+        "nonce": 1,
     }
     assert registry.nonces(device.address) == 1
     assert registry.isActive(device.address)
@@ -203,7 +175,9 @@ def test_permit_signed_by_another_key_reverts(registry, device, new_device, owne
 def test_permit_for_another_owner_reverts(registry, chain_id, device, owner, other, permit, now):
     deadline = now() + 3600
     signature = permit(device, owner.address, deadline)
-    recovered = recovered_by_registry(registry, chain_id, device.address, other.address, 0, deadline, signature)
+    recovered = recovered_by_registry(
+        registry, chain_id, device.address, other.address, 0, deadline, signature
+    )
     assert recovered != device.address
     with reverts(registry.InvalidDeviceSignature, device=device.address, recovered=recovered):
         registry.register(device.address, 0, CAPACITY_W, ZONE, deadline, signature, sender=other)
@@ -213,7 +187,9 @@ def test_permit_for_another_owner_reverts(registry, chain_id, device, owner, oth
 def test_permit_with_tampered_deadline_reverts(registry, chain_id, device, owner, permit, now):
     deadline = now() + 3600
     signature = permit(device, owner.address, deadline)
-    recovered = recovered_by_registry(registry, chain_id, device.address, owner.address, 0, deadline + 1, signature)
+    recovered = recovered_by_registry(
+        registry, chain_id, device.address, owner.address, 0, deadline + 1, signature
+    )
     with reverts(registry.InvalidDeviceSignature, device=device.address, recovered=recovered):
         registry.register(device.address, 0, CAPACITY_W, ZONE, deadline + 1, signature, sender=owner)
 
@@ -221,16 +197,22 @@ def test_permit_with_tampered_deadline_reverts(registry, chain_id, device, owner
 def test_permit_at_a_future_nonce_reverts(registry, chain_id, device, owner, permit, now):
     deadline = now() + 3600
     signature = permit(device, owner.address, deadline, nonce=1)
-    recovered = recovered_by_registry(registry, chain_id, device.address, owner.address, 0, deadline, signature)
+    recovered = recovered_by_registry(
+        registry, chain_id, device.address, owner.address, 0, deadline, signature
+    )
     with reverts(registry.InvalidDeviceSignature, device=device.address, recovered=recovered):
         registry.register(device.address, 0, CAPACITY_W, ZONE, deadline, signature, sender=owner)
 
 
-def test_permit_submitted_for_another_device_reverts(registry, chain_id, device, new_device, owner, permit, now):
+def test_permit_submitted_for_another_device_reverts(
+    registry, chain_id, device, new_device, owner, permit, now
+):
     target = new_device()
     deadline = now() + 3600
     signature = permit(device, owner.address, deadline)
-    recovered = recovered_by_registry(registry, chain_id, target.address, owner.address, 0, deadline, signature)
+    recovered = recovered_by_registry(
+        registry, chain_id, target.address, owner.address, 0, deadline, signature
+    )
     with reverts(registry.InvalidDeviceSignature, device=target.address, recovered=recovered):
         registry.register(target.address, 0, CAPACITY_W, ZONE, deadline, signature, sender=owner)
     assert record(registry, target)["owner"] == ZERO
@@ -246,7 +228,9 @@ def test_permit_signed_under_another_domain_reverts(registry, chain_id, device, 
         "contract": (chain_id, "0x000000000000000000000000000000000000dEaD"),
     }[domain]
     signature = eip712.sign(device.key, "DevicePermit", message, *foreign)
-    recovered = recovered_by_registry(registry, chain_id, device.address, owner.address, 0, deadline, signature)
+    recovered = recovered_by_registry(
+        registry, chain_id, device.address, owner.address, 0, deadline, signature
+    )
     with reverts(registry.InvalidDeviceSignature, device=device.address, recovered=recovered):
         registry.register(device.address, 0, CAPACITY_W, ZONE, deadline, signature, sender=owner)
 
@@ -280,7 +264,9 @@ def test_permit_cannot_be_replayed_after_unregister(registry, chain_id, device, 
     signature = permit(device, owner.address, deadline)
     registry.register(device.address, 0, CAPACITY_W, ZONE, deadline, signature, sender=owner)
     registry.unregister(device.address, sender=owner)
-    recovered = recovered_by_registry(registry, chain_id, device.address, owner.address, 1, deadline, signature)
+    recovered = recovered_by_registry(
+        registry, chain_id, device.address, owner.address, 1, deadline, signature
+    )
     with reverts(registry.InvalidDeviceSignature, device=device.address, recovered=recovered):
         registry.register(device.address, 0, CAPACITY_W, ZONE, deadline, signature, sender=owner)
     assert record(registry, device)["owner"] == ZERO
@@ -291,7 +277,12 @@ def test_fresh_permit_registers_device_again_at_next_nonce(registry, registered,
     registry.unregister(registered.address, sender=owner)
     register(registered, other, kind=2, capacity_w=3_000, zone=4)
     assert record(registry, registered) == {
-        "owner": other.address, "capacityW": 3_000, "zone": 4, "kind": 2, "active": True, "nonce": 2
+        "owner": other.address,
+        "capacityW": 3_000,
+        "zone": 4,
+        "kind": 2,
+        "active": True,
+        "nonce": 2,
     }
 
 
@@ -364,7 +355,12 @@ def test_transfer_moves_ownership_and_keeps_zone_totals(registry, registered, ow
         )
     ]
     assert record(registry, registered) == {
-        "owner": other.address, "capacityW": CAPACITY_W, "zone": ZONE, "kind": 1, "active": True, "nonce": 1
+        "owner": other.address,
+        "capacityW": CAPACITY_W,
+        "zone": ZONE,
+        "kind": 1,
+        "active": True,
+        "nonce": 1,
     }
     assert zone_stats(registry) == before
 
@@ -400,7 +396,12 @@ def test_unregister_clears_record_but_keeps_nonce(registry, registered, owner):
         (registry.address, "DeviceUnregistered", {"device": registered.address, "owner": owner.address})
     ]
     assert record(registry, registered) == {
-        "owner": ZERO, "capacityW": 0, "zone": 0, "kind": 0, "active": False, "nonce": 1
+        "owner": ZERO,
+        "capacityW": 0,
+        "zone": 0,
+        "kind": 0,
+        "active": False,
+        "nonce": 1,
     }
     assert registry.nonces(registered.address) == 1
     assert not registry.isActive(registered.address)

@@ -5,22 +5,17 @@ step of random action sequences."""
 
 from __future__ import annotations
 
-import ast
 import functools
-from contextlib import contextmanager
 from dataclasses import dataclass
 
-import ape
 import pytest
 import solcx
 from ape.contracts import ContractContainer
-from ape.exceptions import CustomError, VirtualMachineError
-from ape_solidity.exceptions import SolidityArithmeticError
-from eth_abi import decode
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 from ethpm_types import ContractType
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from contract_asserts import isolated, logs, reverts
 
 ZERO = "0x0000000000000000000000000000000000000000"
 DEFAULT_ADMIN_ROLE = b"\x00" * 32
@@ -58,51 +53,6 @@ contract FeeOnTransferToken {
 """
 
 
-@contextmanager
-def reverts(error, **inputs):
-    """`ape.reverts`, made strict: the revert must be exactly `error` (decoded by Ape, or from the raw
-    revert data when Ape could not decode it) and carry every named input with the given value."""
-    with ape.reverts(error, **inputs) as info:
-        yield info
-    actual = error_inputs(info.value, error.abi)
-    for name, value in inputs.items():
-        assert name in actual, f"{error.abi.name} has no input {name!r}"
-        assert actual[name] == value, f"{error.abi.name}.{name} is {actual[name]!r}, expected {value!r}"
-
-
-def error_inputs(err, abi) -> dict:
-    if isinstance(err, CustomError):
-        assert err.abi.selector == abi.selector, f"reverted with {err.abi.selector}, expected {abi.selector}"
-        return dict(err.inputs)
-    data = revert_data(err)
-    assert data[:4] == keccak(text=abi.selector)[:4], f"reverted with {err!r}, expected {abi.selector}"
-    types = [i.canonical_type for i in abi.inputs]
-    values = decode(types, data[4:])
-    return {
-        i.name: to_checksum_address(v) if t == "address" else v for i, t, v in zip(abi.inputs, types, values)
-    }
-
-
-def revert_data(err) -> bytes:
-    message = err.revert_message or ""
-    if message.startswith(("b'", 'b"')):
-        return ast.literal_eval(message)
-    assert message.startswith("0x"), f"no revert data in {err!r}"
-    return bytes.fromhex(message[2:])
-
-
-@contextmanager
-def reverts_with_arithmetic_panic():
-    """Solidity's Panic(0x11), which py-evm and anvil report as different Ape exceptions."""
-    with pytest.raises(VirtualMachineError) as info:
-        yield
-    assert isinstance(info.value, SolidityArithmeticError) or "Panic error 0x11" in str(info.value)
-
-
-def logs(tx):
-    return [(log.contract_address, log.event_name, dict(log.event_arguments)) for log in tx.events]
-
-
 def request(market, request_id):
     r = market.getRequest(request_id)
     return {
@@ -130,8 +80,6 @@ class Opened:
     id: int
     start: int
     end: int
-    budget: int
-    tx: object
 
 
 @pytest.fixture
@@ -155,12 +103,12 @@ def funded_buyer(usd, market, buyer):
 
 @pytest.fixture
 def open_request(market, usd, funded_buyer, now):
-    def open_(budget=BUDGET, lead=LEAD, duration=DURATION, start=None):
-        start = now() + lead if start is None else start
+    def open_(budget=BUDGET, lead=LEAD, duration=DURATION):
+        start = now() + lead
         end = start + duration
         tx = market.openRequest(ZONE, start, end, TARGET_W, PRICE, usd.address, budget, sender=funded_buyer)
         (opened,) = market.RequestOpened.from_receipt(tx)
-        return Opened(id=opened.requestId, start=start, end=end, budget=budget, tx=tx)
+        return Opened(id=opened.requestId, start=start, end=end)
 
     return open_
 
@@ -188,7 +136,10 @@ def fee_token_type():
         {
             "language": "Solidity",
             "sources": {"FeeOnTransferToken.sol": {"content": FEE_ON_TRANSFER_TOKEN}},
-            "settings": {"evmVersion": "cancun", "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object"]}}},
+            "settings": {
+                "evmVersion": "cancun",
+                "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object"]}},
+            },
         },
         solc_version="0.8.28",
     )
@@ -215,10 +166,17 @@ def test_deployment_roles(market, admin, guardian, hub):
 
 def test_constructor_emits_duration_limits(project, chain, admin, guardian):
     fresh = admin.deploy(project.FlexMarket, admin.address, guardian.address, 60, 120, 30)
-    events = [(name, args) for _, name, args in logs(chain.get_receipt(fresh.txn_hash)) if not name.startswith("Role")]
+    events = [
+        (name, args)
+        for _, name, args in logs(chain.get_receipt(fresh.txn_hash))
+        if not name.startswith("Role")
+    ]
     assert events == [("DurationLimitsSet", {"minDuration": 60, "maxDuration": 120, "settlementTimeout": 30})]
     assert (fresh.minDuration(), fresh.maxDuration(), fresh.settlementTimeout(), fresh.requestCount()) == (
-        60, 120, 30, 0
+        60,
+        120,
+        30,
+        0,
     )
 
 
@@ -287,7 +245,9 @@ def test_request_ids_count_up(market, open_request):
 def test_open_request_accepts_a_window_starting_next_second(market, usd, funded_buyer, chain):
     now = chain.pending_timestamp + 10
     chain.pending_timestamp = now
-    tx = market.openRequest(ZONE, now + 1, now + 1 + DURATION, TARGET_W, PRICE, usd.address, 1, sender=funded_buyer)
+    tx = market.openRequest(
+        ZONE, now + 1, now + 1 + DURATION, TARGET_W, PRICE, usd.address, 1, sender=funded_buyer
+    )
     assert market.RequestOpened.from_receipt(tx)[0].start == now + 1
 
 
@@ -297,21 +257,27 @@ def test_open_request_rejects_a_start_not_in_the_future(market, usd, funded_buye
     chain.pending_timestamp = now
     start = now + offset
     with reverts(market.StartNotInFuture, start=start, nowTimestamp=now):
-        market.openRequest(ZONE, start, start + DURATION, TARGET_W, PRICE, usd.address, 1, sender=funded_buyer)
+        market.openRequest(
+            ZONE, start, start + DURATION, TARGET_W, PRICE, usd.address, 1, sender=funded_buyer
+        )
 
 
 @pytest.mark.parametrize("end_offset", [0, -1])
 def test_open_request_rejects_an_end_not_after_start(market, usd, funded_buyer, now, end_offset):
     start = now() + LEAD
     with reverts(market.InvalidWindow, start=start, end=start + end_offset):
-        market.openRequest(ZONE, start, start + end_offset, TARGET_W, PRICE, usd.address, 1, sender=funded_buyer)
+        market.openRequest(
+            ZONE, start, start + end_offset, TARGET_W, PRICE, usd.address, 1, sender=funded_buyer
+        )
 
 
 @pytest.mark.parametrize("duration", [15 * 60 - 1, 4 * 3600 + 1])
 def test_open_request_rejects_a_duration_out_of_range(market, usd, funded_buyer, now, duration):
     start = now() + LEAD
     with reverts(market.DurationOutOfRange, duration=duration, minDuration=15 * 60, maxDuration=4 * 3600):
-        market.openRequest(ZONE, start, start + duration, TARGET_W, PRICE, usd.address, 1, sender=funded_buyer)
+        market.openRequest(
+            ZONE, start, start + duration, TARGET_W, PRICE, usd.address, 1, sender=funded_buyer
+        )
 
 
 @pytest.mark.parametrize("duration", [15 * 60, 4 * 3600])
@@ -323,7 +289,12 @@ def test_open_request_accepts_the_duration_bounds(market, open_request, duration
 
 @pytest.mark.parametrize(
     "field, error",
-    [("targetW", "ZeroTarget"), ("pricePerKWh", "ZeroPrice"), ("maxBudget", "ZeroBudget"), ("token", "ZeroAddress")],
+    [
+        ("targetW", "ZeroTarget"),
+        ("pricePerKWh", "ZeroPrice"),
+        ("maxBudget", "ZeroBudget"),
+        ("token", "ZeroAddress"),
+    ],
 )
 def test_open_request_rejects_zero_fields(market, usd, funded_buyer, now, field, error):
     start = now() + LEAD
@@ -331,7 +302,13 @@ def test_open_request_rejects_zero_fields(market, usd, funded_buyer, now, field,
     args[field] = ZERO if field == "token" else 0
     with reverts(getattr(market, error)):
         market.openRequest(
-            ZONE, start, start + DURATION, args["targetW"], args["pricePerKWh"], args["token"], args["maxBudget"],
+            ZONE,
+            start,
+            start + DURATION,
+            args["targetW"],
+            args["pricePerKWh"],
+            args["token"],
+            args["maxBudget"],
             sender=funded_buyer,
         )
 
@@ -339,8 +316,9 @@ def test_open_request_rejects_zero_fields(market, usd, funded_buyer, now, field,
 def test_open_request_rejects_a_budget_above_128_bits(market, usd, funded_buyer, now):
     start = now() + LEAD
     with reverts(market.AmountTooLarge, amount=UINT128_MAX + 1):
-        market.openRequest(ZONE, start, start + DURATION, TARGET_W, PRICE, usd.address, UINT128_MAX + 1,
-                           sender=funded_buyer)
+        market.openRequest(
+            ZONE, start, start + DURATION, TARGET_W, PRICE, usd.address, UINT128_MAX + 1, sender=funded_buyer
+        )
 
 
 def test_open_request_accepts_the_largest_128_bit_budget(market, usd, funded_buyer, open_request):
@@ -363,7 +341,9 @@ def test_open_request_rejects_a_fee_on_transfer_token(market, admin, other, now)
     count = market.requestCount()
     start = now() + LEAD
     with reverts(market.TransferAmountMismatch, expected=BUDGET, received=BUDGET - BUDGET // 100):
-        market.openRequest(ZONE, start, start + DURATION, TARGET_W, PRICE, fee_token.address, BUDGET, sender=other)
+        market.openRequest(
+            ZONE, start, start + DURATION, TARGET_W, PRICE, fee_token.address, BUDGET, sender=other
+        )
     assert market.requestCount() == count
 
 
@@ -468,8 +448,10 @@ def test_begin_settlement_claims_several_requests_in_order(market, open_request,
     first, second = open_request(), open_request(budget=7)
     chain.pending_timestamp = second.end
     tx = market.beginSettlement([(second.id, 7), (first.id, 0)], sender=settler)
-    assert [args for _, _, args in logs(tx)] == [{"requestId": second.id, "payout": 7},
-                                                 {"requestId": first.id, "payout": 0}]
+    assert [args for _, _, args in logs(tx)] == [
+        {"requestId": second.id, "payout": 7},
+        {"requestId": first.id, "payout": 0},
+    ]
     assert market.getRequest(first.id).status == market.getRequest(second.id).status == SETTLING
 
 
@@ -528,8 +510,9 @@ def test_release_settlement_reopens_the_request(market, settling, settler):
     assert money(market, settling.id) == (OPEN, BUDGET, BUDGET, 0)
 
 
-def test_released_request_can_be_claimed_again_with_another_payout(market, usd, funded_buyer, settling, settler,
-                                                                   recipient):
+def test_released_request_can_be_claimed_again_with_another_payout(
+    market, usd, funded_buyer, settling, settler, recipient
+):
     market.releaseSettlement([(settling.id, 400 * USD)], sender=settler)
     market.beginSettlement([(settling.id, 100 * USD)], sender=settler)
     market.completeSettlement([(settling.id, 100 * USD)], recipient, sender=settler)
@@ -555,8 +538,9 @@ def test_release_of_an_unknown_request_reverts_with_status_none(market, settler)
         market.releaseSettlement([(unknown, 0)], sender=settler)
 
 
-def test_complete_settlement_pays_recipient_and_refunds_the_rest(market, usd, funded_buyer, settling, settler,
-                                                                 recipient):
+def test_complete_settlement_pays_recipient_and_refunds_the_rest(
+    market, usd, funded_buyer, settling, settler, recipient
+):
     buyer_balance = usd.balanceOf(funded_buyer.address)
     held = usd.balanceOf(market.address)
     tx = market.completeSettlement([(settling.id, 400 * USD)], recipient, sender=settler)
@@ -575,12 +559,17 @@ def test_complete_settlement_pays_recipient_and_refunds_the_rest(market, usd, fu
     assert usd.balanceOf(market.address) == held - BUDGET
 
 
-def test_complete_settlement_with_zero_payout_refunds_everything(market, usd, funded_buyer, ended, settler,
-                                                                 recipient):
+def test_complete_settlement_with_zero_payout_refunds_everything(
+    market, usd, funded_buyer, ended, settler, recipient
+):
     market.beginSettlement([(ended.id, 0)], sender=settler)
     tx = market.completeSettlement([(ended.id, 0)], recipient, sender=settler)
     assert logs(tx) == [
-        (market.address, "RequestSettled", {"requestId": ended.id, "payout": 0, "refund": BUDGET, "recipient": recipient}),
+        (
+            market.address,
+            "RequestSettled",
+            {"requestId": ended.id, "payout": 0, "refund": BUDGET, "recipient": recipient},
+        ),
         (usd.address, "Transfer", {"from": market.address, "to": funded_buyer.address, "value": BUDGET}),
     ]
     assert money(market, ended.id) == (SETTLED, 0, BUDGET, 0)
@@ -590,7 +579,11 @@ def test_complete_settlement_of_the_whole_escrow_refunds_nothing(market, usd, en
     market.beginSettlement([(ended.id, BUDGET)], sender=settler)
     tx = market.completeSettlement([(ended.id, BUDGET)], recipient, sender=settler)
     assert logs(tx) == [
-        (market.address, "RequestSettled", {"requestId": ended.id, "payout": BUDGET, "refund": 0, "recipient": recipient}),
+        (
+            market.address,
+            "RequestSettled",
+            {"requestId": ended.id, "payout": BUDGET, "refund": 0, "recipient": recipient},
+        ),
         (usd.address, "Transfer", {"from": market.address, "to": recipient, "value": BUDGET}),
     ]
     assert money(market, ended.id) == (SETTLED, 0, BUDGET, BUDGET)
@@ -624,9 +617,8 @@ def test_complete_settlement_to_zero_recipient_reverts(market, settling, settler
     assert money(market, settling.id) == (SETTLING, BUDGET, BUDGET, 0)
 
 
-def test_complete_settlement_with_payout_above_escrow_reverts_with_arithmetic_panic(market, settling, settler,
-                                                                                   recipient):
-    with reverts_with_arithmetic_panic():
+def test_complete_settlement_rechecks_the_payout_against_the_escrow(market, settling, settler, recipient):
+    with reverts(market.PayoutExceedsEscrow, requestId=settling.id, payout=BUDGET + 1, escrow=BUDGET):
         market.completeSettlement([(settling.id, BUDGET + 1)], recipient, sender=settler)
     assert money(market, settling.id) == (SETTLING, BUDGET, BUDGET, 0)
 
@@ -640,7 +632,9 @@ def test_settled_request_cannot_be_claimed_again(market, settling, settler, reci
 @pytest.mark.parametrize("function", ["beginSettlement", "releaseSettlement", "completeSettlement"])
 def test_settlement_requires_settler_role(market, ended, other, recipient, function):
     args = ([(ended.id, 0)], recipient) if function == "completeSettlement" else ([(ended.id, 0)],)
-    with reverts(market.AccessControlUnauthorizedAccount, account=other.address, neededRole=market.SETTLER_ROLE()):
+    with reverts(
+        market.AccessControlUnauthorizedAccount, account=other.address, neededRole=market.SETTLER_ROLE()
+    ):
         getattr(market, function)(*args, sender=other)
     assert market.getRequest(ended.id).status == OPEN
 
@@ -661,7 +655,9 @@ def test_set_duration_limits_rejects_invalid_bounds(market, admin, params, minim
 
 
 def test_set_duration_limits_requires_admin(market, other):
-    with reverts(market.AccessControlUnauthorizedAccount, account=other.address, neededRole=DEFAULT_ADMIN_ROLE):
+    with reverts(
+        market.AccessControlUnauthorizedAccount, account=other.address, neededRole=DEFAULT_ADMIN_ROLE
+    ):
         market.setDurationLimits(60, 60, 0, sender=other)
 
 
@@ -692,7 +688,9 @@ def test_guardian_pauses_and_unpauses(market, guardian):
 
 @pytest.mark.parametrize("action", ["pause", "unpause"])
 def test_pause_requires_guardian_role(market, admin, action):
-    with reverts(market.AccessControlUnauthorizedAccount, account=admin.address, neededRole=market.GUARDIAN_ROLE()):
+    with reverts(
+        market.AccessControlUnauthorizedAccount, account=admin.address, neededRole=market.GUARDIAN_ROLE()
+    ):
         getattr(market, action)(sender=admin)
 
 
@@ -700,7 +698,9 @@ def test_pause_blocks_opening_requests(market, guardian, usd, funded_buyer, now)
     market.pause(sender=guardian)
     start = now() + LEAD
     with reverts(market.EnforcedPause):
-        market.openRequest(ZONE, start, start + DURATION, TARGET_W, PRICE, usd.address, 1, sender=funded_buyer)
+        market.openRequest(
+            ZONE, start, start + DURATION, TARGET_W, PRICE, usd.address, 1, sender=funded_buyer
+        )
 
 
 def test_pause_blocks_cancel(market, guardian, funded_buyer, opened):
@@ -785,8 +785,13 @@ def transactions(step):
     if action == "settle":
         return index, [("advance", 1), ("begin", shares[0]), ("complete", None)]
     if action == "release then settle":
-        return index, [("advance", 1), ("begin", shares[0]), ("release", None), ("begin", shares[1]),
-                       ("complete", None)]
+        return index, [
+            ("advance", 1),
+            ("begin", shares[0]),
+            ("release", None),
+            ("begin", shares[1]),
+            ("complete", None),
+        ]
     if action == "expire":
         return index, [("advance", 2), ("expire", None)]
     return index, [(action, shares[0] if shares else None)]
@@ -815,10 +820,94 @@ def apply(model, action, payout):
     elif action == "release":
         model.status = OPEN
     elif action == "complete":
-        model.status, model.paid, model.refunded, model.escrow = SETTLED, model.claimed, model.escrow - model.claimed, 0
+        model.status, model.paid = SETTLED, model.claimed
+        model.refunded, model.escrow = model.escrow - model.claimed, 0
     else:
         model.status = CANCELLED if action == "cancel" else EXPIRED
         model.refunded, model.escrow = model.escrow, 0
+
+
+class MarketRun:
+    """Requests opened by one buyer, driven through the market and mirrored by a `Model` each."""
+
+    def __init__(self, chain, market, usd, buyer, settler, recipient, settlement_timeout):
+        self.chain, self.market, self.usd = chain, market, usd
+        self.buyer, self.settler, self.recipient = buyer, settler, recipient
+        self.start = chain.pending_timestamp + LEAD
+        self.end = self.start + DURATION
+        self.phase_time = {1: self.end, 2: self.end + settlement_timeout}
+        self.phase = 0
+        self.ids, self.models, self.refunded = [], [], []
+        self.balances = self.token_balances()
+
+    def token_balances(self):
+        return (
+            self.usd.balanceOf(self.buyer.address),
+            self.usd.balanceOf(self.recipient),
+            self.usd.balanceOf(self.market.address),
+        )
+
+    def open(self, budget):
+        self.usd.mint(self.buyer.address, budget, sender=self.buyer)
+        self.usd.approve(self.market.address, budget, sender=self.buyer)
+        self.balances = (self.balances[0] + budget, *self.balances[1:])
+        tx = self.market.openRequest(
+            ZONE, self.start, self.end, TARGET_W, PRICE, self.usd.address, budget, sender=self.buyer
+        )
+        self.ids.append(self.market.RequestOpened.from_receipt(tx)[0].requestId)
+        self.models.append(Model(deposited=budget))
+        self.refunded.append(0)
+
+    def advance(self, phase):
+        if phase > self.phase:
+            self.phase = phase
+            self.chain.pending_timestamp = max(self.chain.pending_timestamp, self.phase_time[phase])
+
+    def act(self, index, action, per_mille):
+        request_id, model = self.ids[index], self.models[index]
+        payout = model.claimed
+        if action == "begin":
+            payout = model.escrow + 1 if per_mille == OVER_ESCROW else model.escrow * per_mille // 1_000
+        failure = expected_failure(self.market, model, action, self.phase, payout)
+        event(f"{action}: {failure[0].abi.name if failure else 'done'}")
+        if failure:
+            error, inputs = failure
+            with reverts(error, requestId=request_id, **inputs):
+                self.send(action, request_id, payout)
+            return
+        tx = self.send(action, request_id, payout)
+        apply(model, action, payout)
+        self.refunded[index] += refund_of(self.market, tx, request_id)
+
+    def send(self, action, request_id, payout):
+        market, payouts = self.market, [(request_id, payout)]
+        if action == "cancel":
+            return market.cancel(request_id, sender=self.buyer)
+        if action == "expire":
+            return market.expire(request_id, sender=self.buyer)
+        if action == "begin":
+            return market.beginSettlement(payouts, sender=self.settler)
+        if action == "release":
+            return market.releaseSettlement(payouts, sender=self.settler)
+        return market.completeSettlement(payouts, self.recipient, sender=self.settler)
+
+    def check(self):
+        for request_id, model, refunded in zip(self.ids, self.models, self.refunded, strict=True):
+            status, escrow, deposited, paid = money(self.market, request_id)
+            assert (status, escrow, paid, deposited) == (
+                model.status,
+                model.escrow,
+                model.paid,
+                model.deposited,
+            )
+            assert refunded == model.refunded
+            assert paid + refunded + escrow == deposited
+        buyer, recipient, market = self.balances
+        assert self.token_balances() == (
+            buyer - sum(m.deposited for m in self.models) + sum(self.refunded),
+            recipient + sum(m.paid for m in self.models),
+            market + sum(m.escrow for m in self.models),
+        )
 
 
 def refund_of(market, tx, request_id):
@@ -829,63 +918,19 @@ def refund_of(market, tx, request_id):
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(scenario=scenarios())
 def test_property_paid_plus_refunded_plus_held_equals_deposited(
-    chain, market, usd, buyer, settler, recipient, now, params, scenario
+    chain, market, usd, buyer, settler, recipient, params, scenario
 ):
     budgets, steps = scenario
-    with chain.isolate():
-        usd.mint(buyer.address, sum(budgets), sender=buyer)
-        usd.approve(market.address, sum(budgets), sender=buyer)
-        start = now() + LEAD
-        end = start + DURATION
-        phase_time = {1: end, 2: end + params.settlement_timeout}
-        buyer_start = usd.balanceOf(buyer.address)
-        market_start = usd.balanceOf(market.address)
-        recipient_start = usd.balanceOf(recipient)
-        ids, models, refunded_on_chain = [], [], []
+    with isolated(chain):
+        run = MarketRun(chain, market, usd, buyer, settler, recipient, params.settlement_timeout)
         for budget in budgets:
-            tx = market.openRequest(ZONE, start, end, TARGET_W, PRICE, usd.address, budget, sender=buyer)
-            ids.append(market.RequestOpened.from_receipt(tx)[0].requestId)
-            models.append(Model(deposited=budget))
-            refunded_on_chain.append(0)
-
-        phase = 0
+            run.open(budget)
+            run.check()
         for step in steps:
             index, actions = transactions(step)
-            request_id, model = ids[index], models[index]
             for action, argument in actions:
                 if action == "advance":
-                    if argument > phase:
-                        phase = argument
-                        chain.pending_timestamp = max(chain.pending_timestamp, phase_time[phase])
-                    continue
-                payout = None
-                if action == "begin":
-                    payout = model.escrow + 1 if argument == OVER_ESCROW else model.escrow * argument // 1_000
-                failure = expected_failure(market, model, action, phase, payout)
-                event(f"{action}: {failure[0].abi.name if failure else 'done'}")
-                call = {
-                    "cancel": lambda: market.cancel(request_id, sender=buyer),
-                    "begin": lambda: market.beginSettlement([(request_id, payout)], sender=settler),
-                    "release": lambda: market.releaseSettlement([(request_id, model.claimed)], sender=settler),
-                    "complete": lambda: market.completeSettlement(
-                        [(request_id, model.claimed)], recipient, sender=settler
-                    ),
-                    "expire": lambda: market.expire(request_id, sender=buyer),
-                }[action]
-                if failure:
-                    error, inputs = failure
-                    with reverts(error, requestId=request_id, **inputs):
-                        call()
+                    run.advance(argument)
                 else:
-                    tx = call()
-                    apply(model, action, payout)
-                    refunded_on_chain[index] += refund_of(market, tx, request_id)
-
-                for checked_id, checked, refunded in zip(ids, models, refunded_on_chain):
-                    status, escrow, deposited, paid = money(market, checked_id)
-                    assert (status, escrow, paid) == (checked.status, checked.escrow, checked.paid)
-                    assert (deposited, refunded) == (checked.deposited, checked.refunded)
-                    assert paid + refunded + escrow == deposited
-                assert usd.balanceOf(buyer.address) == buyer_start - sum(budgets) + sum(refunded_on_chain)
-                assert usd.balanceOf(recipient) == recipient_start + sum(m.paid for m in models)
-                assert usd.balanceOf(market.address) == market_start + sum(m.escrow for m in models)
+                    run.act(index, action, argument)
+                    run.check()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import ape
 import pytest
+from contract_asserts import isolated, reverts
 from eth_account import Account
 from eth_utils import keccak
 
@@ -60,18 +60,18 @@ def test_add_oracle_locks_its_bond(hub, staking, token, minter, admin, accounts,
     tx = hub.addOracle(newcomer.address, sender=admin)
     assert [(e.oracle, e.index) for e in tx.decode_logs(hub.OracleAdded)] == [(newcomer.address, 5)]
     assert staking.lockedOf(newcomer.address) == params.min_oracle_bond
-    with ape.reverts(staking.InsufficientUnlockedStake):
+    with reverts(staking.InsufficientUnlockedStake):
         staking.requestUnstake(1, sender=newcomer)
 
 
 def test_add_oracle_rejections(hub, admin, other, oracle_accounts, accounts, params):
-    with ape.reverts(hub.AccessControlUnauthorizedAccount):
+    with reverts(hub.AccessControlUnauthorizedAccount):
         hub.addOracle(accounts[11].address, sender=other)
-    with ape.reverts(hub.ZeroAddress):
+    with reverts(hub.ZeroAddress):
         hub.addOracle("0x" + "00" * 20, sender=admin)
-    with ape.reverts(hub.OracleAlreadyAdded, oracle=oracle_accounts[0].address):
+    with reverts(hub.OracleAlreadyAdded, oracle=oracle_accounts[0].address):
         hub.addOracle(oracle_accounts[0].address, sender=admin)
-    with ape.reverts(hub.InsufficientOracleBond, oracle=accounts[11].address, bonded=0,
+    with reverts(hub.InsufficientOracleBond, oracle=accounts[11].address, bonded=0,
                      required=params.min_oracle_bond):
         hub.addOracle(accounts[11].address, sender=admin)
 
@@ -80,7 +80,7 @@ def test_the_set_holds_at_most_32_oracles(hub, admin):
     hub.setMinOracleBond(0, sender=admin)
     for _ in range(32 - 5):
         hub.addOracle(Account.create().address, sender=admin)
-    with ape.reverts(hub.TooManyOracles):
+    with reverts(hub.TooManyOracles):
         hub.addOracle(Account.create().address, sender=admin)
 
 
@@ -94,13 +94,13 @@ def test_remove_oracle_swaps_in_the_last_and_unlocks(hub, staking, admin, oracle
 
 
 def test_remove_oracle_rejections(hub, admin, other, oracle_accounts):
-    with ape.reverts(hub.NotOracle, signer=other.address):
+    with reverts(hub.NotOracle, signer=other.address):
         hub.removeOracle(other.address, sender=admin)
-    with ape.reverts(hub.AccessControlUnauthorizedAccount):
+    with reverts(hub.AccessControlUnauthorizedAccount):
         hub.removeOracle(oracle_accounts[0].address, sender=other)
     hub.removeOracle(oracle_accounts[0].address, sender=admin)
     hub.removeOracle(oracle_accounts[1].address, sender=admin)
-    with ape.reverts(hub.InvalidThreshold, threshold=3, oracleCount=2):
+    with reverts(hub.InvalidThreshold, threshold=3, oracleCount=2):
         hub.removeOracle(oracle_accounts[2].address, sender=admin)
 
 
@@ -108,11 +108,11 @@ def test_set_threshold(hub, admin, other):
     tx = hub.setThreshold(5, sender=admin)
     assert [e.threshold for e in tx.decode_logs(hub.ThresholdSet)] == [5]
     assert hub.threshold() == 5
-    with ape.reverts(hub.InvalidThreshold, threshold=6, oracleCount=5):
+    with reverts(hub.InvalidThreshold, threshold=6, oracleCount=5):
         hub.setThreshold(6, sender=admin)
-    with ape.reverts(hub.InvalidThreshold, threshold=0, oracleCount=5):
+    with reverts(hub.InvalidThreshold, threshold=0, oracleCount=5):
         hub.setThreshold(0, sender=admin)
-    with ape.reverts(hub.AccessControlUnauthorizedAccount):
+    with reverts(hub.AccessControlUnauthorizedAccount):
         hub.setThreshold(2, sender=other)
 
 
@@ -121,11 +121,11 @@ def test_oracle_url_rules(hub, oracle_accounts, other):
     assert [(e.oracle, e.url) for e in tx.decode_logs(hub.OracleUrlSet)] == [
         (oracle_accounts[3].address, "http://127.0.0.1:8101")
     ]
-    with ape.reverts(hub.NotOracle, signer=other.address):
+    with reverts(hub.NotOracle, signer=other.address):
         hub.setOracleUrl("http://x", sender=other)
-    with ape.reverts(hub.InvalidUrl, length=0):
+    with reverts(hub.InvalidUrl, length=0):
         hub.setOracleUrl("", sender=oracle_accounts[3])
-    with ape.reverts(hub.InvalidUrl, length=257):
+    with reverts(hub.InvalidUrl, length=257):
         hub.setOracleUrl("h" * 257, sender=oracle_accounts[3])
 
 
@@ -137,15 +137,15 @@ def test_parameter_setters(hub, admin, other, treasury):
     assert (hub.challengeWindow(), hub.challengeBond(), hub.oracleSlashAmount(), hub.challengerRewardBps()) == (
         600, 5 * TOKEN, 7 * TOKEN, 2_500)
     for bad in [(0, 1, 1, 1), (30 * 86400 + 1, 1, 1, 1), (600, 1, 1, 10_001), (600, 2**96, 1, 1)]:
-        with ape.reverts(hub.InvalidParameter):
+        with reverts(hub.InvalidParameter):
             hub.setChallengeParams(*bad, sender=admin)
-    with ape.reverts(hub.AccessControlUnauthorizedAccount):
+    with reverts(hub.AccessControlUnauthorizedAccount):
         hub.setChallengeParams(600, 1, 1, 1, sender=other)
     hub.setMinOracleBond(3, sender=admin)
     assert hub.minOracleBond() == 3
     hub.setTreasury(other.address, sender=admin)
     assert hub.treasury() == other.address
-    with ape.reverts(hub.ZeroAddress):
+    with reverts(hub.ZeroAddress):
         hub.setTreasury("0x" + "00" * 20, sender=admin)
 
 
@@ -190,19 +190,19 @@ def test_submit_accepts_more_than_k_distinct_signers(hub, submit, make_report, l
 
 def test_submit_rejects_k_minus_one_signatures(hub, submit, make_report, leaves, oracle_accounts):
     report, _ = make_report(leaves)
-    with ape.reverts(hub.NotEnoughSignatures, given=2, threshold=3):
+    with reverts(hub.NotEnoughSignatures, given=2, threshold=3):
         submit(report, oracle_accounts[:2])
 
 
 def test_submit_rejects_a_repeated_signer(hub, submit, make_report, leaves, oracle_accounts):
     report, _ = make_report(leaves)
-    with ape.reverts(hub.DuplicateSigner, signer=oracle_accounts[0].address):
+    with reverts(hub.DuplicateSigner, signer=oracle_accounts[0].address):
         submit(report, [oracle_accounts[0], oracle_accounts[1], oracle_accounts[0]])
 
 
 def test_submit_rejects_a_non_oracle_signer(hub, submit, make_report, leaves, oracle_accounts, other):
     report, _ = make_report(leaves)
-    with ape.reverts(hub.NotOracle, signer=other.address):
+    with reverts(hub.NotOracle, signer=other.address):
         submit(report, [oracle_accounts[0], other, oracle_accounts[1]])
 
 
@@ -212,7 +212,7 @@ def test_submit_rejects_a_signature_over_other_content(hub, sign_report, make_re
     forged, _ = make_report(leaves, emission=1)
     signatures = sign_report(report, oracle_accounts[:2]) + sign_report(forged, oracle_accounts[2:3])
     # The third signature recovers to an unrelated address, which is not an oracle.
-    with ape.reverts(hub.NotOracle):
+    with reverts(hub.NotOracle):
         hub.submitReport(report.as_tuple(), [], [], signatures, sender=other)
 
 
@@ -220,16 +220,16 @@ def test_submit_rejects_a_malformed_signature(hub, sign_report, make_report, lea
     report, _ = make_report(leaves)
     signatures = sign_report(report, oracle_accounts[:3])
     signatures[1] = signatures[1][:64]
-    with ape.reverts(hub.InvalidSignature, index=1):
+    with reverts(hub.InvalidSignature, index=1):
         hub.submitReport(report.as_tuple(), [], [], signatures, sender=other)
 
 
 def test_submit_rejects_wrong_epoch_and_root(hub, submit, make_report, leaves, oracle_accounts):
     report, _ = make_report(leaves, epoch=2)
-    with ape.reverts(hub.WrongEpoch, expected=1, got=2):
+    with reverts(hub.WrongEpoch, expected=1, got=2):
         submit(report, oracle_accounts[:3])
     report, _ = make_report(leaves, previous_root=b"\x07" * 32)
-    with ape.reverts(hub.PreviousRootMismatch):
+    with reverts(hub.PreviousRootMismatch):
         submit(report, oracle_accounts[:3])
 
 
@@ -237,10 +237,10 @@ def test_submit_rejects_arrays_that_do_not_match_the_hashes(hub, sign_report, ma
                                                             settled_request, oracle_accounts, other):
     report, _ = make_report(leaves, payouts=[(settled_request, 10)], penalties=[(other.address, 5)])
     signatures = sign_report(report, oracle_accounts[:3])
-    with ape.reverts(hub.RequestsHashMismatch):
+    with reverts(hub.RequestsHashMismatch):
         hub.submitReport(report.as_tuple(), [(settled_request, 11)], report.penalty_tuples(), signatures,
                          sender=other)
-    with ape.reverts(hub.PenaltiesHashMismatch):
+    with reverts(hub.PenaltiesHashMismatch):
         hub.submitReport(report.as_tuple(), report.payout_tuples(), [], signatures, sender=other)
 
 
@@ -253,7 +253,7 @@ def test_submit_reserves_the_emission_budget(hub, submit, make_report, leaves, o
 def test_submit_rejects_emission_beyond_the_budget(hub, admin, submit, make_report, leaves, oracle_accounts):
     hub.setEmissionBudget(5 * TOKEN, sender=admin)
     report, _ = make_report(leaves, emission=5 * TOKEN + 1)
-    with ape.reverts(hub.EmissionExceedsBudget, emission=5 * TOKEN + 1, budget=5 * TOKEN):
+    with reverts(hub.EmissionExceedsBudget, emission=5 * TOKEN + 1, budget=5 * TOKEN):
         submit(report, oracle_accounts[:3])
 
 
@@ -262,20 +262,20 @@ def test_emission_budget_stays_within_the_token_cap(hub, token, admin, other, su
     mintable = token.cap() - token.totalSupply()
     tx = hub.setEmissionBudget(mintable, sender=admin)
     assert [e.budget for e in tx.decode_logs(hub.EmissionBudgetSet)] == [mintable]
-    with ape.reverts(hub.EmissionExceedsCap, budget=mintable + 1, mintable=mintable):
+    with reverts(hub.EmissionExceedsCap, budget=mintable + 1, mintable=mintable):
         hub.setEmissionBudget(mintable + 1, sender=admin)
-    with ape.reverts(hub.AccessControlUnauthorizedAccount):
+    with reverts(hub.AccessControlUnauthorizedAccount):
         hub.setEmissionBudget(1, sender=other)
     report, _ = make_report(leaves)
     submit(report, oracle_accounts[:3])
-    with ape.reverts(hub.ReportPending):
+    with reverts(hub.ReportPending):
         hub.setEmissionBudget(1, sender=admin)
 
 
 def test_submit_never_pays_a_request_more_than_its_escrow(market, submit, make_report, leaves,
                                                           settled_request, oracle_accounts):
     report, _ = make_report(leaves, payouts=[(settled_request, 1_000 * USD + 1)])
-    with ape.reverts(market.PayoutExceedsEscrow, requestId=settled_request, payout=1_000 * USD + 1,
+    with reverts(market.PayoutExceedsEscrow, requestId=settled_request, payout=1_000 * USD + 1,
                      escrow=1_000 * USD):
         submit(report, oracle_accounts[:3])
 
@@ -284,23 +284,23 @@ def test_submit_rejects_a_request_that_has_not_ended(market, submit, make_report
                                                      oracle_accounts):
     request_id = open_request()
     report, _ = make_report(leaves, payouts=[(request_id, 1)])
-    with ape.reverts(market.NotEnded):
+    with reverts(market.NotEnded):
         submit(report, oracle_accounts[:3])
 
 
 def test_only_one_report_is_pending(hub, submit, make_report, leaves, oracle_accounts):
     report, _ = make_report(leaves)
     submit(report, oracle_accounts[:3])
-    with ape.reverts(hub.ReportPending, digest=hub.reportDigest(report.as_tuple())):
+    with reverts(hub.ReportPending, digest=hub.reportDigest(report.as_tuple())):
         submit(report, oracle_accounts[:3])
 
 
 def test_oracle_set_is_frozen_while_a_report_is_pending(hub, submit, make_report, leaves, oracle_accounts, admin):
     report, _ = make_report(leaves)
     submit(report, oracle_accounts[:3])
-    with ape.reverts(hub.ReportPending):
+    with reverts(hub.ReportPending):
         hub.removeOracle(oracle_accounts[4].address, sender=admin)
-    with ape.reverts(hub.ReportPending):
+    with reverts(hub.ReportPending):
         hub.setThreshold(2, sender=admin)
 
 
@@ -309,15 +309,15 @@ def test_submit_and_finalize_are_paused_by_the_guardian(hub, submit, finalize, m
     report, _ = make_report(leaves)
     tx = hub.pause(sender=guardian)
     assert hub.paused() and [e.account for e in tx.decode_logs(hub.Paused)] == [guardian.address]
-    with ape.reverts(hub.EnforcedPause):
+    with reverts(hub.EnforcedPause):
         submit(report, oracle_accounts[:3])
     hub.unpause(sender=guardian)
     assert not hub.paused()
     submit(report, oracle_accounts[:3])
     hub.pause(sender=guardian)
-    with ape.reverts(hub.EnforcedPause):
+    with reverts(hub.EnforcedPause):
         finalize(report)
-    with ape.reverts(hub.AccessControlUnauthorizedAccount):
+    with reverts(hub.AccessControlUnauthorizedAccount):
         hub.unpause(sender=other)
 
 
@@ -339,7 +339,7 @@ def test_finalize_pays_refunds_penalizes_mints_and_installs_the_root(
         emission=30 * TOKEN,
     )
     submit(report, oracle_accounts[:3])
-    with ape.reverts(hub.ChallengeWindowOpen):
+    with reverts(hub.ChallengeWindowOpen):
         finalize(report, wait=False)
     buyer_before, treasury_tokens = usd.balanceOf(buyer.address), token.balanceOf(treasury.address)
     tx = finalize(report)
@@ -358,13 +358,13 @@ def test_finalize_pays_refunds_penalizes_mints_and_installs_the_root(
 
 def test_finalize_rejections(hub, submit, finalize, make_report, leaves, oracle_accounts, other):
     report, _ = make_report(leaves)
-    with ape.reverts(hub.NoReportIn, expected=PENDING, actual=NONE):
+    with reverts(hub.NoReportIn, expected=PENDING, actual=NONE):
         finalize(report, wait=False)
     submit(report, oracle_accounts[:3])
     other_report, _ = make_report(leaves, emission=5)
-    with ape.reverts(hub.NotPendingReport):
+    with reverts(hub.NotPendingReport):
         finalize(other_report)
-    with ape.reverts(hub.PenaltiesHashMismatch):
+    with reverts(hub.PenaltiesHashMismatch):
         hub.finalize(report.as_tuple(), [], [(other.address, 1)], sender=other)
 
 
@@ -387,7 +387,7 @@ def test_a_settled_request_cannot_be_settled_again(market, submit, finalize, mak
     submit(first, oracle_accounts[:3])
     finalize(first)
     second, _ = make_report(leaves, payouts=[(settled_request, 10)])
-    with ape.reverts(market.WrongStatus, requestId=settled_request, status=4):
+    with reverts(market.WrongStatus, requestId=settled_request, status=4):
         submit(second, oracle_accounts[:3])
 
 
@@ -417,20 +417,20 @@ def test_challenge_posts_the_bond(hub, token, submit, make_report, leaves, oracl
 
 def test_challenge_rejections(hub, submit, make_report, leaves, oracle_accounts, challenger, chain, guardian):
     report, _ = make_report(leaves)
-    with ape.reverts(hub.NoReportIn, expected=PENDING, actual=NONE):
+    with reverts(hub.NoReportIn, expected=PENDING, actual=NONE):
         hub.challenge(b"\x01" * 32, "", sender=challenger)
     submit(report, oracle_accounts[:3])
     digest = hub.reportDigest(report.as_tuple())
-    with ape.reverts(hub.NotPendingReport):
+    with reverts(hub.NotPendingReport):
         hub.challenge(b"\x02" * 32, "", sender=challenger)
-    with ape.reverts(hub.ReasonTooLong, length=1025):
+    with reverts(hub.ReasonTooLong, length=1025):
         hub.challenge(digest, "r" * 1025, sender=challenger)
     hub.pause(sender=guardian)
-    with ape.reverts(hub.EnforcedPause):
+    with reverts(hub.EnforcedPause):
         hub.challenge(digest, "", sender=challenger)
     hub.unpause(sender=guardian)
     chain.mine(timestamp=hub.pendingReport().challengeDeadline)
-    with ape.reverts(hub.ChallengeWindowClosed):
+    with reverts(hub.ChallengeWindowClosed):
         hub.challenge(digest, "", sender=challenger)
 
 
@@ -470,7 +470,7 @@ def test_rejected_challenge_forfeits_the_bond_and_the_report_finalizes(
     report, _ = make_report(leaves)
     submit(report, oracle_accounts[:3])
     hub.challenge(hub.reportDigest(report.as_tuple()), "frivolous", sender=challenger)
-    with ape.reverts(hub.NoReportIn, expected=PENDING, actual=CHALLENGED):
+    with reverts(hub.NoReportIn, expected=PENDING, actual=CHALLENGED):
         finalize(report)
     treasury_before = token.balanceOf(treasury.address)
     tx = hub.resolveChallenge(report.as_tuple(), [], False, sender=guardian)
@@ -484,16 +484,16 @@ def test_rejected_challenge_forfeits_the_bond_and_the_report_finalizes(
 def test_resolve_challenge_rejections(hub, submit, make_report, leaves, settled_request, oracle_accounts,
                                       challenger, guardian, other):
     report, _ = make_report(leaves, payouts=[(settled_request, 5)])
-    with ape.reverts(hub.NoReportIn, expected=CHALLENGED, actual=NONE):
+    with reverts(hub.NoReportIn, expected=CHALLENGED, actual=NONE):
         hub.resolveChallenge(report.as_tuple(), report.payout_tuples(), True, sender=guardian)
     submit(report, oracle_accounts[:3])
     hub.challenge(hub.reportDigest(report.as_tuple()), "x", sender=challenger)
-    with ape.reverts(hub.AccessControlUnauthorizedAccount):
+    with reverts(hub.AccessControlUnauthorizedAccount):
         hub.resolveChallenge(report.as_tuple(), report.payout_tuples(), True, sender=other)
     other_report, _ = make_report(leaves, emission=1)
-    with ape.reverts(hub.NotPendingReport):
+    with reverts(hub.NotPendingReport):
         hub.resolveChallenge(other_report.as_tuple(), [], True, sender=guardian)
-    with ape.reverts(hub.RequestsHashMismatch):
+    with reverts(hub.RequestsHashMismatch):
         hub.resolveChallenge(report.as_tuple(), [], True, sender=guardian)
 
 
@@ -533,12 +533,12 @@ def test_a_report_lands_only_with_k_distinct_oracle_signatures(
     report, _ = make_report(leaves)
     signatures = sign_report(report, [oracle_accounts[i] for i in signer_indexes])
     distinct = len(set(signer_indexes)) == len(signer_indexes)
-    with chain.isolate():
+    with isolated(chain):
         if distinct and len(signer_indexes) >= 3:
             hub.submitReport(report.as_tuple(), [], [], signatures, sender=other)
             assert hub.pendingReport().status == PENDING
         else:
             expected = hub.NotEnoughSignatures if len(signer_indexes) < 3 else hub.DuplicateSigner
-            with ape.reverts(expected):
+            with reverts(expected):
                 hub.submitReport(report.as_tuple(), [], [], signatures, sender=other)
             assert hub.pendingReport().status == NONE

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import ape
 import pytest
+from contract_asserts import isolated, reverts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +34,7 @@ def publish(distributor, usd, root_setter):
 
 
 def test_set_root_is_reserved_to_the_root_setter(distributor, other, root_setter):
-    with ape.reverts(distributor.AccessControlUnauthorizedAccount):
+    with reverts(distributor.AccessControlUnauthorizedAccount):
         distributor.setRoot(b"\x01" * 32, 1, sender=other)
     tx = distributor.setRoot(b"\x01" * 32, 1, sender=root_setter)
     event = tx.decode_logs(distributor.RootUpdated)[0]
@@ -75,7 +75,7 @@ def test_double_claim_is_rejected(distributor, usd, publish, owner):
     leaf = RewardLeaf(owner.address, usd.address, 5 * USD)
     tree = publish([leaf], epoch=1, fund=10 * USD)
     distributor.claim(owner.address, usd.address, leaf.amount, tree.proof(leaf), sender=owner)
-    with ape.reverts(distributor.NothingToClaim, account=owner.address, token=usd.address,
+    with reverts(distributor.NothingToClaim, account=owner.address, token=usd.address,
                      cumulativeAmount=5 * USD, claimed=5 * USD):
         distributor.claim(owner.address, usd.address, leaf.amount, tree.proof(leaf), sender=owner)
 
@@ -90,7 +90,7 @@ def test_a_leaf_not_in_the_root_is_rejected(distributor, usd, token, publish, ow
         "token": (owner.address, token.address, 5 * USD),
         "amount": (owner.address, usd.address, 6 * USD),
     }[field]
-    with ape.reverts(distributor.InvalidProof, account=forged[0], token=forged[1], cumulativeAmount=forged[2]):
+    with reverts(distributor.InvalidProof, account=forged[0], token=forged[1], cumulativeAmount=forged[2]):
         distributor.claim(*forged, tree.proof(leaf), sender=owner)
 
 
@@ -106,20 +106,20 @@ def test_claim_many_collects_several_tokens(distributor, usd, token, publish, ow
 
 
 def test_claim_many_rejects_arrays_of_different_lengths(distributor, usd, owner):
-    with ape.reverts(distributor.LengthMismatch):
+    with reverts(distributor.LengthMismatch):
         distributor.claimMany(owner.address, [usd.address], [1, 2], [[]], sender=owner)
 
 
 def test_claims_are_paused_by_the_guardian(distributor, usd, publish, owner, guardian, other):
     leaf = RewardLeaf(owner.address, usd.address, 5 * USD)
     tree = publish([leaf], epoch=1, fund=5 * USD)
-    with ape.reverts(distributor.AccessControlUnauthorizedAccount):
+    with reverts(distributor.AccessControlUnauthorizedAccount):
         distributor.pause(sender=other)
     distributor.pause(sender=guardian)
     assert distributor.paused() and bytes(distributor.root()) == tree.root
-    with ape.reverts(distributor.EnforcedPause):
+    with reverts(distributor.EnforcedPause):
         distributor.claim(owner.address, usd.address, leaf.amount, tree.proof(leaf), sender=owner)
-    with ape.reverts(distributor.EnforcedPause):
+    with reverts(distributor.EnforcedPause):
         distributor.claimMany(owner.address, [usd.address], [leaf.amount], [tree.proof(leaf)], sender=owner)
     distributor.unpause(sender=guardian)
     distributor.claim(owner.address, usd.address, leaf.amount, tree.proof(leaf), sender=owner)
@@ -139,7 +139,7 @@ def test_a_root_installed_while_paused_applies_on_unpause(distributor, usd, publ
 
 
 def test_the_pause_marker_cannot_be_installed_as_a_root(distributor, root_setter):
-    with ape.reverts(distributor.ReservedRoot):
+    with reverts(distributor.ReservedRoot):
         distributor.setRoot(b"\xff" * 32, 1, sender=root_setter)
 
 
@@ -161,7 +161,7 @@ def test_claim_accepts_exactly_the_proofs_openzeppelin_accepts(
     chain, distributor, usd, publish, owner, amounts, pick, tamper
 ):
     """The claim path's own proof loop agrees with OpenZeppelin's MerkleProof (used by `verify`)."""
-    with chain.isolate():
+    with isolated(chain):
         leaves = [RewardLeaf(owner.address, usd.address, a) for a in amounts]
         tree = publish(leaves, epoch=1, fund=max(amounts))
         leaf = leaves[pick % len(leaves)]
@@ -181,7 +181,7 @@ def test_claim_accepts_exactly_the_proofs_openzeppelin_accepts(
             distributor.claim(owner.address, usd.address, amount, proof, sender=owner)
             assert distributor.claimed(owner.address, usd.address) == amount
         else:
-            with ape.reverts(distributor.InvalidProof):
+            with reverts(distributor.InvalidProof):
                 distributor.claim(owner.address, usd.address, amount, proof, sender=owner)
 
 increments = st.lists(st.lists(st.integers(0, 50 * USD), min_size=3, max_size=3), min_size=1, max_size=4)
@@ -197,7 +197,7 @@ def test_claimed_never_exceeds_the_cumulative_amount_in_the_root(
     claimed total stays <= its cumulative amount in the current root, a repeated claim of the same
     leaf never pays twice, and the distributor's balance is exactly what is still owed."""
     holders = [accounts[13], accounts[14], accounts[15]]
-    with chain.isolate():
+    with isolated(chain):
         cumulative = [0, 0, 0]
         for epoch, (increment, plan) in enumerate(zip(epochs, plans), start=1):
             cumulative = [c + i for c, i in zip(cumulative, increment)]
@@ -207,7 +207,7 @@ def test_claimed_never_exceeds_the_cumulative_amount_in_the_root(
                 already = distributor.claimed(holder.address, usd.address)
                 if claim_now and leaf.amount > already:
                     distributor.claim(holder.address, usd.address, leaf.amount, tree.proof(leaf), sender=holder)
-                    with ape.reverts(distributor.NothingToClaim):
+                    with reverts(distributor.NothingToClaim):
                         distributor.claim(holder.address, usd.address, leaf.amount, tree.proof(leaf), sender=holder)
                 assert distributor.claimed(holder.address, usd.address) <= leaf.amount
             owed = sum(c - distributor.claimed(h.address, usd.address) for h, c in zip(holders, cumulative))

@@ -5,61 +5,20 @@ slash never exceeds the stake and conserves tokens."""
 
 from __future__ import annotations
 
-import ast
-from contextlib import contextmanager
 
-import ape
 import pytest
-from ape.exceptions import CustomError
-from eth_abi import decode
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from negawatt.deploy import TOKEN
+from contract_asserts import isolated, logs, reverts
 
 ZERO = "0x0000000000000000000000000000000000000000"
 DEFAULT_ADMIN_ROLE = b"\x00" * 32
 UINT128_MAX = 2**128 - 1
 MAX_UNBONDING_DELAY = 365 * 24 * 3600
 BALANCE = 1_000 * TOKEN
-
-
-@contextmanager
-def reverts(error, **inputs):
-    """`ape.reverts`, made strict: the revert must be exactly `error` (decoded by Ape, or from the raw
-    revert data when Ape could not decode it) and carry every named input with the given value."""
-    with ape.reverts(error, **inputs) as info:
-        yield info
-    actual = error_inputs(info.value, error.abi)
-    for name, value in inputs.items():
-        assert name in actual, f"{error.abi.name} has no input {name!r}"
-        assert actual[name] == value, f"{error.abi.name}.{name} is {actual[name]!r}, expected {value!r}"
-
-
-def error_inputs(err, abi) -> dict:
-    if isinstance(err, CustomError):
-        assert err.abi.selector == abi.selector, f"reverted with {err.abi.selector}, expected {abi.selector}"
-        return dict(err.inputs)
-    data = revert_data(err)
-    assert data[:4] == keccak(text=abi.selector)[:4], f"reverted with {err!r}, expected {abi.selector}"
-    types = [i.canonical_type for i in abi.inputs]
-    values = decode(types, data[4:])
-    return {
-        i.name: to_checksum_address(v) if t == "address" else v for i, t, v in zip(abi.inputs, types, values)
-    }
-
-
-def revert_data(err) -> bytes:
-    message = err.revert_message or ""
-    if message.startswith(("b'", 'b"')):
-        return ast.literal_eval(message)
-    assert message.startswith("0x"), f"no revert data in {err!r}"
-    return bytes.fromhex(message[2:])
-
-
-def logs(tx):
-    return [(log.contract_address, log.event_name, dict(log.event_arguments)) for log in tx.events]
 
 
 def stake_record(staking, account):
@@ -116,7 +75,6 @@ def unbonding_stake(staking, staker, delay):
 
 def test_deployment_parameters(staking, token, params):
     assert staking.stakingToken() == token.address
-    assert staking.treasury() == params.treasury
     assert staking.unbondingDelay() == params.unbonding_delay == 7 * 24 * 3600
     assert staking.bondPerKW() == params.bond_per_kw == 100 * TOKEN
     assert staking.MAX_UNBONDING_DELAY() == MAX_UNBONDING_DELAY
@@ -132,39 +90,50 @@ def test_deployment_roles(staking, admin, guardian, hub):
     assert staking.hasRole(staking.LOCKER_ROLE(), hub.address)
 
 
-def test_constructor_emits_its_parameters(project, chain, admin, guardian, token, treasury):
-    fresh = admin.deploy(project.Staking, admin.address, guardian.address, token.address, treasury.address, 3600, 5)
+def test_constructor_emits_its_parameters(project, chain, admin, guardian, token):
+    fresh = admin.deploy(project.Staking, admin.address, guardian.address, token.address, 3600, 5)
     receipt = chain.get_receipt(fresh.txn_hash)
     parameters = [(name, args) for _, name, args in logs(receipt) if not name.startswith("Role")]
     assert parameters == [
-        ("TreasurySet", {"treasury": treasury.address}),
         ("UnbondingDelaySet", {"delay": 3600}),
         ("BondPerKWSet", {"bondPerKW": 5}),
     ]
-    assert (fresh.unbondingDelay(), fresh.bondPerKW(), fresh.treasury()) == (3600, 5, treasury.address)
+    assert (fresh.unbondingDelay(), fresh.bondPerKW()) == (3600, 5)
 
 
-def test_constructor_accepts_the_longest_delay(project, admin, guardian, token, treasury):
+def test_constructor_accepts_the_longest_delay(project, admin, guardian, token):
     fresh = admin.deploy(
-        project.Staking, admin.address, guardian.address, token.address, treasury.address, MAX_UNBONDING_DELAY, 0
+        project.Staking,
+        admin.address,
+        guardian.address,
+        token.address,
+        MAX_UNBONDING_DELAY,
+        0,
     )
     assert fresh.unbondingDelay() == MAX_UNBONDING_DELAY
 
 
-@pytest.mark.parametrize("missing", ["admin", "guardian", "token", "treasury"])
-def test_constructor_rejects_zero_addresses(project, admin, guardian, token, treasury, missing):
-    addresses = {"admin": admin.address, "guardian": guardian.address, "token": token.address,
-                 "treasury": treasury.address}
+@pytest.mark.parametrize("missing", ["admin", "guardian", "token"])
+def test_constructor_rejects_zero_addresses(project, admin, guardian, token, missing):
+    addresses = {
+        "admin": admin.address,
+        "guardian": guardian.address,
+        "token": token.address,
+    }
     addresses[missing] = ZERO
     with reverts(project.Staking.ZeroAddress):
         admin.deploy(project.Staking, *addresses.values(), 3600, 1)
 
 
-def test_constructor_rejects_too_long_delay(project, admin, guardian, token, treasury):
+def test_constructor_rejects_too_long_delay(project, admin, guardian, token):
     with reverts(project.Staking.UnbondingDelayTooLong, delay=MAX_UNBONDING_DELAY + 1):
         admin.deploy(
-            project.Staking, admin.address, guardian.address, token.address, treasury.address,
-            MAX_UNBONDING_DELAY + 1, 1,
+            project.Staking,
+            admin.address,
+            guardian.address,
+            token.address,
+            MAX_UNBONDING_DELAY + 1,
+            1,
         )
 
 
@@ -185,7 +154,9 @@ def test_stake_adds_to_the_bond(staking, staker):
     staking.stake(40 * TOKEN, sender=staker)
     tx = staking.stake(2 * TOKEN, sender=staker)
     assert logs(tx)[0] == (
-        staking.address, "Staked", {"account": staker.address, "amount": 2 * TOKEN, "bonded": 42 * TOKEN}
+        staking.address,
+        "Staked",
+        {"account": staker.address, "amount": 2 * TOKEN, "bonded": 42 * TOKEN},
     )
     assert staking.bondedOf(staker.address) == 42 * TOKEN
 
@@ -217,20 +188,36 @@ def test_request_unstake_starts_unbonding(staking, staker, delay):
         (
             staking.address,
             "UnstakeRequested",
-            {"account": staker.address, "amount": 30 * TOKEN, "unbonding": 30 * TOKEN, "releaseAt": release_at},
+            {
+                "account": staker.address,
+                "amount": 30 * TOKEN,
+                "unbonding": 30 * TOKEN,
+                "releaseAt": release_at,
+            },
         )
     ]
-    assert stake_record(staking, staker) == {"bonded": 70 * TOKEN, "unbonding": 30 * TOKEN, "releaseAt": release_at}
+    assert stake_record(staking, staker) == {
+        "bonded": 70 * TOKEN,
+        "unbonding": 30 * TOKEN,
+        "releaseAt": release_at,
+    }
 
 
-def test_second_unstake_request_restarts_the_clock_for_everything(staking, staker, unbonding_stake, chain, delay):
+def test_second_unstake_request_restarts_the_clock_for_everything(
+    staking, staker, unbonding_stake, chain, delay
+):
     chain.pending_timestamp = unbonding_stake - 60
     tx = staking.requestUnstake(10 * TOKEN, sender=staker)
     assert logs(tx)[0][2] == {
-        "account": staker.address, "amount": 10 * TOKEN, "unbonding": 40 * TOKEN, "releaseAt": tx.timestamp + delay
+        "account": staker.address,
+        "amount": 10 * TOKEN,
+        "unbonding": 40 * TOKEN,
+        "releaseAt": tx.timestamp + delay,
     }
     assert stake_record(staking, staker) == {
-        "bonded": 60 * TOKEN, "unbonding": 40 * TOKEN, "releaseAt": tx.timestamp + delay
+        "bonded": 60 * TOKEN,
+        "unbonding": 40 * TOKEN,
+        "releaseAt": tx.timestamp + delay,
     }
 
 
@@ -315,24 +302,17 @@ def test_set_bond_per_kw(staking, admin):
     assert staking.bondPerKW() == 7
 
 
-def test_set_treasury(staking, admin, other):
-    tx = staking.setTreasury(other.address, sender=admin)
-    assert logs(tx) == [(staking.address, "TreasurySet", {"treasury": other.address})]
-    assert staking.treasury() == other.address
-
-
-def test_set_treasury_to_zero_reverts(staking, admin, params):
-    with reverts(staking.ZeroAddress):
-        staking.setTreasury(ZERO, sender=admin)
-    assert staking.treasury() == params.treasury
-
-
 @pytest.mark.parametrize(
     "setter, argument",
-    [("setUnbondingDelay", 1), ("setBondPerKW", 1), ("setTreasury", "0x000000000000000000000000000000000000dEaD")],
+    [
+        ("setUnbondingDelay", 1),
+        ("setBondPerKW", 1),
+    ],
 )
 def test_admin_setters_require_admin(staking, other, setter, argument):
-    with reverts(staking.AccessControlUnauthorizedAccount, account=other.address, neededRole=DEFAULT_ADMIN_ROLE):
+    with reverts(
+        staking.AccessControlUnauthorizedAccount, account=other.address, neededRole=DEFAULT_ADMIN_ROLE
+    ):
         getattr(staking, setter)(argument, sender=other)
 
 
@@ -343,7 +323,9 @@ def test_set_lock(staking, locker, staker):
 
 
 def test_set_lock_requires_locker_role(staking, other, staker):
-    with reverts(staking.AccessControlUnauthorizedAccount, account=other.address, neededRole=staking.LOCKER_ROLE()):
+    with reverts(
+        staking.AccessControlUnauthorizedAccount, account=other.address, neededRole=staking.LOCKER_ROLE()
+    ):
         staking.setLock(staker.address, 1, sender=other)
     assert staking.lockedOf(staker.address) == 0
 
@@ -381,19 +363,34 @@ def test_slash_takes_from_bonded_first(staking, token, slasher, staker, recipien
         (
             staking.address,
             "Slashed",
-            {"account": staker.address, "amount": 50 * TOKEN, "recipient": recipient.address, "requested": 50 * TOKEN},
+            {
+                "account": staker.address,
+                "amount": 50 * TOKEN,
+                "recipient": recipient.address,
+                "requested": 50 * TOKEN,
+            },
         ),
         (token.address, "Transfer", {"from": staking.address, "to": recipient.address, "value": 50 * TOKEN}),
     ]
-    assert stake_record(staking, staker) == {"bonded": 20 * TOKEN, "unbonding": 30 * TOKEN, "releaseAt": unbonding_stake}
+    assert stake_record(staking, staker) == {
+        "bonded": 20 * TOKEN,
+        "unbonding": 30 * TOKEN,
+        "releaseAt": unbonding_stake,
+    }
     assert token.balanceOf(recipient.address) == 50 * TOKEN
     assert token.balanceOf(staking.address) == held - 50 * TOKEN
 
 
-def test_slash_beyond_bonded_takes_from_unbonding(staking, token, slasher, staker, recipient, unbonding_stake):
+def test_slash_beyond_bonded_takes_from_unbonding(
+    staking, token, slasher, staker, recipient, unbonding_stake
+):
     tx = staking.slash(staker.address, 80 * TOKEN, recipient.address, sender=slasher)
     assert logs(tx)[0][2]["amount"] == 80 * TOKEN
-    assert stake_record(staking, staker) == {"bonded": 0, "unbonding": 20 * TOKEN, "releaseAt": unbonding_stake}
+    assert stake_record(staking, staker) == {
+        "bonded": 0,
+        "unbonding": 20 * TOKEN,
+        "releaseAt": unbonding_stake,
+    }
     assert token.balanceOf(recipient.address) == 80 * TOKEN
 
 
@@ -404,7 +401,12 @@ def test_slash_never_takes_more_than_the_stake(staking, token, slasher, staker, 
     assert logs(tx)[0] == (
         staking.address,
         "Slashed",
-        {"account": staker.address, "amount": 100 * TOKEN, "recipient": recipient.address, "requested": requested},
+        {
+            "account": staker.address,
+            "amount": 100 * TOKEN,
+            "recipient": recipient.address,
+            "requested": requested,
+        },
     )
     assert stake_record(staking, staker) == {"bonded": 0, "unbonding": 0, "releaseAt": unbonding_stake}
     assert token.balanceOf(recipient.address) == 100 * TOKEN
@@ -432,8 +434,9 @@ def test_slash_ignores_the_lock(staking, slasher, locker, staker, recipient):
     assert staking.lockedOf(staker.address) == 100
 
 
-def test_withdraw_after_slash_returns_what_is_left_unbonding(staking, token, slasher, staker, recipient,
-                                                             unbonding_stake, chain):
+def test_withdraw_after_slash_returns_what_is_left_unbonding(
+    staking, token, slasher, staker, recipient, unbonding_stake, chain
+):
     staking.slash(staker.address, 90 * TOKEN, recipient.address, sender=slasher)
     chain.pending_timestamp = unbonding_stake
     tx = staking.withdraw(sender=staker)
@@ -450,7 +453,9 @@ def test_slash_to_zero_recipient_reverts(staking, slasher, staker):
 
 def test_slash_requires_slasher_role(staking, staker, other, recipient):
     staking.stake(10, sender=staker)
-    with reverts(staking.AccessControlUnauthorizedAccount, account=other.address, neededRole=staking.SLASHER_ROLE()):
+    with reverts(
+        staking.AccessControlUnauthorizedAccount, account=other.address, neededRole=staking.SLASHER_ROLE()
+    ):
         staking.slash(staker.address, 10, recipient.address, sender=other)
     assert staking.bondedOf(staker.address) == 10
 
@@ -466,7 +471,9 @@ def test_guardian_pauses_and_unpauses(staking, guardian):
 
 @pytest.mark.parametrize("action", ["pause", "unpause"])
 def test_pause_requires_guardian_role(staking, admin, action):
-    with reverts(staking.AccessControlUnauthorizedAccount, account=admin.address, neededRole=staking.GUARDIAN_ROLE()):
+    with reverts(
+        staking.AccessControlUnauthorizedAccount, account=admin.address, neededRole=staking.GUARDIAN_ROLE()
+    ):
         getattr(staking, action)(sender=admin)
 
 
@@ -485,14 +492,16 @@ PAUSABLE = {
     "stake": lambda staking, staker, slasher, recipient: staking.stake(1, sender=staker),
     "requestUnstake": lambda staking, staker, slasher, recipient: staking.requestUnstake(1, sender=staker),
     "withdraw": lambda staking, staker, slasher, recipient: staking.withdraw(sender=staker),
-    "slash": lambda staking, staker, slasher, recipient: staking.slash(staker.address, 1, recipient.address,
-                                                                       sender=slasher),
+    "slash": lambda staking, staker, slasher, recipient: staking.slash(
+        staker.address, 1, recipient.address, sender=slasher
+    ),
 }
 
 
 @pytest.mark.parametrize("action", list(PAUSABLE))
-def test_pause_blocks_value_moving_functions(staking, guardian, staker, slasher, recipient, unbonding_stake, chain,
-                                             action):
+def test_pause_blocks_value_moving_functions(
+    staking, guardian, staker, slasher, recipient, unbonding_stake, chain, action
+):
     chain.pending_timestamp = unbonding_stake
     staking.pause(sender=guardian)
     before = stake_record(staking, staker)
@@ -567,7 +576,7 @@ def stakes_and_slashes(draw):
 @given(case=stakes_and_slashes())
 def test_property_slash_never_exceeds_the_stake(chain, staking, token, fund, owner, slasher, recipient, case):
     bonded, unbonding, requests = case
-    with chain.isolate():
+    with isolated(chain):
         if bonded + unbonding:
             fund(owner, bonded + unbonding)
             staking.stake(bonded + unbonding, sender=owner)

@@ -3,18 +3,16 @@ ERC-2612 permits signed off-chain with eth-account (as a wallet or node would si
 
 from __future__ import annotations
 
-import ast
-from contextlib import contextmanager
 
 import ape
 import pytest
-from ape.exceptions import CustomError
-from eth_abi import decode, encode
+from eth_abi import encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 
 from negawatt.deploy import TOKEN
+from contract_asserts import logs, reverts
 
 ZERO = "0x0000000000000000000000000000000000000000"
 DEFAULT_ADMIN_ROLE = b"\x00" * 32
@@ -33,43 +31,6 @@ DOMAIN_FIELDS = [
     {"name": "chainId", "type": "uint256"},
     {"name": "verifyingContract", "type": "address"},
 ]
-
-
-@contextmanager
-def reverts(error, **inputs):
-    """`ape.reverts`, made strict: the revert must be exactly `error` (decoded by Ape, or from the raw
-    revert data when Ape could not decode it) and carry every named input with the given value."""
-    with ape.reverts(error, **inputs) as info:
-        yield info
-    actual = error_inputs(info.value, error.abi)
-    for name, value in inputs.items():
-        assert name in actual, f"{error.abi.name} has no input {name!r}"
-        assert actual[name] == value, f"{error.abi.name}.{name} is {actual[name]!r}, expected {value!r}"
-
-
-def error_inputs(err, abi) -> dict:
-    if isinstance(err, CustomError):
-        assert err.abi.selector == abi.selector, f"reverted with {err.abi.selector}, expected {abi.selector}"
-        return dict(err.inputs)
-    data = revert_data(err)
-    assert data[:4] == keccak(text=abi.selector)[:4], f"reverted with {err!r}, expected {abi.selector}"
-    types = [i.canonical_type for i in abi.inputs]
-    values = decode(types, data[4:])
-    return {
-        i.name: to_checksum_address(v) if t == "address" else v for i, t, v in zip(abi.inputs, types, values)
-    }
-
-
-def revert_data(err) -> bytes:
-    message = err.revert_message or ""
-    if message.startswith(("b'", 'b"')):
-        return ast.literal_eval(message)
-    assert message.startswith("0x"), f"no revert data in {err!r}"
-    return bytes.fromhex(message[2:])
-
-
-def logs(tx):
-    return [(log.contract_address, log.event_name, dict(log.event_arguments)) for log in tx.events]
 
 
 def permit_document(token_address, chain_id, owner, spender, value, nonce, deadline, name="negawatt"):
@@ -137,7 +98,12 @@ def permit_for(token, chain_id, holder, spender):
 def submitted(token, holder, spender, value, deadline):
     """The Permit message the token checks for this call (at the holder's current nonce)."""
     return permit_document(
-        token.address, ape.chain.chain_id, holder.address, spender.address, value, token.nonces(holder.address),
+        token.address,
+        ape.chain.chain_id,
+        holder.address,
+        spender.address,
+        value,
+        token.nonces(holder.address),
         deadline,
     )
 
@@ -164,7 +130,9 @@ def test_minter_mints_to_an_account(token, minter, other):
 
 def test_mint_without_minter_role_reverts(token, other):
     supply = token.totalSupply()
-    with reverts(token.AccessControlUnauthorizedAccount, account=other.address, neededRole=token.MINTER_ROLE()):
+    with reverts(
+        token.AccessControlUnauthorizedAccount, account=other.address, neededRole=token.MINTER_ROLE()
+    ):
         token.mint(other.address, 1, sender=other)
     assert token.totalSupply() == supply
 
@@ -187,7 +155,9 @@ def test_admin_grants_and_revokes_minter_role(token, admin, grantee, other):
 
 
 def test_granting_minter_role_requires_admin(token, other, grantee):
-    with reverts(token.AccessControlUnauthorizedAccount, account=other.address, neededRole=DEFAULT_ADMIN_ROLE):
+    with reverts(
+        token.AccessControlUnauthorizedAccount, account=other.address, neededRole=DEFAULT_ADMIN_ROLE
+    ):
         token.grantRole(token.MINTER_ROLE(), grantee.address, sender=other)
     assert not token.hasRole(token.MINTER_ROLE(), grantee.address)
 
@@ -241,7 +211,9 @@ def test_transfer_moves_balance(token, holder, other):
 
 
 def test_transfer_above_balance_reverts(token, holder, other):
-    with reverts(token.ERC20InsufficientBalance, sender=holder.address, balance=1_000 * TOKEN, needed=1_000 * TOKEN + 1):
+    with reverts(
+        token.ERC20InsufficientBalance, sender=holder.address, balance=1_000 * TOKEN, needed=1_000 * TOKEN + 1
+    ):
         token.transfer(other.address, 1_000 * TOKEN + 1, sender=holder)
 
 
@@ -253,7 +225,11 @@ def test_transfer_to_zero_address_reverts(token, holder):
 def test_approve_then_transfer_from_spends_allowance(token, holder, spender, other):
     tx = token.approve(spender.address, 30 * TOKEN, sender=holder)
     assert logs(tx) == [
-        (token.address, "Approval", {"owner": holder.address, "spender": spender.address, "value": 30 * TOKEN})
+        (
+            token.address,
+            "Approval",
+            {"owner": holder.address, "spender": spender.address, "value": 30 * TOKEN},
+        )
     ]
     tx = token.transferFrom(holder.address, other.address, 20 * TOKEN, sender=spender)
     assert logs(tx) == [
@@ -282,7 +258,9 @@ def test_domain_matches_the_one_eth_account_signs_under(token, chain_id):
         encode(
             ["bytes32", "bytes32", "bytes32", "uint256", "address"],
             [
-                keccak(text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
+                keccak(
+                    text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+                ),
                 keccak(text="negawatt"),
                 keccak(text="1"),
                 chain_id,
@@ -299,7 +277,11 @@ def test_permit_sets_allowance_and_bumps_nonce(token, holder, spender, relayer, 
     _, (v, r, s) = permit_for(100 * TOKEN, deadline)
     tx = token.permit(holder.address, spender.address, 100 * TOKEN, deadline, v, r, s, sender=relayer)
     assert logs(tx) == [
-        (token.address, "Approval", {"owner": holder.address, "spender": spender.address, "value": 100 * TOKEN})
+        (
+            token.address,
+            "Approval",
+            {"owner": holder.address, "spender": spender.address, "value": 100 * TOKEN},
+        )
     ]
     assert token.allowance(holder.address, spender.address) == 100 * TOKEN
     assert token.nonces(holder.address) == nonce + 1
@@ -355,7 +337,9 @@ def test_replayed_permit_reverts(token, holder, spender, relayer, permit_for, no
 
 
 @pytest.mark.parametrize("field", ["value", "spender", "deadline"])
-def test_permit_with_a_tampered_field_reverts(token, holder, spender, relayer, grantee, permit_for, now, field):
+def test_permit_with_a_tampered_field_reverts(
+    token, holder, spender, relayer, grantee, permit_for, now, field
+):
     deadline = now() + 3600
     _, (v, r, s) = permit_for(5, deadline)
     call = {"spender": spender, "value": 5, "deadline": deadline}
@@ -369,7 +353,8 @@ def test_permit_with_a_tampered_field_reverts(token, holder, spender, relayer, g
 
 
 @pytest.mark.parametrize(
-    "domain", [{"chain_id": 1}, {"name": "Mock USD"}, {"token_address": "0x000000000000000000000000000000000000dEaD"}]
+    "domain",
+    [{"chain_id": 1}, {"name": "Mock USD"}, {"token_address": "0x000000000000000000000000000000000000dEaD"}],
 )
 def test_permit_signed_under_another_domain_reverts(token, holder, spender, relayer, permit_for, now, domain):
     deadline = now() + 3600
@@ -392,4 +377,3 @@ def test_permit_with_malleated_high_s_reverts(token, holder, spender, relayer, p
     high_s = (SECP256K1_N - int.from_bytes(s, "big")).to_bytes(32, "big")
     with reverts(token.ECDSAInvalidSignatureS, s=high_s):
         token.permit(holder.address, spender.address, 5, deadline, 55 - v, r, high_s, sender=relayer)
-
