@@ -127,19 +127,12 @@ def run(network: str = "ethereum:local:foundry") -> dict:
             filler = [RewardLeaf(_random_address(), usd.address, 1) for _ in range(DEPTH20_LEAVES - 1)]
             return RewardsTree([mine] + filler), mine
 
-        tree, leaf = big_tree(10 * usd_unit)
-        settle(tree, [], emission=0)
-        proof = tree.proof(leaf)
-        assert len(proof) == 20, len(proof)
-        gas["claim_first_depth20"] = distributor.claim(
-            leaf.account, leaf.token, leaf.amount, proof, sender=claimer).gas_used
-
-        tree, leaf = big_tree(25 * usd_unit)
-        settle(tree, [], emission=0)
-        proof = tree.proof(leaf)
-        assert len(proof) == 20, len(proof)
-        gas["claim_next_depth20"] = distributor.claim(
-            leaf.account, leaf.token, leaf.amount, proof, sender=claimer).gas_used
+        for name, amount in (("claim_first_depth20", 10 * usd_unit), ("claim_next_depth20", 25 * usd_unit)):
+            tree, leaf = big_tree(amount)
+            settle(tree, [], emission=0)
+            proof = tree.proof(leaf)
+            assert len(proof) == 20, len(proof)
+            gas[name] = distributor.claim(leaf.account, leaf.token, leaf.amount, proof, sender=claimer).gas_used
         assert usd.balanceOf(claimer.address) == 25 * usd_unit
 
     return {

@@ -28,7 +28,7 @@ cumulative ledger of (account, token) -> amount, whose Merkle tree root goes in 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 from eth_utils import to_checksum_address
@@ -207,10 +207,7 @@ def settle_device(request: RequestInput, device: DeviceInput, params: Settlement
 
 def _split(result: DeviceResult, payout: int, params: SettlementParams) -> DeviceResult:
     owner_payout = payout * params.owner_share_bps // BPS
-    return DeviceResult(result.request_id, result.device, result.owner, result.committed_wh, result.delivered_wh,
-                        result.ratio_bps, result.factor_bps, result.payable_wh, payout, owner_payout,
-                        payout - owner_payout, result.emission, result.penalty, result.eligible, result.reasons,
-                        result.flags)
+    return replace(result, payout=payout, owner_payout=owner_payout, fee=payout - owner_payout)
 
 
 def settle_request(request: RequestInput, params: SettlementParams) -> RequestResult:
