@@ -9,11 +9,14 @@ from pathlib import Path
 
 import typer
 
+from oracle.cli import oracle_app
+
 app = typer.Typer(name="negawatt", help="negawatt: a DePIN flexibility network.", no_args_is_help=True)
 manifest_app = typer.Typer(help="Inspect deployment manifests.", no_args_is_help=True)
 merkle_app = typer.Typer(help="Rewards Merkle trees (OpenZeppelin StandardMerkleTree layout).", no_args_is_help=True)
 app.add_typer(manifest_app, name="manifest")
 app.add_typer(merkle_app, name="merkle")
+app.add_typer(oracle_app, name="oracle")
 
 
 def _fail(message: str) -> None:

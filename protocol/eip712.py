@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from eth_utils import to_checksum_address
+from eth_utils import keccak, to_checksum_address
 
 DOMAIN_NAME = "negawatt"
 DOMAIN_VERSION = "1"
@@ -80,6 +80,12 @@ def sign(private_key: bytes | str, primary_type: str, message: Mapping[str, Any]
     """Sign one message; returns the 65-byte r||s||v signature contracts accept."""
     signable = encode_typed_data(full_message=typed_data(primary_type, message, chain_id, verifying_contract))
     return bytes(Account.sign_message(signable, private_key).signature)
+
+
+def digest(primary_type: str, message: Mapping[str, Any], chain_id: int, verifying_contract: str) -> bytes:
+    """The 32-byte EIP-712 digest of one message (what is signed, and what contracts compute)."""
+    signable = encode_typed_data(full_message=typed_data(primary_type, message, chain_id, verifying_contract))
+    return keccak(b"\x19" + signable.version + signable.header + signable.body)
 
 
 def recover(primary_type: str, message: Mapping[str, Any], signature: bytes, chain_id: int,

@@ -84,6 +84,10 @@ class SettlementReport:
             "emission": self.emission,
         }
 
+    def digest(self, chain_id: int, hub_address: str) -> bytes:
+        """The EIP-712 digest the OracleHub computes for this report (its id on-chain)."""
+        return eip712.digest("SettlementReport", self.message(), chain_id, hub_address)
+
     def sign(self, private_key: bytes | str, chain_id: int, hub_address: str) -> bytes:
         """An oracle's 65-byte signature of this report for the OracleHub at `hub_address`."""
         return eip712.sign(private_key, "SettlementReport", self.message(), chain_id, hub_address)

@@ -47,3 +47,12 @@ def test_domain_is_negawatt_version_1():
     assert eip712.domain(5, CONTRACT) == {
         "name": "negawatt", "version": "1", "chainId": 5, "verifyingContract": to_checksum_address(CONTRACT),
     }
+
+
+def test_digest_is_what_the_signature_recovers_from():
+    from protocol.fast_verify import recover_digest
+
+    signer = Account.create()
+    message = {"requestId": 9, "device": "0x" + "22" * 20, "watts": 10}
+    signature = eip712.sign(signer.key, "Commitment", message, 7, CONTRACT)
+    assert recover_digest(eip712.digest("Commitment", message, 7, CONTRACT), signature) == signer.address

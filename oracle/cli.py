@@ -1,0 +1,32 @@
+"""`negawatt oracle ...`: run an oracle, and compute baselines from a CSV."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+oracle_app = typer.Typer(help="The oracle: verified meter ingest, baselines, k-of-n settlement.",
+                         no_args_is_help=True)
+
+
+@oracle_app.command("run")
+def run_command(
+    config: Path = typer.Option(..., "--config", "-c", help="oracle TOML config (see oracle/config.py)"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging"),
+) -> None:
+    """Run the oracle: ingest over HTTP, settle ended requests with the other oracles, finalize."""
+    from oracle.config import ConfigError, load_config
+    from oracle.service import run
+    from protocol.chain import ChainError
+    from protocol.keys import KeyError_
+    from protocol.manifest import ManifestError
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        run(load_config(config))
+    except (ConfigError, ManifestError, KeyError_, ChainError) as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None

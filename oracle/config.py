@@ -1,0 +1,155 @@
+"""An oracle operator's configuration: a TOML file, overridable by NEGAWATT_ORACLE_* variables.
+
+    # oracle.toml
+    rpc_url = "http://127.0.0.1:8545"
+    manifest = "deployments/ethereum-local.json"
+    database_url = "sqlite:///oracle-1.sqlite"        # or postgresql://... (DATABASE_URL also works)
+    keystore = "keys/oracle-1.json"                   # password: $NEGAWATT_ORACLE_PASSWORD or password_file
+    host = "127.0.0.1"
+    port = 8101
+    public_url = "http://127.0.0.1:8101"              # published in the OracleHub for nodes and peers
+
+    [economics]                                       # identical on every oracle of the network
+    interval_seconds = 900
+    method = "caiso-10in10"
+    adjustment = "ratio"
+    ...
+
+The key itself never appears here: only the path of its encrypted keystore.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from oracle.baselines import BaselineError, BaselineSpec
+from oracle.epoch import OracleEconomics
+from oracle.settlement import DEFAULT_CURVE, SettlementParams
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the file and field."""
+
+
+class BaselineConfig(BaseModel):
+    """Baseline rules (see oracle.baselines)."""
+
+    model_config = {"extra": "forbid"}
+
+    method: str = "caiso-10in10"
+    adjustment: str = "ratio"
+    cap_bps: int = Field(2_000, ge=0, le=10_000)
+    x: int = 4
+    y: int = 5
+    min_days: int | None = None
+    adjustment_window_seconds: int = 3 * 3_600
+    adjustment_gap_seconds: int = 3_600
+    before_intervals: int = 2
+    quality_days: int = 5
+    max_rrmse_bps: int = 2_000
+    utc_offset_seconds: int = 0
+
+
+class EconomicsConfig(BaselineConfig):
+    """Settlement and baseline rules every oracle of the network must share."""
+
+    interval_seconds: int = Field(900, ge=60, le=86_400)
+    owner_share_bps: int = Field(8_000, ge=0, le=10_000)
+    emission_per_kwh: int = Field(10**18, ge=0)
+    penalty_per_kwh: int = Field(10**18, ge=0)
+    penalty_below_bps: int = Field(5_000, ge=0, le=10_000)
+    curve: list[tuple[int, int]] = Field(default_factory=lambda: [list(p) for p in DEFAULT_CURVE])
+    fee_account: str | None = Field(None, description="fee recipient; the OracleHub's treasury if unset")
+    zone_methods: dict[int, BaselineConfig] = Field(default_factory=dict,
+                                                    description="per-zone programs overriding the default")
+
+    def build(self, fee_account: str, protocol_token: str) -> OracleEconomics:
+        """The economics object, validated (raises ConfigError with the reason)."""
+        try:
+            params = SettlementParams(
+                fee_account=self.fee_account or fee_account, protocol_token=protocol_token,
+                interval_seconds=self.interval_seconds, owner_share_bps=self.owner_share_bps,
+                emission_per_kwh=self.emission_per_kwh, penalty_per_kwh=self.penalty_per_kwh,
+                penalty_below_bps=self.penalty_below_bps, curve=tuple(tuple(p) for p in self.curve),
+            )
+            default = _spec(self, self.interval_seconds)
+            zones = {zone: _spec(rule, self.interval_seconds) for zone, rule in self.zone_methods.items()}
+        except (BaselineError, ValueError) as error:
+            raise ConfigError(f"economics: {error}") from None
+        return OracleEconomics(params, default, zones)
+
+
+def _spec(rule: BaselineConfig, interval_seconds: int) -> BaselineSpec:
+    fields = rule.model_dump(include=set(BaselineConfig.model_fields))
+    return BaselineSpec(interval_seconds=interval_seconds, **fields)
+
+
+class OracleConfig(BaseSettings):
+    """Everything `negawatt oracle run` needs."""
+
+    model_config = SettingsConfigDict(env_prefix="NEGAWATT_ORACLE_", extra="forbid", populate_by_name=True)
+
+    rpc_url: str = "http://127.0.0.1:8545"
+    manifest: Path = Path("deployments/ethereum-local.json")
+    database_url: str = Field("sqlite:///oracle.sqlite",
+                              validation_alias=AliasChoices("database_url", "DATABASE_URL",
+                                                            "NEGAWATT_ORACLE_DATABASE_URL"))
+    keystore: Path
+    password_file: Path | None = None
+    password_env: str = "NEGAWATT_ORACLE_PASSWORD"
+    host: str = "127.0.0.1"
+    port: int = Field(8101, ge=1, le=65_535)
+    public_url: str | None = Field(None, description="URL published on-chain; http://host:port if unset")
+    confirmations: int = Field(0, ge=0, le=128)
+    poll_seconds: float = Field(2.0, gt=0, le=3_600)
+    data_grace_seconds: int = Field(60, ge=0)
+    stagger_seconds: int = Field(20, ge=1)
+    max_readings: int = Field(96, ge=1, le=10_000)
+    clock_skew_seconds: int = Field(60, ge=0, le=3_600)
+    reading_tolerance_bps: int = Field(12_000, ge=10_000)
+    economics: EconomicsConfig = Field(default_factory=EconomicsConfig)
+
+    @field_validator("public_url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("public_url must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _default_public_url(self) -> "OracleConfig":
+        if self.public_url is None:
+            self.public_url = f"http://{self.host}:{self.port}"
+        return self
+
+
+def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> OracleConfig:
+    """Read the TOML file (if any), then environment variables, then `overrides`; raise ConfigError."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"no config file at {path}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path} is not valid TOML: {error}") from None
+        base = path.resolve().parent
+        for key in ("manifest", "keystore", "password_file"):
+            if key in data and not Path(data[key]).is_absolute():
+                data[key] = str(base / data[key])
+    env_prefixed = {k for k in os.environ if k.startswith("NEGAWATT_ORACLE_")}
+    for key in list(data):
+        if f"NEGAWATT_ORACLE_{key.upper()}" in env_prefixed:
+            data.pop(key)  # the environment wins over the file
+    data.update(overrides or {})
+    try:
+        return OracleConfig(**data)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+        raise ConfigError(f"{path or 'configuration'}: {problems}") from None

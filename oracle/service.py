@@ -1,0 +1,117 @@
+"""`negawatt oracle run`: the oracle as one process.
+
+It connects to the chain and its database, publishes its URL in the OracleHub (if it changed),
+serves the ingest, attestation and publication routes over HTTP, and runs the attestation loop
+in a background thread. Stopping it (Ctrl-C, SIGTERM) loses nothing: every acknowledged message
+and every report is already committed to the database, and the loop reads the chain on restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+
+from oracle import db
+from oracle.attestation import Attestor
+from oracle.attestation_api import add_attestation_routes
+from oracle.chain_view import ChainView
+from oracle.config import OracleConfig
+from oracle.ingest import IngestSettings, Ingestor
+from oracle.ingest_api import create_ingest_app
+from protocol.chain import ChainError, Transactor, connect
+from protocol.clock import ChainClock
+from protocol.fast_verify import RegistryDomainVerifier
+from protocol.keys import load_key, read_password
+from protocol.manifest import check_chain, load_manifest
+
+log = logging.getLogger("negawatt.oracle")
+
+
+@dataclass
+class OracleService:
+    """The wired parts of one running oracle."""
+
+    config: OracleConfig
+    app: FastAPI
+    attestor: Attestor
+    chain_view: ChainView
+
+
+def build_service(config: OracleConfig) -> OracleService:
+    """Connect everything the config names; raises (ManifestError, KeyError_, ChainError, ConfigError)."""
+    manifest = load_manifest(config.manifest)
+    web3 = connect(config.rpc_url)
+    check_chain(manifest, web3)
+    key = load_key(config.keystore, read_password(config.password_env, config.password_file))
+    engine = db.make_engine(config.database_url)
+    db.init_db(engine)
+    view = ChainView(web3, manifest, engine, confirmations=config.confirmations)
+    rules = IngestSettings(interval_seconds=config.economics.interval_seconds, max_readings=config.max_readings,
+                           clock_skew_seconds=config.clock_skew_seconds,
+                           reading_tolerance_bps=config.reading_tolerance_bps)
+    ingestor = Ingestor(engine, view, RegistryDomainVerifier(manifest.chainId, manifest.address("DeviceRegistry")),
+                        rules)
+    clock = ChainClock(web3)
+    hub = manifest.contract(web3, "OracleHub")
+    economics = config.economics.build(fee_account=hub.functions.treasury().call(),
+                                       protocol_token=manifest.address("NegawattToken"))
+    attestor = Attestor(web3=web3, manifest=manifest, key=key, engine=engine, chain_view=view, ingestor=ingestor,
+                        economics=economics, data_grace_seconds=config.data_grace_seconds,
+                        stagger_seconds=config.stagger_seconds, clock=clock)
+    app = create_ingest_app(ingestor, clock=clock, poll_seconds=None)
+    add_attestation_routes(app, attestor)
+    return OracleService(config, app, attestor, view)
+
+
+def publish_url(service: OracleService) -> None:
+    """Set this oracle's URL in the OracleHub when it differs from the configured public URL."""
+    attestor = service.attestor
+    hub = attestor.hub.functions
+    if not hub.isOracle(attestor.address).call():
+        log.warning("%s is not in the oracle set yet; it serves but cannot sign reports", attestor.address)
+        return
+    addresses, urls = hub.oracles().call()
+    current = dict(zip(addresses, urls)).get(attestor.address)
+    if current != service.config.public_url:
+        Transactor(attestor.web3, attestor.key, abis=[attestor.manifest.contracts["OracleHub"].abi]).send(
+            attestor.hub.functions.setOracleUrl(service.config.public_url))
+        log.info("published %s as this oracle's URL", service.config.public_url)
+
+
+def attestation_loop(service: OracleService, stop: threading.Event) -> None:
+    """Tick the attestation protocol every poll interval until `stop` is set; errors are logged."""
+    last = None
+    while not stop.is_set():
+        try:
+            outcome = service.attestor.tick()
+            if outcome != last:
+                log.info("attestation: %s", outcome)
+                last = outcome
+        except ChainError as error:
+            log.warning("attestation step failed on-chain: %s", error)
+        except Exception:  # keep the service alive; the next tick starts from chain state again
+            log.exception("attestation step failed")
+        stop.wait(service.config.poll_seconds)
+
+
+def run(config: OracleConfig) -> None:
+    """Run the oracle until interrupted."""
+    import uvicorn
+
+    service = build_service(config)
+    service.chain_view.sync()
+    publish_url(service)
+    stop = threading.Event()
+    worker = threading.Thread(target=attestation_loop, args=(service, stop), name="attestation", daemon=True)
+    worker.start()
+    log.info("oracle %s serving on %s:%d", service.attestor.address, config.host, config.port)
+    try:
+        uvicorn.run(service.app, host=config.host, port=config.port, log_level="warning")
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+
+
