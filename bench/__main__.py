@@ -17,6 +17,17 @@ def gas() -> None:
     typer.echo(json.dumps(run()))
 
 
+@app.command()
+def oracle(
+    devices: int = typer.Option(100_000, "--devices", min=1, help="number of devices to settle"),
+    verify_batches: int = typer.Option(20_000, "--verify-batches", min=1, help="signed batches to verify"),
+) -> None:
+    """Oracle throughput: signature verification and settlement of N devices (see bench/oracle.py)."""
+    from bench.oracle import run
+
+    typer.echo(json.dumps(run(devices, verify_batches)))
+
+
 @app.callback()
 def main() -> None:
     """negawatt benchmarks."""

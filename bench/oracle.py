@@ -1,0 +1,125 @@
+"""`python -m bench oracle --devices N`: the oracle's verification and settlement throughput.
+
+Synthetic data: N devices, 10 prior days and the event day at 15-minute intervals (11 x 96
+readings each), household-like load shapes with noise, every device committed to one 2-hour
+request and curtailing in it. Figures:
+  verify_batches_per_s  signer recovery of device-signed MeterBatches (one day = 96 readings per
+                        batch), single process, over `--verify-batches` batches
+  settle_seconds        baselines (PJM-style high 4-of-5 with a capped ratio adjustment and the
+                        quality gate on 2 placebo days: what 10 prior days allow for a Wednesday
+                        event) + payouts + the cumulative Merkle tree, for all N devices
+  merkle_seconds        building the tree alone, timed on a second build (the same work is
+                        inside settle_seconds)
+  devices_per_s         N / settle_seconds
+  peak_rss_mb           the process's peak resident memory
+The settlement runs the same engine as the oracle (compute_baselines, settle_epoch, RewardsTree)
+on arrays already in memory: loading readings from the database is not part of the figure.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+
+import numpy as np
+
+INTERVAL = 900
+PER_DAY = 86_400 // INTERVAL
+DAYS = 11
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _synthetic_loads(devices: int, seed: int) -> np.ndarray:
+    """[devices, DAYS * PER_DAY] Wh per interval: a daily shape per device plus noise."""
+    rng = np.random.default_rng(seed)
+    hours = np.arange(PER_DAY) / 4
+    shape = 1.0 + 0.6 * np.exp(-((hours - 19) ** 2) / 6) + 0.3 * np.exp(-((hours - 8) ** 2) / 4)
+    scale = rng.uniform(150, 450, size=(devices, 1))
+    daily = np.tile(shape, DAYS)[None, :] * scale
+    noise = rng.normal(1.0, 0.05, size=(devices, DAYS * PER_DAY))
+    return np.maximum(0, daily * noise).astype(np.int64)
+
+
+def run(devices: int, verify_batches: int = 20_000, seed: int = 7) -> dict:
+    """Generate the data, measure verification and settlement, return the figures."""
+    from coincurve import PrivateKey
+    from eth_utils import keccak, to_checksum_address
+
+    from oracle.baselines import BaselineSpec, compute_baselines
+    from oracle.settlement import DeviceInput, RequestInput, SettlementParams, settle_epoch
+    from protocol.fast_verify import RegistryDomainVerifier
+    from protocol.merkle import RewardsTree
+    from protocol.meter import MeterBatch
+
+    registry = "0x" + "5f" * 20
+    chain_id = 31337
+    verifier = RegistryDomainVerifier(chain_id, registry)
+
+    # Signed batches: device keys sign with libsecp256k1 (fast), then the oracle's path recovers them.
+    keys = [PrivateKey(os.urandom(32)) for _ in range(min(verify_batches, 2_000))]
+    addresses = [to_checksum_address(keccak(k.public_key.format(compressed=False)[1:])[-20:]) for k in keys]
+    # The event day is a Wednesday (1970-01-01 was a Thursday), the 10 prior days start on a Sunday.
+    today = int(time.time()) // 86_400
+    event_day = today - (today - 6) % 7 - 7
+    day0 = (event_day - (DAYS - 1)) * 86_400
+    batches = []
+    rng = np.random.default_rng(seed)
+    for i in range(verify_batches):
+        k = i % len(keys)
+        readings = tuple(int(v) for v in rng.integers(100, 500, PER_DAY))
+        unsigned = MeterBatch(addresses[k], day0 + (i // len(keys)) * 86_400, INTERVAL, readings, i // len(keys))
+        signature = keys[k].sign_recoverable(verifier.batch_digest(unsigned), hasher=None)
+        batches.append(MeterBatch(unsigned.device, unsigned.start, INTERVAL, readings, unsigned.sequence,
+                                  signature[:64] + bytes([signature[64] + 27])))
+    started = time.perf_counter()
+    for batch, k in zip(batches, range(verify_batches)):
+        if verifier.batch_signer(batch) != addresses[k % len(keys)]:
+            raise AssertionError("a synthetic batch did not verify")
+    verify_rate = verify_batches / (time.perf_counter() - started)
+
+    # Settlement data: N devices, event 17:00-19:00 UTC on the last day, devices curtail 40% in it.
+    loads = _synthetic_loads(devices, seed)
+    grid_start = day0
+    event_start = day0 + (DAYS - 1) * 86_400 + 17 * 3_600
+    event_end = event_start + 2 * 3_600
+    first, last = (event_start - grid_start) // INTERVAL, (event_end - grid_start) // INTERVAL
+    loads[:, first:last] = loads[:, first:last] * 6 // 10
+    device_ids = [f"0x{i + 1:040x}" for i in range(devices)]
+    owners = [f"0x{(i // 3) + 1 + 2**100:040x}" for i in range(devices)]  # three devices per owner
+    spec = BaselineSpec("high-x-of-y", x=4, y=5, interval_seconds=INTERVAL, adjustment="ratio", quality_days=2)
+    params = SettlementParams(fee_account="0x" + "fe" * 20, protocol_token="0x" + "aa" * 20,
+                              interval_seconds=INTERVAL)
+
+    started = time.perf_counter()
+    batch = compute_baselines(spec, grid_start, loads, event_start, event_end, devices=device_ids)
+    curtailed = batch.curtailed_wh.tolist()
+    eligible = batch.eligible.tolist()
+    baseline_seconds = time.perf_counter() - started
+    inputs = tuple(
+        DeviceInput(device_ids[i], owners[i], 1_000, tuple(curtailed[i]), bool(eligible[i]))
+        for i in range(devices)
+    )
+    request = RequestInput(1, "0x" + "bb" * 20, 300_000, 10**15, last - first, inputs)
+    settlement = settle_epoch(1, bytes(32), {}, [request], params, emission_budget=10**30)
+    settle_seconds = time.perf_counter() - started
+    merkle_started = time.perf_counter()
+    tree = RewardsTree(settlement.leaves())
+    merkle_seconds = time.perf_counter() - merkle_started
+    assert tree.root == settlement.report.rewards_root
+
+    return {
+        "devices": devices,
+        "intervals": int(loads.shape[1]),
+        "verify_batches_per_s": round(verify_rate),
+        "settle_seconds": round(settle_seconds, 2),
+        "merkle_seconds": round(merkle_seconds, 2),
+        "baseline_seconds": round(baseline_seconds, 2),
+        "devices_per_s": round(devices / settle_seconds),
+        "eligible_devices": int(sum(eligible)),
+        "leaves": len(settlement.ledger),
+        "peak_rss_mb": _peak_rss_mb(),
+    }

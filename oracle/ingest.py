@@ -1,0 +1,315 @@
+"""Validation and durable storage of signed meter batches and commitments, independent of HTTP.
+
+`Ingestor.accept_batch` / `accept_commitment` check one signed message against the signature,
+the chain (DeviceRegistry devices, FlexMarket requests via `ChainView`) and the oracle's rules,
+store it, commit, and only then return the acknowledgement. Bad input raises `Rejected` with a
+stable reason code (the REASONS table) and nothing is stored.
+
+Replays are idempotent: the same device and sequence (or request and device) with the same
+signed content returns the stored ack, byte for byte. Sequences may skip (the gap is recorded and
+reported in the ack) and late batches may fill a gap later.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from eth_utils import to_checksum_address
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from oracle import db
+from oracle.chain_view import DeviceInfo, RequestInfo, RequestStatus
+from protocol.fast_verify import RegistryDomainVerifier, recover_digest
+from protocol.meter import Commitment, MeterBatch, readings_hash
+
+logger = logging.getLogger(__name__)
+
+BPS = 10_000
+
+# code -> (HTTP status, title). Codes are part of the API: nodes and tests match on them.
+REASONS: dict[str, tuple[int, str]] = {
+    "invalid_payload": (400, "The request body is not a valid payload"),
+    "payload_too_large": (413, "The request body is too large"),
+    "bad_signature": (400, "The signature is malformed or not the device's"),
+    "unknown_device": (403, "The device is not registered"),
+    "device_inactive": (403, "The device is deactivated"),
+    "interval_not_allowed": (422, "The interval length is not the oracle's"),
+    "misaligned_interval": (422, "The start is not a multiple of the interval"),
+    "empty_batch": (422, "The batch has no readings"),
+    "too_many_readings": (422, "The batch has more readings than allowed"),
+    "future_interval": (422, "The batch ends in the future"),
+    "reading_out_of_range": (422, "A reading exceeds what the device's capacity allows"),
+    "sequence_conflict": (409, "Another batch with this sequence is stored"),
+    "overlapping_interval": (409, "The batch overlaps a stored batch of the device"),
+    "unknown_request": (422, "No such request"),
+    "request_not_open": (422, "The request is not open"),
+    "request_started": (422, "The request has started; commitments are closed"),
+    "zone_mismatch": (422, "The device is not in the request's zone"),
+    "watts_out_of_range": (422, "The committed power is zero or above the device's capacity"),
+    "commitment_conflict": (409, "The device committed different watts to this request"),
+}
+
+
+class ChainUnavailable(Exception):
+    """The chain view could not answer (RPC down); the message may be accepted later."""
+
+
+class Rejected(Exception):
+    """A message the oracle does not accept: `code` (see REASONS), human `detail`, HTTP `status`."""
+
+    def __init__(self, code: str, detail: str, status: int | None = None):
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+        self.status = status if status is not None else REASONS.get(code, (400, ""))[0]
+
+    @property
+    def title(self) -> str:
+        """Short human summary of the code."""
+        return REASONS.get(self.code, (self.status, "Rejected"))[1]
+
+
+@dataclass(frozen=True)
+class Ack:
+    """The oracle's acknowledgement: `json` is the exact stored text; `replay` when it was stored before."""
+
+    json: str
+    replay: bool
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The ack as a dict."""
+        return json.loads(self.json)
+
+
+class IngestSettings(BaseSettings):
+    """The oracle's acceptance rules (environment: NEGAWATT_INGEST_<FIELD>)."""
+
+    model_config = SettingsConfigDict(env_prefix="NEGAWATT_INGEST_", env_file=".env", extra="ignore")
+
+    interval_seconds: int = Field(900, gt=0, le=86_400, description="the one metering interval accepted")
+    max_readings: int = Field(96, gt=0, le=10_000, description="most readings in one batch")
+    clock_skew_seconds: int = Field(60, ge=0, le=3_600, description="how far a batch may end after now")
+    reading_tolerance_bps: int = Field(12_000, ge=BPS, le=10 * BPS,
+                                       description="readings may exceed capacity x interval by this factor")
+
+
+class DeviceSource(Protocol):
+    """What the ingest needs from the chain (ChainView implements it)."""
+
+    def device(self, address: str) -> DeviceInfo | None: ...
+
+    def request(self, request_id: int) -> RequestInfo | None: ...
+
+
+def canonical_json(value: Any) -> str:
+    """Compact JSON with sorted keys: the exact text stored and returned for acks."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class Ingestor:
+    """Checks and stores signed meter batches and commitments (see the module docstring)."""
+
+    def __init__(self, engine: Engine, chain_view: DeviceSource, verifier: RegistryDomainVerifier,
+                 settings: IngestSettings | None = None):
+        self.engine = engine
+        self.chain_view = chain_view
+        self.verifier = verifier
+        self.settings = settings or IngestSettings()
+
+    # -------------------------------------------------------------------------------------------
+    # meter batches
+
+    def accept_batch(self, batch: MeterBatch, now: int) -> Ack:
+        """Verify and durably store `batch` received at unix time `now`; raises Rejected.
+
+        Returns the stored ack of an identical earlier batch (replay) without storing anything.
+        """
+        _check_uint("start", batch.start, 64)
+        _check_uint("intervalSeconds", batch.interval_seconds, 32)
+        _check_uint("sequence", batch.sequence, 63)  # uint64 when signed; the store holds signed 64-bit
+        for index, wh in enumerate(batch.readings):
+            _check_uint(f"readings[{index}]", wh, 32)
+        device, digest = self._signed_by(batch.device, lambda: self.verifier.batch_digest(batch), batch.signature)
+        digest_hex = "0x" + digest.hex()
+        with Session(self.engine) as session:
+            stored = db.find_batch(session, device, batch.sequence)
+            if stored is not None:
+                return self._replay(stored.digest, digest_hex, stored.ack, "sequence_conflict",
+                                    f"sequence {batch.sequence} of {device} is stored with other content")
+        info = self._check_device(device)
+        self._check_batch_shape(batch, now)
+        self._check_readings(batch, info)
+
+        end = batch.end
+        with db.write_transaction(self.engine, f"device:{device}") as session:
+            # Checked again inside the write transaction: another request may have stored it meanwhile.
+            stored = db.find_batch(session, device, batch.sequence)
+            if stored is not None:
+                return self._replay(stored.digest, digest_hex, stored.ack, "sequence_conflict",
+                                    f"sequence {batch.sequence} of {device} is stored with other content")
+            overlap = db.find_overlapping_batch(session, device, batch.start, end)
+            if overlap is not None:
+                raise Rejected("overlapping_interval",
+                               f"[{batch.start}, {end}) overlaps stored batch {overlap.sequence} "
+                               f"[{overlap.start}, {overlap.end})")
+            gap = self._record_sequence(session, device, batch.sequence, now)
+            ack = canonical_json({
+                "status": "accepted", "kind": "meter_batch", "device": device, "sequence": batch.sequence,
+                "start": batch.start, "end": end, "interval_seconds": batch.interval_seconds,
+                "digest": digest_hex, "received_at": now, "gap": gap,
+            })
+            session.add(db.MeterBatchRecord(
+                device=device, sequence=batch.sequence, start=batch.start, end=end,
+                interval_seconds=batch.interval_seconds, readings=canonical_json(list(batch.readings)),
+                readings_hash="0x" + readings_hash(batch.readings).hex(), digest=digest_hex,
+                signature="0x" + batch.signature.hex(), ack=ack, received_at=now))
+            session.flush()
+            self._close_filled_gap(session, device, batch.sequence, now)
+        logger.debug("accepted batch %s #%d [%d, %d)", device, batch.sequence, batch.start, end)
+        return Ack(ack, replay=False)
+
+    def _check_batch_shape(self, batch: MeterBatch, now: int) -> None:
+        rules = self.settings
+        if batch.interval_seconds != rules.interval_seconds:
+            raise Rejected("interval_not_allowed",
+                           f"intervalSeconds is {batch.interval_seconds}, this oracle accepts {rules.interval_seconds}")
+        if batch.start % batch.interval_seconds != 0:
+            raise Rejected("misaligned_interval", f"start {batch.start} is not a multiple of {batch.interval_seconds}")
+        if not batch.readings:
+            raise Rejected("empty_batch", "a batch carries at least one reading")
+        if len(batch.readings) > rules.max_readings:
+            raise Rejected("too_many_readings", f"{len(batch.readings)} readings, at most {rules.max_readings}")
+        if batch.end > now + rules.clock_skew_seconds:
+            raise Rejected("future_interval", f"the batch ends at {batch.end}, now is {now}")
+
+    def _check_readings(self, batch: MeterBatch, info: DeviceInfo) -> None:
+        # reading <= capacity_w * interval / 3600 * tolerance_bps / 10000, without division.
+        limit_scaled = info.capacity_w * batch.interval_seconds * self.settings.reading_tolerance_bps
+        for index, wh in enumerate(batch.readings):
+            if wh * 3600 * BPS > limit_scaled:
+                raise Rejected("reading_out_of_range",
+                               f"reading {index} is {wh} Wh; {info.capacity_w} W over {batch.interval_seconds} s "
+                               f"allows {limit_scaled // (3600 * BPS)} Wh")
+
+    def _record_sequence(self, session: Any, device: str, sequence: int, now: int) -> dict[str, int] | None:
+        """Record a gap when `sequence` skips ahead of the device's last one; returns it for the ack."""
+        last = db.last_sequence(session, device)
+        expected = 0 if last is None else last + 1
+        if sequence <= expected:
+            return None
+        session.add(db.SequenceGap(device=device, expected=expected, received=sequence, detected_at=now))
+        logger.warning("sequence gap for %s: expected %d, received %d", device, expected, sequence)
+        return {"expected": expected, "received": sequence}
+
+    def _close_filled_gap(self, session: Any, device: str, sequence: int, now: int) -> None:
+        """Mark the gap holding a late `sequence` filled once all its sequences are stored."""
+        gap = db.open_gap_containing(session, device, sequence)
+        if gap is None:
+            return
+        if db.count_sequences(session, device, gap.expected, gap.received) == gap.received - gap.expected:
+            gap.filled_at = now
+            session.add(gap)
+            logger.info("sequence gap for %s [%d, %d) filled", device, gap.expected, gap.received)
+
+    # -------------------------------------------------------------------------------------------
+    # commitments
+
+    def accept_commitment(self, commitment: Commitment, now: int) -> Ack:
+        """Verify and durably store `commitment` received at unix time `now`; raises Rejected.
+
+        Returns the stored ack of an identical earlier commitment (replay) without storing anything.
+        """
+        _check_uint("requestId", commitment.request_id, 256)
+        _check_uint("watts", commitment.watts, 64)
+        device, digest = self._signed_by(commitment.device, lambda: self.verifier.commitment_digest(commitment),
+                                         commitment.signature)
+        digest_hex = "0x" + digest.hex()
+        request_id = commitment.request_id
+        if not 0 < request_id <= db.MAX_DB_INT:  # ids count up from 1; larger ones cannot exist
+            raise Rejected("unknown_request", f"no request {request_id}")
+        with Session(self.engine) as session:
+            stored = db.find_commitment(session, request_id, device)
+            if stored is not None:
+                return self._replay(stored.digest, digest_hex, stored.ack, "commitment_conflict",
+                                    f"{device} committed {stored.watts} W to request {request_id}")
+        info = self._check_device(device)
+        request = self._lookup("request", request_id)
+        if request is None:
+            raise Rejected("unknown_request", f"no request {request_id}")
+        if request.status is not RequestStatus.OPEN:
+            raise Rejected("request_not_open", f"request {request_id} is {request.status.value}")
+        if now >= request.start:
+            raise Rejected("request_started", f"request {request_id} started at {request.start}, now is {now}")
+        if info.zone != request.zone:
+            raise Rejected("zone_mismatch", f"device zone {info.zone}, request zone {request.zone}")
+        if not 0 < commitment.watts <= info.capacity_w:
+            raise Rejected("watts_out_of_range", f"{commitment.watts} W; the device's capacity is {info.capacity_w} W")
+
+        with db.write_transaction(self.engine, f"request:{request_id}") as session:
+            stored = db.find_commitment(session, request_id, device)
+            if stored is not None:
+                return self._replay(stored.digest, digest_hex, stored.ack, "commitment_conflict",
+                                    f"{device} committed {stored.watts} W to request {request_id}")
+            ack = canonical_json({
+                "status": "accepted", "kind": "commitment", "device": device, "request_id": request_id,
+                "watts": commitment.watts, "digest": digest_hex, "received_at": now, "gap": None,
+            })
+            session.add(db.CommitmentRecord(
+                request_id=request_id, device=device, watts=commitment.watts, digest=digest_hex,
+                signature="0x" + commitment.signature.hex(), ack=ack, received_at=now))
+        logger.debug("accepted commitment %s -> request %d (%d W)", device, request_id, commitment.watts)
+        return Ack(ack, replay=False)
+
+    # -------------------------------------------------------------------------------------------
+    # shared checks
+
+    @staticmethod
+    def _signed_by(claimed: str, digest_of: Callable[[], bytes], signature: bytes) -> tuple[str, bytes]:
+        """(checksummed device, EIP-712 digest) when `signature` is the claimed device's."""
+        try:
+            device = to_checksum_address(claimed)
+            digest = digest_of()
+        except (ValueError, OverflowError) as error:
+            raise Rejected("invalid_payload", str(error)) from None
+        try:
+            signer = recover_digest(digest, bytes(signature))
+        except ValueError as error:
+            raise Rejected("bad_signature", str(error)) from None
+        if signer != device:
+            raise Rejected("bad_signature", f"signed by {signer}, not by {device}")
+        return device, digest
+
+    def _lookup(self, what: str, key: Any) -> Any:
+        try:
+            return getattr(self.chain_view, what)(key)
+        except Exception as error:  # web3 / transport errors of a sync triggered by the lookup
+            logger.warning("chain view could not look up %s %s: %s", what, key, error)
+            raise ChainUnavailable(f"the chain is not reachable to look up {what} {key}") from error
+
+    def _check_device(self, device: str) -> DeviceInfo:
+        info = self._lookup("device", device)
+        if info is None:
+            raise Rejected("unknown_device", f"{device} is not registered")
+        if not info.active:
+            raise Rejected("device_inactive", f"{device} is deactivated")
+        return info
+
+    @staticmethod
+    def _replay(stored_digest: str, digest_hex: str, stored_ack: str, conflict: str, detail: str) -> Ack:
+        if stored_digest != digest_hex:
+            raise Rejected(conflict, detail)
+        return Ack(stored_ack, replay=True)
+
+
+def _check_uint(name: str, value: int, bits: int) -> None:
+    """Reject values the EIP-712 field type (or the store) cannot hold."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**bits:
+        raise Rejected("invalid_payload", f"{name} must be an integer in [0, 2**{bits})")

@@ -1,0 +1,381 @@
+"""HTTP front of the ingest: nodes post signed meter batches and commitments; peers and auditors read them.
+
+    POST /v1/meter-batches   {"device", "start", "intervalSeconds", "readings", "sequence", "signature"}
+    POST /v1/commitments     {"requestId", "device", "watts", "signature"}
+    GET  /v1/meter-batches?device=&from=&to=&limit=    stored batches with signatures (re-verifiable)
+    GET  /v1/commitments?request_id=
+    GET  /v1/gaps?device=&open=
+    GET  /v1/health
+
+201 with the ack for a new acceptance, 200 with the identical stored ack for a replay. Every
+rejection is a 4xx `application/problem+json` body {"type", "title", "status", "detail", "code"}
+(RFC 9457); the one 5xx a client can meet is 503 `chain_unavailable` when the RPC is down and an
+unknown device or request cannot be looked up (retry later).
+
+Run it with `python -m oracle.ingest_api` (settings from NEGAWATT_* environment variables and
+DATABASE_URL, see IngestServiceSettings) or `uvicorn --factory oracle.ingest_api:app_from_env`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from eth_utils import is_checksum_address, to_checksum_address
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import SettingsConfigDict
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from oracle import db
+from oracle.chain_view import ChainView, run_poller
+from oracle.ingest import ChainUnavailable, Ingestor, IngestSettings, Rejected
+from protocol.chain import connect
+from protocol.fast_verify import RegistryDomainVerifier
+from protocol.manifest import check_chain, load_manifest
+from protocol.meter import Commitment, MeterBatch
+from protocol.settings import ChainSettings
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_TYPE = "urn:negawatt:ingest:{code}"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+_HEX_SIGNATURE = re.compile(r"^0x(?:[0-9a-fA-F]{2})*$")
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+UInt32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
+UInt64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
+
+
+def _address(value: str) -> str:
+    """A checksummed address from hex; mixed case must be a valid EIP-55 checksum."""
+    if not _ADDRESS.match(value):
+        raise ValueError("must be a 0x-prefixed 20-byte hex address")
+    body = value[2:]
+    if body != body.lower() and body != body.upper() and not is_checksum_address(value):
+        raise ValueError("mixed-case address with an invalid EIP-55 checksum")
+    return to_checksum_address(value)
+
+
+def _signature(value: str) -> bytes:
+    if not _HEX_SIGNATURE.match(value):
+        raise ValueError("must be 0x-prefixed hex bytes")
+    return bytes.fromhex(value[2:])
+
+
+class MeterBatchPayload(BaseModel):
+    """The JSON body of POST /v1/meter-batches (integers must be JSON integers)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    device: str
+    start: UInt64
+    intervalSeconds: UInt32
+    readings: list[UInt32] = Field(max_length=10_000)
+    sequence: Annotated[int, Field(ge=0, le=db.MAX_DB_INT)]
+    signature: str = Field(max_length=1_000)
+
+    @field_validator("device")
+    @classmethod
+    def _checksummed(cls, value: str) -> str:
+        return _address(value)
+
+    @field_validator("signature")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        _signature(value)
+        return value
+
+    def to_batch(self) -> MeterBatch:
+        """The protocol message."""
+        return MeterBatch(self.device, self.start, self.intervalSeconds, tuple(self.readings), self.sequence,
+                          _signature(self.signature))
+
+
+class CommitmentPayload(BaseModel):
+    """The JSON body of POST /v1/commitments."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    requestId: Annotated[int, Field(ge=0, le=2**256 - 1)]
+    device: str
+    watts: UInt64
+    signature: str = Field(max_length=1_000)
+
+    @field_validator("device")
+    @classmethod
+    def _checksummed(cls, value: str) -> str:
+        return _address(value)
+
+    @field_validator("signature")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        _signature(value)
+        return value
+
+    def to_commitment(self) -> Commitment:
+        """The protocol message."""
+        return Commitment(self.requestId, self.device, self.watts, _signature(self.signature))
+
+
+# ------------------------------------------------------------------------------------------------
+# problems
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    """An RFC 9457 problem response carrying the ingest's reason `code`."""
+    body = {"type": PROBLEM_TYPE.format(code=code), "title": title, "status": status, "detail": detail,
+            "code": code, **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def _errors(error: ValidationError | RequestValidationError) -> list[dict[str, Any]]:
+    if isinstance(error, ValidationError):
+        raw = error.errors(include_url=False, include_input=False, include_context=False)
+    else:
+        raw = error.errors()
+    return [{"loc": [part if isinstance(part, (str, int)) else str(part) for part in item.get("loc", ())],
+             "msg": str(item.get("msg", "")), "type": str(item.get("type", ""))} for item in raw]
+
+
+def _summary(errors: list[dict[str, Any]], shown: int = 3) -> str:
+    """The first few field errors as one line, e.g. "readings.0: Input should be ..."."""
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in errors[:shown]]
+    more = len(errors) - shown
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Rejected)
+    async def _rejected(request: Request, error: Rejected) -> JSONResponse:
+        logger.info("rejected %s %s: %s (%s)", request.method, request.url.path, error.code, error.detail)
+        return problem(error.status, error.code, error.title, error.detail)
+
+    @app.exception_handler(ChainUnavailable)
+    async def _unavailable(_request: Request, error: ChainUnavailable) -> JSONResponse:
+        response = problem(503, "chain_unavailable", "The chain is not reachable; retry later", str(error))
+        response.headers["Retry-After"] = "5"
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = _errors(error)
+        return problem(400, "invalid_payload", "The request is not valid", _summary(errors), errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        code = codes.get(error.status_code, "http_error")
+        response = problem(error.status_code, code, str(error.detail), str(error.detail))
+        for name, value in (error.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
+        logger.exception("unexpected error in the ingest API")
+        return problem(500, "internal_error", "Internal error", "the error is logged")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than `limit` bytes without reading them all."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise Rejected("payload_too_large", f"{declared} bytes; at most {limit}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise Rejected("payload_too_large", f"more than {limit} bytes")
+    return bytes(body)
+
+
+def _parse(model: type[BaseModel], body: bytes) -> Any:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as error:
+        raise _InvalidPayload(_errors(error)) from None
+
+
+class _InvalidPayload(Exception):
+    def __init__(self, errors: list[dict[str, Any]]):
+        super().__init__("invalid payload")
+        self.errors = errors
+
+
+def _query_address(value: str, name: str = "device") -> str:
+    try:
+        return _address(value)
+    except ValueError as error:
+        raise Rejected("invalid_payload", f"{name}: {error}") from None
+
+
+# ------------------------------------------------------------------------------------------------
+# the app
+
+
+def create_ingest_app(ingestor: Ingestor, *, clock: Callable[[], float] = time.time,
+                      poll_seconds: float | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+    """The ingest HTTP app around `ingestor`.
+
+    `clock` gives "now" (unix seconds) for each message; `poll_seconds` starts a background thread
+    that keeps the chain view in sync (for deactivations and cancellations; lookup misses sync
+    on their own); `max_body_bytes` caps request bodies.
+    """
+    view = ingestor.chain_view
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        poller = None
+        if poll_seconds and hasattr(view, "sync"):
+            poller = threading.Thread(target=run_poller, args=(view, stop, poll_seconds), name="chain-view-poller",
+                                      daemon=True)
+            poller.start()
+        yield
+        stop.set()
+        if poller is not None:
+            poller.join(timeout=10)
+
+    app = FastAPI(title="negawatt oracle ingest", version="1", lifespan=lifespan)
+    _install_problem_handlers(app)
+
+    @app.exception_handler(_InvalidPayload)
+    async def _invalid_payload(_request: Request, error: _InvalidPayload) -> JSONResponse:
+        return problem(400, "invalid_payload", "The request body is not a valid payload", _summary(error.errors),
+                       errors=error.errors)
+
+    def _ack_response(ack: Any) -> Response:
+        return Response(ack.json, status_code=200 if ack.replay else 201, media_type="application/json")
+
+    @app.post("/v1/meter-batches", status_code=201,
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": MeterBatchPayload.model_json_schema()}}}})
+    async def post_meter_batch(request: Request) -> Response:
+        """Accept one signed meter batch (201), or return the stored ack of a replay (200)."""
+        payload = _parse(MeterBatchPayload, await _read_body(request, max_body_bytes))
+        ack = await run_in_threadpool(ingestor.accept_batch, payload.to_batch(), int(clock()))
+        return _ack_response(ack)
+
+    @app.post("/v1/commitments", status_code=201,
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": CommitmentPayload.model_json_schema()}}}})
+    async def post_commitment(request: Request) -> Response:
+        """Accept one signed commitment (201), or return the stored ack of a replay (200)."""
+        payload = _parse(CommitmentPayload, await _read_body(request, max_body_bytes))
+        ack = await run_in_threadpool(ingestor.accept_commitment, payload.to_commitment(), int(clock()))
+        return _ack_response(ack)
+
+    @app.get("/v1/meter-batches")
+    def get_meter_batches(device: str, from_: Annotated[int, Query(alias="from", ge=0, le=db.MAX_DB_INT)] = 0,
+                          to: Annotated[int, Query(ge=0, le=db.MAX_DB_INT)] = db.MAX_DB_INT,
+                          limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000) -> list[dict[str, Any]]:
+        """Stored batches of `device` overlapping [from, to), oldest first, as signed (re-verifiable)."""
+        records = db.batches_of_device(ingestor.engine, _query_address(device), from_, to, limit)
+        return [{"device": r.device, "start": r.start, "intervalSeconds": r.interval_seconds,
+                 "readings": r.readings_list(), "sequence": r.sequence, "signature": r.signature,
+                 "readingsHash": r.readings_hash, "digest": r.digest, "receivedAt": r.received_at}
+                for r in records]
+
+    @app.get("/v1/commitments")
+    def get_commitments(request_id: Annotated[int, Query(ge=0)]) -> list[dict[str, Any]]:
+        """Stored commitments to request `request_id`, by device, as signed."""
+        return [{"requestId": r.request_id, "device": r.device, "watts": r.watts, "signature": r.signature,
+                 "digest": r.digest, "receivedAt": r.received_at}
+                for r in db.commitments_of_request(ingestor.engine, request_id)]
+
+    @app.get("/v1/gaps")
+    def get_gaps(device: str | None = None, open_only: Annotated[bool, Query(alias="open")] = False,
+                 limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000) -> list[dict[str, Any]]:
+        """Recorded sequence gaps (of one device, or all), with how many sequences are still missing."""
+        address = _query_address(device) if device is not None else None
+        return [{"device": gap.device, "expected": gap.expected, "received": gap.received,
+                 "detectedAt": gap.detected_at, "filledAt": gap.filled_at, "missing": missing}
+                for gap, missing in db.gaps_of_device(ingestor.engine, address, open_only=open_only, limit=limit)]
+
+    @app.get("/v1/health")
+    def health() -> dict[str, Any]:
+        """Liveness, and how far the chain view has read."""
+        return {
+            "status": "ok",
+            "chainId": getattr(view, "chain_id", None),
+            "chainCursor": getattr(view, "cursor", None),
+            "devices": len(view.devices()) if hasattr(view, "devices") else None,
+            "requests": len(view.requests()) if hasattr(view, "requests") else None,
+            "rules": ingestor.settings.model_dump(),
+        }
+
+    return app
+
+
+# ------------------------------------------------------------------------------------------------
+# running it as a service
+
+
+class IngestServiceSettings(ChainSettings):
+    """Settings of the ingest service (NEGAWATT_* environment variables, DATABASE_URL, .env)."""
+
+    model_config = SettingsConfigDict(env_prefix="NEGAWATT_", env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field("sqlite:///oracle-ingest.sqlite",
+                              validation_alias=AliasChoices("database_url", "DATABASE_URL", "NEGAWATT_DATABASE_URL"),
+                              description="SQLite URL or path (default), or postgresql://...")
+    host: str = Field("127.0.0.1", description="address the HTTP server binds")
+    port: int = Field(8100, ge=0, le=65_535, description="port the HTTP server binds")
+    poll_seconds: float = Field(2.0, gt=0, description="how often the chain view syncs in the background")
+    max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1_024)
+
+
+def build_ingestor(settings: IngestServiceSettings, rules: IngestSettings | None = None) -> Ingestor:
+    """Connect to the chain and the database named by `settings` and return a ready Ingestor."""
+    manifest = load_manifest(settings.manifest)
+    web3 = connect(settings.rpc_url)
+    check_chain(manifest, web3)
+    engine = db.make_engine(settings.database_url)
+    db.init_db(engine)
+    view = ChainView(web3, manifest, engine, confirmations=settings.confirmations)
+    verifier = RegistryDomainVerifier(manifest.chainId, manifest.address("DeviceRegistry"))
+    return Ingestor(engine, view, verifier, rules or IngestSettings())
+
+
+def app_from_env() -> FastAPI:
+    """App factory for `uvicorn --factory oracle.ingest_api:app_from_env` (settings from the environment)."""
+    settings = IngestServiceSettings()
+    return create_ingest_app(build_ingestor(settings), poll_seconds=settings.poll_seconds,
+                             max_body_bytes=settings.max_body_bytes)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m oracle.ingest_api [--host H] [--port P] [--database-url URL] [--rpc-url URL] [--manifest F]`."""
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog="python -m oracle.ingest_api", description=__doc__.splitlines()[0])
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--database-url", dest="database_url")
+    parser.add_argument("--rpc-url", dest="rpc_url")
+    parser.add_argument("--manifest", type=Path)
+    parser.add_argument("--confirmations", type=int)
+    args = parser.parse_args(argv)
+    settings = IngestServiceSettings(**{k: v for k, v in vars(args).items() if v is not None})
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_ingest_app(build_ingestor(settings), poll_seconds=settings.poll_seconds,
+                            max_body_bytes=settings.max_body_bytes)
+    logger.info("ingest listening on http://%s:%d (database %s)", settings.host, settings.port,
+                settings.database_url.split("@")[-1])
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

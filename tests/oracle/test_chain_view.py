@@ -1,0 +1,129 @@
+"""oracle.chain_view against a real anvil devnet (a fresh one per test): devices and requests from
+events, lookups that sync on a miss, confirmations, bounded log ranges, and resuming from the
+stored cursor after a restart."""
+
+from __future__ import annotations
+
+import logging
+
+from eth_account import Account
+
+from oracle import db
+from oracle.chain_view import ChainView, RequestStatus
+
+
+class RecordingView(ChainView):
+    """A ChainView that records the block ranges it asks the RPC for."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ranges: list[tuple[int, int]] = []
+
+    def _fetch_logs(self, first, last):
+        self.ranges.append((first, last))
+        return super()._fetch_logs(first, last)
+
+
+def engine_at(path):
+    engine = db.make_engine(str(path))
+    db.init_db(engine)
+    return engine
+
+
+def test_devices_and_requests_follow_the_chain(tmp_path, devnet, devnet_ops):
+    ops = devnet_ops
+    view = ChainView(ops.web3, ops.manifest, engine_at(tmp_path / "view.sqlite"))
+    assert view.sync() == ops.head()
+
+    device = ops.register(capacity_w=3_300, zone=12, kind=3)   # after the view started
+    info = view.device(device.address.lower())                  # a miss syncs once
+    assert (info.address, info.owner, info.capacity_w, info.zone, info.kind, info.active) == (
+        device.address, ops.owner.address, 3_300, 12, 3, True)
+    assert view.device(Account.create().address) is None
+    assert view.device("not an address") is None
+
+    request_id = ops.open_request(zone=12, start_in=1_800, duration=600, target_w=7_000, price_per_kwh=123,
+                                  budget=10**8)
+    request = view.request(request_id)
+    assert request is not None and request.status is RequestStatus.OPEN
+    assert (request.buyer, request.zone, request.end - request.start, request.target_w, request.price_per_kwh,
+            request.payment_token, request.max_budget) == (
+        ops.buyer.address, 12, 600, 7_000, 123, ops.stablecoin.address, 10**8)
+    assert view.request(request_id + 1) is None
+
+    ops.deactivate(device.address)
+    ops.cancel(request_id)
+    view.sync()
+    assert view.device(device.address).active is False
+    assert view.request(request_id).status is RequestStatus.CANCELLED
+    ops.reactivate(device.address)
+    new_owner = Account.create().address
+    ops.transfer(device.address, new_owner)
+    view.sync()
+    assert view.device(device.address).active is True
+    assert view.device(device.address).owner == new_owner
+
+    second = ops.register(capacity_w=1_000, zone=12)
+    ops.unregister(second.address)
+    view.sync()
+    assert view.device(second.address) is None
+    assert set(view.devices()) == {device.address}
+
+
+def test_a_restarted_view_replays_up_to_its_cursor_and_resumes_after_it(tmp_path, devnet, devnet_ops):
+    ops = devnet_ops
+    engine = engine_at(tmp_path / "view.sqlite")
+    first_device = ops.register()
+    view = ChainView(ops.web3, ops.manifest, engine)
+    cursor = view.sync()
+    assert view.stored_cursor() == cursor == ops.head()
+    ops.mine(3)
+    view.sync()
+    cursor = view.cursor
+    del view  # "restart"
+
+    later_device = ops.register()                 # in block cursor + 1, after the stored cursor
+    request_id = ops.open_request(zone=4)
+    head = ops.head()
+    restarted = RecordingView(ops.web3, ops.manifest, engine)
+    assert restarted.cursor is None and restarted.stored_cursor() == cursor
+    assert restarted.sync() == head
+    start = restarted.start_block
+    # the history up to the cursor is replayed, then processing resumes right after the cursor
+    assert restarted.ranges == [(start, cursor), (cursor + 1, head)]
+    assert {first_device.address, later_device.address} <= set(restarted.devices())
+    assert restarted.request(request_id, refresh=False) is not None
+    assert restarted.stored_cursor() == head
+
+
+def test_only_confirmed_blocks_count_and_ranges_are_bounded(tmp_path, devnet, devnet_ops):
+    ops = devnet_ops
+    view = RecordingView(ops.web3, ops.manifest, engine_at(tmp_path / "view.sqlite"), confirmations=2,
+                         block_range=3)
+    device = ops.register()
+    registered_in = ops.head()
+    assert view.device(device.address) is None   # 0 confirmations so far
+    assert view.cursor == registered_in - 2
+    ops.mine(1)
+    assert view.device(device.address) is None
+    ops.mine(1)
+    assert view.device(device.address) is not None
+    assert view.cursor == registered_in
+    assert all(last - first < 3 for first, last in view.ranges)
+    covered = [block for first, last in view.ranges for block in range(first, last + 1)]
+    assert covered == list(range(view.start_block, registered_in + 1))  # every block once, in order
+
+
+def test_a_cursor_from_another_chain_is_discarded(tmp_path, devnet, devnet_ops, caplog):
+    ops = devnet_ops
+    engine = engine_at(tmp_path / "view.sqlite")
+    device = ops.register()
+    view = ChainView(ops.web3, ops.manifest, engine)
+    db.put_value(engine, view.cursor_key, {"block": ops.head(), "hash": "0x" + "00" * 32})
+    with caplog.at_level(logging.WARNING, logger="oracle.chain_view"):
+        assert view.sync() == ops.head()
+    assert "not on this chain" in caplog.text
+    assert view.device(device.address, refresh=False) is not None
+    db.put_value(engine, view.cursor_key, {"block": ops.head() + 1_000, "hash": "0x" + "11" * 32})
+    fresh = ChainView(ops.web3, ops.manifest, engine)
+    assert fresh.sync() == ops.head() and fresh.device(device.address, refresh=False) is not None
