@@ -7,8 +7,11 @@ from pathlib import Path
 
 import typer
 
+from oracle.baseline_cli import baseline_command
+
 oracle_app = typer.Typer(help="The oracle: verified meter ingest, baselines, k-of-n settlement.",
                          no_args_is_help=True)
+oracle_app.command("baseline")(baseline_command)
 
 
 @oracle_app.command("run")

@@ -146,11 +146,14 @@ def test_two_of_three_oracles_settle_an_event(devnet_ops, tmp_path):
             for url in urls:
                 post(url, "/v1/commitments", ops.commitment_payload(commitment))
 
-        # Time passes (compressed): the event happens and the devices report it.
-        warp(ops, end + 1 - ops.chain_time())
+        # Time passes (compressed): the event happens and the devices report it. The last readings
+        # arrive within the oracles' clock-skew allowance before the window ends, so every oracle
+        # holds all of them before any may settle (the window then ends, plus the data grace).
+        warp(ops, end - 30 - ops.chain_time())
         time.sleep(1.5)  # the oracles' clocks re-read the chain every second
         for device in devices:
             send_readings(device, history_end, end, lambda t: 10 if start <= t < end else 40)
+        warp(ops, end + 1 - ops.chain_time())
 
         # One oracle dies; the other two agree and submit.
         processes[0].kill()
@@ -159,8 +162,22 @@ def test_two_of_three_oracles_settle_an_event(devnet_ops, tmp_path):
                            120, "a submitted report")
         signers = set(pending[3])
         assert len(signers) == 2 and Transactor(web3, oracle_keys[0]).address not in signers
+
+        # The submitter crashes (kill -9) and restarts: it resumes from the chain and its database
+        # and never submits a second report.
+        submitted = hub.events.ReportSubmitted().get_logs(from_block=0)
+        assert len(submitted) == 1
+        addresses = [Transactor(web3, key).address for key in oracle_keys]
+        crashed = addresses.index(submitted[0].args.submitter)
+        processes[crashed].kill()
+        processes[crashed].wait(timeout=10)
+        restart_log = tmp_path / f"oracle{crashed}-restarted.log"
+        processes[crashed] = start_oracle(tmp_path / f"oracle{crashed}.toml", restart_log)
+        wait_for(lambda: healthy(urls[crashed]), 60, "the restarted oracle")
         warp(ops, 61)
         wait_for(lambda: hub.functions.currentEpoch().call() == 1, 60, "the report to be finalized")
+        assert len(hub.events.ReportSubmitted().get_logs(from_block=0)) == 1
+        assert "submitted report" not in restart_log.read_text()
 
         # The chain: request settled, escrow conserved, the root installed.
         settled = ops.market.functions.getRequest(request_id).call()
