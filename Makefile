@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
 # Test runs print no Ape banner noise into CI logs.
 export APE_DISABLE_TERMINAL_COLOR := 1
 
-.PHONY: help setup compile test test-contracts test-anvil bench clean
+.PHONY: help setup compile postgres test test-contracts test-anvil bench clean
 
 help:
 	@echo "make setup   install everything (idempotent) and compile the contracts"
@@ -22,7 +22,7 @@ help:
 	@echo "make bench   python -m bench gas (gas of every protocol operation on anvil)"
 	@echo "make clean   remove build output (keeps .venv and node_modules)"
 
-setup: $(VENV)/.installed node_modules/.installed .toolchain/.solc compile
+setup: $(VENV)/.installed node_modules/.installed .toolchain/.solc compile postgres
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "negawatt needs Python >= 3.11")'
@@ -45,8 +45,20 @@ compile: $(VENV)/.installed node_modules/.installed .toolchain/.solc
 	$(BIN)/ape pm install --force >/dev/null
 	$(BIN)/ape compile
 
+# The oracle's PostgreSQL store is tested against a real server (started by the tests with
+# initdb/pg_ctl); Debian's postgresql package provides them, installed here when run as root.
+postgres:
+	@if command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "PostgreSQL server binaries: present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+			&& echo "PostgreSQL server binaries: installed postgresql"; \
+	else \
+		echo "PostgreSQL server binaries missing: install Debian's postgresql (the PostgreSQL tests need it)"; \
+	fi
+
 test: setup
-	$(BIN)/ape test tests
+	NEGAWATT_REQUIRE_POSTGRES=1 $(BIN)/ape test tests
 	$(BIN)/ape test tests/contracts --network ethereum:local:foundry
 
 test-contracts: setup

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -22,6 +23,43 @@ app.add_typer(oracle_app, name="oracle")
 def _fail(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
+
+
+@app.command("keystore")
+def keystore(
+    out: Path = typer.Option(..., "--out", help="where to write the encrypted keystore (JSON)"),
+    import_env: str | None = typer.Option(None, "--import-env",
+                                          help="name of an environment variable holding a key to import"),
+    password_env: str = typer.Option("NEGAWATT_KEYSTORE_PASSWORD", "--password-env",
+                                     help="environment variable holding the password"),
+    password_file: Path | None = typer.Option(None, "--password-file", help="file holding the password"),
+) -> None:
+    """Create an encrypted keystore: a new key, or one imported from an environment variable.
+
+    Prints the address; the key and password never appear in arguments, output or logs."""
+    from eth_account import Account
+
+    from protocol.keys import KeyError_, read_password, write_keystore
+
+    if out.exists():
+        _fail(f"{out} exists; refusing to overwrite a keystore")
+    try:
+        password = read_password(password_env, password_file)
+        if import_env:
+            secret = os.environ.get(import_env)
+            if not secret:
+                _fail(f"the environment variable {import_env} is empty or not set")
+                return
+            try:
+                key = bytes(Account.from_key(secret).key)
+            except (ValueError, TypeError):
+                _fail(f"{import_env} does not hold a secp256k1 private key")
+                return
+        else:
+            key = bytes(Account.create().key)
+        typer.echo(write_keystore(out, key, password))
+    except KeyError_ as error:
+        _fail(str(error))
 
 
 @app.command()

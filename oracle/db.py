@@ -111,8 +111,9 @@ class KeyValue(SQLModel, table=True):
 def _normalize_url(url: str) -> str:
     if "://" not in url:  # a bare file path
         return f"sqlite:///{url}"
-    if url.startswith("postgres://"):
-        return "postgresql://" + url.removeprefix("postgres://")
+    for prefix in ("postgres://", "postgresql://"):  # psycopg 3 is the PostgreSQL driver
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
     return url
 
 

@@ -122,3 +122,55 @@ def devnet_factory(tmp_path):
 def devnet(devnet_factory):
     """A fresh anvil with negawatt deployed (default parameters, 60 s challenge window)."""
     return devnet_factory({"challenge_window": 60, "min_duration": 60, "min_oracle_bond": 10**18})
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+def postgres_binaries() -> Path | None:
+    """The folder holding initdb and pg_ctl (PATH first, then Debian's /usr/lib/postgresql/*/bin)."""
+    found = shutil.which("initdb")
+    if found and shutil.which("pg_ctl"):
+        return Path(found).resolve().parent
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
+    return candidates[0].parent if candidates else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL server on loopback (initdb + pg_ctl), as a SQLAlchemy URL.
+
+    `make test` sets NEGAWATT_REQUIRE_POSTGRES=1, so there a missing server is an error; elsewhere
+    the PostgreSQL tests are skipped with the reason.
+    """
+    import getpass
+    import tempfile
+
+    bindir = postgres_binaries()
+    if bindir is None:
+        message = "PostgreSQL server binaries not found (apt-get install postgresql; make setup does it as root)"
+        if os.environ.get("NEGAWATT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    datadir = Path(tempfile.mkdtemp(prefix="negawatt-pg-", dir="/tmp"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(datadir, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    user = "postgres" if os.geteuid() == 0 else getpass.getuser()
+    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(datadir), "-U", user, "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True)
+    port = free_port()
+    options = f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c fsync=on"
+    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(datadir), "-o", options, "-w", "-l",
+                    str(datadir / "server.log"), "start"], check=True, capture_output=True)
+    try:
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=port, user=user, dbname="postgres", autocommit=True) as conn:
+            conn.execute("CREATE DATABASE negawatt")
+        yield f"postgresql://{user}@127.0.0.1:{port}/negawatt"
+    finally:
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast", "stop"],
+                       capture_output=True)
+        shutil.rmtree(datadir, ignore_errors=True)

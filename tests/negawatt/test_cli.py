@@ -61,3 +61,28 @@ def test_missing_files_are_reported(tmp_path):
 def test_version_prints_the_package_version():
     result = runner.invoke(app, ["version"])
     assert result.exit_code == 0 and result.stdout.strip() == "0.1.0"
+
+
+def test_keystore_creates_and_imports_without_printing_secrets(tmp_path, monkeypatch):
+    from eth_account import Account
+
+    from protocol.keys import load_key
+
+    monkeypatch.setenv("NEGAWATT_KEYSTORE_PASSWORD", "pw")
+    account = Account.create()
+    monkeypatch.setenv("IMPORTED_KEY", account.key.hex())
+    result = runner.invoke(app, ["keystore", "--out", str(tmp_path / "k.json"), "--import-env", "IMPORTED_KEY"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == account.address and account.key.hex()[2:] not in result.output
+    assert load_key(tmp_path / "k.json", "pw") == bytes(account.key)
+
+    again = runner.invoke(app, ["keystore", "--out", str(tmp_path / "k.json")])
+    assert again.exit_code == 2 and "refusing to overwrite" in again.stderr
+    monkeypatch.setenv("BAD_KEY", "0x1234")
+    bad = runner.invoke(app, ["keystore", "--out", str(tmp_path / "b.json"), "--import-env", "BAD_KEY"])
+    assert bad.exit_code == 2 and "does not hold a secp256k1 private key" in bad.stderr
+    monkeypatch.delenv("NEGAWATT_KEYSTORE_PASSWORD")
+    nopw = runner.invoke(app, ["keystore", "--out", str(tmp_path / "c.json")])
+    assert nopw.exit_code == 2 and "NEGAWATT_KEYSTORE_PASSWORD" in nopw.stderr
+    fresh = runner.invoke(app, ["keystore", "--out", str(tmp_path / "d.json"), "--password-file", str(tmp_path / "k.json")])
+    assert fresh.exit_code == 0 and fresh.stdout.startswith("0x")
