@@ -74,16 +74,12 @@ def _signature(value: str) -> bytes:
     return bytes.fromhex(value[2:])
 
 
-class MeterBatchPayload(BaseModel):
-    """The JSON body of POST /v1/meter-batches (integers must be JSON integers)."""
+class _SignedByDevice(BaseModel):
+    """Fields every device-signed payload has: the device address and its signature (hex)."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
     device: str
-    start: UInt64
-    intervalSeconds: UInt32
-    readings: list[UInt32] = Field(max_length=10_000)
-    sequence: Annotated[int, Field(ge=0, le=db.MAX_DB_INT)]
     signature: str = Field(max_length=1_000)
 
     @field_validator("device")
@@ -96,6 +92,15 @@ class MeterBatchPayload(BaseModel):
     def _hex(cls, value: str) -> str:
         _signature(value)
         return value
+
+
+class MeterBatchPayload(_SignedByDevice):
+    """The JSON body of POST /v1/meter-batches (integers must be JSON integers)."""
+
+    start: UInt64
+    intervalSeconds: UInt32
+    readings: list[UInt32] = Field(max_length=10_000)
+    sequence: Annotated[int, Field(ge=0, le=db.MAX_DB_INT)]
 
     def to_batch(self) -> MeterBatch:
         """The protocol message."""
@@ -103,26 +108,11 @@ class MeterBatchPayload(BaseModel):
                           _signature(self.signature))
 
 
-class CommitmentPayload(BaseModel):
+class CommitmentPayload(_SignedByDevice):
     """The JSON body of POST /v1/commitments."""
 
-    model_config = ConfigDict(strict=True, extra="forbid")
-
     requestId: Annotated[int, Field(ge=0, le=2**256 - 1)]
-    device: str
     watts: UInt64
-    signature: str = Field(max_length=1_000)
-
-    @field_validator("device")
-    @classmethod
-    def _checksummed(cls, value: str) -> str:
-        return _address(value)
-
-    @field_validator("signature")
-    @classmethod
-    def _hex(cls, value: str) -> str:
-        _signature(value)
-        return value
 
     def to_commitment(self) -> Commitment:
         """The protocol message."""
