@@ -1,0 +1,1 @@
+"""The home-gateway node: device drivers, metering, dispatch, outbox, claims."""

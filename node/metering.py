@@ -1,0 +1,97 @@
+"""Metering: every interval, each device's energy counter becomes a signed MeterBatch in the outbox.
+
+The reading of interval [b - interval, b) is the difference of the device's energy counter (integer
+Wh) at the two boundaries. The batch, its deliveries and the new boundary are committed together
+(see node.outbox), so a crash at any point neither loses a committed reading nor meters an interval
+twice. Intervals during which the node was down are not metered (a gap in time; sequence numbers
+stay contiguous); nor is the interval after backfilled history, whose end counter is unknown. A counter that went backwards (a device that restarted) restarts metering at the
+next boundary instead of producing a negative reading.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Iterable, Protocol
+
+from node.outbox import Outbox
+from protocol.meter import MeterBatch
+
+log = logging.getLogger("negawatt.node.metering")
+MAX_READINGS_PER_BATCH = 96
+
+
+class EnergyMeter(Protocol):
+    """What metering needs from a device driver."""
+
+    def advance(self, to_time: float) -> None: ...
+
+    def energy_wh(self) -> int: ...
+
+
+@dataclass
+class MeteredDevice:
+    """A device, its signing key and its on-chain address."""
+
+    address: str
+    key: bytes
+    driver: EnergyMeter
+
+
+class Meter:
+    """Turns counters into signed batches, one interval at a time."""
+
+    def __init__(self, outbox: Outbox, devices: Iterable[MeteredDevice], interval_seconds: int, chain_id: int,
+                 registry: str, oracles: Callable[[], list[str]]):
+        self.outbox = outbox
+        self.devices = list(devices)
+        self.interval = interval_seconds
+        self.chain_id = chain_id
+        self.registry = registry
+        self.oracles = oracles
+
+    def tick(self, now: float) -> int:
+        """Meter every device whose interval ended by `now`; returns the number of batches written."""
+        boundary = int(now) // self.interval * self.interval
+        written = 0
+        for device in self.devices:
+            device.driver.advance(boundary)
+            energy = device.driver.energy_wh()
+            state = self.outbox.meter_state(device.address)
+            if state is None or boundary - state[0] != self.interval or state[1] < 0 or energy < state[1]:
+                if state is None or boundary > state[0]:
+                    if state is not None:
+                        log.info("metering of %s restarts at %d (was at %d, counter %d -> %d)", device.address,
+                                 boundary, state[0], state[1], energy)
+                    self.outbox.start_metering(device.address, boundary, energy)
+                continue
+            reading = energy - state[1]
+            batch = MeterBatch(device.address, state[0], self.interval, (reading,),
+                               self.outbox.next_sequence(device.address)).signed(device.key, self.chain_id,
+                                                                                  self.registry)
+            self.outbox.add_batch(batch, self.oracles(), boundary=boundary, energy_wh=energy)
+            written += 1
+        return written
+
+
+def enqueue_history(outbox: Outbox, device: MeteredDevice, start: int, readings: list[int], interval_seconds: int,
+                    chain_id: int, registry: str, oracles: list[str]) -> int:
+    """Sign and store past readings (a devnet's backfilled history) from `start`, in batches of 96.
+
+    Idempotent: intervals before the device's current meter boundary are skipped, so running it
+    again after a crash continues where it stopped. Returns the number of batches written.
+    """
+    state = outbox.meter_state(device.address)
+    written = 0
+    for offset in range(0, len(readings), MAX_READINGS_PER_BATCH):
+        chunk = readings[offset:offset + MAX_READINGS_PER_BATCH]
+        batch_start = start + offset * interval_seconds
+        batch_end = batch_start + len(chunk) * interval_seconds
+        if state is not None and batch_end <= state[0]:
+            continue
+        batch = MeterBatch(device.address, batch_start, interval_seconds, tuple(chunk),
+                           outbox.next_sequence(device.address)).signed(device.key, chain_id, registry)
+        # The counter at the end of history is unknown (-1): live metering starts afresh after it.
+        outbox.add_batch(batch, oracles, boundary=batch_end, energy_wh=-1)
+        written += 1
+    return written

@@ -1,0 +1,231 @@
+"""The node's outbox: signed meter batches and commitments, kept until every oracle acknowledged them.
+
+SQLite in WAL mode with synchronous=FULL, through the standard library (a gateway has little memory
+to spare). A reading counts as read only once its signed batch, its per-oracle deliveries and the
+device's meter state are committed in one transaction; so after a kill -9 or a power cut the node
+neither loses an acknowledged-or-pending reading nor meters an interval twice, and the per-device
+`sequence` continues where it stopped. The oracles deduplicate by (device, sequence), so a batch
+sent again after a crash is acknowledged once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from protocol.meter import Commitment, MeterBatch
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    interval_seconds INTEGER NOT NULL,
+    readings TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (device, sequence)
+);
+CREATE TABLE IF NOT EXISTS commitments (
+    id INTEGER PRIMARY KEY,
+    request_id INTEGER NOT NULL,
+    device TEXT NOT NULL,
+    watts INTEGER NOT NULL,
+    signature TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (request_id, device)
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    kind TEXT NOT NULL,
+    item_id INTEGER NOT NULL,
+    oracle TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL DEFAULT 0,
+    last_error TEXT,
+    acked_at INTEGER,
+    PRIMARY KEY (kind, item_id, oracle)
+);
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (oracle, status, next_attempt);
+CREATE TABLE IF NOT EXISTS meter_state (
+    device TEXT PRIMARY KEY,
+    boundary INTEGER NOT NULL,
+    energy_wh INTEGER NOT NULL
+);
+"""
+
+PENDING, ACKED, REJECTED = "pending", "acked", "rejected"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One item still owed to one oracle."""
+
+    kind: str  # "batch" or "commitment"
+    item_id: int
+    oracle: str
+    attempts: int
+    payload: dict
+
+
+class Outbox:
+    """Durable store of what the node signed and to whom it still has to deliver it."""
+
+    def __init__(self, path: Path | str):
+        self.path = str(path)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+    # ------------------------------------------------------------------ writing
+
+    def next_sequence(self, device: str) -> int:
+        """The sequence the device's next batch carries."""
+        row = self._db.execute("SELECT MAX(sequence) FROM batches WHERE device = ?", (device,)).fetchone()
+        return 0 if row[0] is None else row[0] + 1
+
+    def meter_state(self, device: str) -> tuple[int, int] | None:
+        """(last metered interval boundary, the device's energy counter there in Wh), or None."""
+        row = self._db.execute("SELECT boundary, energy_wh FROM meter_state WHERE device = ?", (device,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def start_metering(self, device: str, boundary: int, energy_wh: int) -> None:
+        """Remember where metering of `device` starts (first boundary and counter value)."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meter_state (device, boundary, energy_wh) VALUES (?, ?, ?)",
+                             (device, boundary, energy_wh))
+
+    def add_batch(self, batch: MeterBatch, oracles: Iterable[str], boundary: int | None = None,
+                  energy_wh: int | None = None) -> int:
+        """Store a signed batch, a delivery per oracle and (optionally) the new meter state, atomically."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                cursor = self._db.execute(
+                    "INSERT INTO batches (device, sequence, start, interval_seconds, readings, signature, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (batch.device, batch.sequence, batch.start, batch.interval_seconds, json.dumps(list(batch.readings)),
+                     "0x" + batch.signature.hex(), int(time.time())))
+                item_id = cursor.lastrowid
+                self._db.executemany("INSERT INTO deliveries (kind, item_id, oracle) VALUES ('batch', ?, ?)",
+                                     [(item_id, oracle) for oracle in oracles])
+                if boundary is not None and energy_wh is not None:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO meter_state (device, boundary, energy_wh) VALUES (?, ?, ?)",
+                        (batch.device, boundary, energy_wh))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return int(item_id)
+
+    def add_commitment(self, commitment: Commitment, oracles: Iterable[str]) -> int | None:
+        """Store a signed commitment and its deliveries; None if this (request, device) was committed already."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                cursor = self._db.execute(
+                    "INSERT OR IGNORE INTO commitments (request_id, device, watts, signature, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (commitment.request_id, commitment.device, commitment.watts, "0x" + commitment.signature.hex(),
+                     int(time.time())))
+                if cursor.rowcount == 0:
+                    self._db.execute("ROLLBACK")
+                    return None
+                item_id = cursor.lastrowid
+                self._db.executemany("INSERT INTO deliveries (kind, item_id, oracle) VALUES ('commitment', ?, ?)",
+                                     [(item_id, oracle) for oracle in oracles])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return int(item_id)
+
+    def add_oracle(self, oracle: str, since: int) -> int:
+        """Owe a newly known oracle every batch created since `since` and every commitment; returns the count."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            a = self._db.execute("INSERT OR IGNORE INTO deliveries (kind, item_id, oracle) "
+                                 "SELECT 'batch', id, ? FROM batches WHERE created_at >= ?", (oracle, since)).rowcount
+            b = self._db.execute("INSERT OR IGNORE INTO deliveries (kind, item_id, oracle) "
+                                 "SELECT 'commitment', id, ? FROM commitments", (oracle,)).rowcount
+            self._db.execute("COMMIT")
+        return a + b
+
+    # ------------------------------------------------------------------ delivering
+
+    def due(self, oracle: str, now: float, limit: int = 100) -> list[Delivery]:
+        """Pending deliveries to `oracle` whose back-off has passed, commitments first, batches in order."""
+        rows = self._db.execute(
+            "SELECT d.kind, d.item_id, d.attempts, b.device, b.sequence, b.start, b.interval_seconds, b.readings,"
+            " b.signature, c.request_id, c.device, c.watts, c.signature"
+            " FROM deliveries d LEFT JOIN batches b ON d.kind = 'batch' AND b.id = d.item_id"
+            " LEFT JOIN commitments c ON d.kind = 'commitment' AND c.id = d.item_id"
+            " WHERE d.oracle = ? AND d.status = 'pending' AND d.next_attempt <= ?"
+            " ORDER BY d.kind DESC, b.device, b.sequence LIMIT ?", (oracle, now, limit)).fetchall()
+        out = []
+        for kind, item_id, attempts, device, sequence, start, interval, readings, bsig, rid, cdev, watts, csig in rows:
+            if kind == "batch":
+                payload = {"device": device, "start": start, "intervalSeconds": interval,
+                           "readings": json.loads(readings), "sequence": sequence, "signature": bsig}
+            else:
+                payload = {"requestId": rid, "device": cdev, "watts": watts, "signature": csig}
+            out.append(Delivery(kind, item_id, oracle, attempts, payload))
+        return out
+
+    def mark_acked(self, delivery: Delivery) -> None:
+        """The oracle acknowledged it (201, or 200 for a replay)."""
+        with self._lock:
+            self._db.execute("UPDATE deliveries SET status = 'acked', acked_at = ?, last_error = NULL "
+                             "WHERE kind = ? AND item_id = ? AND oracle = ?",
+                             (int(time.time()), delivery.kind, delivery.item_id, delivery.oracle))
+
+    def mark_retry(self, delivery: Delivery, error: str, next_attempt: float) -> None:
+        """Keep it pending; try again at `next_attempt`."""
+        with self._lock:
+            self._db.execute("UPDATE deliveries SET attempts = attempts + 1, next_attempt = ?, last_error = ? "
+                             "WHERE kind = ? AND item_id = ? AND oracle = ?",
+                             (next_attempt, error[:500], delivery.kind, delivery.item_id, delivery.oracle))
+
+    def mark_rejected(self, delivery: Delivery, error: str) -> None:
+        """The oracle refused it for good (a permanent reason code); kept for inspection, not retried."""
+        with self._lock:
+            self._db.execute("UPDATE deliveries SET status = 'rejected', attempts = attempts + 1, last_error = ? "
+                             "WHERE kind = ? AND item_id = ? AND oracle = ?",
+                             (error[:500], delivery.kind, delivery.item_id, delivery.oracle))
+
+    # ------------------------------------------------------------------ status
+
+    def depth(self) -> dict[str, int]:
+        """Pending deliveries per oracle."""
+        rows = self._db.execute("SELECT oracle, COUNT(*) FROM deliveries WHERE status = 'pending' GROUP BY oracle")
+        return dict(rows.fetchall())
+
+    def last_ack(self) -> dict[str, int]:
+        """Unix time of the last acknowledgement per oracle."""
+        rows = self._db.execute("SELECT oracle, MAX(acked_at) FROM deliveries WHERE status = 'acked' GROUP BY oracle")
+        return dict(rows.fetchall())
+
+    def rejected(self) -> list[tuple[str, int, str, str]]:
+        """(kind, item id, oracle, reason) of every permanently rejected delivery."""
+        return self._db.execute("SELECT kind, item_id, oracle, last_error FROM deliveries "
+                                "WHERE status = 'rejected'").fetchall()
+
+    def batches(self, device: str) -> list[MeterBatch]:
+        """Every batch of `device`, in sequence order."""
+        rows = self._db.execute("SELECT device, start, interval_seconds, readings, sequence, signature FROM batches "
+                                "WHERE device = ? ORDER BY sequence", (device,)).fetchall()
+        return [MeterBatch(d, s, i, tuple(json.loads(r)), q, bytes.fromhex(sig[2:])) for d, s, i, r, q, sig in rows]
