@@ -198,15 +198,25 @@ def test_two_of_three_oracles_settle_an_event(devnet_ops, tmp_path):
         rewards = httpx.get(f"{urls[1]}/v1/rewards/{ops.owner.address}", timeout=10).json()
         amounts = {r["token"]: int(r["amount"]) for r in rewards["rewards"]}
         assert amounts == {usd: DEVICES * OWNER_SHARE, token.address: DEVICES * EMISSION}
-        usd_reward = next(r for r in rewards["rewards"] if r["token"] == usd)
+        # ... and the node's claim code: proofs from the oracles, checked against the on-chain root.
+        from node.claims import claim, claimable, fetch_rewards, worth_claiming
+
+        fetched = fetch_rewards(urls, ops.owner.address, root)
+        items = claimable(distributor, ops.owner.address, fetched)
+        assert {i.token: i.unclaimed for i in items} == amounts
+        worth, reason = worth_claiming(web3, distributor, ops.owner, ops.owner.address, items,
+                                       {usd: 10**12, token.address: 1})
+        assert worth, reason
+        assert not worth_claiming(web3, distributor, ops.owner, ops.owner.address, items, {})[0]
         before = ops.stablecoin.functions.balanceOf(ops.owner.address).call()
-        ops.owner.send(distributor.functions.claim(ops.owner.address, usd, int(usd_reward["amount"]),
-                                                   [bytes.fromhex(p[2:]) for p in usd_reward["proof"]]))
+        claim(ops.owner, distributor, ops.owner.address, items)
         assert ops.stablecoin.functions.balanceOf(ops.owner.address).call() - before == DEVICES * OWNER_SHARE
+        assert token.functions.balanceOf(ops.owner.address).call() == DEVICES * EMISSION
+        assert claimable(distributor, ops.owner.address, fetched) == []
         treasury = hub.functions.treasury().call()
         fees = httpx.get(f"{urls[2]}/v1/rewards/{treasury}", timeout=10).json()
         assert {r["token"]: int(r["amount"]) for r in fees["rewards"]}[usd] == DEVICES * FEE_SHARE
-        assert token.functions.balanceOf(distributor.address).call() == DEVICES * EMISSION
+        assert token.functions.balanceOf(distributor.address).call() == 0  # the emission went to the owner
     finally:
         for process in processes:
             if process.poll() is None:

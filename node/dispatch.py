@@ -1,0 +1,242 @@
+"""Dispatch: follow FlexMarket requests for the node's zones, decide, commit, curtail, restore.
+
+Requests are read from FlexMarket's RequestOpened / RequestCancelled events in bounded block
+ranges, `confirmations` blocks deep (against reorgs), from a cursor kept in the node's database,
+so a restarted node resumes where it stopped. For each new request a policy decides, per device,
+whether and how much to commit (price, the device's current flexibility, a cap per device, an EV's
+departure needs); the node signs a Commitment per participating device and queues it for every
+oracle. At the window's start it applies the setpoints, at its end it restores; every decision is
+logged with its reason and kept in the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from node.devices.base import Device
+from node.outbox import Outbox
+from protocol.meter import Commitment
+
+log = logging.getLogger("negawatt.node.dispatch")
+
+DISPATCH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS participations (
+    request_id INTEGER NOT NULL,
+    device TEXT NOT NULL,
+    watts INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    state TEXT NOT NULL,            -- committed | applied | restored | cancelled
+    applied_at REAL,
+    latency_ms REAL,
+    PRIMARY KEY (request_id, device)
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    request_id INTEGER NOT NULL,
+    device TEXT,
+    decision TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Request:
+    """A FlexMarket request as the node needs it."""
+
+    request_id: int
+    zone: int
+    start: int
+    end: int
+    target_w: int
+    price_per_kwh: int
+    payment_token: str
+
+
+@dataclass(frozen=True)
+class Policy:
+    """When and how much the owner lets the node curtail."""
+
+    min_price_per_kwh: int = 0
+    max_share_bps: int = 8_000  # at most this share of a device's capacity
+    min_commit_w: int = 100
+    min_lead_seconds: int = 5  # commitments must reach the oracles before the start
+
+
+@dataclass
+class NodeDevice:
+    """A registered device the node controls: its driver, key and on-chain identity."""
+
+    address: str
+    key: bytes
+    driver: Device
+    zone: int
+    capacity_w: int
+
+
+def decide(policy: Policy, request: Request, device: NodeDevice, now: float) -> tuple[int, str]:
+    """(watts to commit, reason). 0 watts means the device sits this request out, for that reason."""
+    if request.price_per_kwh < policy.min_price_per_kwh:
+        return 0, f"price {request.price_per_kwh} below the minimum {policy.min_price_per_kwh}"
+    if request.start - now < policy.min_lead_seconds:
+        return 0, "too close to the start to commit"
+    if device.zone != request.zone:
+        return 0, "other zone"
+    device.driver.advance(now)
+    flexible = device.driver.flexibility_w(now)
+    cap = device.capacity_w * policy.max_share_bps // 10_000
+    watts = min(flexible, cap)
+    ev_floor = getattr(device.driver, "minimum_power_to_meet_departure", None)
+    if callable(ev_floor):
+        keep = ev_floor(now)
+        watts = min(watts, max(0, device.driver.power_w() - keep))
+    if watts < policy.min_commit_w:
+        return 0, f"only {watts} W flexible now (minimum {policy.min_commit_w} W)"
+    return watts, f"commits {watts} W (flexible {flexible} W, cap {cap} W)"
+
+
+class RequestWatcher:
+    """New FlexMarket requests (and cancellations) from the chain, resuming from a stored cursor."""
+
+    def __init__(self, web3: Any, market: Any, db: sqlite3.Connection, start_block: int, confirmations: int = 2,
+                 block_range: int = 2_000):
+        self.web3 = web3
+        self.market = market
+        self.db = db
+        self.start_block = start_block
+        self.confirmations = confirmations
+        self.block_range = block_range
+
+    def cursor(self) -> int:
+        """The last block whose events were processed."""
+        row = self.db.execute("SELECT value FROM kv WHERE key = 'dispatch.cursor'").fetchone()
+        return int(row[0]) if row else self.start_block - 1
+
+    def poll(self) -> tuple[list[Request], list[int]]:
+        """(opened requests, cancelled request ids) in confirmed blocks after the cursor."""
+        head = self.web3.eth.block_number - self.confirmations
+        first = self.cursor() + 1
+        opened, cancelled = [], []
+        while first <= head:
+            last = min(head, first + self.block_range - 1)
+            for log_entry in self.market.events.RequestOpened().get_logs(from_block=first, to_block=last):
+                a = log_entry.args
+                opened.append(Request(a.requestId, a.zone, a.start, a.end, a.targetW, a.pricePerKWh, a.paymentToken))
+            for log_entry in self.market.events.RequestCancelled().get_logs(from_block=first, to_block=last):
+                cancelled.append(log_entry.args.requestId)
+            self.db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES ('dispatch.cursor', ?)", (str(last),))
+            first = last + 1
+        return opened, cancelled
+
+
+@dataclass
+class Dispatcher:
+    """Commits, applies and restores curtailment for the node's devices."""
+
+    db: sqlite3.Connection
+    outbox: Outbox
+    devices: list[NodeDevice]
+    policy: Policy
+    chain_id: int
+    registry: str
+    oracles: Callable[[], list[str]]
+    clock: Callable[[], float] = time.time
+    latencies_ms: list[float] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _record(self, request_id: int, device: str | None, decision: str, reason: str) -> None:
+        self.db.execute("INSERT INTO decisions (at, request_id, device, decision, reason) VALUES (?, ?, ?, ?, ?)",
+                        (self.clock(), request_id, device, decision, reason))
+        log.info("request %d, device %s: %s (%s)", request_id, device or "-", decision, reason)
+
+    def on_request(self, request: Request) -> int:
+        """Decide for every device; sign and queue the commitments. Returns the watts committed."""
+        now = self.clock()
+        committed = 0
+        with self._lock:
+            for device in self.devices:
+                if device.zone != request.zone:
+                    continue
+                known = self.db.execute("SELECT 1 FROM participations WHERE request_id = ? AND device = ?",
+                                        (request.request_id, device.address)).fetchone()
+                if known:
+                    continue
+                watts, reason = decide(self.policy, request, device, now)
+                if not watts:
+                    self._record(request.request_id, device.address, "declined", reason)
+                    continue
+                commitment = Commitment(request.request_id, device.address, watts).signed(device.key, self.chain_id,
+                                                                                          self.registry)
+                self.outbox.add_commitment(commitment, self.oracles())
+                self.db.execute("INSERT INTO participations (request_id, device, watts, start, end, state) "
+                                "VALUES (?, ?, ?, ?, ?, 'committed')",
+                                (request.request_id, device.address, watts, request.start, request.end))
+                self._record(request.request_id, device.address, "committed", reason)
+                committed += watts
+        return committed
+
+    def on_cancelled(self, request_id: int) -> None:
+        """Forget a cancelled request (restoring devices if it had started)."""
+        with self._lock:
+            rows = self.db.execute("SELECT device, state FROM participations WHERE request_id = ?",
+                                   (request_id,)).fetchall()
+            for address, state in rows:
+                if state == "applied":
+                    self._device(address).driver.restore()
+                self.db.execute("UPDATE participations SET state = 'cancelled' WHERE request_id = ? AND device = ?",
+                                (request_id, address))
+                self._record(request_id, address, "cancelled", "the buyer cancelled the request")
+
+    def step(self) -> None:
+        """Apply setpoints whose window started and restore those whose window ended."""
+        now = self.clock()
+        with self._lock:
+            due = self.db.execute("SELECT request_id, device, watts, start FROM participations "
+                                  "WHERE state = 'committed' AND start <= ? AND end > ?", (now, now)).fetchall()
+            for request_id, address, watts, start in due:
+                device = self._device(address)
+                device.driver.advance(now)
+                target = max(0, device.driver.power_w() - watts)
+                result = device.driver.apply_setpoint(target, f"request {request_id}")
+                latency = (self.clock() - start) * 1000
+                self.latencies_ms.append(latency)
+                self.db.execute("UPDATE participations SET state = 'applied', applied_at = ?, latency_ms = ? "
+                                "WHERE request_id = ? AND device = ?", (self.clock(), latency, request_id, address))
+                self._record(request_id, address, "applied",
+                             f"setpoint {target} W, consuming {result.power_w} W"
+                             + ("" if result.honoured else f"; not honoured: {result.reason}"))
+            ended = self.db.execute("SELECT request_id, device FROM participations "
+                                    "WHERE state IN ('committed', 'applied') AND end <= ?", (now,)).fetchall()
+            for request_id, address in ended:
+                device = self._device(address)
+                device.driver.advance(now)
+                device.driver.restore()
+                self.db.execute("UPDATE participations SET state = 'restored' WHERE request_id = ? AND device = ?",
+                                (request_id, address))
+                self._record(request_id, address, "restored", "the request window ended")
+
+    def _device(self, address: str) -> NodeDevice:
+        return next(d for d in self.devices if d.address == address)
+
+    def decisions(self, request_id: int) -> list[dict]:
+        """Every decision logged for a request."""
+        rows = self.db.execute("SELECT at, device, decision, reason FROM decisions WHERE request_id = ? ORDER BY id",
+                               (request_id,)).fetchall()
+        return [{"at": at, "device": d, "decision": dec, "reason": r} for at, d, dec, r in rows]
+
+
+def open_dispatch_db(path: str) -> sqlite3.Connection:
+    """The node's dispatch database (WAL, synchronous=FULL, autocommit statements)."""
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.executescript(DISPATCH_SCHEMA)
+    return db
