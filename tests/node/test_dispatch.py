@@ -1,0 +1,97 @@
+"""Dispatch end to end on anvil: a request in the node's zone is seen on-chain, the policy commits
+an EV charger that can shed load, the signed commitment is queued for the oracles, the setpoint is
+applied when the window starts and restored when it ends; a request below the owner's price, or
+in another zone, is declined with its reason; a restarted watcher resumes from its cursor."""
+
+from __future__ import annotations
+
+import time
+
+from eth_account import Account
+
+from node.devices.factory import build_device
+from node.dispatch import Dispatcher, NodeDevice, Policy, RequestWatcher, open_dispatch_db
+from node.outbox import Outbox
+from protocol import eip712
+from protocol.chain import Transactor
+
+ORACLE = "http://127.0.0.1:9"  # the commitments only need to be queued for some oracle here
+
+
+class SettableClock:
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_request_is_committed_applied_and_restored(devnet, tmp_path):
+    web3, manifest = devnet.web3(), devnet.manifest()
+    abis = [entry.abi for entry in manifest.contracts.values()]
+    owner = Transactor(web3, devnet.keys[1], abis=abis)
+    buyer = Transactor(web3, devnet.keys[2], abis=abis)
+    registry, market = manifest.contract(web3, "DeviceRegistry"), manifest.contract(web3, "FlexMarket")
+    usd = manifest.contract(web3, "MockStablecoin")
+
+    now = web3.eth.get_block("latest")["timestamp"]
+    key = Account.create()
+    deadline = now + 3_600
+    permit = {"owner": owner.address, "device": key.address, "nonce": 0, "deadline": deadline}
+    owner.send(registry.functions.register(key.address, 0, 7_400, 3, deadline, eip712.sign(
+        key.key, "DevicePermit", permit, manifest.chainId, registry.address)))
+    arrival = (now // 60 - 10) * 60
+    ev = build_device({"kind": "ev_charger", "device_id": key.address, "seed": 1, "max_power_w": 7_400,
+                       "sessions": [{"arrival": arrival, "departure": arrival + 12 * 3_600,
+                                     "energy_needed_wh": 20_000}]}, start_time=arrival)
+    clock = SettableClock(now)
+    db = open_dispatch_db(str(tmp_path / "dispatch.sqlite"))
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    device = NodeDevice(key.address, bytes(key.key), ev, zone=3, capacity_w=7_400)
+    dispatcher = Dispatcher(db, outbox, [device], Policy(min_price_per_kwh=100_000), manifest.chainId,
+                            registry.address, lambda: [ORACLE], clock=clock)
+    watcher = RequestWatcher(web3, market, db, manifest.start_block, confirmations=0)
+
+    buyer.send(usd.functions.mint(buyer.address, 10**9))
+    buyer.send(usd.functions.approve(market.address, 10**9))
+    start = (now // 60 + 5) * 60
+    buyer.send(market.functions.openRequest(3, start, start + 600, 5_000, 250_000, usd.address, 10**8))
+    buyer.send(market.functions.openRequest(3, start, start + 600, 5_000, 50_000, usd.address, 10**8))  # too cheap
+    buyer.send(market.functions.openRequest(9, start, start + 600, 5_000, 250_000, usd.address, 10**8))  # elsewhere
+
+    opened, cancelled = watcher.poll()
+    assert [r.request_id for r in opened] == [1, 2, 3] and cancelled == []
+    assert watcher.poll() == ([], [])  # the cursor moved on
+    again = RequestWatcher(web3, market, open_dispatch_db(str(tmp_path / "dispatch.sqlite")), manifest.start_block,
+                           confirmations=0)
+    assert again.poll() == ([], [])  # and survives a restart
+
+    clock.now = now + 1
+    for request in opened:
+        dispatcher.on_request(request)
+    decisions = {r: dispatcher.decisions(r) for r in (1, 2, 3)}
+    assert [d["decision"] for d in decisions[1]] == ["committed"]
+    assert [d["decision"] for d in decisions[2]] == ["declined"] and "below the minimum" in decisions[2][0]["reason"]
+    assert decisions[3] == []  # not our zone: nothing to decide
+    due = outbox.due(ORACLE, time.time())
+    assert [(d.kind, d.payload["requestId"]) for d in due] == [("commitment", 1)]
+    watts = due[0].payload["watts"]
+    assert 100 <= watts <= 7_400 * 8_000 // 10_000
+
+    clock.now = start - 1
+    dispatcher.step()
+    assert db.execute("SELECT state FROM participations").fetchall() == [("committed",)]
+    ev.advance(start)
+    before = ev.power_w()
+    clock.now = start + 0.05
+    dispatcher.step()
+    assert db.execute("SELECT state FROM participations").fetchall() == [("applied",)]
+    assert ev.power_w() <= max(0, before - watts)
+    assert dispatcher.latencies_ms and dispatcher.latencies_ms[0] < 1_000
+
+    clock.now = start + 600
+    dispatcher.step()
+    assert db.execute("SELECT state FROM participations").fetchall() == [("restored",)]
+    ev.advance(start + 660)
+    assert ev.power_w() == 7_400
+    assert [d["decision"] for d in dispatcher.decisions(1)] == ["committed", "applied", "restored"]
