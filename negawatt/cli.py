@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from node.cli import node_app
 from oracle.cli import oracle_app
 
 app = typer.Typer(name="negawatt", help="negawatt: a DePIN flexibility network.", no_args_is_help=True)
@@ -18,6 +19,7 @@ merkle_app = typer.Typer(help="Rewards Merkle trees (OpenZeppelin StandardMerkle
 app.add_typer(manifest_app, name="manifest")
 app.add_typer(merkle_app, name="merkle")
 app.add_typer(oracle_app, name="oracle")
+app.add_typer(node_app, name="node")
 
 
 def _fail(message: str) -> None:

@@ -1,0 +1,119 @@
+"""A device owner's node configuration: a TOML file, overridable by NEGAWATT_NODE_* variables.
+
+    # node.toml (written by `negawatt node init`)
+    rpc_url = "http://127.0.0.1:8545"
+    manifest = "deployments/ethereum-local.json"
+    data_dir = "node-data"                    # outbox, dispatch state
+    owner_keystore = "keys/owner.json"        # password: $NEGAWATT_NODE_PASSWORD or password_file
+    zone = 1
+    interval_seconds = 900
+
+    [policy]
+    min_price_per_kwh = 0
+    max_share_bps = 8000
+
+    [[devices]]
+    keystore = "keys/ev-1.json"
+    kind = "ev_charger"
+    capacity_w = 7400
+    params = { max_power_w = 7400, seed = 3 }
+
+Keys never appear here in clear: only the paths of encrypted keystores.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from node.devices.base import KIND_NUMBERS
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the file and field."""
+
+
+class DeviceConfig(BaseModel):
+    """One device behind the gateway."""
+
+    model_config = {"extra": "forbid"}
+
+    keystore: Path
+    kind: str
+    capacity_w: int = Field(gt=0, le=2**32 - 1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("kind")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in KIND_NUMBERS:
+            raise ValueError(f"unknown kind {value!r}; one of {', '.join(KIND_NUMBERS)}")
+        return value
+
+
+class PolicyConfig(BaseModel):
+    """When the node may curtail (see node.dispatch.Policy)."""
+
+    model_config = {"extra": "forbid"}
+
+    min_price_per_kwh: int = Field(0, ge=0)
+    max_share_bps: int = Field(8_000, ge=0, le=10_000)
+    min_commit_w: int = Field(100, ge=1)
+    min_lead_seconds: int = Field(5, ge=0)
+
+
+class NodeConfig(BaseSettings):
+    """Everything the node commands need."""
+
+    model_config = SettingsConfigDict(env_prefix="NEGAWATT_NODE_", extra="forbid")
+
+    rpc_url: str = "http://127.0.0.1:8545"
+    manifest: Path = Path("deployments/ethereum-local.json")
+    data_dir: Path = Path("node-data")
+    owner_keystore: Path
+    password_file: Path | None = None
+    password_env: str = "NEGAWATT_NODE_PASSWORD"
+    zone: int = Field(1, ge=0, le=2**32 - 1)
+    interval_seconds: int = Field(900, ge=60, le=86_400)
+    confirmations: int = Field(2, ge=0, le=128)
+    stake_per_kw: bool = Field(True, description="`node register` bonds the required stake for the devices")
+    claim_gas_multiple: int = Field(5, ge=1)
+    value_wei_per_unit: dict[str, int] = Field(default_factory=dict,
+                                               description="token address -> wei one base unit is worth")
+    metrics_port: int | None = Field(None, ge=1, le=65_535)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    devices: list[DeviceConfig] = Field(min_length=1)
+
+
+def load_config(path: Path) -> NodeConfig:
+    """Read and validate `path` (relative paths are relative to its folder); raise ConfigError."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"no config file at {path} (create one with `negawatt node init`)") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
+    base = path.resolve().parent
+
+    def rooted(value: Any) -> Any:
+        return str(base / value) if isinstance(value, str) and not Path(value).is_absolute() else value
+
+    for key in ("manifest", "data_dir", "owner_keystore", "password_file"):
+        if key in data:
+            data[key] = rooted(data[key])
+    for device in data.get("devices", []) if isinstance(data.get("devices"), list) else []:
+        if isinstance(device, dict) and "keystore" in device:
+            device["keystore"] = rooted(device["keystore"])
+    for key in list(data):
+        if f"NEGAWATT_NODE_{key.upper()}" in os.environ:
+            data.pop(key)
+    try:
+        return NodeConfig(**data)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+        raise ConfigError(f"{path}: {problems}") from None

@@ -1,0 +1,187 @@
+"""Wiring a node from its configuration: keys, chain, devices, outbox; and the node's operations
+(register, status, claim, run) that the `negawatt node` commands call."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+
+from node import claims
+from node.config import NodeConfig
+from node.devices.base import kind_number
+from node.devices.factory import build_device
+from node.dispatch import Dispatcher, NodeDevice, Policy, RequestWatcher, open_dispatch_db
+from node.metering import Meter, MeteredDevice
+from node.outbox import Outbox
+from node.uploader import Uploader, run_uploads
+from protocol import eip712
+from protocol.chain import Transactor, connect
+from protocol.clock import ChainClock
+from protocol.keys import load_key, read_password
+from protocol.manifest import check_chain, load_manifest
+
+log = logging.getLogger("negawatt.node")
+
+
+@dataclass
+class Node:
+    """A configured node, connected to its chain."""
+
+    config: NodeConfig
+    web3: Any
+    manifest: Any
+    owner: Transactor
+    devices: list[NodeDevice]
+    outbox: Outbox
+
+    def contract(self, name: str) -> Any:
+        return self.manifest.contract(self.web3, name)
+
+    def oracles(self) -> list[str]:
+        """The oracles' URLs, as they published them in the OracleHub."""
+        _addresses, urls = self.contract("OracleHub").functions.oracles().call()
+        return [u for u in urls if u]
+
+
+def open_node(config: NodeConfig) -> Node:
+    """Decrypt the keys, connect to the chain, build the device drivers and open the outbox."""
+    password = read_password(config.password_env, config.password_file)
+    manifest = load_manifest(config.manifest)
+    web3 = connect(config.rpc_url)
+    check_chain(manifest, web3)
+    owner = Transactor(web3, load_key(config.owner_keystore, password),
+                       abis=[entry.abi for entry in manifest.contracts.values()])
+    start = time.time()
+    devices = []
+    for device in config.devices:
+        key = load_key(device.keystore, password)
+        address = Account.from_key(key).address
+        driver = build_device({"kind": device.kind, "device_id": address, **device.params}, start_time=start)
+        devices.append(NodeDevice(address, key, driver, config.zone, device.capacity_w))
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    return Node(config, web3, manifest, owner, devices, Outbox(config.data_dir / "outbox.sqlite"))
+
+
+def register(node: Node) -> list[str]:
+    """Register every device not yet on-chain (device permits) and bond the required stake."""
+    registry, staking, token = node.contract("DeviceRegistry"), node.contract("Staking"), node.contract("NegawattToken")
+    done = []
+    for device, config in zip(node.devices, node.config.devices):
+        info = registry.functions.deviceInfo(device.address).call()
+        if info[0] != "0x" + "00" * 20:
+            done.append(f"{device.address}: already registered to {info[0]}")
+            continue
+        deadline = node.web3.eth.get_block("latest")["timestamp"] + 3_600
+        nonce = registry.functions.nonces(device.address).call()
+        permit = {"owner": node.owner.address, "device": device.address, "nonce": nonce, "deadline": deadline}
+        signature = eip712.sign(device.key, "DevicePermit", permit, node.manifest.chainId, registry.address)
+        node.owner.send(registry.functions.register(device.address, kind_number(config.kind), config.capacity_w,
+                                                    node.config.zone, deadline, signature))
+        done.append(f"{device.address}: registered ({config.kind}, {config.capacity_w} W, zone {node.config.zone})")
+    if node.config.stake_per_kw:
+        required = staking.functions.requiredBond(sum(d.capacity_w for d in node.devices)).call()
+        bonded = staking.functions.bondedOf(node.owner.address).call()
+        if required > bonded:
+            missing = required - bonded
+            node.owner.send(token.functions.approve(staking.address, missing))
+            node.owner.send(staking.functions.stake(missing))
+            done.append(f"staked {missing} (bond now {required})")
+        else:
+            done.append(f"bond {bonded} covers the required {required}")
+    return done
+
+
+def status(node: Node) -> dict[str, Any]:
+    """Devices and their registration, the owner's stake, the outbox per oracle, unclaimed rewards."""
+    registry, staking, distributor = (node.contract("DeviceRegistry"), node.contract("Staking"),
+                                      node.contract("RewardDistributor"))
+    devices = []
+    for device in node.devices:
+        info = registry.functions.deviceInfo(device.address).call()
+        device.driver.advance(time.time())
+        devices.append({"address": device.address, "registered": info[0] != "0x" + "00" * 20, "owner": info[0],
+                        "active": info[4], "zone": info[2], "capacityW": info[1], "state": device.driver.state()})
+    capacity = sum(d.capacity_w for d in node.devices)
+    oracles = node.oracles()
+    rewards = claims.fetch_rewards(oracles, node.owner.address, bytes(distributor.functions.root().call())) or []
+    unclaimed = {i.token: str(i.unclaimed) for i in claims.claimable(distributor, node.owner.address, rewards)}
+    return {
+        "owner": node.owner.address,
+        "devices": devices,
+        "stake": {"bonded": str(staking.functions.bondedOf(node.owner.address).call()),
+                  "required": str(staking.functions.requiredBond(capacity).call())},
+        "outbox": {"pending": node.outbox.depth(), "lastAck": node.outbox.last_ack(),
+                   "rejected": len(node.outbox.rejected())},
+        "oracles": oracles,
+        "unclaimed": unclaimed,
+    }
+
+
+def claim_now(node: Node, force: bool = True) -> str:
+    """Claim every unclaimed token (or, unless `force`, only when it is worth the gas)."""
+    distributor = node.contract("RewardDistributor")
+    root = bytes(distributor.functions.root().call())
+    rewards = claims.fetch_rewards(node.oracles(), node.owner.address, root)
+    if rewards is None:
+        return "no oracle publishes the current root yet"
+    items = claims.claimable(distributor, node.owner.address, rewards)
+    if not items:
+        return "nothing to claim"
+    if not force:
+        worth, reason = claims.worth_claiming(node.web3, distributor, node.owner, node.owner.address, items,
+                                              node.config.value_wei_per_unit, node.config.claim_gas_multiple)
+        if not worth:
+            return f"not claiming: {reason}"
+    receipt = claims.claim(node.owner, distributor, node.owner.address, items)
+    return f"claimed {len(items)} token(s) in block {receipt.block_number}"
+
+
+def run(node: Node, stop: threading.Event) -> None:
+    """Meter, upload, dispatch and claim until `stop` is set."""
+    clock = ChainClock(node.web3)
+    registry = node.manifest.address("DeviceRegistry")
+    oracle_cache = {"urls": node.oracles(), "at": time.monotonic()}
+
+    def oracles() -> list[str]:
+        if time.monotonic() - oracle_cache["at"] > 30:
+            try:
+                oracle_cache["urls"] = node.oracles()
+                oracle_cache["at"] = time.monotonic()
+            except Exception:  # keep the last known set while the chain is unreachable
+                log.warning("could not refresh the oracle set")
+        return oracle_cache["urls"]
+
+    meter = Meter(node.outbox, [MeteredDevice(d.address, d.key, d.driver) for d in node.devices],
+                  node.config.interval_seconds, node.manifest.chainId, registry, oracles)
+    db = open_dispatch_db(str(node.config.data_dir / "dispatch.sqlite"))
+    policy = Policy(**node.config.policy.model_dump())
+    dispatcher = Dispatcher(db, node.outbox, node.devices, policy, node.manifest.chainId, registry, oracles,
+                            clock=clock)
+    watcher = RequestWatcher(node.web3, node.contract("FlexMarket"), db, node.manifest.start_block,
+                             node.config.confirmations)
+    uploader = Uploader(node.outbox, clock=time.time)
+    threading.Thread(target=run_uploads, args=(uploader, oracles, stop), name="uploads", daemon=True).start()
+    last_poll = last_claim = 0.0
+    while not stop.is_set():
+        now = clock()
+        try:
+            meter.tick(now)
+            if time.monotonic() - last_poll >= 2:
+                opened, cancelled = watcher.poll()
+                for request in opened:
+                    dispatcher.on_request(request)
+                for request_id in cancelled:
+                    dispatcher.on_cancelled(request_id)
+                last_poll = time.monotonic()
+            dispatcher.step()
+            if time.monotonic() - last_claim >= 600:
+                log.info("claims: %s", claim_now(node, force=False))
+                last_claim = time.monotonic()
+        except Exception:  # the loop must survive a chain or oracle hiccup; the next turn retries
+            log.exception("node step failed")
+        stop.wait(0.1)

@@ -1,0 +1,79 @@
+"""`negawatt node init / register / status / claim` against anvil, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from negawatt.cli import app
+from protocol.chain import Transactor
+
+runner = CliRunner()
+
+
+def test_init_register_status_and_claim(devnet, tmp_path, monkeypatch):
+    monkeypatch.setenv("NEGAWATT_NODE_PASSWORD", "node-pw")
+    result = runner.invoke(app, ["node", "init", "--dir", str(tmp_path), "--device", "ev_charger:7400",
+                                 "--device", "heat_pump:3000", "--zone", "2", "--rpc-url", devnet.rpc_url,
+                                 "--manifest", str(devnet.manifest_path), "--interval", "60"])
+    assert result.exit_code == 0, result.output
+    owner = result.stdout.split("owner: ")[1].split()[0]
+    assert "node-pw" not in (tmp_path / "node.toml").read_text()
+
+    # Fund the owner: gas, and protocol tokens for the bond (100 tokens per kW by default).
+    web3, manifest = devnet.web3(), devnet.manifest()
+    admin = Transactor(web3, devnet.keys[0], abis=[e.abi for e in manifest.contracts.values()])
+    tx = {"to": owner, "value": 10**18, "gas": 21_000, "gasPrice": web3.eth.gas_price, "chainId": manifest.chainId,
+          "nonce": web3.eth.get_transaction_count(admin.address)}
+    web3.eth.wait_for_transaction_receipt(web3.eth.send_raw_transaction(
+        admin.account.sign_transaction(tx).raw_transaction))
+    token = manifest.contract(web3, "NegawattToken")
+    admin.send(token.functions.grantRole(token.functions.MINTER_ROLE().call(), admin.address))
+    admin.send(token.functions.mint(owner, 2_000 * 10**18))
+
+    config = str(tmp_path / "node.toml")
+    result = runner.invoke(app, ["node", "register", "--config", config])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("registered (") == 2 and "staked 1040000000000000000000" in result.stdout
+
+    again = runner.invoke(app, ["node", "register", "--config", config])
+    assert again.exit_code == 0 and again.stdout.count("already registered") == 2 and "covers" in again.stdout
+
+    status = runner.invoke(app, ["node", "status", "--config", config])
+    assert status.exit_code == 0, status.output
+    body = json.loads(status.stdout)
+    assert body["owner"] == owner
+    assert [(d["registered"], d["zone"], d["capacityW"]) for d in body["devices"]] == [(True, 2, 7_400),
+                                                                                       (True, 2, 3_000)]
+    assert body["stake"] == {"bonded": str(1_040 * 10**18), "required": str(1_040 * 10**18)}
+    assert body["outbox"]["pending"] == {} and body["unclaimed"] == {}
+
+    claim = runner.invoke(app, ["node", "claim", "--config", config])
+    assert claim.exit_code == 0 and "no oracle publishes the current root yet" in claim.stdout  # no oracle here
+
+
+def test_bad_configuration_and_arguments_get_clear_errors(tmp_path, monkeypatch):
+    monkeypatch.delenv("NEGAWATT_NODE_PASSWORD", raising=False)
+    result = runner.invoke(app, ["node", "init", "--dir", str(tmp_path), "--device", "ev_charger:7400"])
+    assert result.exit_code == 2 and "set the keystore password in NEGAWATT_NODE_PASSWORD" in result.stderr
+    monkeypatch.setenv("NEGAWATT_NODE_PASSWORD", "pw")
+    for device, message in [("toaster:10", "unknown kind 'toaster'"), ("ev_charger:-5", "positive integer"),
+                            ("ev_charger", "positive integer")]:
+        bad = runner.invoke(app, ["node", "init", "--dir", str(tmp_path), "--device", device])
+        assert bad.exit_code == 2 and message in bad.stderr, bad.stderr
+
+    missing = runner.invoke(app, ["node", "status", "--config", str(tmp_path / "absent.toml")])
+    assert missing.exit_code == 2 and "no config file" in missing.stderr and "negawatt node init" in missing.stderr
+    (tmp_path / "broken.toml").write_text("zone = \n")
+    broken = runner.invoke(app, ["node", "status", "--config", str(tmp_path / "broken.toml")])
+    assert broken.exit_code == 2 and "not valid TOML" in broken.stderr
+    (tmp_path / "bad.toml").write_text('owner_keystore = "k.json"\nzone = -1\ncolour = "red"\n')
+    bad = runner.invoke(app, ["node", "status", "--config", str(tmp_path / "bad.toml")])
+    assert bad.exit_code == 2
+    for fragment in ("zone", "colour", "devices"):
+        assert fragment in bad.stderr
+    (tmp_path / "kind.toml").write_text('owner_keystore = "k.json"\n[[devices]]\nkeystore = "d.json"\n'
+                                        'kind = "toaster"\ncapacity_w = 5\n')
+    kind = runner.invoke(app, ["node", "status", "--config", str(tmp_path / "kind.toml")])
+    assert kind.exit_code == 2 and "unknown kind 'toaster'" in kind.stderr
