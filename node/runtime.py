@@ -17,6 +17,7 @@ from node.devices.base import kind_number
 from node.devices.factory import build_device
 from node.dispatch import Dispatcher, NodeDevice, Policy, RequestWatcher, open_dispatch_db
 from node.metering import Meter, MeteredDevice
+from node.metrics import NodeMetrics
 from node.outbox import Outbox
 from node.uploader import Uploader, run_uploads
 from protocol import eip712
@@ -166,7 +167,11 @@ def run(node: Node, stop: threading.Event) -> None:
                              node.config.confirmations)
     uploader = Uploader(node.outbox, clock=time.time)
     threading.Thread(target=run_uploads, args=(uploader, oracles, stop), name="uploads", daemon=True).start()
-    last_poll = last_claim = 0.0
+    metrics = None
+    if node.config.metrics_port:
+        metrics = NodeMetrics()
+        metrics.serve(node.config.metrics_port)
+    last_poll = last_claim = last_metrics = 0.0
     while not stop.is_set():
         now = clock()
         try:
@@ -179,6 +184,9 @@ def run(node: Node, stop: threading.Event) -> None:
                     dispatcher.on_cancelled(request_id)
                 last_poll = time.monotonic()
             dispatcher.step()
+            if metrics and time.monotonic() - last_metrics >= 1:
+                metrics.update(node.outbox, uploader.stats, node.devices, dispatcher.latencies_ms)
+                last_metrics = time.monotonic()
             if time.monotonic() - last_claim >= 600:
                 log.info("claims: %s", claim_now(node, force=False))
                 last_claim = time.monotonic()
