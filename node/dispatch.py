@@ -170,6 +170,11 @@ class Dispatcher:
                 if known:
                     continue
                 watts, reason = decide(self.policy, request, device, now)
+                busy = self.db.execute(
+                    "SELECT request_id FROM participations WHERE device = ? AND state IN ('committed', 'applied')"
+                    " AND start < ? AND end > ?", (device.address, request.end, request.start)).fetchone()
+                if watts and busy:
+                    watts, reason = 0, f"already committed to request {busy[0]} in an overlapping window"
                 if not watts:
                     self._record(request.request_id, device.address, "declined", reason)
                     continue

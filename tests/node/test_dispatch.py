@@ -58,9 +58,10 @@ def test_a_request_is_committed_applied_and_restored(devnet, tmp_path):
     buyer.send(market.functions.openRequest(3, start, start + 600, 5_000, 250_000, usd.address, 10**8))
     buyer.send(market.functions.openRequest(3, start, start + 600, 5_000, 50_000, usd.address, 10**8))  # too cheap
     buyer.send(market.functions.openRequest(9, start, start + 600, 5_000, 250_000, usd.address, 10**8))  # elsewhere
+    buyer.send(market.functions.openRequest(3, start + 300, start + 900, 5_000, 250_000, usd.address, 10**8))  # overlaps
 
     opened, cancelled = watcher.poll()
-    assert [r.request_id for r in opened] == [1, 2, 3] and cancelled == []
+    assert [r.request_id for r in opened] == [1, 2, 3, 4] and cancelled == []
     assert watcher.poll() == ([], [])  # the cursor moved on
     again = RequestWatcher(web3, market, open_dispatch_db(str(tmp_path / "dispatch.sqlite")), manifest.start_block,
                            confirmations=0)
@@ -69,10 +70,11 @@ def test_a_request_is_committed_applied_and_restored(devnet, tmp_path):
     clock.now = now + 1
     for request in opened:
         dispatcher.on_request(request)
-    decisions = {r: dispatcher.decisions(r) for r in (1, 2, 3)}
+    decisions = {r: dispatcher.decisions(r) for r in (1, 2, 3, 4)}
     assert [d["decision"] for d in decisions[1]] == ["committed"]
     assert [d["decision"] for d in decisions[2]] == ["declined"] and "below the minimum" in decisions[2][0]["reason"]
     assert decisions[3] == []  # not our zone: nothing to decide
+    assert [d["decision"] for d in decisions[4]] == ["declined"] and "overlapping" in decisions[4][0]["reason"]
     due = outbox.due(ORACLE, time.time())
     assert [(d.kind, d.payload["requestId"]) for d in due] == [("commitment", 1)]
     watts = due[0].payload["watts"]
