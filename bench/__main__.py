@@ -28,6 +28,15 @@ def oracle(
     typer.echo(json.dumps(run(devices, verify_batches)))
 
 
+@app.command()
+def node(idle_seconds: int = typer.Option(30, "--idle-seconds", min=5),
+         requests: int = typer.Option(3, "--requests", min=1, max=20)) -> None:
+    """A node with 10 simulated devices on anvil: memory, idle CPU, dispatch latency (bench/node.py)."""
+    from bench.node import run
+
+    typer.echo(json.dumps(run(idle_seconds, requests)))
+
+
 @app.callback()
 def main() -> None:
     """negawatt benchmarks."""
