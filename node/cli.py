@@ -10,6 +10,9 @@ from pathlib import Path
 
 import typer
 
+# scrypt cost of the node's keystores: 16 MiB to decrypt (eth-account's default needs 256 MiB).
+GATEWAY_SCRYPT_N = 2**14
+
 node_app = typer.Typer(help="The home-gateway node: devices, metering, dispatch, claims.", no_args_is_help=True)
 
 
@@ -65,12 +68,13 @@ def init(
             _fail(f"--device {item}: the capacity must be a positive integer of watts")
         specs.append((kind, int(capacity)))
     keys = directory / "keys"
-    owner = write_keystore(keys / "owner.json", Account.create().key, password)
+    owner = write_keystore(keys / "owner.json", Account.create().key, password, iterations=GATEWAY_SCRYPT_N)
     lines = [f'rpc_url = "{rpc_url}"', f'manifest = "{manifest.resolve()}"', 'data_dir = "node-data"',
              'owner_keystore = "keys/owner.json"', f'password_env = "{password_env}"', f"zone = {zone}",
              f"interval_seconds = {interval}", ""]
     for index, (kind, capacity) in enumerate(specs):
-        address = write_keystore(keys / f"device-{index}.json", Account.create().key, password)
+        address = write_keystore(keys / f"device-{index}.json", Account.create().key, password,
+                                 iterations=GATEWAY_SCRYPT_N)
         lines += ["[[devices]]", f'keystore = "keys/device-{index}.json"', f'kind = "{kind}"',
                   f"capacity_w = {capacity}", f"params = {{ seed = {index} }}", ""]
         typer.echo(f"device {index}: {address} ({kind}, {capacity} W)")

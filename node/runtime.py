@@ -11,7 +11,7 @@ from typing import Any
 
 from eth_account import Account
 
-from node import claims
+from node import claims, subscription
 from node.config import NodeConfig
 from node.devices.base import kind_number
 from node.devices.factory import build_device
@@ -171,12 +171,15 @@ def run(node: Node, stop: threading.Event) -> None:
     if node.config.metrics_port:
         metrics = NodeMetrics()
         metrics.serve(node.config.metrics_port)
+    wake = threading.Event()
+    subscription.start(node.config.rpc_url, node.manifest.address("FlexMarket"), wake, stop)
     last_poll = last_claim = last_metrics = 0.0
     while not stop.is_set():
         now = clock()
         try:
             meter.tick(now)
-            if time.monotonic() - last_poll >= 2:
+            if wake.is_set() or time.monotonic() - last_poll >= 2:
+                wake.clear()
                 opened, cancelled = watcher.poll()
                 for request in opened:
                     dispatcher.on_request(request)

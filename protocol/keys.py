@@ -17,11 +17,16 @@ class KeyError_(ValueError):
     """A keystore or its password could not be used; the message says why (never the secret)."""
 
 
-def write_keystore(path: Path, private_key: bytes | str, password: str, kdf: str = "scrypt") -> str:
-    """Encrypt `private_key` with `password` into `path` (mode 0600); returns the address."""
+def write_keystore(path: Path, private_key: bytes | str, password: str, kdf: str = "scrypt",
+                   iterations: int | None = None) -> str:
+    """Encrypt `private_key` with `password` into `path` (mode 0600); returns the address.
+
+    `iterations` is the KDF cost (scrypt's n, pbkdf2's c); eth-account's default scrypt n = 2^18
+    needs 256 MiB of memory to decrypt, too much for a gateway, which uses n = 2^14 (16 MiB).
+    """
     if not password:
         raise KeyError_("refusing to write a keystore with an empty password")
-    encrypted = Account.encrypt(private_key, password, kdf=kdf)
+    encrypted = Account.encrypt(private_key, password, kdf=kdf, iterations=iterations)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
