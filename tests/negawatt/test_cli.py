@@ -86,3 +86,15 @@ def test_keystore_creates_and_imports_without_printing_secrets(tmp_path, monkeyp
     assert nopw.exit_code == 2 and "NEGAWATT_KEYSTORE_PASSWORD" in nopw.stderr
     fresh = runner.invoke(app, ["keystore", "--out", str(tmp_path / "d.json"), "--password-file", str(tmp_path / "k.json")])
     assert fresh.exit_code == 0 and fresh.stdout.startswith("0x")
+
+
+def test_the_node_command_does_not_load_the_oracle_libraries():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.argv = ['negawatt', 'node', '--help']\n"
+            "from negawatt.entry import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('LOADED', 'numpy' in sys.modules, 'oracle.baselines' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "LOADED False False" in out and "register" in out
