@@ -23,8 +23,6 @@ Keys never appear here in clear: only the paths of encrypted keystores.
 
 from __future__ import annotations
 
-import os
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +30,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from node.devices.base import KIND_NUMBERS
-
-
-class ConfigError(ValueError):
-    """The configuration cannot be used; the message names the file and field."""
+from protocol.config_files import ConfigError, describe, leave_to_environment, read_toml, root_paths, rooted  # noqa: F401  (ConfigError: re-exported for callers)
 
 
 class DeviceConfig(BaseModel):
@@ -92,28 +87,13 @@ class NodeConfig(BaseSettings):
 
 def load_config(path: Path) -> NodeConfig:
     """Read and validate `path` (relative paths are relative to its folder); raise ConfigError."""
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"no config file at {path} (create one with `negawatt node init`)") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path} is not valid TOML: {error}") from None
-    base = path.resolve().parent
-
-    def rooted(value: Any) -> Any:
-        return str(base / value) if isinstance(value, str) and not Path(value).is_absolute() else value
-
-    for key in ("manifest", "data_dir", "owner_keystore", "password_file"):
-        if key in data:
-            data[key] = rooted(data[key])
+    data = read_toml(path, " (create one with `negawatt node init`)")
+    root_paths(path, data, ("manifest", "data_dir", "owner_keystore", "password_file"))
     for device in data.get("devices", []) if isinstance(data.get("devices"), list) else []:
         if isinstance(device, dict) and "keystore" in device:
-            device["keystore"] = rooted(device["keystore"])
-    for key in list(data):
-        if f"NEGAWATT_NODE_{key.upper()}" in os.environ:
-            data.pop(key)
+            device["keystore"] = rooted(path, device["keystore"])
+    leave_to_environment(data, "NEGAWATT_NODE_")
     try:
         return NodeConfig(**data)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
-        raise ConfigError(f"{path}: {problems}") from None
+        raise describe(error, path) from None

@@ -20,8 +20,6 @@ The key itself never appears here: only the path of its encrypted keystore.
 
 from __future__ import annotations
 
-import os
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +29,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from oracle.baselines import BaselineError, BaselineSpec
 from oracle.epoch import OracleEconomics
 from oracle.settlement import DEFAULT_CURVE, SettlementParams
-
-
-class ConfigError(ValueError):
-    """The configuration cannot be used; the message names the file and field."""
+from protocol.config_files import ConfigError, describe, leave_to_environment, read_toml, root_paths
 
 
 class BaselineConfig(BaseModel):
@@ -133,23 +128,11 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> O
     """Read the TOML file (if any), then environment variables, then `overrides`; raise ConfigError."""
     data: dict[str, Any] = {}
     if path is not None:
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"no config file at {path}") from None
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"{path} is not valid TOML: {error}") from None
-        base = path.resolve().parent
-        for key in ("manifest", "keystore", "password_file"):
-            if key in data and not Path(data[key]).is_absolute():
-                data[key] = str(base / data[key])
-    env_prefixed = {k for k in os.environ if k.startswith("NEGAWATT_ORACLE_")}
-    for key in list(data):
-        if f"NEGAWATT_ORACLE_{key.upper()}" in env_prefixed:
-            data.pop(key)  # the environment wins over the file
+        data = read_toml(path)
+        root_paths(path, data, ("manifest", "keystore", "password_file"))
+    leave_to_environment(data, "NEGAWATT_ORACLE_")
     data.update(overrides or {})
     try:
         return OracleConfig(**data)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
-        raise ConfigError(f"{path or 'configuration'}: {problems}") from None
+        raise describe(error, path or "configuration") from None
