@@ -187,7 +187,12 @@ def test_two_of_three_oracles_settle_an_event(devnet_ops, tmp_path):
         root = bytes(distributor.functions.root().call())
 
         # Both live oracles publish the same report, whose root is the on-chain one.
-        published = [httpx.get(f"{url}/v1/reports/1", timeout=10).json() for url in urls[1:]]
+        # (each oracle marks the report final on its next step after the chain did: wait for both)
+        def final_report(url: str):
+            response = httpx.get(f"{url}/v1/reports/1", timeout=10)
+            return response.json() if response.status_code == 200 else None
+
+        published = [wait_for(lambda u=url: final_report(u), 30, f"{url} to publish epoch 1") for url in urls[1:]]
         assert published[0]["digest"] == published[1]["digest"]
         assert published[0]["rewardsRoot"] == "0x" + root.hex()
         devices_out = published[0]["requests"][0]["devices"]
