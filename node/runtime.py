@@ -151,7 +151,11 @@ def run(node: Node, stop: threading.Event) -> None:
     def oracles() -> list[str]:
         if time.monotonic() - oracle_cache["at"] > 30:
             try:
-                oracle_cache["urls"] = node.oracles()
+                urls = node.oracles()
+                for url in set(urls) - set(oracle_cache["urls"]):  # a new oracle gets the last week too
+                    log.info("new oracle %s: owing it %d items", url,
+                             node.outbox.add_oracle(url, since=int(time.time()) - 7 * 86_400))
+                oracle_cache["urls"] = urls
                 oracle_cache["at"] = time.monotonic()
             except Exception:  # keep the last known set while the chain is unreachable
                 log.warning("could not refresh the oracle set")
