@@ -36,12 +36,31 @@ class Proposal(BaseModel):
     requestIds: list[int] = Field(min_length=1, max_length=1_000)
 
 
-def _published(body: dict[str, Any], status: str) -> dict[str, Any]:
-    return {"status": status, "report": body, "leaves": leaves_with_proofs(body)}
+class ProofCache:
+    """Leaves with proofs per report digest: a report never changes, and rebuilding its tree for
+    every rewards query would cost O(accounts) hashing per request. Keeps the last `size` reports."""
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self._by_digest: dict[str, list[dict[str, Any]]] = {}
+
+    def leaves(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        digest = body["digest"]
+        cached = self._by_digest.get(digest)
+        if cached is None:
+            cached = leaves_with_proofs(body)
+            if len(self._by_digest) >= self.size:
+                self._by_digest.pop(next(iter(self._by_digest)))
+            self._by_digest[digest] = cached
+        return cached
 
 
 def add_attestation_routes(app: FastAPI, attestor: Attestor) -> None:
     """Mount the attestation and publication routes on the oracle's app."""
+    proofs = ProofCache()
+
+    def _published(body: dict[str, Any], status: str) -> dict[str, Any]:
+        return {"status": status, "report": body, "leaves": proofs.leaves(body)}
 
     @app.exception_handler(ProposalRejected)
     async def _declined(_request: Any, error: ProposalRejected):
@@ -71,7 +90,7 @@ def add_attestation_routes(app: FastAPI, attestor: Attestor) -> None:
         body = attestor.store.final(epoch)
         if body is None:
             return problem(404, "unknown_report", "No final report of that epoch here", str(epoch))
-        return {**body, "leaves": leaves_with_proofs(body)}
+        return {**body, "leaves": proofs.leaves(body)}
 
     @app.get("/v1/rewards/{account}")
     def rewards(account: str):
@@ -81,7 +100,7 @@ def add_attestation_routes(app: FastAPI, attestor: Attestor) -> None:
         body = attestor.store.latest_final()
         if body is None:
             return {"account": account, "epoch": 0, "root": "0x" + "00" * 32, "rewards": []}
-        mine = [leaf for leaf in leaves_with_proofs(body) if leaf["account"].lower() == account.lower()]
+        mine = [leaf for leaf in proofs.leaves(body) if leaf["account"].lower() == account.lower()]
         return {"account": account, "epoch": body["epoch"], "root": body["rewardsRoot"],
                 "rewards": [{"token": leaf["token"], "amount": leaf["amount"], "proof": leaf["proof"]}
                             for leaf in mine]}
