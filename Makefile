@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
 # Test runs print no Ape banner noise into CI logs.
 export APE_DISABLE_TERMINAL_COLOR := 1
 
-.PHONY: help setup compile postgres test test-contracts test-anvil bench clean
+.PHONY: help setup compile postgres mosquitto test test-contracts test-anvil bench clean
 
 help:
 	@echo "make setup   install everything (idempotent) and compile the contracts"
@@ -22,7 +22,7 @@ help:
 	@echo "make bench   python -m bench gas (gas of every protocol operation on anvil)"
 	@echo "make clean   remove build output (keeps .venv and node_modules)"
 
-setup: $(VENV)/.installed node_modules/.installed .toolchain/.solc compile postgres
+setup: $(VENV)/.installed node_modules/.installed .toolchain/.solc compile postgres mosquitto
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "negawatt needs Python >= 3.11")'
@@ -55,6 +55,18 @@ postgres:
 			&& echo "PostgreSQL server binaries: installed postgresql"; \
 	else \
 		echo "PostgreSQL server binaries missing: install Debian's postgresql (the PostgreSQL tests need it)"; \
+	fi
+
+# The node's MQTT driver is tested against a real Mosquitto broker (started by the tests on a free
+# port); Debian's mosquitto package provides it, installed here when run as root.
+mosquitto:
+	@if command -v mosquitto >/dev/null || ls /usr/sbin/mosquitto >/dev/null 2>&1; then \
+		echo "Mosquitto broker: present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null) \
+			&& echo "Mosquitto broker: installed mosquitto"; \
+	else \
+		echo "Mosquitto broker missing: install Debian's mosquitto (the node's MQTT driver tests need it)"; \
 	fi
 
 test: setup
