@@ -10,9 +10,6 @@ from pathlib import Path
 
 import typer
 
-# scrypt cost of the node's keystores: 16 MiB to decrypt (eth-account's default needs 256 MiB).
-GATEWAY_SCRYPT_N = 2**14
-
 node_app = typer.Typer(help="The home-gateway node: devices, metering, dispatch, claims.", no_args_is_help=True)
 
 
@@ -48,38 +45,29 @@ def init(
     """Create encrypted keystores for the owner and each device, and a node.toml."""
     import os
 
-    from eth_account import Account
+    from node.setup import DeviceSpec, NodeSetupError, init_node
 
-    from node.devices.base import KIND_NUMBERS
-    from protocol.keys import write_keystore
-
-    config_path = directory / "node.toml"
-    if config_path.exists():
-        _fail(f"{config_path} exists; refusing to overwrite a node's configuration")
     password = os.environ.get(password_env)
     if not password:
         _fail(f"set the keystore password in {password_env}")
     specs = []
     for item in device:
         kind, _, capacity = item.partition(":")
-        if kind not in KIND_NUMBERS:
-            _fail(f"--device {item}: unknown kind {kind!r}; one of {', '.join(KIND_NUMBERS)}")
         if not capacity.isdigit() or int(capacity) <= 0:
             _fail(f"--device {item}: the capacity must be a positive integer of watts")
-        specs.append((kind, int(capacity)))
-    keys = directory / "keys"
-    owner = write_keystore(keys / "owner.json", Account.create().key, password, iterations=GATEWAY_SCRYPT_N)
-    lines = [f'rpc_url = "{rpc_url}"', f'manifest = "{manifest.resolve()}"', 'data_dir = "node-data"',
-             'owner_keystore = "keys/owner.json"', f'password_env = "{password_env}"', f"zone = {zone}",
-             f"interval_seconds = {interval}", ""]
-    for index, (kind, capacity) in enumerate(specs):
-        address = write_keystore(keys / f"device-{index}.json", Account.create().key, password,
-                                 iterations=GATEWAY_SCRYPT_N)
-        lines += ["[[devices]]", f'keystore = "keys/device-{index}.json"', f'kind = "{kind}"',
-                  f"capacity_w = {capacity}", f"params = {{ seed = {index} }}", ""]
-        typer.echo(f"device {index}: {address} ({kind}, {capacity} W)")
-    config_path.write_text("\n".join(lines))
-    typer.echo(f"owner: {owner}\nconfiguration: {config_path}")
+        try:
+            specs.append(DeviceSpec(kind, int(capacity)))
+        except NodeSetupError as error:
+            _fail(f"--device {item}: {error}")
+    try:
+        created = init_node(directory, specs, password, zone=zone, rpc_url=rpc_url, manifest=manifest,
+                            interval_seconds=interval, password_env=password_env)
+    except NodeSetupError as error:
+        _fail(str(error))
+        return
+    for index, (address, spec) in enumerate(created.devices):
+        typer.echo(f"device {index}: {address} ({spec.kind}, {spec.capacity_w} W)")
+    typer.echo(f"owner: {created.owner}\nconfiguration: {created.config_path}")
 
 
 @node_app.command("register")

@@ -194,7 +194,7 @@ def run(node: Node, stop: threading.Event) -> None:
             if metrics and time.monotonic() - last_metrics >= 1:
                 metrics.update(node.outbox, uploader.stats, node.devices, dispatcher.latencies_ms)
                 last_metrics = time.monotonic()
-            if time.monotonic() - last_claim >= 600:
+            if time.monotonic() - last_claim >= node.config.claim_check_seconds:
                 log.info("claims: %s", claim_now(node, force=False))
                 last_claim = time.monotonic()
         except Exception:  # the loop must survive a chain or oracle hiccup; the next turn retries
