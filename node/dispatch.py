@@ -200,8 +200,27 @@ class Dispatcher:
                                 (request_id, address))
                 self._record(request_id, address, "cancelled", "the buyer cancelled the request")
 
-    def step(self) -> None:
-        """Apply setpoints whose window started and restore those whose window ended."""
+    def resume_applied(self) -> int:
+        """After a restart: apply again the setpoints of windows still running (the device driver was
+        rebuilt and may have lost them); returns how many."""
+        now = self.clock()
+        with self._lock:
+            rows = self.db.execute("SELECT request_id, device, watts FROM participations "
+                                   "WHERE state = 'applied' AND start <= ? AND end > ?", (now, now)).fetchall()
+            for request_id, address, watts in rows:
+                device = self._device(address)
+                device.driver.advance(now)
+                if getattr(device.driver, "setpoint_w", None) is not None:
+                    continue  # resumed with its setpoint (node.device_state)
+                target = max(0, device.driver.power_w() - watts)
+                result = device.driver.apply_setpoint(target, f"request {request_id}")
+                self._record(request_id, address, "reapplied",
+                             f"after a restart: setpoint {target} W, consuming {result.power_w} W")
+        return len(rows)
+
+    def step(self) -> int:
+        """Apply setpoints whose window started and restore those whose window ended; returns how many
+        setpoints changed."""
         now = self.clock()
         with self._lock:
             due = self.db.execute("SELECT request_id, device, watts, start FROM participations "
@@ -227,6 +246,7 @@ class Dispatcher:
                 self.db.execute("UPDATE participations SET state = 'restored' WHERE request_id = ? AND device = ?",
                                 (request_id, address))
                 self._record(request_id, address, "restored", "the request window ended")
+        return len(due) + len(ended)
 
     def _device(self, address: str) -> NodeDevice:
         return next(d for d in self.devices if d.address == address)

@@ -13,8 +13,10 @@ from eth_account import Account
 
 from node import claims, subscription
 from node.config import NodeConfig
-from node.devices.base import kind_number
-from node.devices.factory import build_device
+from node.device_state import DeviceStateStore
+from node.devices.base import DeviceUnavailable, kind_number
+from node.devices.factory import build_node_device
+from node.drivers import status_file
 from node.dispatch import Dispatcher, NodeDevice, Policy, RequestWatcher, open_dispatch_db
 from node.metering import Meter, MeteredDevice
 from node.metrics import NodeMetrics
@@ -62,7 +64,8 @@ def open_node(config: NodeConfig) -> Node:
     for device in config.devices:
         key = load_key(device.keystore, password)
         address = Account.from_key(key).address
-        driver = build_device({"kind": device.kind, "device_id": address, **device.params}, start_time=start)
+        driver = build_node_device(device.kind, address, device.capacity_w, device.params, device.driver,
+                                   device.driver_settings(), start_time=start)
         devices.append(NodeDevice(address, key, driver, config.zone, device.capacity_w))
     config.data_dir.mkdir(parents=True, exist_ok=True)
     return Node(config, web3, manifest, owner, devices, Outbox(config.data_dir / "outbox.sqlite"))
@@ -104,9 +107,17 @@ def status(node: Node) -> dict[str, Any]:
     devices = []
     for device in node.devices:
         info = registry.functions.deviceInfo(device.address).call()
-        device.driver.advance(time.time())
+        if getattr(device.driver, "live", False):  # a real device: what the running node last saw of it
+            state = status_file.read(node.config.data_dir, device.address) or {
+                "available": False, "error": "no report from a running node (is `negawatt node run` running?)"}
+        else:
+            try:
+                device.driver.advance(time.time())
+            except DeviceUnavailable:
+                pass
+            state = device.driver.state()
         devices.append({"address": device.address, "registered": info[0] != "0x" + "00" * 20, "owner": info[0],
-                        "active": info[4], "zone": info[2], "capacityW": info[1], "state": device.driver.state()})
+                        "active": info[4], "zone": info[2], "capacityW": info[1], "state": state})
     capacity = sum(d.capacity_w for d in node.devices)
     oracles = node.oracles()
     rewards = claims.fetch_rewards(oracles, node.owner.address, bytes(distributor.functions.root().call())) or []
@@ -163,25 +174,34 @@ def run(node: Node, stop: threading.Event) -> None:
 
     meter = Meter(node.outbox, [MeteredDevice(d.address, d.key, d.driver) for d in node.devices],
                   node.config.interval_seconds, node.manifest.chainId, registry, oracles)
+    device_state = DeviceStateStore(node.config.data_dir / "devices.sqlite")
+    resumed = [d.address for d in node.devices if device_state.resume(d.address, d.driver)]
+    if resumed:
+        log.info("resumed %d simulated device(s) from their saved state", len(resumed))
     db = open_dispatch_db(str(node.config.data_dir / "dispatch.sqlite"))
     policy = Policy(**node.config.policy.model_dump())
     dispatcher = Dispatcher(db, node.outbox, node.devices, policy, node.manifest.chainId, registry, oracles,
                             clock=clock)
     watcher = RequestWatcher(node.web3, node.contract("FlexMarket"), db, node.manifest.start_block,
                              node.config.confirmations)
+    if dispatcher.resume_applied():
+        log.info("setpoints of running windows applied again after the restart")
     uploader = Uploader(node.outbox, clock=time.time)
     threading.Thread(target=run_uploads, args=(uploader, oracles, stop), name="uploads", daemon=True).start()
     metrics = None
     if node.config.metrics_port:
         metrics = NodeMetrics()
         metrics.serve(node.config.metrics_port)
+    for device in node.devices:  # real drivers connect (in the background, with back-off)
+        if hasattr(device.driver, "start"):
+            device.driver.start()
     wake = threading.Event()
     subscription.start(node.config.rpc_url, node.manifest.address("FlexMarket"), wake, stop)
     last_poll = last_claim = last_metrics = 0.0
     while not stop.is_set():
         now = clock()
         try:
-            meter.tick(now)
+            changed = meter.tick(now)
             if wake.is_set() or time.monotonic() - last_poll >= 2:
                 wake.clear()
                 opened, cancelled = watcher.poll()
@@ -190,9 +210,13 @@ def run(node: Node, stop: threading.Event) -> None:
                 for request_id in cancelled:
                     dispatcher.on_cancelled(request_id)
                 last_poll = time.monotonic()
-            dispatcher.step()
-            if metrics and time.monotonic() - last_metrics >= 1:
-                metrics.update(node.outbox, uploader.stats, node.devices, dispatcher.latencies_ms)
+            changed += dispatcher.step()
+            if changed:
+                device_state.save((d.address, d.driver) for d in node.devices)
+            if time.monotonic() - last_metrics >= 1:
+                if metrics:
+                    metrics.update(node.outbox, uploader.stats, node.devices, dispatcher.latencies_ms)
+                status_file.write(node.config.data_dir, [(d.address, d.driver) for d in node.devices])
                 last_metrics = time.monotonic()
             if time.monotonic() - last_claim >= node.config.claim_check_seconds:
                 log.info("claims: %s", claim_now(node, force=False))
@@ -200,3 +224,6 @@ def run(node: Node, stop: threading.Event) -> None:
         except Exception:  # the loop must survive a chain or oracle hiccup; the next turn retries
             log.exception("node step failed")
         stop.wait(0.1)
+    for device in node.devices:
+        if hasattr(device.driver, "stop"):
+            device.driver.stop()
