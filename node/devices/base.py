@@ -269,6 +269,28 @@ class SimulatedDevice(Device):
         """The most the device can ever draw (for plausibility checks); `capacity_w` unless overridden."""
         return self.capacity_w
 
+    def snapshot(self) -> dict[str, Any]:
+        """The simulator's whole dynamic state (physics, clock, setpoint), so a restarted node resumes
+        the device where it was, as a real device's own register and state survive a gateway restart."""
+        return {"identity": self._identity(), "t": self._t, "now": self._now, "setpoint": self._setpoint,
+                "setpoint_reason": self._setpoint_reason, "override_seconds": self.override_seconds,
+                "s": copy.deepcopy(self.s)}
+
+    def resume(self, snapshot: dict[str, Any]) -> bool:
+        """Continue from `snapshot` (from `snapshot()` of this same device); False, unchanged, if it is
+        another device's or another configuration's state."""
+        if not isinstance(snapshot, dict) or snapshot.get("identity") != self._identity():
+            return False
+        self._t, self._now = float(snapshot["t"]), float(snapshot["now"])
+        self._setpoint, self._setpoint_reason = snapshot["setpoint"], snapshot["setpoint_reason"]
+        self.override_seconds = float(snapshot["override_seconds"])
+        self.s = copy.deepcopy(snapshot["s"])
+        self._decide_now()
+        return True
+
+    def _identity(self) -> tuple:
+        return (type(self).__name__, self.device_id, self.seed, self.params.model_dump_json())
+
     def fresh(self, start_time: float) -> SimulatedDevice:
         """A new simulator with the same parameters and seed, in its initial state at `start_time`."""
         return type(self)(self.device_id, self.params, seed=self.seed, start_time=start_time)
