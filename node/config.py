@@ -18,18 +18,26 @@
     capacity_w = 7400
     params = { max_power_w = 7400, seed = 3 }
 
+    [[devices]]                               # a real device: driver = "modbus", "ocpp" or "mqtt"
+    keystore = "keys/battery.json"
+    kind = "battery"
+    capacity_w = 5000
+    driver = "modbus"
+    modbus = { host = "192.168.1.40", port = 502, device_id = 1 }   # see node/drivers/settings.py
+
 Keys never appear here in clear: only the paths of encrypted keystores.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from node.devices.base import KIND_NUMBERS
+from node.drivers.settings import DRIVER_KINDS, ModbusSettings, MqttSettings, OcppSettings
 from protocol.config_files import ConfigError, describe, leave_to_environment, read_toml, root_paths, rooted  # noqa: F401  (ConfigError: re-exported for callers)
 
 
@@ -42,6 +50,10 @@ class DeviceConfig(BaseModel):
     kind: str
     capacity_w: int = Field(gt=0, le=2**32 - 1)
     params: dict[str, Any] = Field(default_factory=dict)
+    driver: Literal["simulated", "modbus", "ocpp", "mqtt"] = "simulated"
+    modbus: ModbusSettings | None = None
+    ocpp: OcppSettings | None = None
+    mqtt: MqttSettings | None = None
 
     @field_validator("kind")
     @classmethod
@@ -49,6 +61,26 @@ class DeviceConfig(BaseModel):
         if value not in KIND_NUMBERS:
             raise ValueError(f"unknown kind {value!r}; one of {', '.join(KIND_NUMBERS)}")
         return value
+
+    @model_validator(mode="after")
+    def _driver_settings(self) -> DeviceConfig:
+        for name in ("modbus", "ocpp", "mqtt"):
+            if getattr(self, name) is not None and self.driver != name:
+                raise ValueError(f"a [{name}] table needs driver = \"{name}\" (driver is {self.driver!r})")
+        if self.driver == "simulated":
+            return self
+        if getattr(self, self.driver) is None:
+            raise ValueError(f"driver = \"{self.driver}\" needs its settings table: {self.driver} = {{ ... }}")
+        if self.params:
+            raise ValueError("params are for simulated devices; a real device's settings go in its driver table")
+        if self.kind not in DRIVER_KINDS[self.driver]:
+            raise ValueError(f"the {self.driver} driver cannot stand for a {self.kind}; "
+                             f"it drives {', '.join(DRIVER_KINDS[self.driver])}")
+        return self
+
+    def driver_settings(self) -> ModbusSettings | OcppSettings | MqttSettings | None:
+        """The settings of the device's real driver (None for a simulated device)."""
+        return None if self.driver == "simulated" else getattr(self, self.driver)
 
 
 class PolicyConfig(BaseModel):
@@ -98,4 +130,16 @@ def load_config(path: Path) -> NodeConfig:
     try:
         return NodeConfig(**data)
     except ValidationError as error:
-        raise describe(error, path) from None
+        raise ConfigError(f"{path}: {_problems(error)}") from None
+
+
+def _problems(error: ValidationError) -> str:
+    """Every invalid field, list positions as `devices[2].modbus.port: must be 1..65535`."""
+    problems = []
+    for item in error.errors():
+        where = ""
+        for part in item["loc"]:
+            where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)

@@ -1,0 +1,148 @@
+"""Validated settings of the real device drivers, as `[devices.modbus]`, `[devices.ocpp]` or
+`[devices.mqtt]` tables of node.toml. Pure pydantic: reading a configuration never imports a
+driver library (a node with only simulated devices stays small)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from node.drivers.register_map import RegisterMap, default_register_map
+
+
+def _port(value: int) -> int:
+    if not 1 <= value <= 65_535:
+        raise ValueError("must be 1..65535")
+    return value
+
+
+def _host(value: str) -> str:
+    if not value.strip() or any(c.isspace() for c in value):
+        raise ValueError("must be a host name or IP address")
+    return value
+
+
+Port = Annotated[int, AfterValidator(_port)]
+Host = Annotated[str, AfterValidator(_host)]
+
+
+class DriverSettings(BaseModel):
+    """What every real driver shares: polling, staleness, timeouts, reconnect back-off."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    poll_seconds: float = Field(2.0, gt=0, le=3_600, description="how often the device is read")
+    stale_seconds: float = Field(15.0, gt=0, le=86_400,
+                                 description="a reading older than this makes the device unavailable")
+    timeout_seconds: float = Field(3.0, gt=0, le=60, description="one request or command")
+    confirm_seconds: float = Field(5.0, ge=0, le=120,
+                                   description="how long a setpoint waits for the device to confirm it")
+    backoff_initial_seconds: float = Field(0.5, gt=0, le=600)
+    backoff_max_seconds: float = Field(30.0, gt=0, le=3_600)
+    max_read_delay_seconds: float = Field(30.0, gt=0, le=3_600,
+                                          description="metering skips an interval whose end it read later")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.stale_seconds < self.poll_seconds:
+            raise ValueError("stale_seconds must be >= poll_seconds")
+        if self.backoff_initial_seconds > self.backoff_max_seconds:
+            raise ValueError("backoff_initial_seconds must be <= backoff_max_seconds")
+        return self
+
+
+class ModbusSettings(DriverSettings):
+    """A battery inverter over Modbus TCP."""
+
+    host: Host
+    port: Port = 502
+    device_id: int = Field(1, ge=0, le=247, description="Modbus unit id")
+    register_map: RegisterMap = Field(default_factory=default_register_map)
+    restore_charge_limit_w: int | None = Field(
+        None, ge=0, description="charge limit written by restore when the pre-curtailment value is unknown")
+
+
+class OcppSettings(DriverSettings):
+    """A charger that connects to the node, the local OCPP Central System (1.6J or 2.0.1)."""
+
+    host: Host = "0.0.0.0"
+    port: Port = 9000
+    charge_point_id: str = Field(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9._:\-]+$")
+    version: Literal["1.6", "2.0.1"] | None = Field(None, description="None: whichever the charger speaks")
+    rate_unit: Literal["W", "A"] = "W"
+    voltage_v: int = Field(230, ge=100, le=480, description="for A limits: W = A x V x phases")
+    phases: Literal[1, 3] = 3
+    profile_id: int = Field(4711, ge=1, le=2**31 - 1)
+    stack_level: int = Field(8, ge=0, le=100)
+    stale_seconds: float = Field(60.0, gt=0, le=86_400)
+
+
+class MqttSettings(DriverSettings):
+    """A smart relay or plug over MQTT: Shelly Gen2, Tasmota or explicit (Home Assistant-style) topics."""
+
+    style: Literal["shelly_gen2", "tasmota", "generic"]
+    host: Host = "127.0.0.1"
+    port: Port = 1883
+    username: str | None = None
+    password_env: str | None = Field(None, description="environment variable holding the broker password")
+    topic: str | None = Field(None, description="Shelly: the topic prefix; Tasmota: the device topic")
+    power_topic: str | None = None
+    power_path: str | None = Field(None, description="dotted JSON path; None: the payload is the number")
+    energy_topic: str | None = None
+    energy_path: str | None = None
+    energy_unit: Literal["Wh", "kWh"] = "Wh"
+    state_topic: str | None = None
+    state_path: str | None = None
+    state_on: str = "ON"
+    command_topic: str | None = None
+    payload_on: str = "ON"
+    payload_off: str = "OFF"
+    limit_topic: str | None = Field(None, description="generic: publish the limit in W here instead of switching")
+    stale_seconds: float = Field(60.0, gt=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _topics(self):
+        for name in ("topic", "power_topic", "energy_topic", "state_topic", "command_topic", "limit_topic"):
+            value = getattr(self, name)
+            if value is not None and (not value or "#" in value or "+" in value):
+                raise ValueError(f"{name}: must be a non-empty topic without wildcards")
+        if self.style in ("shelly_gen2", "tasmota") and not self.topic:
+            raise ValueError(f"style {self.style} needs topic (the device's topic prefix)")
+        if self.style == "generic":
+            missing = [n for n in ("power_topic", "energy_topic") if not getattr(self, n)]
+            if not (self.command_topic or self.limit_topic):
+                missing.append("command_topic or limit_topic")
+            if missing:
+                raise ValueError(f"style generic needs {', '.join(missing)}")
+        return self
+
+    def resolved(self) -> dict[str, str | None]:
+        """The topics, JSON paths and payloads after applying the style's defaults."""
+        t = self.topic
+        if self.style == "shelly_gen2":
+            defaults = {"power_topic": f"{t}/status/switch:0", "power_path": "apower",
+                        "energy_topic": f"{t}/status/switch:0", "energy_path": "aenergy.total", "energy_unit": "Wh",
+                        "state_topic": f"{t}/status/switch:0", "state_path": "output", "state_on": "true",
+                        "command_topic": f"{t}/command/switch:0", "payload_on": "on", "payload_off": "off"}
+        elif self.style == "tasmota":
+            defaults = {"power_topic": f"tele/{t}/SENSOR", "power_path": "ENERGY.Power",
+                        "energy_topic": f"tele/{t}/SENSOR", "energy_path": "ENERGY.Total", "energy_unit": "kWh",
+                        "state_topic": f"stat/{t}/POWER", "state_path": None, "state_on": "ON",
+                        "command_topic": f"cmnd/{t}/POWER", "payload_on": "ON", "payload_off": "OFF"}
+        else:
+            defaults = {}
+        explicit = self.model_dump(exclude_unset=True)
+        keys = ("power_topic", "power_path", "energy_topic", "energy_path", "energy_unit", "state_topic", "state_path",
+                "state_on", "command_topic", "payload_on", "payload_off", "limit_topic")
+        return {k: explicit[k] if k in explicit else defaults.get(k, getattr(self, k)) for k in keys}
+
+
+DRIVER_SETTINGS: dict[str, type[DriverSettings]] = {"modbus": ModbusSettings, "ocpp": OcppSettings,
+                                                    "mqtt": MqttSettings}
+# The device kinds each driver can stand for (a relay can switch any load).
+DRIVER_KINDS: dict[str, tuple[str, ...]] = {
+    "modbus": ("battery",),
+    "ocpp": ("ev_charger",),
+    "mqtt": ("ev_charger", "heat_pump", "hvac", "battery", "water_heater", "household"),
+}
