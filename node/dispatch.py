@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from node.devices.base import Device
+from node.devices.base import Device, DeviceUnavailable
 from node.outbox import Outbox
 from protocol.meter import Commitment
 
@@ -90,14 +90,17 @@ def decide(policy: Policy, request: Request, device: NodeDevice, now: float) -> 
         return 0, "too close to the start to commit"
     if device.zone != request.zone:
         return 0, "other zone"
-    device.driver.advance(now)
-    flexible = device.driver.flexibility_w(now)
-    cap = device.capacity_w * policy.max_share_bps // 10_000
-    watts = min(flexible, cap)
-    ev_floor = getattr(device.driver, "minimum_power_to_meet_departure", None)
-    if callable(ev_floor):
-        keep = ev_floor(now)
-        watts = min(watts, max(0, device.driver.power_w() - keep))
+    try:  # a device that does not answer makes no commitment
+        device.driver.advance(now)
+        flexible = device.driver.flexibility_w(now)
+        cap = device.capacity_w * policy.max_share_bps // 10_000
+        watts = min(flexible, cap)
+        ev_floor = getattr(device.driver, "minimum_power_to_meet_departure", None)
+        if callable(ev_floor):
+            keep = ev_floor(now)
+            watts = min(watts, max(0, device.driver.power_w() - keep))
+    except DeviceUnavailable as error:
+        return 0, f"device unavailable: {error}"
     if watts < policy.min_commit_w:
         return 0, f"only {watts} W flexible now (minimum {policy.min_commit_w} W)"
     return watts, f"commits {watts} W (flexible {flexible} W, cap {cap} W)"
@@ -150,7 +153,9 @@ class Dispatcher:
     oracles: Callable[[], list[str]]
     clock: Callable[[], float] = time.time
     latencies_ms: list[float] = field(default_factory=list)
+    retry_seconds: float = 2.0  # between attempts to apply a setpoint on a device that does not answer
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _retry_at: dict = field(default_factory=dict)  # (request, device) -> monotonic time of the next attempt
 
     def _record(self, request_id: int, device: str | None, decision: str, reason: str) -> None:
         self.db.execute("INSERT INTO decisions (at, request_id, device, decision, reason) VALUES (?, ?, ?, ?, ?)",
@@ -195,7 +200,7 @@ class Dispatcher:
                                    (request_id,)).fetchall()
             for address, state in rows:
                 if state == "applied":
-                    self._device(address).driver.restore()
+                    self._restore(request_id, address)
                 self.db.execute("UPDATE participations SET state = 'cancelled' WHERE request_id = ? AND device = ?",
                                 (request_id, address))
                 self._record(request_id, address, "cancelled", "the buyer cancelled the request")
@@ -209,7 +214,13 @@ class Dispatcher:
                                    "WHERE state = 'applied' AND start <= ? AND end > ?", (now, now)).fetchall()
             for request_id, address, watts in rows:
                 device = self._device(address)
-                device.driver.advance(now)
+                try:
+                    device.driver.advance(now)
+                except DeviceUnavailable as error:  # a real device not connected yet: apply once it answers
+                    self.db.execute("UPDATE participations SET state = 'committed' WHERE request_id = ? AND device = ?",
+                                    (request_id, address))
+                    self._record(request_id, address, "unavailable", f"after a restart: {error}")
+                    continue
                 if getattr(device.driver, "setpoint_w", None) is not None:
                     continue  # resumed with its setpoint (node.device_state)
                 target = max(0, device.driver.power_w() - watts)
@@ -227,9 +238,18 @@ class Dispatcher:
                                   "WHERE state = 'committed' AND start <= ? AND end > ?", (now, now)).fetchall()
             for request_id, address, watts, start in due:
                 device = self._device(address)
-                device.driver.advance(now)
-                target = max(0, device.driver.power_w() - watts)
-                result = device.driver.apply_setpoint(target, f"request {request_id}")
+                if time.monotonic() < self._retry_at.get((request_id, address), 0):
+                    continue
+                try:
+                    device.driver.advance(now)
+                    target = max(0, device.driver.power_w() - watts)
+                    result = device.driver.apply_setpoint(target, f"request {request_id}")
+                except DeviceUnavailable as error:  # not curtailing; try again while the window runs
+                    if (request_id, address) not in self._retry_at:
+                        self._record(request_id, address, "unavailable", f"setpoint not applied: {error}")
+                    self._retry_at[(request_id, address)] = time.monotonic() + self.retry_seconds
+                    continue
+                self._retry_at.pop((request_id, address), None)
                 latency = (self.clock() - start) * 1000
                 self.latencies_ms.append(latency)
                 self.db.execute("UPDATE participations SET state = 'applied', applied_at = ?, latency_ms = ? "
@@ -240,13 +260,24 @@ class Dispatcher:
             ended = self.db.execute("SELECT request_id, device FROM participations "
                                     "WHERE state IN ('committed', 'applied') AND end <= ?", (now,)).fetchall()
             for request_id, address in ended:
-                device = self._device(address)
-                device.driver.advance(now)
-                device.driver.restore()
+                self._retry_at.pop((request_id, address), None)
+                self._restore(request_id, address)
                 self.db.execute("UPDATE participations SET state = 'restored' WHERE request_id = ? AND device = ?",
                                 (request_id, address))
                 self._record(request_id, address, "restored", "the request window ended")
         return len(due) + len(ended)
+
+    def _restore(self, request_id: int, address: str) -> None:
+        """Restore a device; one that does not answer is restored by its driver when it answers again."""
+        device = self._device(address)
+        try:
+            device.driver.advance(self.clock())
+        except DeviceUnavailable:
+            pass
+        try:
+            device.driver.restore()
+        except DeviceUnavailable as error:
+            self._record(request_id, address, "restore pending", str(error))
 
     def _device(self, address: str) -> NodeDevice:
         return next(d for d in self.devices if d.address == address)

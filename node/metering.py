@@ -6,6 +6,15 @@ Wh) at the two boundaries. The batch, its deliveries and the new boundary are co
 twice. Intervals during which the node was down are not metered (a gap in time; sequence numbers
 stay contiguous); nor is the interval after backfilled history, whose end counter is unknown. A counter that went backwards (a device that restarted) restarts metering at the
 next boundary instead of producing a negative reading.
+
+A real device (a driver with `live = True`) is read at the time of the tick, not at the boundary
+itself. A device that does not answer (`DeviceUnavailable`) is skipped and retried on the next
+tick: if its counter is read at most `max_read_delay_seconds` after the boundary, the interval is
+metered (its end read a little late; the next interval starts from the same counter value, so
+nothing is lost or counted twice); later than that, the boundary is skipped (its interval is not
+metered, nor is metering started there from a counter read late) and metering restarts at the
+next boundary (a gap in time, sequence numbers contiguous, as for a node that was
+down).
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol
 
+from node.devices.base import DeviceUnavailable
 from node.outbox import Outbox
 from protocol.meter import MeterBatch
 
@@ -49,15 +59,28 @@ class Meter:
         self.chain_id = chain_id
         self.registry = registry
         self.oracles = oracles
+        self.unavailable: dict[str, str] = {}  # device address -> why it was not read
 
     def tick(self, now: float) -> int:
         """Meter every device whose interval ended by `now`; returns the number of batches written."""
         boundary = int(now) // self.interval * self.interval
         written = 0
         for device in self.devices:
-            device.driver.advance(boundary)
-            energy = device.driver.energy_wh()
             state = self.outbox.meter_state(device.address)
+            if state is not None and state[0] >= boundary:
+                continue  # this boundary is metered already
+            if now - boundary > getattr(device.driver, "max_read_delay_seconds", float("inf")):
+                continue  # too late to read this boundary's counter: (re)start at the next boundary
+            try:
+                device.driver.advance(boundary)
+                energy = device.driver.energy_wh()
+            except DeviceUnavailable as error:
+                if device.address not in self.unavailable:
+                    log.warning("metering: %s does not answer (%s); retrying", device.address, error)
+                self.unavailable[device.address] = str(error)
+                continue
+            if self.unavailable.pop(device.address, None) is not None:
+                log.info("metering: %s answers again", device.address)
             if state is None or boundary - state[0] != self.interval or state[1] < 0 or energy < state[1]:
                 if state is None or boundary > state[0]:
                     if state is not None:

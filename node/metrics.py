@@ -5,13 +5,16 @@
     negawatt_node_uploads_acked_total           acknowledged deliveries
     negawatt_node_dispatch_latency_seconds      window start -> setpoint applied
     negawatt_node_device_power_watts{device,kind}
-    negawatt_node_device_curtailed{device}      1 while a setpoint is applied
+    negawatt_node_device_curtailed{device}      1 while a setpoint is applied (never for a device that
+                                                does not answer)
+    negawatt_node_device_available{device,driver}  1 while the device answers (real drivers: a fresh reading)
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from node.devices.base import DeviceUnavailable
 from node.outbox import Outbox
 
 
@@ -33,6 +36,9 @@ class NodeMetrics:
                                   ["device", "kind"], registry=self.registry)
         self.device_curtailed = Gauge("negawatt_node_device_curtailed", "1 while a curtailment setpoint is applied",
                                       ["device"], registry=self.registry)
+        self.device_available = Gauge("negawatt_node_device_available",
+                                      "1 while the device answers (a real device's reading is fresh), else 0",
+                                      ["device", "driver"], registry=self.registry)
         self._errors_seen: dict[str, int] = {}
         self._acked_seen = 0
         self._latencies_seen = 0
@@ -58,5 +64,11 @@ class NodeMetrics:
         self._latencies_seen = len(latencies_ms)
         for device in devices:
             state = device.driver.state()
-            self.device_power.labels(device.address, device.driver.kind).set(device.driver.power_w())
-            self.device_curtailed.labels(device.address).set(1 if state.get("setpoint_w") is not None else 0)
+            available = state.get("available", True)
+            self.device_available.labels(device.address, state.get("driver", "simulated")).set(1 if available else 0)
+            try:
+                self.device_power.labels(device.address, device.driver.kind).set(device.driver.power_w())
+            except DeviceUnavailable:
+                self.device_power.labels(device.address, device.driver.kind).set(float("nan"))
+            curtailing = state.get("curtailing", state.get("setpoint_w") is not None)
+            self.device_curtailed.labels(device.address).set(1 if available and curtailing else 0)
