@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from api.cli import api_app
 from node.cli import node_app
 from oracle.cli import oracle_app
 
@@ -20,6 +21,7 @@ app.add_typer(manifest_app, name="manifest")
 app.add_typer(merkle_app, name="merkle")
 app.add_typer(oracle_app, name="oracle")
 app.add_typer(node_app, name="node")
+app.add_typer(api_app, name="api")
 
 
 def _fail(message: str) -> None:

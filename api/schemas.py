@@ -1,0 +1,265 @@
+"""Response models of the REST API: they document the JSON in the OpenAPI schema.
+
+Routes build plain dicts of exactly these shapes and serialize them with orjson (the models are not
+instantiated per request: validation would cost more than the query). Amounts (uint256 token base
+units) are decimal strings; energy is integer Wh, power integer W, times unix seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import BaseModel, Field
+
+KIND_NAMES = {0: "ev_charger", 1: "heat_pump", 2: "hvac", 3: "battery", 4: "water_heater", 5: "other"}
+REQUEST_STATUSES = ("open", "cancelled", "settling", "settled", "expired")
+REPORT_STATUSES = ("pending", "challenged", "final", "discarded")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem (`application/problem+json`)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="machine-readable reason")
+    errors: Optional[list[dict]] = Field(None, description="each invalid parameter and why")
+
+
+class Profile(BaseModel):
+    """Off-chain data the device's owner wrote (SIWE session)."""
+
+    name: Optional[str]
+    locationLabel: Optional[str]
+    updatedAt: int
+
+
+class DeviceOut(BaseModel):
+    """A device as the DeviceRegistry has it, with its owner's off-chain profile."""
+
+    address: str
+    owner: str
+    kind: int
+    kindName: str
+    capacityW: int
+    zone: int
+    active: bool
+    registered: bool
+    registeredBlock: int
+    updatedBlock: int
+    profile: Optional[Profile]
+
+
+class DevicePage(BaseModel):
+    """One page of devices; pass `next` as `cursor` for the following page (null at the end)."""
+
+    items: list[DeviceOut]
+    next: Optional[str]
+
+
+class StakeOut(BaseModel):
+    """An account's stake in Staking."""
+
+    bonded: str
+    unbonding: str
+    releaseAt: int
+    locked: str
+    slashed: str
+
+
+class TokenRewards(BaseModel):
+    """One token of an account's rewards: what the latest final root grants, what was claimed, and the
+    Merkle proof of the leaf (account, token, cumulative) RewardDistributor.claim needs."""
+
+    token: str
+    cumulative: str
+    claimed: str
+    claimable: str
+    proof: list[str]
+
+
+class RewardsOut(BaseModel):
+    """An account's rewards as of the latest final report whose leaf set this API verified."""
+
+    account: str
+    epoch: int = Field(description="epoch of the report whose root the proofs lead to (0: none yet)")
+    root: str = Field(description="that report's rewards root (the RewardDistributor's current root)")
+    verified: bool = Field(description="false while the latest final report's leaves are not fetched and verified")
+    tokens: list[TokenRewards]
+
+
+class OwnerOut(BaseModel):
+    """An owner: device counts, stake and rewards."""
+
+    address: str
+    devices: int
+    activeDevices: int
+    capacityW: int
+    stake: StakeOut
+    rewards: RewardsOut
+
+
+class DeviceResult(BaseModel):
+    """One device's settlement in a request, from the verified report document."""
+
+    device: str
+    owner: str
+    committedWh: Optional[int]
+    deliveredWh: Optional[int]
+    ratioBps: Optional[int]
+    factorBps: Optional[int]
+    payableWh: Optional[int]
+    payout: Optional[str]
+    ownerPayout: Optional[str]
+    fee: Optional[str]
+    emission: Optional[str]
+    penalty: Optional[str]
+    eligible: Optional[bool]
+    reasons: Optional[list[str]]
+    flags: Optional[list[str]]
+
+
+class RequestOut(BaseModel):
+    """A FlexMarket request. `deliveredWh` and `devices` come with the settling report's verified document."""
+
+    id: int
+    buyer: str
+    zone: int
+    start: int
+    end: int
+    targetW: int
+    pricePerKWh: str
+    paymentToken: str
+    maxBudget: str
+    status: str = Field(description="open, cancelled, settling, settled or expired")
+    payout: Optional[str]
+    refund: Optional[str]
+    reportDigest: Optional[str]
+    epoch: Optional[int]
+    openedBlock: int
+    openedTx: str
+    deliveredWh: Optional[int]
+    devices: Optional[list[DeviceResult]] = Field(None, description="per-device results (detail route only)")
+
+
+class RequestPage(BaseModel):
+    """One page of requests, newest first."""
+
+    items: list[RequestOut]
+    next: Optional[str]
+
+
+class ReportOut(BaseModel):
+    """A settlement report submitted to the OracleHub."""
+
+    digest: str
+    epoch: int
+    status: str = Field(description="pending, challenged, final or discarded")
+    previousRoot: str
+    rewardsRoot: str
+    requestsHash: str
+    penaltiesHash: str
+    emission: str
+    submitter: str
+    signers: list[str]
+    challengeDeadline: int
+    challenger: Optional[str]
+    challengeReason: Optional[str]
+    submittedBlock: int
+    submittedTx: str
+    finalizedBlock: Optional[int]
+    verified: bool = Field(description="an oracle's leaf set for it was fetched and matched the on-chain root")
+    requestIds: list[int]
+
+
+class ReportPage(BaseModel):
+    """One page of reports, newest epoch first."""
+
+    items: list[ReportOut]
+    next: Optional[str]
+
+
+class TokenAmount(BaseModel):
+    """An amount of one token."""
+
+    token: str
+    amount: str
+
+
+class ZoneStats(BaseModel):
+    """One grid zone."""
+
+    zone: int
+    devices: int
+    activeDevices: int
+    activeCapacityW: int
+    requests: int
+    settledRequests: int
+    deliveredWh: int = Field(description="energy delivered in settled requests with verified documents")
+    deliveredKWh: float
+    paid: list[TokenAmount] = Field(description="payouts of settled requests, per payment token")
+
+
+class NetworkStats(BaseModel):
+    """The whole network."""
+
+    devices: int
+    activeDevices: int
+    activeCapacityW: int
+    owners: int
+    zones: int
+    requests: int
+    settledRequests: int
+    reports: int
+    finalReports: int
+    currentEpoch: int
+    deliveredWh: int
+    paid: list[TokenAmount]
+    indexedBlock: int
+    headBlock: int
+
+
+class Health(BaseModel):
+    """Liveness."""
+
+    status: str
+
+
+class Ready(BaseModel):
+    """Readiness: the indexer's lag behind the chain head."""
+
+    indexed_block: int
+    head_block: int
+    lag_blocks: int
+
+
+class Nonce(BaseModel):
+    """A fresh SIWE nonce (valid once, until `expiresAt`)."""
+
+    nonce: str
+    expiresAt: int
+
+
+class SiweLogin(BaseModel):
+    """A signed EIP-4361 message."""
+
+    message: str = Field(min_length=1, max_length=4_000)
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
+
+
+class SessionOut(BaseModel):
+    """A session: send `Authorization: Bearer <token>`."""
+
+    token: str
+    address: str
+    expiresAt: int
+
+
+class ProfileIn(BaseModel):
+    """Off-chain device data an owner may write; null clears a field."""
+
+    model_config = {"extra": "forbid"}
+
+    name: Optional[str] = Field(None, min_length=1, max_length=64)
+    locationLabel: Optional[str] = Field(None, min_length=1, max_length=128)

@@ -1,0 +1,37 @@
+"""Assembling the service from settings: database (migrated), chain connection, indexer, app."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from api.app import create_app, make_context
+from api.db import make_engine
+from api.indexer import Indexer
+from api.migrate import upgrade
+from api.settings import ApiSettings
+from protocol.chain import connect
+from protocol.manifest import check_chain, load_manifest
+
+log = logging.getLogger(__name__)
+
+
+def build_app(settings: ApiSettings, with_indexer: bool = True) -> FastAPI:
+    """Migrate the database, connect to the chain, and build the app (its indexer starts with it)."""
+    manifest = load_manifest(settings.manifest)
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    indexer = None
+    if with_indexer:
+        web3 = connect(settings.rpc_url)
+        check_chain(manifest, web3)
+        indexer = Indexer(engine, web3, manifest, confirmations=settings.confirmations, log_range=settings.log_range,
+                          undo_depth=settings.undo_depth, oracle_urls=settings.oracles,
+                          oracle_timeout=settings.oracle_timeout)
+    context = make_context(engine, manifest.chainId, indexer, siwe_domains=settings.siwe_domains,
+                           ready_lag_blocks=settings.ready_lag_blocks, poll_seconds=settings.poll_seconds,
+                           nonce_seconds=settings.nonce_seconds, session_seconds=settings.session_seconds)
+    log.info("negawatt API for chain %d (%s), database %s, oracles %s", manifest.chainId, settings.manifest,
+             engine.url.render_as_string(hide_password=True), settings.oracles or "from the OracleHub")
+    return create_app(context, settings.rate_limit_per_second, settings.rate_limit_burst, settings.cors_origins)
