@@ -92,17 +92,22 @@ def decide(policy: Policy, request: Request, device: NodeDevice, now: float) -> 
         return 0, "other zone"
     try:  # a device that does not answer makes no commitment
         device.driver.advance(now)
-        flexible = device.driver.flexibility_w(now)
         cap = device.capacity_w * policy.max_share_bps // 10_000
-        watts = min(flexible, cap)
-        ev_floor = getattr(device.driver, "minimum_power_to_meet_departure", None)
-        if callable(ev_floor):
-            keep = ev_floor(now)
-            watts = min(watts, max(0, device.driver.power_w() - keep))
+        forecast = getattr(device.driver, "forecast_flexibility_w", None)
+        if callable(forecast):  # a simulator can play the window forward (constraints included)
+            flexible = forecast(request.start, request.end)
+            watts = min(flexible, cap)
+        else:  # a real device: what it could shed now, within its departure needs
+            flexible = device.driver.flexibility_w(now)
+            watts = min(flexible, cap)
+            ev_floor = getattr(device.driver, "minimum_power_to_meet_departure", None)
+            if callable(ev_floor):
+                keep = ev_floor(now)
+                watts = min(watts, max(0, device.driver.power_w() - keep))
     except DeviceUnavailable as error:
         return 0, f"device unavailable: {error}"
     if watts < policy.min_commit_w:
-        return 0, f"only {watts} W flexible now (minimum {policy.min_commit_w} W)"
+        return 0, f"only {watts} W flexible in the window (minimum {policy.min_commit_w} W)"
     return watts, f"commits {watts} W (flexible {flexible} W, cap {cap} W)"
 
 

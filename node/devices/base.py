@@ -253,6 +253,27 @@ class SimulatedDevice(Device):
         self.advance(now)
         return min(self.capacity_w, max(0, self._normal_power() - self._minimum_power(now)))
 
+    def forecast_flexibility_w(self, start: float, end: float) -> int:
+        """Average W the device is expected to shed over [start, end) if curtailed as far as its
+        constraints allow: its simulated normal consumption in the window minus its simulated
+        consumption under a 0 W setpoint (comfort, departure and safety overrides included), both
+        on copies, so the device itself is untouched. This is what a node can honestly commit."""
+        if end <= start:
+            return 0
+        normal, curtailed = copy.deepcopy(self), copy.deepcopy(self)
+        energy = []
+        for probe, setpoint in ((normal, None), (curtailed, 0)):
+            if probe._setpoint is not None:
+                probe.restore()
+            probe.advance(start)
+            if setpoint is not None:
+                probe.apply_setpoint(setpoint, "forecast")
+            before = probe._view().energy_j
+            probe.advance(end)
+            energy.append(probe._view().energy_j - before)
+        shed_w = (energy[0] - energy[1]) / (end - start)
+        return max(0, min(self.capacity_w, math.floor(shed_w)))
+
     # -- helpers for the policy and the factory -------------------------------------------------
 
     @property
