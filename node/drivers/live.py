@@ -82,7 +82,7 @@ class LiveDevice(Device):
             self._future.cancel()
             self._future = None
             try:
-                aioloop.run(self._disconnect(), timeout)
+                aioloop.run(self._close(), timeout)
             except Exception:  # already gone
                 pass
         self._connected = False
@@ -246,6 +246,10 @@ class LiveDevice(Device):
 
     async def _disconnect(self) -> None:
         return None
+
+    async def _close(self) -> None:
+        """Stopping the driver for good (default: disconnect)."""
+        await self._disconnect()
 
     async def _apply(self, max_power_w: int) -> SetpointResult:
         raise NotImplementedError
