@@ -109,7 +109,6 @@ class Indexer:
     def step(self) -> int:
         """One poll: reorg check, index what is confirmed, fetch missing documents. Returns blocks indexed."""
         head = self._head()
-        self.progress.head_block = head
         state = self._state()
         last = state["last_block"] if state else self.start_block - 1
         last_hash = state["last_hash"] if state else ""
