@@ -68,6 +68,8 @@ class InverterPeer:
     # -- physics <-> registers -------------------------------------------------------------------
 
     def _put(self, registers: list[int], point: RegisterPoint, value: float, sf: int) -> None:
+        if point.scale_register is None:
+            sf = point.scale  # a fixed scale factor of the map
         raw = math.floor(value / 10.0 ** sf + 1e-9) if point.type == "acc32" else round(value / 10.0 ** sf)
         offset = point.address - self._start_address
         registers[offset:offset + point.width] = self.map.encode(point, raw)

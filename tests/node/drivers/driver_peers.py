@@ -1,0 +1,84 @@
+"""Helpers shared by the driver tests: a background asyncio loop for the simulated peers, a real
+Mosquitto broker on a free port, and polling with a deadline (no timed assertions)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any, Callable
+
+import pytest
+
+from negawatt.localchain import free_port
+from node.drivers.peers.mosquitto import start_broker
+
+
+class PeerLoop:
+    """An asyncio loop in its own thread, where the simulated peers live (as on another machine)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="peers", daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout: float = 20.0) -> Any:
+        """Run `coro` on the peers' loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def call(self, function: Callable[[], Any]) -> Any:
+        """Call `function` on the peers' loop (their state is only touched there)."""
+        async def wrapper():
+            return function()
+        return self.run(wrapper())
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+
+def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def peer_loop():
+    """A running loop for simulated peers."""
+    loop = PeerLoop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A real Mosquitto broker on a free loopback port: (port, restart function)."""
+    port = free_port()
+    state = {"process": start_broker(tmp_path / "mosquitto", port)}
+
+    def stop() -> None:
+        state["process"].terminate()
+        state["process"].wait(timeout=10)
+
+    def start() -> None:
+        state["process"] = start_broker(tmp_path / "mosquitto", port)
+
+    yield type("Broker", (), {"port": port, "stop": staticmethod(stop), "start": staticmethod(start)})
+    if state["process"].poll() is None:
+        stop()
+
+
+@pytest.fixture
+def drivers():
+    """Collects started drivers and stops them at teardown."""
+    started = []
+    yield started
+    for driver in started:
+        driver.stop()
