@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from api.cli import api_app
+from negawatt.devnet.cli import devnet_app
 from node.cli import node_app
 from oracle.cli import oracle_app
 
@@ -22,6 +23,7 @@ app.add_typer(merkle_app, name="merkle")
 app.add_typer(oracle_app, name="oracle")
 app.add_typer(node_app, name="node")
 app.add_typer(api_app, name="api")
+app.add_typer(devnet_app, name="devnet")
 
 
 def _fail(message: str) -> None:

@@ -97,6 +97,12 @@ def backfill(device: Device, start: int, end: int, interval_seconds: int) -> lis
     `device` itself is not touched. Deterministic for the device's parameters and seed. `start` must
     be a multiple of `interval_seconds` (as MeterBatch requires) and `end - start` a multiple too.
     """
+    return backfill_with_state(device, start, end, interval_seconds)[0]
+
+
+def backfill_with_state(device: Device, start: int, end: int, interval_seconds: int) -> tuple[list[int], Device]:
+    """As `backfill`, and the simulator at `end`, so a devnet node can continue from its history
+    (node.device_state) instead of starting its devices afresh."""
     if not isinstance(device, SimulatedDevice):
         raise TypeError(f"only simulated devices have a history to backfill, not {type(device).__name__}")
     for name, value in (("start", start), ("end", end), ("interval_seconds", interval_seconds)):
@@ -114,4 +120,4 @@ def backfill(device: Device, start: int, end: int, interval_seconds: int) -> lis
         counter = simulator.energy_wh()
         readings.append(counter - previous)
         previous = counter
-    return readings
+    return readings, simulator

@@ -1,0 +1,404 @@
+"""A whole negawatt network on one machine: anvil, the contracts, k-of-n oracles, the API and N nodes.
+
+Every role runs as its own process (`negawatt oracle run`, `negawatt api serve`, `negawatt node run`)
+with its configuration, keys, database and log under one run folder, as it would on separate machines.
+The devnet itself only does what an operator would do by hand: start the chain and deploy, bond and
+add the oracles, create each node's keys and configuration, fund and register the devices, and
+backfill the simulated devices' history into each node's outbox (a real node would have metered it).
+
+Time: anvil starts an hour before the event's hour of day (`DevnetSpec.event_hour_utc`), so the demo
+sees evening load whatever the wall clock says, and the chain's clock can be moved forward
+(`warp_to`, anvil's evm_increaseTime). The roles follow the chain's clock (protocol.clock), so
+history days and 15-minute intervals pass in seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sqlite3
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+from pydantic import BaseModel, Field, model_validator
+
+from negawatt.devnet.processes import ProcessGroup
+from negawatt.localchain import ANVIL_KEYS, REPO, deploy, free_port
+
+log = logging.getLogger("negawatt.devnet")
+TOKEN = 10**18
+DAY = 86_400
+KINDS = ("ev_charger", "heat_pump", "hvac", "battery", "water_heater", "household")
+PASSWORD_ENV = "NEGAWATT_DEVNET_PASSWORD"
+
+
+class DevnetError(RuntimeError):
+    """The devnet could not be brought up or a step did not happen in time; the message says which."""
+
+
+class DevnetSpec(BaseModel):
+    """The shape of a devnet and of its demo event."""
+
+    model_config = {"extra": "forbid"}
+
+    nodes: int = Field(20, ge=1, le=200)
+    devices_per_node: int = Field(3, ge=1, le=10)
+    zones: int = Field(2, ge=1, le=20)
+    oracles: int = Field(3, ge=1, le=7)
+    threshold: int = Field(2, ge=1)
+    interval_seconds: int = Field(900, ge=60, le=3_600)
+    history_days: int = Field(11, ge=2, le=45, description="backfilled history per device")
+    event_hour_utc: int = Field(18, ge=0, le=23, description="the hour of day the demo event starts")
+    event_intervals: int = Field(4, ge=1, le=96)
+    quality_days: int = Field(5, ge=2, le=10)
+    max_rrmse_bps: int = Field(20_000, ge=0, description="the program's baseline quality gate")
+    api: bool = Field(True, description="run the API service")
+    claim_check_seconds: int = Field(5, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "DevnetSpec":
+        if self.threshold > self.oracles:
+            raise ValueError(f"threshold ({self.threshold}) exceeds the number of oracles ({self.oracles})")
+        if DAY % self.interval_seconds:
+            raise ValueError(f"interval_seconds ({self.interval_seconds}) must divide a day")
+        if self.nodes < self.zones:
+            raise ValueError(f"{self.nodes} node(s) cannot fill {self.zones} zones")
+        return self
+
+
+@dataclass
+class OracleHandle:
+    """One oracle process of the devnet."""
+
+    name: str
+    address: str
+    url: str
+    config: Path
+
+
+@dataclass
+class NodeHandle:
+    """One node of the devnet: its folder, owner, zone and devices (address, kind, capacity W)."""
+
+    name: str
+    directory: Path
+    owner: str
+    zone: int
+    devices: list[tuple[str, str, int]]
+
+    @property
+    def config(self) -> Path:
+        return self.directory / "node.toml"
+
+    def outbox(self) -> sqlite3.Connection:
+        """The node's outbox, read-only (the devnet watches progress; the node owns the file)."""
+        return sqlite3.connect(f"file:{self.directory / 'node-data' / 'outbox.sqlite'}?mode=ro", uri=True, timeout=30)
+
+    def dispatch_db(self) -> sqlite3.Connection | None:
+        path = self.directory / "node-data" / "dispatch.sqlite"
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) if path.exists() else None
+
+
+@dataclass
+class Devnet:
+    """A running devnet; `up()` brings it up step by step, `stop()` takes it down."""
+
+    spec: DevnetSpec
+    run_dir: Path
+    on_step: Callable[[str], None] = lambda message: None
+    group: ProcessGroup = field(init=False)
+    rpc_url: str = ""
+    manifest_path: Path = field(init=False)
+    web3: Any = None
+    manifest: Any = None
+    admin: Any = None
+    buyer: Any = None
+    oracles: list[OracleHandle] = field(default_factory=list)
+    nodes: list[NodeHandle] = field(default_factory=list)
+    api_url: str | None = None
+    history_end: int = 0
+    event_start: int = 0
+    deployed_block: int = 0
+
+    def __post_init__(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.group = ProcessGroup(self.run_dir)
+        self.manifest_path = self.run_dir / "manifest.json"
+        self.password = secrets.token_hex(16)
+        self.env = {PASSWORD_ENV: self.password}
+
+    # -- bringing it up ---------------------------------------------------------------------------
+
+    def up(self) -> None:
+        """Chain, contracts, oracles, API and nodes, each ready before the next step starts."""
+        self.start_chain()
+        self.setup_oracles()
+        self.start_oracles()
+        if self.spec.api:
+            self.start_api()
+        self.create_nodes()
+        self.start_nodes()
+
+    def plan_times(self, wall: float | None = None) -> None:
+        """Fix the event's start (the next `event_hour_utc` at least two hours ahead) and the history end."""
+        wall = time.time() if wall is None else wall
+        hour = self.spec.event_hour_utc * 3_600
+        start = (int(wall) // DAY) * DAY + hour
+        while start < wall + 2 * 3_600:
+            start += DAY
+        self.event_start = start
+        # History ends an hour before the event: the same-day adjustment window (3 h, ending 1 h before
+        # the start) lies in it, and live metering has begun by the time the event starts.
+        self.history_end = start - 3_600
+
+    def start_chain(self) -> None:
+        """anvil (its clock set just after the history's end) and `ape run deploy`."""
+        from protocol.chain import Transactor, connect
+        from protocol.manifest import load_manifest
+
+        self.plan_times()
+        port = free_port()
+        self.rpc_url = f"http://127.0.0.1:{port}"
+        anvil = str(REPO / "node_modules" / ".bin" / "anvil")
+        if not Path(anvil).exists():
+            raise DevnetError("anvil is not installed: run `make setup` (npm ci)")
+        self.group.start("anvil", [anvil, "--port", str(port), "--timestamp", str(self.history_end + 60),
+                                   "--accounts", "10", "--silent"])
+        _wait(lambda: _rpc_up(self.rpc_url), 30, "anvil to answer", self.group)
+        self.on_step(f"anvil on {self.rpc_url}; deploying the contracts")
+        deploy(self.rpc_url, self.manifest_path, {
+            "challenge_window": 300, "min_duration": self.spec.interval_seconds, "min_oracle_bond": TOKEN,
+            "bond_per_kw": TOKEN, "unbonding_delay": 3_600, "threshold": 1, "challenge_bond": TOKEN,
+            "oracle_slash_amount": TOKEN,
+        })
+        self.web3 = connect(self.rpc_url)
+        self.manifest = load_manifest(self.manifest_path)
+        self.deployed_block = self.manifest.start_block
+        abis = [entry.abi for entry in self.manifest.contracts.values()]
+        self.admin = Transactor(self.web3, ANVIL_KEYS[0], abis=abis)
+        self.buyer = Transactor(self.web3, ANVIL_KEYS[1], abis=abis)
+        token = self.contract("NegawattToken")
+        self.admin.send(token.functions.grantRole(token.functions.MINTER_ROLE().call(), self.admin.address))
+
+    def contract(self, name: str) -> Any:
+        return self.manifest.contract(self.web3, name)
+
+    def setup_oracles(self) -> None:
+        """Bond and add the oracles (anvil keys 2..), write their keystores and configurations."""
+        from protocol.chain import Transactor
+        from protocol.keys import write_keystore
+
+        token, staking, hub = self.contract("NegawattToken"), self.contract("Staking"), self.contract("OracleHub")
+        abis = [entry.abi for entry in self.manifest.contracts.values()]
+        folder = self.run_dir / "oracles"
+        for index in range(self.spec.oracles):
+            key = ANVIL_KEYS[2 + index]
+            oracle = Transactor(self.web3, key, abis=abis)
+            self.admin.send(token.functions.mint(oracle.address, 10 * TOKEN))
+            oracle.send(token.functions.approve(staking.address, 10 * TOKEN))
+            oracle.send(staking.functions.stake(10 * TOKEN))
+            self.admin.send(hub.functions.addOracle(oracle.address))
+            name = f"oracle-{index + 1}"
+            keystore = folder / f"{name}.json"
+            write_keystore(keystore, key, self.password, kdf="pbkdf2")
+            port = free_port()
+            config = folder / f"{name}.toml"
+            config.write_text("\n".join([
+                f'rpc_url = "{self.rpc_url}"', f'manifest = "{self.manifest_path}"',
+                f'database_url = "sqlite:///{folder / (name + ".sqlite")}"', f'keystore = "{keystore}"',
+                f'password_env = "{PASSWORD_ENV}"', f"port = {port}", "poll_seconds = 1", "data_grace_seconds = 120",
+                "stagger_seconds = 4", "max_readings = 96", "",
+                "[economics]", f"interval_seconds = {self.spec.interval_seconds}", 'method = "high-x-of-y"',
+                'adjustment = "ratio"', f"quality_days = {self.spec.quality_days}",
+                f"max_rrmse_bps = {self.spec.max_rrmse_bps}", "",
+            ]))
+            self.oracles.append(OracleHandle(name, oracle.address, f"http://127.0.0.1:{port}", config))
+        self.admin.send(hub.functions.setThreshold(self.spec.threshold))
+        self.on_step(f"{self.spec.oracles} oracles bonded, threshold {self.spec.threshold}")
+
+    def start_oracles(self) -> None:
+        """`negawatt oracle run` for each oracle; ready when each serves and published its URL on-chain."""
+        for oracle in self.oracles:
+            self.group.start(oracle.name, [_negawatt(), "oracle", "run", "--config", str(oracle.config), "--verbose"],
+                             env=self.env, cwd=REPO)
+        hub = self.contract("OracleHub")
+        for oracle in self.oracles:
+            _wait(lambda o=oracle: _http_ok(f"{o.url}/v1/health"), 90, f"{oracle.name} to serve", self.group)
+        _wait(lambda: sum(1 for url in hub.functions.oracles().call()[1] if url) == len(self.oracles), 60,
+              "the oracles to publish their URLs", self.group)
+        self.on_step("oracles serving: " + ", ".join(o.url for o in self.oracles))
+
+    def start_api(self) -> None:
+        """`negawatt api serve` (indexer and REST) on a free port."""
+        port = free_port()
+        self.api_url = f"http://127.0.0.1:{port}"
+        self.group.start("api", [_negawatt(), "api", "serve", "--manifest", str(self.manifest_path), "--rpc-url",
+                                 self.rpc_url, "--database-url", f"sqlite:///{self.run_dir / 'api.sqlite'}",
+                                 "--port", str(port), "--confirmations", "0", "--poll-seconds", "0.5"],
+                         env=self.env, cwd=REPO)
+        _wait(lambda: _http_ok(f"{self.api_url}/v1/health"), 90, "the API to serve", self.group)
+        self.on_step(f"API serving on {self.api_url}")
+
+    def device_plan(self, node_index: int) -> list[str]:
+        """The kinds of a node's devices: the kinds in turn, so every kind is in every zone."""
+        return [KINDS[(node_index * self.spec.devices_per_node + j) % len(KINDS)]
+                for j in range(self.spec.devices_per_node)]
+
+    def create_nodes(self, progress: Callable[[int], None] = lambda done: None) -> None:
+        """Each node's keys and node.toml, its owner funded, its devices registered and bonded, and
+        its devices' history signed into its outbox."""
+        from node.config import load_config
+        from node.device_state import DeviceStateStore
+        from node.devices.factory import backfill_with_state, build_device
+        from node.metering import MeteredDevice, enqueue_history
+        from node.runtime import open_node, register
+        from node.setup import DeviceSpec, init_node
+
+        token = self.contract("NegawattToken")
+        stablecoin = self.contract("MockStablecoin")
+        oracle_urls = [o.url for o in self.oracles]
+        interval = self.spec.interval_seconds
+        history_start = self.history_end - self.spec.history_days * DAY
+        os.environ[PASSWORD_ENV] = self.password
+        for index in range(self.spec.nodes):
+            name = f"node-{index + 1:02d}"
+            zone = 1 + index % self.spec.zones
+            specs = []
+            for j, kind in enumerate(self.device_plan(index)):
+                seed = index * 16 + j
+                capacity = build_device({"kind": kind, "device_id": "plan", "seed": seed}).max_power_w
+                specs.append(DeviceSpec(kind, capacity, {"seed": seed}))
+            made = init_node(self.run_dir / "nodes" / name, specs, self.password, zone=zone, rpc_url=self.rpc_url,
+                             manifest=self.manifest_path, interval_seconds=interval, password_env=PASSWORD_ENV,
+                             extra={"confirmations": 0, "claim_check_seconds": self.spec.claim_check_seconds,
+                                    "claim_gas_multiple": 1,
+                                    "value_wei_per_unit": {stablecoin.address: 10**12, token.address: 1}})
+            self.web3.provider.make_request("anvil_setBalance", [made.owner, hex(10 * 10**18)])
+            self.admin.send(token.functions.mint(made.owner, 100 * TOKEN))
+            node = open_node(load_config(made.config_path))
+            register(node)
+            state = DeviceStateStore(node.config.data_dir / "devices.sqlite")
+            for device in node.devices:
+                readings, simulator = backfill_with_state(device.driver, history_start, self.history_end, interval)
+                state.save([(device.address, simulator)])  # the node's devices continue from their history
+                enqueue_history(node.outbox, MeteredDevice(device.address, device.key, device.driver), history_start,
+                                readings, interval, self.manifest.chainId, self.manifest.address("DeviceRegistry"),
+                                oracle_urls)
+            self.nodes.append(NodeHandle(name, made.config_path.parent, made.owner, zone,
+                                         [(a, s.kind, s.capacity_w) for a, s in made.devices]))
+            state.close()
+            node.outbox.close()
+            progress(index + 1)
+
+    def start_nodes(self) -> None:
+        """`negawatt node run` for every node."""
+        for node in self.nodes:
+            self.start_node(node)
+
+    def start_node(self, node: NodeHandle) -> None:
+        self.group.start(node.name, [_negawatt(), "node", "run", "--config", str(node.config)], env=self.env,
+                         cwd=node.directory)
+
+    # -- watching and driving it ------------------------------------------------------------------
+
+    def chain_time(self) -> int:
+        return self.web3.eth.get_block("latest")["timestamp"]
+
+    def warp_to(self, timestamp: int) -> None:
+        """Move the chain's clock forward to `timestamp` (never back) and mine a block there."""
+        self.web3.provider.make_request("evm_setNextBlockTimestamp", [max(timestamp, self.chain_time() + 1)])
+        self.web3.provider.make_request("evm_mine", [])
+
+    def outbox_pending(self) -> int:
+        """Deliveries (readings, commitments) every node still owes any oracle."""
+        total = 0
+        for node in self.nodes:
+            try:
+                with node.outbox() as db:
+                    total += db.execute("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'").fetchone()[0]
+            except sqlite3.OperationalError:
+                total += 1  # not created yet
+        return total
+
+    def metered_to(self) -> int:
+        """The boundary every device of every node has been metered to (the minimum)."""
+        lowest = None
+        for node in self.nodes:
+            with node.outbox() as db:
+                rows = db.execute("SELECT boundary FROM meter_state").fetchall()
+            if len(rows) < len(node.devices):
+                return 0
+            low = min(r[0] for r in rows)
+            lowest = low if lowest is None else min(lowest, low)
+        return lowest or 0
+
+    def participations(self, state: str | None = None) -> list[tuple]:
+        """(node, request id, device, watts, state, latency ms) of every node's participations."""
+        rows = []
+        for node in self.nodes:
+            db = node.dispatch_db()
+            if db is None:
+                continue
+            with db:
+                for row in db.execute("SELECT request_id, device, watts, state, latency_ms FROM participations"):
+                    if state is None or row[3] == state:
+                        rows.append((node.name, *row))
+            db.close()
+        return rows
+
+    def check_alive(self, allowed_dead: set[str] = frozenset()) -> None:
+        """Raise DevnetError if a process died that nobody stopped."""
+        dead = [p for p in self.group.dead() if p.name not in allowed_dead]
+        if dead:
+            process = dead[0]
+            raise DevnetError(f"{process.name} exited (code {process.popen.returncode}); its log "
+                              f"{process.log_path} ends with:\n{process.log_tail()}")
+
+    def stop(self) -> None:
+        """Stop every process of the devnet."""
+        self.group.stop_all()
+
+
+def _negawatt() -> str:
+    return str(Path(sys.executable).parent / "negawatt")
+
+
+def _rpc_up(url: str) -> bool:
+    try:
+        return httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
+                          timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _wait(predicate: Callable[[], Any], timeout: float, what: str, group: ProcessGroup | None = None,
+          allowed_dead: set[str] = frozenset()) -> Any:
+    """Poll `predicate` until it returns something truthy; a dead process or the deadline raises."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if group is not None:
+            dead = [p for p in group.dead() if p.name not in allowed_dead]
+            if dead:
+                raise DevnetError(f"{dead[0].name} exited while waiting for {what}; its log "
+                                  f"{dead[0].log_path} ends with:\n{dead[0].log_tail()}")
+        if time.monotonic() > deadline:
+            raise DevnetError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.25)
+
+
+wait_for = _wait

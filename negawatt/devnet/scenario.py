@@ -1,0 +1,157 @@
+"""The demo's flexibility event, driven on a running devnet.
+
+A buyer opens one request per zone for the evening hour; the nodes commit and curtail; the chain's
+clock moves forward one metering interval at a time (each node meters every boundary); the oracles
+settle k-of-n; the challenge window passes; an oracle finalizes; the nodes claim. Each step waits
+for the network to have done it (readings delivered, setpoints applied, report submitted, claims
+landed), never for a fixed time, and hooks let the e2e tests inject faults at named moments.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from negawatt.devnet.network import Devnet, DevnetError, wait_for
+
+log = logging.getLogger("negawatt.devnet")
+PRICE_PER_KWH = 300_000  # 0.30 mUSD (6 decimals)
+TARGET_SHARE_BPS = 2_500  # each request asks for a quarter of its zone's registered capacity
+
+
+@dataclass
+class EventRun:
+    """What happened in the event, for the summary and the tests."""
+
+    request_ids: dict[int, int] = field(default_factory=dict)  # zone -> request id
+    targets_w: dict[int, int] = field(default_factory=dict)
+    budgets: dict[int, int] = field(default_factory=dict)
+    start: int = 0
+    end: int = 0
+    epoch: int = 0
+    claimed: dict[str, dict[str, int]] = field(default_factory=dict)  # owner -> token -> amount
+    dispatch_latency_ms: list[float] = field(default_factory=list)
+
+
+Hook = Callable[[str, Devnet], None]
+
+
+def run_event(net: Devnet, step: Callable[[str], None] = lambda m: None, hook: Hook = lambda moment, net: None,
+              allowed_dead: Callable[[], set[str]] = lambda: set(), claim_timeout: float = 120) -> EventRun:
+    """Open the requests, let the event happen, settle, finalize and wait for the claims.
+
+    `hook(moment, net)` is called at "history_delivered", "event_started", "mid_event", "event_ended",
+    "report_submitted" and "finalized", e.g. to kill a process there."""
+    spec, interval = net.spec, net.spec.interval_seconds
+    run = EventRun(start=net.event_start, end=net.event_start + spec.event_intervals * interval)
+    market, stablecoin = net.contract("FlexMarket"), net.contract("MockStablecoin")
+    hub, distributor = net.contract("OracleHub"), net.contract("RewardDistributor")
+
+    def wait(predicate, timeout: float, what: str):
+        return wait_for(predicate, timeout, what, net.group, allowed_dead())
+
+    # The history reaches every oracle before anything else happens.
+    total = net.outbox_pending()
+    step(f"delivering {total} signed history batches to {len(net.oracles)} oracles")
+    wait(lambda: net.outbox_pending() == 0, 600, "the nodes to deliver their history")
+    hook("history_delivered", net)
+
+    # One request per zone: a quarter of the zone's capacity, for the event hour.
+    hours_ppm = (run.end - run.start) * 1_000_000 // 3_600
+    for zone in range(1, spec.zones + 1):
+        capacity = sum(c for node in net.nodes if node.zone == zone for _, _, c in node.devices)
+        target = capacity * TARGET_SHARE_BPS // 10_000
+        budget = target * hours_ppm * PRICE_PER_KWH // (1_000 * 1_000_000) * 2
+        net.buyer.send(stablecoin.functions.mint(net.buyer.address, budget))
+        net.buyer.send(stablecoin.functions.approve(market.address, budget))
+        net.buyer.send(market.functions.openRequest(zone, run.start, run.end, target, PRICE_PER_KWH,
+                                                    stablecoin.address, budget))
+        request_id = market.functions.requestCount().call()
+        run.request_ids[zone], run.targets_w[zone], run.budgets[zone] = request_id, target, budget
+        step(f"zone {zone}: request {request_id} for {target / 1000:.1f} kW at 0.30 mUSD/kWh, escrow "
+             f"{budget / 1e6:.2f} mUSD")
+    wait(lambda: len(net.participations()) > 0 and net.outbox_pending() == 0, 120,
+         "the nodes to commit and deliver their commitments")
+    step(f"{len(net.participations())} device commitments signed and delivered")
+
+    # Up to the event: one interval at a time, each boundary metered by every node.
+    boundary = net.history_end + interval
+    while boundary < run.start:
+        _warp_and_meter(net, boundary, wait)
+        boundary += interval
+    net.warp_to(run.start - 2)
+    committed = len(net.participations())
+    wait(lambda: len(net.participations("applied")) >= committed - len(net.participations("cancelled")), 60,
+         "the nodes to apply their setpoints")
+    run.dispatch_latency_ms = [row[5] for row in net.participations() if row[5] is not None]
+    step(f"event started: {len(net.participations('applied'))} setpoints applied")
+    hook("event_started", net)
+
+    # Through the event, and one interval past its end so the last interval is metered.
+    for k in range(1, spec.event_intervals + 2):
+        if k == spec.event_intervals // 2 + 1:
+            hook("mid_event", net)
+        _warp_and_meter(net, run.start + k * interval, wait)
+    wait(lambda: net.outbox_pending() == 0, 120, "the event's readings to reach the oracles")
+    hook("event_ended", net)
+    step("event over: every reading delivered")
+
+    # Settlement: past the oracles' data grace, a k-of-n report lands, then the challenge window passes.
+    net.warp_to(run.end + interval + 180)
+    epoch_before = hub.functions.currentEpoch().call()
+    wait(lambda: hub.functions.pendingReport().call()[1] == 1, 180, "a k-of-n settlement report")
+    pending = hub.functions.pendingReport().call()
+    step(f"report submitted with {len(pending[3])} oracle signatures")
+    hook("report_submitted", net)
+    window = hub.functions.challengeWindow().call()
+    net.warp_to(net.chain_time() + window + 1)
+    wait(lambda: hub.functions.currentEpoch().call() > epoch_before, 120, "an oracle to finalize the report")
+    run.epoch = hub.functions.currentEpoch().call()
+    step(f"epoch {run.epoch} final: escrow paid, emission minted, rewards root installed")
+    hook("finalized", net)
+
+    # Claims: each owner with a leaf claims it (the nodes decide it is worth the gas).
+    owners = {node.owner for node in net.nodes}
+
+    def claims_done():
+        events = distributor.events.Claimed().get_logs(from_block=net.deployed_block)
+        for event in events:
+            if event.args.account in owners:
+                run.claimed.setdefault(event.args.account, {})[event.args.token] = event.args.cumulativeClaimed
+        return _expected_claimers(net, run) <= set(run.claimed)
+
+    wait(claims_done, claim_timeout, "the nodes to claim their rewards")
+    step(f"{len(run.claimed)} owners claimed their rewards")
+    return run
+
+
+def _expected_claimers(net: Devnet, run: EventRun) -> set[str]:
+    """Owners who have a positive amount in the final report's leaves."""
+    report = published_report(net, run.epoch)
+    owners = {node.owner for node in net.nodes}
+    return {leaf["account"] for leaf in report["ledger"] if leaf["account"] in owners and int(leaf["amount"]) > 0}
+
+
+def published_report(net: Devnet, epoch: int, skip: set[str] = frozenset()) -> dict:
+    """The final report of `epoch` as a live oracle publishes it (leaves, proofs, per-device results)."""
+    import httpx
+
+    for oracle in net.oracles:
+        if oracle.name in skip or not net.group.processes[oracle.name].alive():
+            continue
+        try:
+            response = httpx.get(f"{oracle.url}/v1/reports/{epoch}", timeout=10)
+        except httpx.HTTPError:
+            continue
+        if response.status_code == 200:
+            return response.json()
+    raise DevnetError(f"no live oracle publishes the report of epoch {epoch}")
+
+
+def _warp_and_meter(net: Devnet, boundary: int, wait) -> None:
+    """Move the chain to just past `boundary` and wait until every node metered it."""
+    net.warp_to(boundary + 1)
+    wait(lambda: net.metered_to() >= boundary, 60, f"every node to meter the interval ending {boundary}")
+    time.sleep(0.2)

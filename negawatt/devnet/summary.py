@@ -1,0 +1,169 @@
+"""The demo's summary: requested vs delivered power per zone, payouts per owner, gas spent, and a plot
+of baseline vs actual load in the event. Everything is read back from the chain and from the report
+the oracles published, not from what the devnet intended."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from negawatt.devnet.network import Devnet
+from negawatt.devnet.scenario import EventRun, published_report
+
+
+@dataclass
+class ZoneSummary:
+    zone: int
+    request_id: int
+    requested_kw: float
+    committed_kw: float
+    delivered_kw: float  # average over the window
+    devices: int
+    eligible: int
+    escrow: int
+    paid: int
+    refunded: int
+    baseline_wh: list[int] = field(default_factory=list)  # per interval, summed over the zone's devices
+    actual_wh: list[int] = field(default_factory=list)
+
+
+@dataclass
+class OwnerSummary:
+    owner: str
+    node: str
+    devices: int
+    delivered_wh: int
+    payout: int  # payment token (owner's share)
+    emission: int
+    claimed_payment: int
+    claimed_protocol: int
+
+
+@dataclass
+class Summary:
+    zones: list[ZoneSummary]
+    owners: list[OwnerSummary]
+    gas_by_role: dict[str, tuple[int, int]]  # role -> (transactions, gas)
+    report: dict[str, Any]
+    plot: Path | None = None
+
+
+def summarize(net: Devnet, run: EventRun) -> Summary:
+    """Collect the summary from the published report of the event's epoch and from the chain."""
+    report = published_report(net, run.epoch)
+    hours = (run.end - run.start) / 3_600
+    zones = []
+    by_request = {r["requestId"]: r for r in report["requests"]}
+    for zone, request_id in sorted(run.request_ids.items()):
+        settled = by_request.get(request_id)
+        if settled is None:
+            continue
+        devices = settled["devices"]
+        length = net.spec.event_intervals
+        baseline, actual = [0] * length, [0] * length
+        for record in settled.get("baselines", []):
+            for t in range(min(length, len(record["baseline_wh"]))):
+                baseline[t] += record["baseline_wh"][t]
+                actual[t] += max(0, record["actual_wh"][t])
+        zones.append(ZoneSummary(
+            zone=zone, request_id=request_id, requested_kw=run.targets_w[zone] / 1_000,
+            committed_kw=sum(d["committedWh"] for d in devices) / 1_000 / hours,
+            delivered_kw=sum(d["deliveredWh"] for d in devices) / 1_000 / hours,
+            devices=len(devices), eligible=sum(1 for d in devices if d["eligible"]),
+            escrow=int(settled["escrow"]), paid=int(settled["payout"]), refunded=int(settled["refund"]),
+            baseline_wh=baseline, actual_wh=actual,
+        ))
+    owners = []
+    stablecoin, token = net.manifest.address("MockStablecoin"), net.manifest.address("NegawattToken")
+    delivered: dict[str, int] = defaultdict(int)
+    payout: dict[str, int] = defaultdict(int)
+    emission: dict[str, int] = defaultdict(int)
+    for request in report["requests"]:
+        for device in request["devices"]:
+            delivered[device["owner"]] += device["deliveredWh"]
+            payout[device["owner"]] += int(device["ownerPayout"])
+            emission[device["owner"]] += int(device["emission"])
+    for node in net.nodes:
+        claimed = run.claimed.get(node.owner, {})
+        owners.append(OwnerSummary(node.owner, node.name, len(node.devices), delivered[node.owner], payout[node.owner],
+                                   emission[node.owner], claimed.get(stablecoin, 0), claimed.get(token, 0)))
+    return Summary(zones, owners, gas_spent(net), report)
+
+
+def gas_spent(net: Devnet) -> dict[str, tuple[int, int]]:
+    """Transactions and gas per role since the deployment, from every block's receipts."""
+    roles = {net.admin.address: "deployer/admin", net.buyer.address: "buyer"}
+    roles.update({o.address: "oracles" for o in net.oracles})
+    roles.update({n.owner: "node owners" for n in net.nodes})
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    latest = net.web3.eth.block_number
+    for number in range(0, latest + 1):
+        receipts = net.web3.provider.make_request("eth_getBlockReceipts", [hex(number)]).get("result") or []
+        for receipt in receipts:
+            role = roles.get(net.web3.to_checksum_address(receipt["from"]), "other")
+            totals[role][0] += 1
+            totals[role][1] += int(receipt["gasUsed"], 16)
+    return {role: (count, gas) for role, (count, gas) in totals.items()}
+
+
+def plot(summary: Summary, net: Devnet, run: EventRun, path: Path) -> Path:
+    """A PNG of each zone's baseline vs actual load (kW) over the event's intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    interval = net.spec.interval_seconds
+    to_kw = 3_600 / interval / 1_000
+    figure, axes = plt.subplots(1, max(1, len(summary.zones)), figsize=(6 * max(1, len(summary.zones)), 4),
+                                squeeze=False)
+    for axis, zone in zip(axes[0], summary.zones):
+        minutes = [k * interval / 60 for k in range(len(zone.baseline_wh) + 1)]
+        axis.step(minutes, [w * to_kw for w in zone.baseline_wh] + [zone.baseline_wh[-1] * to_kw], where="post",
+                  label="baseline (oracle, high 4-of-5)", linewidth=2)
+        axis.step(minutes, [w * to_kw for w in zone.actual_wh] + [zone.actual_wh[-1] * to_kw], where="post",
+                  label="actual (signed meter readings)", linewidth=2)
+        axis.set_title(f"zone {zone.zone}, request {zone.request_id}: requested {zone.requested_kw:.1f} kW, "
+                       f"delivered {zone.delivered_kw:.1f} kW", fontsize=9)
+        axis.set_xlabel("minutes into the event")
+        axis.set_ylabel("load of the committed devices (kW)")
+        axis.set_ylim(bottom=0)
+        axis.legend(fontsize=8)
+    figure.suptitle("negawatt devnet: baseline vs actual load during the flexibility event")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    summary.plot = path
+    return path
+
+
+def render(summary: Summary, console: Any) -> None:
+    """Print the summary as rich tables."""
+    from rich.table import Table
+
+    zones = Table(title="Requested vs delivered, per zone")
+    for column in ("zone", "request", "requested kW", "committed kW", "delivered kW", "devices (eligible)",
+                   "escrow mUSD", "paid mUSD", "refunded mUSD"):
+        zones.add_column(column, justify="right")
+    for z in summary.zones:
+        zones.add_row(str(z.zone), str(z.request_id), f"{z.requested_kw:.1f}", f"{z.committed_kw:.1f}",
+                      f"{z.delivered_kw:.1f}", f"{z.devices} ({z.eligible})", f"{z.escrow / 1e6:.4f}",
+                      f"{z.paid / 1e6:.4f}", f"{z.refunded / 1e6:.4f}")
+    console.print(zones)
+    owners = Table(title="Payouts per owner (owner's 80% share; emission in NEGA)")
+    for column in ("node", "owner", "devices", "delivered Wh", "payout mUSD", "emission NEGA", "claimed mUSD",
+                   "claimed NEGA"):
+        owners.add_column(column, justify="right")
+    for o in summary.owners:
+        owners.add_row(o.node, o.owner[:10] + "…", str(o.devices), str(o.delivered_wh), f"{o.payout / 1e6:.4f}",
+                       f"{o.emission / 1e18:.4f}", f"{o.claimed_payment / 1e6:.4f}", f"{o.claimed_protocol / 1e18:.4f}")
+    console.print(owners)
+    gas = Table(title="Gas spent on the devnet, by role")
+    for column in ("role", "transactions", "gas"):
+        gas.add_column(column, justify="right")
+    for role, (count, used) in sorted(summary.gas_by_role.items()):
+        gas.add_row(role, str(count), f"{used:,}")
+    console.print(gas)
