@@ -37,6 +37,16 @@ def node(idle_seconds: int = typer.Option(30, "--idle-seconds", min=5),
     typer.echo(json.dumps(run(idle_seconds, requests)))
 
 
+@app.command()
+def api(devices: int = typer.Option(100_000, "--devices", min=1), requests: int = typer.Option(1_000, "--requests", min=1),
+        seconds: float = typer.Option(15.0, "--seconds", min=1), clients: int = typer.Option(1, "--clients", min=1),
+        connections: int = typer.Option(16, "--connections", min=1)) -> None:
+    """The dApp API's read mix on a mirror of N devices and M settled requests: rps, p50/p99 (bench/api.py)."""
+    from bench.api import run
+
+    typer.echo(json.dumps(run(devices, requests, seconds=seconds, clients=clients, connections=connections)))
+
+
 @app.callback()
 def main() -> None:
     """negawatt benchmarks."""
