@@ -275,3 +275,70 @@ def indexed_to_head(client: httpx.Client, chain: Chain, timeout: float = 30.0) -
         body = client.get("/v1/ready").json()
         return body if body.get("indexed_block") == chain.head() and body.get("head_block") == chain.head() else None
     return wait_for(done, timeout, "the indexer to reach the head")
+
+
+# ---------------------------------------------------------------------- a served synthetic mirror
+
+OWNER_KEY = "0x" + "11" * 32
+OTHER_KEY = "0x" + "22" * 32
+
+
+@dataclass
+class Mirror:
+    """A mirror filled with synthetic events (bench.api.populate) plus devices of two keyed owners."""
+
+    url: str
+    database_url: str
+    ids: dict[str, Any]
+    owner: LocalAccount
+    other: LocalAccount
+    owner_devices: list[str]
+    other_devices: list[str]
+
+
+def add_keyed_devices(database_url: str, owner: str, count: int, tag: str, block: int = 10**6) -> list[str]:
+    """Register `count` devices to `owner` through the projection."""
+    from api.db import make_engine
+    from api.events import ChainLog
+    from api.projection import Projection
+
+    devices = [Account.from_key(keccak_key(f"{tag}:{i}")).address for i in range(count)]
+    logs = [ChainLog(block, "0x" + "ab" * 32, i, "0x" + "cd" * 32, "DeviceRegistry", "DeviceRegistered",
+                     {"device": d, "owner": owner, "kind": 0, "capacityW": 7_400, "zone": 99}) for i, d in enumerate(devices)]
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        Projection(connection).apply(logs)
+    engine.dispose()
+    return devices
+
+
+def keccak_key(seed: str) -> bytes:
+    from eth_utils import keccak
+
+    return keccak(seed.encode())
+
+
+def mirror_app(database_url: str, rate: float = 10_000, burst: int = 10_000, domains: list[str] | None = None):
+    """The API app on an existing mirror, without an indexer."""
+    from api.app import create_app, make_context
+    from api.db import make_engine
+
+    context = make_context(make_engine(database_url), 31337, None, siwe_domains=domains or [])
+    return create_app(context, rate_limit_per_second=rate, rate_limit_burst=burst)
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory):
+    """A synthetic mirror (600 devices, 40 settled requests) served on loopback for the module."""
+    from bench.api import populate
+
+    folder = tmp_path_factory.mktemp("mirror")
+    database_url = f"sqlite:///{folder / 'api.sqlite'}"
+    ids = populate(database_url, devices=600, requests=40)
+    owner, other = Account.from_key(OWNER_KEY), Account.from_key(OTHER_KEY)
+    owner_devices = add_keyed_devices(database_url, owner.address, 3, "owner")
+    other_devices = add_keyed_devices(database_url, other.address, 1, "other", block=10**6 + 1)
+    url, server, thread = serve(mirror_app(database_url))
+    yield Mirror(url, database_url, ids, owner, other, owner_devices, other_devices)
+    server.should_exit = True
+    thread.join(timeout=15)

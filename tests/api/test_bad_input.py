@@ -1,0 +1,115 @@
+"""Bad input gets a 4xx application/problem+json body that says what was wrong; no input yields a
+5xx (Hypothesis throws arbitrary path segments and query values at every route); a client over its
+rate limit gets 429 with Retry-After."""
+
+from __future__ import annotations
+
+import string
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import mirror_app
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture(scope="module")
+def client(mirror):
+    with httpx.Client(base_url=mirror.url, timeout=30) as c:
+        yield c
+
+
+def assert_problem(response: httpx.Response, status: int, code: str, mentions: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert body["status"] == status and body["code"] == code and body["title"]
+    assert mentions in body["detail"], body
+
+
+@pytest.mark.parametrize("path, params, status, code, mentions", [
+    ("/v1/devices/0x1234", {}, 400, "invalid_address", "address"),
+    ("/v1/devices/0x" + "g" * 40, {}, 400, "invalid_address", "40 hex digits"),
+    ("/v1/devices/0x52908400098527886E0F7030069857D2E4169EE7".replace("E0F", "e0f"), {}, 400, "invalid_address",
+     "EIP-55"),
+    ("/v1/devices/0x" + "00" * 20, {}, 404, "unknown_device", "never registered"),
+    ("/v1/devices", {"zone": "-1"}, 400, "invalid_parameter", "zone"),
+    ("/v1/devices", {"zone": "abc"}, 400, "invalid_parameter", "zone"),
+    ("/v1/devices", {"zone": str(2**32)}, 400, "invalid_parameter", "zone"),
+    ("/v1/devices", {"kind": "toaster"}, 400, "invalid_parameter", "kind"),
+    ("/v1/devices", {"owner": "nobody"}, 400, "invalid_address", "owner"),
+    ("/v1/devices", {"active": "maybe"}, 400, "invalid_parameter", "active"),
+    ("/v1/devices", {"limit": "0"}, 400, "invalid_parameter", "limit"),
+    ("/v1/devices", {"limit": "201"}, 400, "invalid_parameter", "limit"),
+    ("/v1/devices", {"cursor": "not-a-cursor"}, 400, "invalid_cursor", "cursor"),
+    ("/v1/devices", {"cursor": "WzEsMl0"}, 400, "invalid_cursor", "cursor"),  # [1,2]: right encoding, wrong shape
+    ("/v1/requests", {"status": "paid"}, 400, "invalid_parameter", "status"),
+    ("/v1/requests", {"from": "10", "to": "5"}, 400, "invalid_parameter", "before"),
+    ("/v1/requests", {"buyer": "0x12"}, 400, "invalid_address", "buyer"),
+    ("/v1/requests", {"cursor": "WyJ4Il0"}, 400, "invalid_cursor", "cursor"),  # ["x"] where an id is expected
+    ("/v1/requests/0", {}, 400, "invalid_parameter", "request_id"),
+    ("/v1/requests/abc", {}, 400, "invalid_parameter", "request_id"),
+    ("/v1/requests/99999", {}, 404, "unknown_request", "99999"),
+    ("/v1/requests/" + "9" * 30, {}, 400, "invalid_parameter", "request_id"),
+    ("/v1/reports/0x1234", {}, 400, "invalid_digest", "64 hex"),
+    ("/v1/reports/0x" + "ab" * 32, {}, 404, "unknown_report", "no report"),
+    ("/v1/reports", {"status": "weird"}, 400, "invalid_parameter", "status"),
+    ("/v1/rewards/xyz", {}, 400, "invalid_address", "account"),
+    ("/v1/zones/-3/stats", {}, 400, "invalid_parameter", "zone"),
+    ("/v1/owners/0x00", {}, 400, "invalid_address", "address"),
+    ("/v1/stream", {"types": "request,gossip"}, 400, "invalid_parameter", "gossip"),
+    ("/v1/stream", {"after": "12-x"}, 400, "invalid_parameter", "12-x"),
+    ("/v1/nowhere", {}, 404, "not_found", "Not Found"),
+])
+def test_bad_parameters_are_explained(client, path, params, status, code, mentions):
+    assert_problem(client.get(path, params=params), status, code, mentions)
+
+
+def test_wrong_method_and_bodies(client, mirror):
+    assert_problem(client.post("/v1/devices"), 405, "method_not_allowed", "Method Not Allowed")
+    assert_problem(client.post("/v1/auth/login", content=b"{not json", headers={"content-type": "application/json"}),
+                   400, "invalid_parameter", "body")
+    assert_problem(client.post("/v1/auth/login", json={"message": "hi", "signature": "0x12"}), 400,
+                   "invalid_parameter", "signature")
+    device = mirror.owner_devices[0]
+    assert_problem(client.put(f"/v1/devices/{device}/profile", json={"name": "x"}), 401, "unauthenticated", "Bearer")
+
+
+segment = st.text(alphabet=string.printable + "éß€\u0000", max_size=80)
+ROUTES = ["/v1/devices/{}", "/v1/owners/{}", "/v1/owners/{}/devices", "/v1/rewards/{}", "/v1/requests/{}",
+          "/v1/reports/{}", "/v1/zones/{}/stats"]
+QUERY_ROUTES = ["/v1/devices", "/v1/requests", "/v1/reports"]
+QUERY_NAMES = ["zone", "kind", "owner", "active", "cursor", "limit", "status", "buyer", "from", "to"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(route=st.sampled_from(ROUTES), value=segment)
+def test_no_path_value_causes_a_server_error(client, route, value):
+    response = client.get(route.format(httpx.URL(path=value).raw_path.decode().lstrip("/") or "x"))
+    assert response.status_code < 500, (route, value, response.text)
+    if response.status_code >= 400:
+        assert response.headers["content-type"].startswith(PROBLEM)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(route=st.sampled_from(QUERY_ROUTES),
+       query=st.dictionaries(st.sampled_from(QUERY_NAMES), st.one_of(segment, st.integers().map(str)), max_size=4))
+def test_no_query_causes_a_server_error(client, route, query):
+    response = client.get(route, params=query)
+    assert response.status_code < 500, (route, query, response.text)
+    if response.status_code >= 400:
+        assert response.headers["content-type"].startswith(PROBLEM)
+
+
+def test_rate_limit_answers_429_with_retry_after(mirror, serve_app):
+    url = serve_app(mirror_app(mirror.database_url, rate=1.0, burst=3))
+    with httpx.Client(base_url=url, timeout=30) as client:
+        answers = [client.get("/v1/stats") for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 200]
+        limited = client.get("/v1/devices")
+        assert_problem(limited, 429, "rate_limited", "requests per second")
+        assert int(limited.headers["retry-after"]) >= 1
+        assert client.get("/v1/health").status_code == 200  # probes are not counted
