@@ -143,7 +143,7 @@ class Projection:
             "payment_token": a["paymentToken"], "max_budget": str(a["maxBudget"]), "status": "open",
             "payout": None, "refund": None, "report_digest": None, "opened_block": log.block,
             "opened_tx": log.tx_hash, "updated_block": log.block,
-        }, log.block, previous=None)
+        }, log.block)
         self._zone(int(a["zone"]), log.block, requests=1)
 
     def _update_request(self, log: ChainLog, values: dict[str, Any]) -> dict[str, Any] | None:
