@@ -1,0 +1,54 @@
+"""Oracle report documents are stored only when they match the chain: digest, recomputed Merkle root
+and payouts hash; the proofs stored are this API's own and verify with OpenZeppelin's rule."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from api.documents import DocumentRejected, verify_document
+from protocol.merkle import RewardLeaf, RewardsTree, leaf_hash, process_proof
+from protocol.report import RequestPayout, SettlementReport
+
+A, B, TOKEN = "0x" + "1a" * 20, "0x" + "2b" * 20, "0x" + "3c" * 20
+
+
+def document() -> tuple[dict, str, str, str]:
+    ledger = {(A, TOKEN): 900, (B, TOKEN): 100}
+    tree = RewardsTree([RewardLeaf(a, t, v) for (a, t), v in ledger.items()])
+    report = SettlementReport(epoch=3, previous_root=b"\x00" * 32, rewards_root=tree.root,
+                              payouts=(RequestPayout(4, 1_000),))
+    digest = "0x" + "ee" * 32
+    body = {"digest": digest, "epoch": 3, "payouts": [{"requestId": 4, "payout": "1000"}],
+            "ledger": [{"account": a, "token": t, "amount": str(v)} for (a, t), v in ledger.items()],
+            "requests": [{"requestId": 4, "deliveredWh": 5, "payout": "1000", "refund": "0",
+                          "devices": [{"device": A, "owner": A, "deliveredWh": 5, "payout": "1000"}]}]}
+    return body, digest, "0x" + tree.root.hex(), "0x" + report.requests_hash.hex()
+
+
+def test_a_matching_document_is_accepted_with_proofs():
+    body, digest, root, requests_hash = document()
+    verified = verify_document(body, digest, root, requests_hash)
+    assert verified.epoch == 3 and len(verified.leaves) == 2
+    for leaf in verified.leaves:
+        proof = [bytes.fromhex(p[2:]) for p in json.loads(leaf["proof"])]
+        assert "0x" + process_proof(leaf_hash(leaf["account"], leaf["token"], int(leaf["amount"])), proof).hex() == root
+    assert verified.requests[0]["delivered_wh"] == 5
+
+
+@pytest.mark.parametrize("tamper, reason", [
+    (lambda b: b.update(digest="0x" + "ff" * 32), "digest"),
+    (lambda b: b["ledger"][0].update(amount="901"), "root"),
+    (lambda b: b["ledger"].pop(), "root"),
+    (lambda b: b["payouts"][0].update(payout="999"), "requestsHash"),
+    (lambda b: b["ledger"][0].update(account="not an address"), "malformed"),
+    (lambda b: b.pop("epoch"), "malformed"),
+])
+def test_a_document_that_differs_from_the_chain_is_rejected(tamper, reason):
+    body, digest, root, requests_hash = document()
+    forged = copy.deepcopy(body)
+    tamper(forged)
+    with pytest.raises(DocumentRejected, match=reason):
+        verify_document(forged, digest, root, requests_hash)
