@@ -4,10 +4,29 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
+
+def _server_class():
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """uvicorn's server, except that a SIGTERM/SIGINT that ended in a clean shutdown exits with status 0
+        (uvicorn re-raises the signal afterwards, which makes supervisors see a kill)."""
+
+        @contextmanager
+        def capture_signals(self):
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    self._captured_signals.clear()
+
+    return GracefulServer
+
 
 api_app = typer.Typer(help="The dApp API: chain indexer and REST/SSE service.", no_args_is_help=True)
 
@@ -43,6 +62,8 @@ def serve(
     import uvicorn
 
     from api.service import build_app
+
+    GracefulServer = _server_class()
     from protocol.chain import ChainError
     from protocol.manifest import ManifestError
 
@@ -55,8 +76,9 @@ def serve(
     except (ManifestError, ChainError) as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from None
-    uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
-                log_level="debug" if verbose else "info", access_log=verbose, timeout_graceful_shutdown=5)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
+                            log_level="debug" if verbose else "info", access_log=verbose, timeout_graceful_shutdown=5)
+    GracefulServer(config).run()
 
 
 @api_app.command("migrate")
