@@ -4,7 +4,10 @@ confirmation depth: nothing within `confirmations` blocks of the head is indexed
 
 from __future__ import annotations
 
+import json
 import logging
+
+import httpx
 
 from sqlalchemy import text
 
@@ -33,6 +36,12 @@ def test_reorg_rolls_back_to_the_canonical_chain(chain, start_api, tmp_path, cap
     chain.stake(chain.owner, 10**18)
     indexed_to_head(client, chain)
 
+    stream_client = httpx.Client(base_url=url, timeout=30)
+    streaming = stream_client.stream("GET", "/v1/stream", params={"types": "request"})
+    stream = streaming.__enter__()
+    lines = stream.iter_lines()
+    assert next(lines).startswith(": negawatt")
+
     snapshot = chain.rpc("evm_snapshot", [])
     fork_head = chain.head()
     orphan = chain.register(capacity_w=5_000, zone=3)
@@ -60,6 +69,18 @@ def test_reorg_rolls_back_to_the_canonical_chain(chain, start_api, tmp_path, cap
     zone = client.get("/v1/zones/3/stats").json()
     assert (zone["devices"], zone["activeDevices"], zone["activeCapacityW"], zone["requests"]) == (2, 2, 3_500, 0)
     assert client.get(f"/v1/owners/{chain.owner.address}").json()["stake"]["bonded"] == str(10**18)
+
+    # the stream told its client about the orphaned request, then about the reorg
+    events = []
+    for line in lines:
+        if line.startswith("event:"):
+            events.append(line.split(":", 1)[1].strip())
+        if line.startswith("data:") and events[-1] == "reorg":
+            assert json.loads(line[5:]) == {"forkBlock": fork_head}
+            break
+    assert events == ["request", "reorg"]
+    streaming.__exit__(None, None, None)
+    stream_client.close()
 
     # the rolled-back mirror equals a mirror built from scratch on the canonical chain
     fresh = make_engine(str(tmp_path / "fresh.sqlite"))
