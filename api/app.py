@@ -42,6 +42,7 @@ class ApiContext:
     indexer: Indexer | None = None
     poll_seconds: float = 2.0
     inline_reads: bool = True
+    ready_stale_seconds: float = 30.0
     stop: threading.Event = field(default_factory=threading.Event)
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -66,7 +67,7 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 def make_context(engine: Engine, chain_id: int, indexer: Indexer | None, *, siwe_domains: list[str],
                  ready_lag_blocks: int = 5, poll_seconds: float = 2.0, nonce_seconds: int = 600,
-                 session_seconds: int = 86_400) -> ApiContext:
+                 session_seconds: int = 86_400, ready_stale_seconds: float = 30.0) -> ApiContext:
     """The context of an app on `engine`; with an indexer, its progress feeds readiness."""
     reads = Reads(engine, VersionCache())
     auth = SiweAuth(engine, chain_id, siwe_domains, nonce_seconds, session_seconds)
@@ -75,7 +76,7 @@ def make_context(engine: Engine, chain_id: int, indexer: Indexer | None, *, siwe
     else:
         progress = lambda: _stored_progress(engine)  # noqa: E731
     context = ApiContext(engine, reads, auth, Notifier(), progress, ready_lag_blocks, indexer, poll_seconds,
-                         inline_reads=is_sqlite(engine))
+                         inline_reads=is_sqlite(engine), ready_stale_seconds=ready_stale_seconds)
     if indexer is not None:
         indexer.listener = context.changed
     return context

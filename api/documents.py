@@ -128,11 +128,16 @@ class DocumentFetcher:
             ).mappings().all()
         return [dict(row) for row in rows]
 
-    def fetch_missing(self, oracle_urls: list[str]) -> list[str]:
-        """Fetch, verify and store every missing document that some oracle serves; returns stored digests."""
+    def fetch_missing(self, oracle_urls: list[str], budget_seconds: float = 5.0) -> list[str]:
+        """Fetch, verify and store missing documents that some oracle serves; returns stored digests.
+
+        Stops starting new fetches after `budget_seconds`, so an unreachable oracle never holds the
+        indexer's polling (and readiness) back for long; the rest is tried on the next poll."""
         stored = []
         now = time.monotonic()
         for report in self.missing():
+            if time.monotonic() - now > budget_seconds:
+                break
             digest = report["digest"]
             if self._next_try.get(digest, 0) > now:
                 continue

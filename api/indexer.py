@@ -40,10 +40,12 @@ ORACLES = api_metadata.tables["oracles"]
 
 @dataclass
 class Progress:
-    """Where the indexer stands, for readiness and the stream."""
+    """Where the indexer stands, for readiness and the stream; `polled_at` is when it last reached the RPC
+    (time.monotonic(); 0: never in this process)."""
 
     indexed_block: int
     head_block: int
+    polled_at: float = 0.0
 
     @property
     def lag_blocks(self) -> int:
@@ -128,7 +130,7 @@ class Indexer:
             self._commit_range(last, to, to_hash, logs, head)
             indexed += to - last
             last, last_hash = to, to_hash
-        self.progress = Progress(last, head)
+        self.progress = Progress(last, head, time.monotonic())
         self._fetch_documents()
         return indexed
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Optional
 
 from fastapi import FastAPI, Header, Query, Request
@@ -32,6 +33,11 @@ def add_ops_routes(app: FastAPI, ctx: ApiContext) -> None:
         if progress.head_block <= 0 or progress.lag_blocks > allowed:
             return problem(503, "indexer_lagging", "Not ready",
                            f"the indexer is {progress.lag_blocks} blocks behind the head (allowed: {allowed})", **body)
+        if ctx.indexer is not None:
+            silent = time.monotonic() - progress.polled_at
+            if silent > ctx.ready_stale_seconds:
+                return problem(503, "chain_unreachable", "Not ready",
+                               f"the indexer has not reached the RPC for {silent:.0f} s", **body)
         return json_response(body)
 
     @app.get("/v1/stream", tags=["stream"], responses={200: {"content": {"text/event-stream": {}},

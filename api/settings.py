@@ -31,6 +31,8 @@ class ApiSettings(BaseSettings):
     log_range: int = Field(2_000, ge=1, le=100_000, description="most blocks per eth_getLogs call")
     undo_depth: int = Field(1_024, ge=1, description="blocks of history kept to roll back a reorg")
     ready_lag_blocks: int = Field(5, ge=0, description="most indexer lag (blocks) for /v1/ready to answer 200")
+    ready_stale_seconds: float = Field(30.0, gt=0, description="/v1/ready answers 503 when the indexer has not "
+                                                                  "reached the RPC for this long")
     rate_limit_per_second: float = Field(50.0, gt=0, description="requests per second per client (token bucket)")
     rate_limit_burst: int = Field(100, ge=1, description="bucket size: requests a client may send at once")
     siwe_domains: list[str] = Field(default_factory=list,

@@ -85,7 +85,7 @@ def test_reorg_rolls_back_to_the_canonical_chain(chain, start_api, tmp_path, cap
     # the rolled-back mirror equals a mirror built from scratch on the canonical chain
     fresh = make_engine(str(tmp_path / "fresh.sqlite"))
     upgrade(fresh)
-    Indexer(fresh, chain.web3, chain.manifest, confirmations=0).step()
+    Indexer(fresh, chain.web3, chain.manifest, confirmations=0, log_range=3).step()  # many small getLogs ranges
     rolled = make_engine(str(tmp_path / "api.sqlite"))
     assert snapshot_tables(rolled) == snapshot_tables(fresh)
 
@@ -102,3 +102,17 @@ def test_confirmations_hold_back_recent_blocks(chain, start_api, tmp_path):
     chain.mine(3)
     wait_for(lambda: client.get(f"/v1/devices/{device.address}").status_code == 200, 20, "the confirmed device")
     assert client.get("/v1/ready").json()["indexed_block"] == chain.head() - 3
+
+
+def test_ready_turns_503_when_the_chain_is_unreachable(chain, start_api, tmp_path):
+    url, _app = start_api(chain, database=str(tmp_path / "api.sqlite"), ready_stale_seconds=1.0)
+    client = http(url)
+    indexed_to_head(client, chain)
+    assert client.get("/v1/ready").status_code == 200
+    chain.devnet.process.terminate()
+    chain.devnet.process.wait(timeout=10)
+    wait_for(lambda: client.get("/v1/ready").status_code == 503, 20, "readiness to notice the chain is gone")
+    body = client.get("/v1/ready").json()
+    assert body["code"] == "chain_unreachable" and body["lag_blocks"] == 0
+    assert client.get("/v1/health").status_code == 200  # still alive, and still serving the mirror
+    assert client.get("/v1/stats").status_code == 200
