@@ -38,6 +38,8 @@ def _console():
     """A console as wide as the terminal, or wide enough for the summary tables when output is a log."""
     import sys
 
+    from rich.console import Console
+
     return Console() if sys.stdout.isatty() else Console(width=140)
 
 

@@ -59,6 +59,8 @@ class DevnetSpec(BaseModel):
     max_rrmse_bps: int = Field(20_000, ge=0, description="the program's baseline quality gate")
     api: bool = Field(True, description="run the API service")
     claim_check_seconds: int = Field(5, ge=1)
+    kinds: list[str] = Field(default_factory=lambda: list(KINDS), min_length=1,
+                             description="device kinds, given to the nodes' devices in turn")
 
     @model_validator(mode="after")
     def _consistent(self) -> "DevnetSpec":
@@ -66,6 +68,9 @@ class DevnetSpec(BaseModel):
             raise ValueError(f"threshold ({self.threshold}) exceeds the number of oracles ({self.oracles})")
         if DAY % self.interval_seconds:
             raise ValueError(f"interval_seconds ({self.interval_seconds}) must divide a day")
+        unknown = [kind for kind in self.kinds if kind not in KINDS]
+        if unknown:
+            raise ValueError(f"unknown device kinds {unknown}; known: {', '.join(KINDS)}")
         if self.nodes < self.zones:
             raise ValueError(f"{self.nodes} node(s) cannot fill {self.zones} zones")
         return self
@@ -246,7 +251,8 @@ class Devnet:
 
     def device_plan(self, node_index: int) -> list[str]:
         """The kinds of a node's devices: the kinds in turn, so every kind is in every zone."""
-        return [KINDS[(node_index * self.spec.devices_per_node + j) % len(KINDS)]
+        kinds = self.spec.kinds
+        return [kinds[(node_index * self.spec.devices_per_node + j) % len(kinds)]
                 for j in range(self.spec.devices_per_node)]
 
     def create_nodes(self, progress: Callable[[int], None] = lambda done: None) -> None:
@@ -315,12 +321,15 @@ class Devnet:
         self.web3.provider.make_request("evm_mine", [])
 
     def outbox_pending(self) -> int:
-        """Deliveries (readings, commitments) every node still owes any oracle."""
+        """Deliveries (readings, commitments) the nodes still owe the oracles that are running."""
+        live = [o.url for o in self.oracles if self.group.processes.get(o.name) and self.group.processes[o.name].alive()]
+        marks = ", ".join("?" for _ in live) or "NULL"
         total = 0
         for node in self.nodes:
             try:
                 with node.outbox() as db:
-                    total += db.execute("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'").fetchone()[0]
+                    total += db.execute(f"SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND oracle IN ({marks})",
+                                        live).fetchone()[0]
             except sqlite3.OperationalError:
                 total += 1  # not created yet
         return total
