@@ -14,9 +14,10 @@ export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
 # Test runs print no Ape banner noise into CI logs.
 export APE_DISABLE_TERMINAL_COLOR := 1
 
-.PHONY: help setup compile postgres mosquitto test test-contracts test-anvil bench clean
+.PHONY: help setup compile postgres mosquitto demo test test-contracts test-anvil bench clean
 
 help:
+	@echo "make demo    install what the demo needs, then the whole network on a local devnet: one flexibility event end to end"
 	@echo "make setup   install everything (idempotent) and compile the contracts"
 	@echo "make test    run the whole test suite (in-process EVM, then the contract suite on anvil)"
 	@echo "make bench   python -m bench gas (gas of every protocol operation on anvil)"
@@ -69,6 +70,10 @@ mosquitto:
 		echo "Mosquitto broker missing: install Debian's mosquitto (the node's MQTT driver tests need it)"; \
 	fi
 
+# The demo needs the Python tree, anvil and the compiled contracts, not the test-only servers.
+demo: $(VENV)/.installed node_modules/.installed .toolchain/.solc compile
+	$(BIN)/negawatt devnet demo $(DEMO_ARGS)
+
 test: setup
 	NEGAWATT_REQUIRE_POSTGRES=1 $(BIN)/ape test tests
 	$(BIN)/ape test tests/contracts --network ethereum:local:foundry
@@ -83,4 +88,4 @@ bench: setup
 	$(BIN)/python -m bench gas
 
 clean:
-	rm -rf .build contracts/.cache .toolchain deployments/ethereum-local.json
+	rm -rf .build contracts/.cache .toolchain deployments/ethereum-local.json runs
