@@ -113,7 +113,7 @@ def demo(nodes: int = NODES, devices_per_node: int = DEVICES, zones: int = ZONES
     """Bring a devnet up and run one flexibility event end to end, then print the summary and a plot."""
     from negawatt.devnet.network import Devnet, DevnetError
     from negawatt.devnet.scenario import run_event
-    from negawatt.devnet.summary import plot, render, summarize
+    from negawatt.devnet.summary import api_zone_stats, plot, render, render_api, summarize
 
     spec = _spec(nodes, devices_per_node, zones, oracles, threshold, api)
     console = _console()
@@ -128,6 +128,8 @@ def demo(nodes: int = NODES, devices_per_node: int = DEVICES, zones: int = ZONES
             event = run_event(net, step)
         summary = summarize(net, event)
         render(summary, console)
+        if net.api_url:
+            render_api(api_zone_stats(net, event), summary, console)
         path = plot(summary, net, event, net.run_dir / "event.png")
         latencies = sorted(event.dispatch_latency_ms)
         if latencies:

@@ -249,6 +249,12 @@ class Devnet:
         _wait(lambda: _http_ok(f"{self.api_url}/v1/health"), 90, "the API to serve", self.group)
         self.on_step(f"API serving on {self.api_url}")
 
+    def zone_of(self, node_index: int) -> int:
+        """A node's zone: consecutive nodes fill one cycle of the device kinds, and each cycle goes to
+        the next zone, so every zone gets every kind."""
+        cycle = node_index * self.spec.devices_per_node // len(self.spec.kinds)
+        return 1 + cycle % self.spec.zones
+
     def device_plan(self, node_index: int) -> list[str]:
         """The kinds of a node's devices: the kinds in turn, so every kind is in every zone."""
         kinds = self.spec.kinds
@@ -273,7 +279,7 @@ class Devnet:
         os.environ[PASSWORD_ENV] = self.password
         for index in range(self.spec.nodes):
             name = f"node-{index + 1:02d}"
-            zone = 1 + index % self.spec.zones
+            zone = self.zone_of(index)
             specs = []
             for j, kind in enumerate(self.device_plan(index)):
                 seed = index * 16 + j

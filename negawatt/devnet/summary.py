@@ -20,6 +20,7 @@ class ZoneSummary:
     requested_kw: float
     committed_kw: float
     delivered_kw: float  # average over the window
+    delivered_wh: int
     devices: int
     eligible: int
     escrow: int
@@ -37,6 +38,7 @@ class OwnerSummary:
     delivered_wh: int
     payout: int  # payment token (owner's share)
     emission: int
+    penalty: int  # protocol token, slashed from the owner's stake for under-delivery
     claimed_payment: int
     claimed_protocol: int
 
@@ -71,6 +73,7 @@ def summarize(net: Devnet, run: EventRun) -> Summary:
             zone=zone, request_id=request_id, requested_kw=run.targets_w[zone] / 1_000,
             committed_kw=sum(d["committedWh"] for d in devices) / 1_000 / hours,
             delivered_kw=sum(d["deliveredWh"] for d in devices) / 1_000 / hours,
+            delivered_wh=sum(d["deliveredWh"] for d in devices),
             devices=len(devices), eligible=sum(1 for d in devices if d["eligible"]),
             escrow=int(settled["escrow"]), paid=int(settled["payout"]), refunded=int(settled["refund"]),
             baseline_wh=baseline, actual_wh=actual,
@@ -80,15 +83,18 @@ def summarize(net: Devnet, run: EventRun) -> Summary:
     delivered: dict[str, int] = defaultdict(int)
     payout: dict[str, int] = defaultdict(int)
     emission: dict[str, int] = defaultdict(int)
+    penalty: dict[str, int] = defaultdict(int)
     for request in report["requests"]:
         for device in request["devices"]:
             delivered[device["owner"]] += device["deliveredWh"]
             payout[device["owner"]] += int(device["ownerPayout"])
             emission[device["owner"]] += int(device["emission"])
+            penalty[device["owner"]] += int(device["penalty"])
     for node in net.nodes:
         claimed = run.claimed.get(node.owner, {})
         owners.append(OwnerSummary(node.owner, node.name, len(node.devices), delivered[node.owner], payout[node.owner],
-                                   emission[node.owner], claimed.get(stablecoin, 0), claimed.get(token, 0)))
+                                   emission[node.owner], penalty[node.owner], claimed.get(stablecoin, 0),
+                                   claimed.get(token, 0)))
     return Summary(zones, owners, gas_spent(net), report)
 
 
@@ -153,13 +159,14 @@ def render(summary: Summary, console: Any) -> None:
                       f"{z.delivered_kw:.1f}", f"{z.devices} ({z.eligible})", f"{z.escrow / 1e6:.4f}",
                       f"{z.paid / 1e6:.4f}", f"{z.refunded / 1e6:.4f}")
     console.print(zones)
-    owners = Table(title="Payouts per owner (owner's 80% share; emission in NEGA)")
-    for column in ("node", "owner", "devices", "delivered Wh", "payout mUSD", "emission NEGA", "claimed mUSD",
-                   "claimed NEGA"):
+    owners = Table(title="Payouts per owner (owner's 80% share; emission and under-delivery penalties in NEGA)")
+    for column in ("node", "owner", "devices", "delivered Wh", "payout mUSD", "emission NEGA", "penalty NEGA",
+                   "claimed mUSD", "claimed NEGA"):
         owners.add_column(column, justify="right")
     for o in summary.owners:
         owners.add_row(o.node, o.owner[:10] + "…", str(o.devices), str(o.delivered_wh), f"{o.payout / 1e6:.4f}",
-                       f"{o.emission / 1e18:.4f}", f"{o.claimed_payment / 1e6:.4f}", f"{o.claimed_protocol / 1e18:.4f}")
+                       f"{o.emission / 1e18:.4f}", f"{o.penalty / 1e18:.4f}", f"{o.claimed_payment / 1e6:.4f}",
+                       f"{o.claimed_protocol / 1e18:.4f}")
     console.print(owners)
     gas = Table(title="Gas spent on the devnet, by role")
     for column in ("role", "transactions", "gas"):
@@ -167,3 +174,46 @@ def render(summary: Summary, console: Any) -> None:
     for role, (count, used) in sorted(summary.gas_by_role.items()):
         gas.add_row(role, str(count), f"{used:,}")
     console.print(gas)
+
+
+def api_zone_stats(net: Devnet, run: EventRun, timeout: float = 60) -> dict[int, dict]:
+    """What the API serves at /v1/zones/{zone}/stats once its indexer has seen the settlement (and
+    verified the oracles' document); the demo prints it next to the oracles' figures."""
+    import httpx
+
+    from negawatt.devnet.network import wait_for
+
+    if not net.api_url:
+        return {}
+
+    def fetch() -> dict[int, dict] | None:
+        stats = {}
+        for zone in run.request_ids:
+            try:
+                response = httpx.get(f"{net.api_url}/v1/zones/{zone}/stats", timeout=5)
+            except httpx.HTTPError:
+                return None
+            if response.status_code != 200 or response.json()["settledRequests"] < 1:
+                return None
+            stats[zone] = response.json()
+        return stats
+
+    return wait_for(fetch, timeout, "the API to index the settlement", net.group)
+
+
+def render_api(stats: dict[int, dict], summary: Summary, console: Any) -> None:
+    """Print the API's view of each zone beside the report's."""
+    from rich.table import Table
+
+    table = Table(title="The same event as the API serves it (GET /v1/zones/{zone}/stats)")
+    for column in ("zone", "devices", "active capacity kW", "settled requests", "delivered kWh (API)",
+                   "delivered kWh (report)", "paid mUSD (API)"):
+        table.add_column(column, justify="right")
+    by_zone = {z.zone: z for z in summary.zones}
+    for zone, body in sorted(stats.items()):
+        paid = sum(int(p["amount"]) for p in body["paid"])
+        report_kwh = by_zone[zone].delivered_wh / 1_000 if zone in by_zone else 0.0
+        table.add_row(str(zone), str(body["devices"]), f"{body['activeCapacityW'] / 1000:.1f}",
+                      str(body["settledRequests"]), f"{body['deliveredKWh']:.3f}", f"{report_kwh:.3f}",
+                      f"{paid / 1e6:.4f}")
+    console.print(table)
