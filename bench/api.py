@@ -15,6 +15,7 @@ read mix of every list and detail route (ENDPOINT_MIX). Figures:
   p50_ms/p99_ms  latency percentiles (client side: request written -> full response read)
   errors         responses other than 200, and failed connections
   endpoint_mix   the share of each route in the mix
+  per_endpoint   count and p50/p99 per route
 The server and the load generator share the machine's cores (2 here), so rps is a lower bound.
 """
 
@@ -234,7 +235,7 @@ def _paths(ids: dict[str, Any], count: int, seed: int) -> list[tuple[str, bytes]
 
 
 async def _connection(port: int, requests: list[tuple[str, bytes]], offset: int, start_at: float, stop_at: float,
-                      latencies: list[float], errors: list[int]) -> None:
+                      latencies: list[tuple[str, float]], errors: list[int]) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     i = offset
     loop = asyncio.get_running_loop()
@@ -243,7 +244,7 @@ async def _connection(port: int, requests: list[tuple[str, bytes]], offset: int,
             now = loop.time()
             if now >= stop_at:
                 return
-            _name, raw = requests[i % len(requests)]
+            name, raw = requests[i % len(requests)]
             i += 1
             sent = time.perf_counter()
             writer.write(raw)
@@ -257,7 +258,7 @@ async def _connection(port: int, requests: list[tuple[str, bytes]], offset: int,
                 await reader.readexactly(length)
             done = time.perf_counter()
             if now >= start_at:
-                latencies.append(done - sent)
+                latencies.append((name, done - sent))
                 if status != 200:
                     errors[0] += 1
     except (OSError, asyncio.IncompleteReadError, ValueError):
@@ -275,11 +276,11 @@ def _client(port: int, ids: dict[str, Any], connections: int, warmup: float, sec
         pass
     requests = _paths(ids, 20_000, seed)
 
-    async def main() -> tuple[list[float], int]:
+    async def main() -> tuple[list[tuple[str, float]], int]:
         loop = asyncio.get_running_loop()
         start_at = loop.time() + warmup
         stop_at = start_at + seconds
-        latencies: list[float] = []
+        latencies: list[tuple[str, float]] = []
         errors = [0]
         await asyncio.gather(*(_connection(port, requests, k * 997, start_at, stop_at, latencies, errors)
                                for k in range(connections)))
@@ -334,13 +335,20 @@ def run(devices: int = 100_000, requests: int = 1_000, seconds: float = 15.0, wa
                 server.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 server.kill()
-    latencies = sorted(latency for part, _ in results for latency in part)
+    samples = [sample for part, _ in results for sample in part]
+    latencies = sorted(latency for _, latency in samples)
     errors = sum(e for _, e in results)
     if not latencies:
         return {"rps": 0, "p50_ms": None, "p99_ms": None, "errors": errors, "endpoint_mix": ENDPOINT_MIX}
 
-    def pct(q: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2)
+    def pct(q: float, values: list[float] = latencies) -> float:
+        return round(values[min(len(values) - 1, int(q * len(values)))] * 1000, 2)
+
+    by_endpoint: dict[str, list[float]] = {}
+    for name, latency in samples:
+        by_endpoint.setdefault(name, []).append(latency)
+    per_endpoint = {name: {"count": len(values), "p50_ms": pct(0.5, sorted(values)), "p99_ms": pct(0.99, sorted(values))}
+                    for name, values in sorted(by_endpoint.items())}
 
     return {
         "rps": round(len(latencies) / seconds, 1),
@@ -349,6 +357,7 @@ def run(devices: int = 100_000, requests: int = 1_000, seconds: float = 15.0, wa
         "errors": errors,
         "endpoint_mix": ENDPOINT_MIX,
         "requests_measured": len(latencies),
+        "per_endpoint": per_endpoint,
         "seconds": seconds,
         "devices": devices,
         "settled_requests": requests,
