@@ -134,6 +134,10 @@ def stop_recorded(run_dir: Path, timeout: float = 15.0) -> list[str]:
         pid = entry.get("pid")
         while isinstance(pid, int) and time.monotonic() < deadline:
             try:
+                os.waitpid(pid, os.WNOHANG)  # reaps it if it is our own child (else ChildProcessError)
+            except ChildProcessError:
+                pass
+            try:
                 os.kill(pid, 0)
             except ProcessLookupError:
                 break
