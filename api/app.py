@@ -13,10 +13,10 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI
+from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
-from sqlalchemy.engine import Engine
 
 from api.db import is_sqlite
 from api.indexer import Indexer, Progress
@@ -72,9 +72,9 @@ def make_context(engine: Engine, chain_id: int, indexer: Indexer | None, *, siwe
     reads = Reads(engine, VersionCache())
     auth = SiweAuth(engine, chain_id, siwe_domains, nonce_seconds, session_seconds)
     if indexer is not None:
-        progress = lambda: indexer.progress  # noqa: E731
+        progress = lambda: indexer.progress
     else:
-        progress = lambda: _stored_progress(engine)  # noqa: E731
+        progress = lambda: _stored_progress(engine)
     context = ApiContext(engine, reads, auth, Notifier(), progress, ready_lag_blocks, indexer, poll_seconds,
                          inline_reads=is_sqlite(engine), ready_stale_seconds=ready_stale_seconds)
     if indexer is not None:

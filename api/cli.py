@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
+
 
 def _server_class():
     import uvicorn
@@ -46,16 +47,16 @@ def _settings(**options: Any):
 
 @api_app.command("serve")
 def serve(
-    manifest: Optional[Path] = typer.Option(None, "--manifest", help="deployment manifest [NEGAWATT_API_MANIFEST]"),
-    rpc_url: Optional[str] = typer.Option(None, "--rpc-url", help="JSON-RPC URL [NEGAWATT_API_RPC_URL]"),
-    database_url: Optional[str] = typer.Option(None, "--database-url",
+    manifest: Path | None = typer.Option(None, "--manifest", help="deployment manifest [NEGAWATT_API_MANIFEST]"),
+    rpc_url: str | None = typer.Option(None, "--rpc-url", help="JSON-RPC URL [NEGAWATT_API_RPC_URL]"),
+    database_url: str | None = typer.Option(None, "--database-url",
                                                help="SQLite path/URL or postgresql:// [DATABASE_URL]"),
-    host: Optional[str] = typer.Option(None, "--host", help="listen address (default 127.0.0.1)"),
-    port: Optional[int] = typer.Option(None, "--port", help="listen port (default 8000)"),
-    confirmations: Optional[int] = typer.Option(None, "--confirmations", help="blocks behind head (default 2)"),
-    oracle: Optional[list[str]] = typer.Option(None, "--oracle", help="oracle base URL (repeatable); default: "
+    host: str | None = typer.Option(None, "--host", help="listen address (default 127.0.0.1)"),
+    port: int | None = typer.Option(None, "--port", help="listen port (default 8000)"),
+    confirmations: int | None = typer.Option(None, "--confirmations", help="blocks behind head (default 2)"),
+    oracle: list[str] | None = typer.Option(None, "--oracle", help="oracle base URL (repeatable); default: "
                                                                       "the OracleHub's registered URLs"),
-    poll_seconds: Optional[float] = typer.Option(None, "--poll-seconds", help="indexer poll interval (default 2)"),
+    poll_seconds: float | None = typer.Option(None, "--poll-seconds", help="indexer poll interval (default 2)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging"),
 ) -> None:
     """Migrate the database, follow the chain and the oracles, and serve the REST API."""
@@ -83,7 +84,7 @@ def serve(
 
 @api_app.command("migrate")
 def migrate(
-    database_url: Optional[str] = typer.Option(None, "--database-url",
+    database_url: str | None = typer.Option(None, "--database-url",
                                                help="SQLite path/URL or postgresql:// [DATABASE_URL]"),
     revision: str = typer.Option("head", "--revision", help="target Alembic revision"),
 ) -> None:

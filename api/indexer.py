@@ -241,7 +241,7 @@ class Indexer:
                 backoff = poll_seconds
                 caught_up = self.progress.indexed_block >= self.progress.head_block - self.confirmations
                 stop.wait(poll_seconds if caught_up else 0)
-            except Exception as error:  # the RPC or the database may be away for a while
+            except Exception as error:  # noqa: BLE001  (the RPC or the database may be away for a while)
                 log.warning("indexer step failed: %r; retrying in %.1f s", error, backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 60.0)

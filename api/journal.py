@@ -8,7 +8,7 @@ once at `flush` (multi-row statements), so indexing a range with many events cos
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, insert, select, update
@@ -19,18 +19,18 @@ from api.models import api_metadata
 UNDO = api_metadata.tables["undo_log"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _primary_key(table_name: str) -> tuple[str, ...]:
     return tuple(column.name for column in api_metadata.tables[table_name].primary_key.columns)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _select_by_key(table_name: str) -> Any:
     table = api_metadata.tables[table_name]
     return select(table).where(and_(*(table.c[c] == bindparam(f"k_{c}") for c in _primary_key(table_name))))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _update_by_key(table_name: str) -> Any:
     table = api_metadata.tables[table_name]
     keys = _primary_key(table_name)

@@ -13,8 +13,6 @@ power fit 64-bit integers.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
@@ -61,11 +59,11 @@ class UndoEntry(ApiTable, table=True):
     __tablename__ = "undo_log"
     __table_args__ = (Index("ix_undo_log_block", "block"),)
 
-    id: Optional[int] = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
     block: int = Field(sa_column=_big())
     table_name: str = Field(max_length=64)
     key: str = Field(sa_column=Column(Text, nullable=False))
-    previous: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    previous: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class ChainEvent(ApiTable, table=True):
@@ -138,9 +136,9 @@ class FlexRequest(ApiTable, table=True):
     payment_token: str = Field(max_length=42)
     max_budget: str = Field(max_length=80)
     status: str = Field(max_length=16)
-    payout: Optional[str] = Field(default=None, max_length=80)
-    refund: Optional[str] = Field(default=None, max_length=80)
-    report_digest: Optional[str] = Field(default=None, max_length=66)
+    payout: str | None = Field(default=None, max_length=80)
+    refund: str | None = Field(default=None, max_length=80)
+    report_digest: str | None = Field(default=None, max_length=66)
     opened_block: int = Field(sa_column=_big())
     opened_tx: str = Field(max_length=66)
     updated_block: int = Field(sa_column=_big())
@@ -165,11 +163,11 @@ class Report(ApiTable, table=True):
     penalties: str = Field(sa_column=Column(Text, nullable=False))
     request_ids: str = Field(default="[]", sa_column=Column(Text, nullable=False))
     challenge_deadline: int = Field(sa_column=_big())
-    challenger: Optional[str] = Field(default=None, max_length=42)
-    challenge_reason: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    challenger: str | None = Field(default=None, max_length=42)
+    challenge_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     submitted_block: int = Field(sa_column=_big())
     submitted_tx: str = Field(max_length=66)
-    finalized_block: Optional[int] = Field(default=None, sa_column=_big(nullable=True))
+    finalized_block: int | None = Field(default=None, sa_column=_big(nullable=True))
     updated_block: int = Field(sa_column=_big())
 
 
@@ -254,8 +252,8 @@ class DeviceProfile(ApiTable, table=True):
     __tablename__ = "device_profiles"
 
     device: str = Field(primary_key=True, max_length=42)
-    name: Optional[str] = Field(default=None, max_length=64)
-    location_label: Optional[str] = Field(default=None, max_length=128)
+    name: str | None = Field(default=None, max_length=64)
+    location_label: str | None = Field(default=None, max_length=128)
     written_by: str = Field(max_length=42)
     updated_at: int = Field(sa_column=_big())
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Optional
 
 from fastapi import FastAPI, Header, Path, Request
-from starlette.responses import Response
 from sqlalchemy import delete, insert, update
+from starlette.responses import Response
 
 from api import params
 from api.app import ApiContext, json_response
@@ -20,7 +19,7 @@ AUTH_ERRORS = {400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": 
                429: {"model": Problem}}
 
 
-def _bearer(authorization: Optional[str]) -> str:
+def _bearer(authorization: str | None) -> str:
     if not authorization or not authorization.startswith("Bearer ") or len(authorization) > 200:
         raise ApiProblem(401, "unauthenticated", "Sign in first",
                          "send Authorization: Bearer <token> from POST /v1/auth/login",
@@ -32,7 +31,7 @@ def add_auth_routes(app: FastAPI, ctx: ApiContext) -> None:
     """Mount the SIWE and profile routes."""
     auth = ctx.auth
 
-    def session_address(authorization: Optional[str]) -> str:
+    def session_address(authorization: str | None) -> str:
         address = auth.address_of(_bearer(authorization))
         if address is None:
             raise ApiProblem(401, "unauthenticated", "Session expired or unknown", "sign in again",
@@ -52,14 +51,14 @@ def add_auth_routes(app: FastAPI, ctx: ApiContext) -> None:
         return json_response({"token": session.token, "address": session.address, "expiresAt": session.expires_at})
 
     @app.post("/v1/auth/logout", status_code=204, responses=AUTH_ERRORS, tags=["identity"])
-    def logout(authorization: Optional[str] = Header(None)):
+    def logout(authorization: str | None = Header(None)):
         """End the session."""
         auth.logout(_bearer(authorization))
         return Response(status_code=204)
 
     @app.put("/v1/devices/{address}/profile", response_model=DeviceOut, responses=AUTH_ERRORS, tags=["identity"])
     def put_profile(body: ProfileIn, address: str = Path(..., max_length=42),
-                    authorization: Optional[str] = Header(None)):
+                    authorization: str | None = Header(None)):
         """Write a device's name and location label; only its current on-chain owner may."""
         signer = session_address(authorization)
         device = params.address(address, "address")
@@ -77,7 +76,7 @@ def add_auth_routes(app: FastAPI, ctx: ApiContext) -> None:
         return json_response(ctx.reads.device(device))
 
     @app.delete("/v1/devices/{address}/profile", status_code=204, responses=AUTH_ERRORS, tags=["identity"])
-    def delete_profile(address: str = Path(..., max_length=42), authorization: Optional[str] = Header(None)):
+    def delete_profile(address: str = Path(..., max_length=42), authorization: str | None = Header(None)):
         """Remove a device's off-chain profile (owner only)."""
         signer = session_address(authorization)
         device = params.address(address, "address")

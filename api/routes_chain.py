@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from fastapi import FastAPI, Path, Query
 
@@ -10,8 +10,19 @@ from api import params
 from api.app import ApiContext, json_response
 from api.problems import ApiProblem
 from api.reads import BadCursor, DeviceFilter
-from api.schemas import (DeviceOut, DevicePage, NetworkStats, OwnerOut, Problem, ReportOut, ReportPage, RequestOut,
-                         RequestPage, RewardsOut, ZoneStats)
+from api.schemas import (
+    DeviceOut,
+    DevicePage,
+    NetworkStats,
+    OwnerOut,
+    Problem,
+    ReportOut,
+    ReportPage,
+    RequestOut,
+    RequestPage,
+    RewardsOut,
+    ZoneStats,
+)
 
 ERRORS = {400: {"model": Problem, "description": "invalid parameter"},
           404: {"model": Problem, "description": "not found"},
@@ -31,12 +42,12 @@ def add_chain_routes(app: FastAPI, ctx: ApiContext) -> None:
 
     @app.get("/v1/devices", response_model=DevicePage, responses=ERRORS, tags=["devices"])
     async def list_devices(
-        zone: Optional[int] = Query(None, ge=0, le=UINT32, description="grid zone"),
-        kind: Optional[str] = Query(None, max_length=20, description="0..5 or ev_charger, heat_pump, hvac, battery, "
+        zone: int | None = Query(None, ge=0, le=UINT32, description="grid zone"),
+        kind: str | None = Query(None, max_length=20, description="0..5 or ev_charger, heat_pump, hvac, battery, "
                                                                      "water_heater, other"),
-        owner: Optional[str] = Query(None, max_length=42, description="owner address"),
-        active: Optional[bool] = Query(None, description="only active (true) or inactive (false) devices"),
-        cursor: Optional[str] = Cursor,
+        owner: str | None = Query(None, max_length=42, description="owner address"),
+        active: bool | None = Query(None, description="only active (true) or inactive (false) devices"),
+        cursor: str | None = Cursor,
         limit: int = Limit,
     ):
         """Registered devices ordered by address, with filters and cursor pagination."""
@@ -61,7 +72,7 @@ def add_chain_routes(app: FastAPI, ctx: ApiContext) -> None:
         return json_response(await ctx.call(reads.owner, params.address(address, "address")))
 
     @app.get("/v1/owners/{address}/devices", response_model=DevicePage, responses=ERRORS, tags=["owners"])
-    async def owner_devices(address: str = Path(..., max_length=42), cursor: Optional[str] = Cursor,
+    async def owner_devices(address: str = Path(..., max_length=42), cursor: str | None = Cursor,
                             limit: int = Limit):
         """An owner's registered devices, ordered by address."""
         where = DeviceFilter(owner=params.address(address, "address"))
@@ -78,12 +89,12 @@ def add_chain_routes(app: FastAPI, ctx: ApiContext) -> None:
 
     @app.get("/v1/requests", response_model=RequestPage, responses=ERRORS, tags=["requests"])
     async def list_requests(
-        zone: Optional[int] = Query(None, ge=0, le=UINT32),
-        status: Optional[Literal["open", "cancelled", "settling", "settled", "expired"]] = Query(None),
-        buyer: Optional[str] = Query(None, max_length=42),
-        time_from: Optional[int] = Query(None, alias="from", ge=0, le=2**40, description="windows ending after (unix s)"),
-        time_to: Optional[int] = Query(None, alias="to", ge=0, le=2**40, description="windows starting before (unix s)"),
-        cursor: Optional[str] = Cursor,
+        zone: int | None = Query(None, ge=0, le=UINT32),
+        status: Literal["open", "cancelled", "settling", "settled", "expired"] | None = Query(None),
+        buyer: str | None = Query(None, max_length=42),
+        time_from: int | None = Query(None, alias="from", ge=0, le=2**40, description="windows ending after (unix s)"),
+        time_to: int | None = Query(None, alias="to", ge=0, le=2**40, description="windows starting before (unix s)"),
+        cursor: str | None = Cursor,
         limit: int = Limit,
     ):
         """Requests, newest first, filtered by zone, status, buyer and time window."""
@@ -105,8 +116,8 @@ def add_chain_routes(app: FastAPI, ctx: ApiContext) -> None:
         return json_response(found)
 
     @app.get("/v1/reports", response_model=ReportPage, responses=ERRORS, tags=["reports"])
-    async def list_reports(status: Optional[Literal["pending", "challenged", "final", "discarded"]] = Query(None),
-                           cursor: Optional[str] = Cursor, limit: int = Limit):
+    async def list_reports(status: Literal["pending", "challenged", "final", "discarded"] | None = Query(None),
+                           cursor: str | None = Cursor, limit: int = Limit):
         """Settlement reports, newest epoch first, filtered by status."""
         try:
             return json_response(await ctx.call(reads.reports, status, cursor, limit))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Optional
 
 from fastapi import FastAPI, Header, Query, Request
 from starlette.responses import StreamingResponse
@@ -44,9 +43,9 @@ def add_ops_routes(app: FastAPI, ctx: ApiContext) -> None:
                                                              "description": "SSE: events request, report, claim, reorg"},
                                                        400: {"model": Problem}})
     async def stream(request: Request,
-                     types: Optional[str] = Query(None, max_length=40, description="comma-separated: request,report,claim"),
-                     after: Optional[str] = Query(None, max_length=40, description="resume after this event id"),
-                     last_event_id: Optional[str] = Header(None, max_length=40)):
+                     types: str | None = Query(None, max_length=40, description="comma-separated: request,report,claim"),
+                     after: str | None = Query(None, max_length=40, description="resume after this event id"),
+                     last_event_id: str | None = Header(None, max_length=40)):
         """Server-Sent Events of new requests, reports and claims (`id: <block>-<logIndex>`)."""
         kinds = STREAM_KINDS
         if types is not None:

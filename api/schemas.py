@@ -7,8 +7,6 @@ units) are decimal strings; energy is integer Wh, power integer W, times unix se
 
 from __future__ import annotations
 
-from typing import Optional
-
 from pydantic import BaseModel, Field
 
 KIND_NAMES = {0: "ev_charger", 1: "heat_pump", 2: "hvac", 3: "battery", 4: "water_heater", 5: "other"}
@@ -24,14 +22,14 @@ class Problem(BaseModel):
     status: int
     detail: str
     code: str = Field(description="machine-readable reason")
-    errors: Optional[list[dict]] = Field(None, description="each invalid parameter and why")
+    errors: list[dict] | None = Field(None, description="each invalid parameter and why")
 
 
 class Profile(BaseModel):
     """Off-chain data the device's owner wrote (SIWE session)."""
 
-    name: Optional[str]
-    locationLabel: Optional[str]
+    name: str | None
+    locationLabel: str | None
     updatedAt: int
 
 
@@ -48,14 +46,14 @@ class DeviceOut(BaseModel):
     registered: bool
     registeredBlock: int
     updatedBlock: int
-    profile: Optional[Profile]
+    profile: Profile | None
 
 
 class DevicePage(BaseModel):
     """One page of devices; pass `next` as `cursor` for the following page (null at the end)."""
 
     items: list[DeviceOut]
-    next: Optional[str]
+    next: str | None
 
 
 class StakeOut(BaseModel):
@@ -105,19 +103,19 @@ class DeviceResult(BaseModel):
 
     device: str
     owner: str
-    committedWh: Optional[int]
-    deliveredWh: Optional[int]
-    ratioBps: Optional[int]
-    factorBps: Optional[int]
-    payableWh: Optional[int]
-    payout: Optional[str]
-    ownerPayout: Optional[str]
-    fee: Optional[str]
-    emission: Optional[str]
-    penalty: Optional[str]
-    eligible: Optional[bool]
-    reasons: Optional[list[str]]
-    flags: Optional[list[str]]
+    committedWh: int | None
+    deliveredWh: int | None
+    ratioBps: int | None
+    factorBps: int | None
+    payableWh: int | None
+    payout: str | None
+    ownerPayout: str | None
+    fee: str | None
+    emission: str | None
+    penalty: str | None
+    eligible: bool | None
+    reasons: list[str] | None
+    flags: list[str] | None
 
 
 class RequestOut(BaseModel):
@@ -133,21 +131,21 @@ class RequestOut(BaseModel):
     paymentToken: str
     maxBudget: str
     status: str = Field(description="open, cancelled, settling, settled or expired")
-    payout: Optional[str]
-    refund: Optional[str]
-    reportDigest: Optional[str]
-    epoch: Optional[int]
+    payout: str | None
+    refund: str | None
+    reportDigest: str | None
+    epoch: int | None
     openedBlock: int
     openedTx: str
-    deliveredWh: Optional[int]
-    devices: Optional[list[DeviceResult]] = Field(None, description="per-device results (detail route only)")
+    deliveredWh: int | None
+    devices: list[DeviceResult] | None = Field(None, description="per-device results (detail route only)")
 
 
 class RequestPage(BaseModel):
     """One page of requests, newest first."""
 
     items: list[RequestOut]
-    next: Optional[str]
+    next: str | None
 
 
 class ReportOut(BaseModel):
@@ -164,11 +162,11 @@ class ReportOut(BaseModel):
     submitter: str
     signers: list[str]
     challengeDeadline: int
-    challenger: Optional[str]
-    challengeReason: Optional[str]
+    challenger: str | None
+    challengeReason: str | None
     submittedBlock: int
     submittedTx: str
-    finalizedBlock: Optional[int]
+    finalizedBlock: int | None
     verified: bool = Field(description="an oracle's leaf set for it was fetched and matched the on-chain root")
     requestIds: list[int]
 
@@ -177,7 +175,7 @@ class ReportPage(BaseModel):
     """One page of reports, newest epoch first."""
 
     items: list[ReportOut]
-    next: Optional[str]
+    next: str | None
 
 
 class TokenAmount(BaseModel):
@@ -261,5 +259,5 @@ class ProfileIn(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    name: Optional[str] = Field(None, min_length=1, max_length=64)
-    locationLabel: Optional[str] = Field(None, min_length=1, max_length=128)
+    name: str | None = Field(None, min_length=1, max_length=64)
+    locationLabel: str | None = Field(None, min_length=1, max_length=128)

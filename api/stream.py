@@ -98,7 +98,7 @@ async def event_stream(reads: Reads, notifier: Notifier, kinds: tuple[str, ...],
                 return
             try:
                 await asyncio.wait_for(wake.wait(), timeout=keepalive)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 yield b": keepalive\n\n"
     finally:
         notifier.unsubscribe(wake)

@@ -63,6 +63,8 @@ def _hex(value: bytes) -> str:
 
 def populate(database_url: str, devices: int, requests: int, seed: int = 7) -> dict[str, Any]:
     """Fill a fresh mirror with synthetic events through the projection; returns ids the load can use."""
+    from sqlalchemy import insert
+
     from api.db import make_engine
     from api.documents import store_document, verify_document
     from api.events import ChainLog
@@ -71,7 +73,6 @@ def populate(database_url: str, devices: int, requests: int, seed: int = 7) -> d
     from api.projection import Projection
     from protocol.merkle import RewardLeaf, RewardsTree
     from protocol.report import RequestPayout, SettlementReport
-    from sqlalchemy import insert
 
     rng = random.Random(seed)
     engine = make_engine(database_url)
@@ -213,25 +214,33 @@ def serve(database_url: str, port: int) -> None:
 # ---------------------------------------------------------------------- load generator
 
 
+def _path(name: str, ids: dict[str, Any], rng: random.Random) -> str:
+    """A concrete path for one route of the mix, with random (existing) ids."""
+    zone = rng.randrange(ZONES)
+    if name == "GET /v1/devices/{address}":
+        return f"/v1/devices/{rng.choice(ids['devices'])}"
+    if name == "GET /v1/rewards/{account}":
+        return f"/v1/rewards/{rng.choice(ids['paid_owners'] or ids['owners'])}"
+    if name == "GET /v1/devices?zone&limit=20":
+        return f"/v1/devices?zone={zone}&limit=20"
+    if name == "GET /v1/requests/{id}":
+        return f"/v1/requests/{rng.randrange(1, ids['requests'] + 1)}"
+    if name == "GET /v1/owners/{address}":
+        return f"/v1/owners/{rng.choice(ids['owners'])}"
+    if name == "GET /v1/requests?zone&status=settled&limit=20":
+        return f"/v1/requests?zone={zone}&status=settled&limit=20"
+    if name == "GET /v1/zones/{zone}/stats":
+        return f"/v1/zones/{zone}/stats"
+    if name == "GET /v1/reports?status=final&limit=10":
+        return "/v1/reports?status=final&limit=10"
+    return "/v1/stats"
+
+
 def _paths(ids: dict[str, Any], count: int, seed: int) -> list[tuple[str, bytes]]:
     rng = random.Random(seed)
     names, weights = list(ENDPOINT_MIX), list(ENDPOINT_MIX.values())
-    out = []
-    for name in rng.choices(names, weights, k=count):
-        zone = rng.randrange(ZONES)
-        path = {
-            "GET /v1/devices/{address}": lambda: f"/v1/devices/{rng.choice(ids['devices'])}",
-            "GET /v1/rewards/{account}": lambda: f"/v1/rewards/{rng.choice(ids['paid_owners'] or ids['owners'])}",
-            "GET /v1/devices?zone&limit=20": lambda: f"/v1/devices?zone={zone}&limit=20",
-            "GET /v1/requests/{id}": lambda: f"/v1/requests/{rng.randrange(1, ids['requests'] + 1)}",
-            "GET /v1/owners/{address}": lambda: f"/v1/owners/{rng.choice(ids['owners'])}",
-            "GET /v1/requests?zone&status=settled&limit=20": lambda: f"/v1/requests?zone={zone}&status=settled&limit=20",
-            "GET /v1/zones/{zone}/stats": lambda: f"/v1/zones/{zone}/stats",
-            "GET /v1/reports?status=final&limit=10": lambda: "/v1/reports?status=final&limit=10",
-            "GET /v1/stats": lambda: "/v1/stats",
-        }[name]()
-        out.append((name, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()))
-    return out
+    return [(name, f"GET {_path(name, ids, rng)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            for name in rng.choices(names, weights, k=count)]
 
 
 async def _connection(port: int, requests: list[tuple[str, bytes]], offset: int, start_at: float, stop_at: float,

@@ -92,7 +92,7 @@ class Chain:
         self.web3 = devnet.web3()
         self.manifest = devnet.manifest()
         abis = [entry.abi for entry in self.manifest.contracts.values()]
-        c = lambda name: self.manifest.contract(self.web3, name)  # noqa: E731
+        c = lambda name: self.manifest.contract(self.web3, name)
         self.registry, self.market, self.hub = c("DeviceRegistry"), c("FlexMarket"), c("OracleHub")
         self.staking, self.token, self.distributor = c("Staking"), c("NegawattToken"), c("RewardDistributor")
         self.stablecoin = c("MockStablecoin")

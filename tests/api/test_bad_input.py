@@ -9,10 +9,9 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from conftest import mirror_app
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from conftest import mirror_app
 
 PROBLEM = "application/problem+json"
 

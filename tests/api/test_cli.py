@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import httpx
-
 from conftest import wait_for
+
 from negawatt.localchain import free_port
 
 NEGAWATT = str(Path(sys.executable).parent / "negawatt")
@@ -69,11 +69,11 @@ def test_serve_stops_on_sigterm_and_resumes(chain, tmp_path):
 def test_migrate_command_and_configuration_errors(tmp_path):
     database = tmp_path / "m.sqlite"
     done = subprocess.run([NEGAWATT, "api", "migrate", "--database-url", str(database)], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0 and "revision head" in done.stdout
     missing = subprocess.run([NEGAWATT, "api", "serve", "--manifest", str(tmp_path / "none.json"),
-                              "--database-url", str(database)], cwd=REPO, capture_output=True, text=True, timeout=60)
+                              "--database-url", str(database)], cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
     assert missing.returncode == 2 and "no deployment manifest" in missing.stderr
     bad = subprocess.run([NEGAWATT, "api", "serve", "--port", "70000"], cwd=REPO, capture_output=True, text=True,
-                         timeout=60)
+                         timeout=60, check=False)
     assert bad.returncode == 2 and "port" in bad.stderr

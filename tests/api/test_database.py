@@ -8,6 +8,7 @@ import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from conftest import mirror_app, serve
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
@@ -15,7 +16,6 @@ from api.db import make_engine, normalize_url
 from api.migrate import downgrade, upgrade
 from api.models import api_metadata
 from api.settings import ApiSettings
-from conftest import mirror_app, serve
 
 
 def schema_differences(engine) -> list:

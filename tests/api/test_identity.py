@@ -3,20 +3,19 @@ owner writes its profile; nonces are single-use; sessions and profiles survive a
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from conftest import mirror_app, serve
 from eth_account import Account
 from eth_account.messages import encode_defunct
-
-from conftest import mirror_app, serve
 
 
 def siwe_message(address: str, nonce: str, domain: str, chain_id: int = 31337,
                  expiration: datetime | None = None) -> str:
     """An EIP-4361 message as a wallet would be asked to sign it."""
-    issued = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    issued = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     lines = [f"{domain} wants you to sign in with your Ethereum account:", address, "",
              "Sign in to negawatt to label your devices.", "", f"URI: http://{domain}", "Version: 1",
              f"Chain ID: {chain_id}", f"Nonce: {nonce}", f"Issued At: {issued}"]
@@ -110,7 +109,7 @@ def test_sign_in_rejects_replays_and_mismatches(api, mirror):
     assert wrong_domain.status_code == 401 and wrong_domain.json()["code"] == "siwe_domain_mismatch"
 
     assert login(api, owner, chain_id=1).json()["code"] == "siwe_chain_mismatch"
-    expired = login(api, owner, expiration=datetime.now(timezone.utc) - timedelta(minutes=1))
+    expired = login(api, owner, expiration=datetime.now(UTC) - timedelta(minutes=1))
     assert expired.status_code == 401 and expired.json()["code"] == "siwe_expired"
 
     garbage = api.post("/v1/auth/login", json={"message": "hello", "signature": "0x" + "11" * 65})

@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 
 import httpx
-from sqlalchemy import create_engine, text
-
 from conftest import OraclePublisher, device_result, http, indexed_to_head, wait_for
+from sqlalchemy import create_engine, text
 
 
 def test_lifecycle_indexed_verified_and_claimable(chain, start_api, serve_app, tmp_path):

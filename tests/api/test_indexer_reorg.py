@@ -8,13 +8,12 @@ import json
 import logging
 
 import httpx
-
+from conftest import http, indexed_to_head, wait_for
 from sqlalchemy import text
 
 from api.db import make_engine
 from api.indexer import Indexer
 from api.migrate import upgrade
-from conftest import http, indexed_to_head, wait_for
 
 MIRRORED = ("devices", "zone_totals", "requests", "reports", "claims", "stakes", "oracles", "chain_events")
 

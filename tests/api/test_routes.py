@@ -9,8 +9,19 @@ import pytest
 from openapi_spec_validator import validate
 from sqlalchemy import create_engine, text
 
-from api.schemas import (DeviceOut, DevicePage, NetworkStats, OwnerOut, Ready, ReportOut, ReportPage, RequestOut,
-                         RequestPage, RewardsOut, ZoneStats)
+from api.schemas import (
+    DeviceOut,
+    DevicePage,
+    NetworkStats,
+    OwnerOut,
+    Ready,
+    ReportOut,
+    ReportPage,
+    RequestOut,
+    RequestPage,
+    RewardsOut,
+    ZoneStats,
+)
 from protocol.merkle import leaf_hash, process_proof
 
 
