@@ -131,6 +131,7 @@ class Devnet:
     deployed_block: int = 0
 
     def __post_init__(self) -> None:
+        self.run_dir = self.run_dir.resolve()  # the roles' configs name their files by absolute path
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.group = ProcessGroup(self.run_dir)
         self.manifest_path = self.run_dir / "manifest.json"
