@@ -62,6 +62,7 @@ def serve(
     """Migrate the database, follow the chain and the oracles, and serve the REST API."""
     import uvicorn
 
+    from api.indexer import MirrorMismatch
     from api.service import build_app
 
     GracefulServer = _server_class()
@@ -74,7 +75,7 @@ def serve(
                          confirmations=confirmations, oracles=oracle, poll_seconds=poll_seconds)
     try:
         app = build_app(settings)
-    except (ManifestError, ChainError) as error:
+    except (ManifestError, ChainError, MirrorMismatch) as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from None
     config = uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",

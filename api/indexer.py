@@ -57,6 +57,10 @@ Listener = Callable[[str, Any], None]
 """Called after each commit: ("events", [event rows]), ("reorg", fork block) or ("documents", [digests])."""
 
 
+class MirrorMismatch(RuntimeError):
+    """The database already mirrors another chain."""
+
+
 class ChainMoved(RuntimeError):
     """The chain reorganised while a range was being read; the range is read again."""
 
@@ -86,7 +90,7 @@ class Indexer:
         state = self._state()
         if state is not None:
             if state["chain_id"] != manifest.chainId:
-                raise RuntimeError(f"the database mirrors chain {state['chain_id']}, the manifest is for chain "
+                raise MirrorMismatch(f"the database mirrors chain {state['chain_id']}, the manifest is for chain "
                                    f"{manifest.chainId}; use another database")
             self.progress = Progress(state["last_block"], state["head_block"])
 
