@@ -52,3 +52,24 @@ def test_a_document_that_differs_from_the_chain_is_rejected(tamper, reason):
     tamper(forged)
     with pytest.raises(DocumentRejected, match=reason):
         verify_document(forged, digest, root, requests_hash)
+
+
+def test_a_document_computed_by_the_oracle_engine_verifies():
+    """The API reads the oracle's own report body (oracle.settlement + oracle.report_store) unchanged."""
+    from oracle.report_store import report_body
+    from oracle.settlement import DeviceInput, RequestInput, SettlementParams, settle_epoch
+
+    owner, usd, nega = "0x" + "01" * 20, "0x" + "bb" * 20, "0x" + "aa" * 20
+    params = SettlementParams(fee_account="0x" + "fe" * 20, protocol_token=nega, interval_seconds=900)
+    request = RequestInput(5, usd, 200_000, 10**9, 2, (DeviceInput("0x" + "11" * 20, owner, 4_000, (900, 1_000)),))
+    settlement = settle_epoch(1, bytes(32), {}, [request], params, emission_budget=10**30)
+    body = json.loads(json.dumps(report_body(b"\x42" * 32, settlement, {})))  # as it travels over HTTP
+    report = settlement.report
+    verified = verify_document(body, "0x" + "42" * 32, "0x" + report.rewards_root.hex(),
+                               "0x" + report.requests_hash.hex())
+    (result,) = verified.requests
+    devices = json.loads(result["devices"])
+    assert result["request_id"] == 5 and result["delivered_wh"] == settlement.requests[0].delivered_wh
+    assert devices[0]["device"] == "0x" + "11" * 20 and devices[0]["payout"] == str(settlement.requests[0].devices[0].payout)
+    assert {(leaf["account"].lower(), leaf["token"].lower()) for leaf in verified.leaves} == {
+        (e["account"].lower(), e["token"].lower()) for e in body["ledger"]}
