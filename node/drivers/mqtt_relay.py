@@ -140,6 +140,10 @@ class MqttRelay(LiveDevice):
             self._store(round(self._power), int(self._energy.to_integral_value(rounding="ROUND_FLOOR")),
                         relay_on=self._relay_on)
 
+    def state(self) -> dict:
+        """The common state, with the relay's last reported position (its own topic may lag the power)."""
+        return {**super().state(), "relay_on": self._relay_on}
+
     async def _publish(self, topic: str, payload: str) -> None:
         if self._client is None:
             raise ConnectionError("not connected to the broker")

@@ -33,8 +33,16 @@ class PeerLoop:
         return self.run(wrapper())
 
     def close(self) -> None:
+        """Cancel what still runs on the loop, then stop and close it."""
+        async def drain():
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self.run(drain())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+        self.loop.close()
 
 
 def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
