@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Engine
 from api.schemas import KIND_NAMES
 
 ZERO_HASH = "0x" + "00" * 32
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
 class BadCursor(ValueError):
@@ -164,6 +166,8 @@ class Reads:
             params["active"] = where.active
         if cursor is not None:
             (after,) = decode_cursor(cursor, (str,))
+            if not _ADDRESS.match(after):
+                raise BadCursor("not a cursor this API returned")
             clauses.append("d.address > :after")
             params["after"] = after
         rows = self._all(f"SELECT {_DEVICE_COLUMNS} WHERE {' AND '.join(clauses)} ORDER BY d.address LIMIT :limit",

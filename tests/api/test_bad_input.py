@@ -113,3 +113,11 @@ def test_rate_limit_answers_429_with_retry_after(mirror, serve_app):
         assert_problem(limited, 429, "rate_limited", "requests per second")
         assert int(limited.headers["retry-after"]) >= 1
         assert client.get("/v1/health").status_code == 200  # probes are not counted
+
+
+def test_a_forged_device_cursor_is_refused(client):
+    import base64
+    import json
+
+    forged = base64.urlsafe_b64encode(json.dumps(["x\u0000' OR 1=1 --"]).encode()).decode().rstrip("=")
+    assert_problem(client.get("/v1/devices", params={"cursor": forged}), 400, "invalid_cursor", "cursor")

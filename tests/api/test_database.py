@@ -3,12 +3,17 @@ PostgreSQL server), the API serves from PostgreSQL through DATABASE_URL, setting
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import httpx
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from conftest import mirror_app, serve
+from test_bad_input import QUERY_NAMES, ROUTES, segment
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
@@ -92,3 +97,31 @@ def test_settings_from_environment(monkeypatch, tmp_path):
         ApiSettings(_env_file=None, oracles=["ftp://x"])
     assert normalize_url("postgres://u@h/d") == "postgresql+psycopg://u@h/d"
     assert normalize_url("/tmp/a.sqlite") == "sqlite:////tmp/a.sqlite"
+
+
+@pytest.fixture(scope="module")
+def postgres_api(postgres_url):
+    """The API served from its own PostgreSQL database with a small synthetic mirror."""
+    from bench.api import populate
+
+    url = make_url(postgres_url)
+    with psycopg.connect(host=url.host, port=url.port, user=url.username, dbname="postgres", autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS negawatt_api_fuzz")
+        conn.execute("CREATE DATABASE negawatt_api_fuzz")
+    database = url.set(database="negawatt_api_fuzz").render_as_string(hide_password=False)
+    populate(database, devices=100, requests=10)
+    base, server, thread = serve(mirror_app(database))
+    with httpx.Client(base_url=base, timeout=30) as client:
+        yield client
+    server.should_exit = True
+    thread.join(timeout=15)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(route=st.sampled_from(ROUTES), value=segment,
+       query=st.dictionaries(st.sampled_from(QUERY_NAMES), st.one_of(segment, st.integers().map(str)), max_size=4))
+def test_no_input_causes_a_server_error_on_postgres(postgres_api, route, value, query):
+    for response in (postgres_api.get(route.format(quote(value, safe="") or "x")),
+                     postgres_api.get(route.split("{")[0].rstrip("/") if "{" in route else route, params=query),
+                     postgres_api.get("/v1/devices", params=query), postgres_api.get("/v1/requests", params=query)):
+        assert response.status_code < 500, (route, value, query, response.text)
