@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from node.devices.base import Device, DeviceUnavailable
 from node.outbox import Outbox
+from node.own_baseline import recent_window_w
 from protocol.meter import Commitment
 
 log = logging.getLogger("negawatt.node.dispatch")
@@ -82,8 +83,13 @@ class NodeDevice:
     capacity_w: int
 
 
-def decide(policy: Policy, request: Request, device: NodeDevice, now: float) -> tuple[int, str]:
-    """(watts to commit, reason). 0 watts means the device sits this request out, for that reason."""
+def decide(policy: Policy, request: Request, device: NodeDevice, now: float,
+           recent_w: int | None = None) -> tuple[int, str]:
+    """(watts to commit, reason). 0 watts means the device sits this request out, for that reason.
+
+    `recent_w`, the device's average draw in this window on recent days (node.own_baseline), caps
+    the commitment: the oracles measure curtailment against those days, so promising more than
+    them would only be paid less and risk a penalty."""
     if request.price_per_kwh < policy.min_price_per_kwh:
         return 0, f"price {request.price_per_kwh} below the minimum {policy.min_price_per_kwh}"
     if request.start - now < policy.min_lead_seconds:
@@ -106,9 +112,13 @@ def decide(policy: Policy, request: Request, device: NodeDevice, now: float) -> 
                 watts = min(watts, max(0, device.driver.power_w() - keep))
     except DeviceUnavailable as error:
         return 0, f"device unavailable: {error}"
+    history = ""
+    if recent_w is not None:
+        history = f", recent use in this window {recent_w} W"
+        watts = min(watts, recent_w)
     if watts < policy.min_commit_w:
-        return 0, f"only {watts} W flexible in the window (minimum {policy.min_commit_w} W)"
-    return watts, f"commits {watts} W (flexible {flexible} W, cap {cap} W)"
+        return 0, f"only {watts} W flexible in the window (minimum {policy.min_commit_w} W{history})"
+    return watts, f"commits {watts} W (flexible {flexible} W, cap {cap} W{history})"
 
 
 class RequestWatcher:
@@ -179,7 +189,8 @@ class Dispatcher:
                                         (request.request_id, device.address)).fetchone()
                 if known:
                     continue
-                watts, reason = decide(self.policy, request, device, now)
+                recent = recent_window_w(self.outbox, device.address, request.start, request.end)
+                watts, reason = decide(self.policy, request, device, now, recent)
                 busy = self.db.execute(
                     "SELECT request_id FROM participations WHERE device = ? AND state IN ('committed', 'applied')"
                     " AND start < ? AND end > ?", (device.address, request.end, request.start)).fetchone()

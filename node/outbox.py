@@ -132,6 +132,19 @@ class Outbox:
                 raise
         return int(item_id)
 
+    def readings(self, device: str, start: int, end: int) -> dict[int, tuple[int, int]]:
+        """{interval start: (Wh, interval seconds)} of `device`'s signed readings in [start, end)."""
+        rows = self._db.execute(
+            "SELECT start, interval_seconds, readings FROM batches WHERE device = ? AND start < ? "
+            "AND start + interval_seconds * json_array_length(readings) > ?", (device, end, start)).fetchall()
+        found = {}
+        for first, interval, values in rows:
+            for k, wh in enumerate(json.loads(values)):
+                t = first + k * interval
+                if start <= t < end:
+                    found[t] = (int(wh), interval)
+        return found
+
     def add_commitment(self, commitment: Commitment, oracles: Iterable[str]) -> int | None:
         """Store a signed commitment and its deliveries; None if this (request, device) was committed already."""
         with self._lock:
