@@ -134,8 +134,10 @@ class Indexer:
             self._commit_range(last, to, to_hash, logs, head)
             indexed += to - last
             last, last_hash = to, to_hash
-        self.progress = Progress(last, head, time.monotonic())
         self._fetch_documents()
+        # published after the documents were tried: a client that sees block N indexed also sees the
+        # verified documents of the reports up to N that an oracle served
+        self.progress = Progress(last, head, time.monotonic())
         return indexed
 
     def _read_range(self, last: int, last_hash: str, to: int) -> tuple[int, str, list[ChainLog]]:

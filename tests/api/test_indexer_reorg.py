@@ -27,6 +27,19 @@ def snapshot_tables(engine) -> dict[str, list[tuple]]:
     return out
 
 
+def read_event(lines) -> tuple[str, dict]:
+    """The next SSE event (name, data) from an iterator of lines, skipping comments."""
+    name, data = None, None
+    for line in lines:
+        if line.startswith("event:"):
+            name = line.split(":", 1)[1].strip()
+        elif line.startswith("data:"):
+            data = json.loads(line[5:])
+        elif line == "" and name is not None:
+            return name, data
+    raise AssertionError("the stream ended")
+
+
 def test_reorg_rolls_back_to_the_canonical_chain(chain, start_api, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="api.indexer")
     url, _app = start_api(chain, database=str(tmp_path / "api.sqlite"))
@@ -52,6 +65,8 @@ def test_reorg_rolls_back_to_the_canonical_chain(chain, start_api, tmp_path, cap
     assert client.get(f"/v1/requests/{orphan_request}").json()["status"] == "open"
     assert client.get("/v1/zones/3/stats").json()["activeCapacityW"] == 5_000
     abandoned_head = chain.head()
+    kind, data = read_event(lines)
+    assert kind == "request" and data["event"] == "RequestOpened" and data["args"]["requestId"] == orphan_request
 
     assert chain.rpc("evm_revert", [snapshot]) is True
     assert chain.head() == fork_head
@@ -69,15 +84,8 @@ def test_reorg_rolls_back_to_the_canonical_chain(chain, start_api, tmp_path, cap
     assert (zone["devices"], zone["activeDevices"], zone["activeCapacityW"], zone["requests"]) == (2, 2, 3_500, 0)
     assert client.get(f"/v1/owners/{chain.owner.address}").json()["stake"]["bonded"] == str(10**18)
 
-    # the stream told its client about the orphaned request, then about the reorg
-    events = []
-    for line in lines:
-        if line.startswith("event:"):
-            events.append(line.split(":", 1)[1].strip())
-        if line.startswith("data:") and events[-1] == "reorg":
-            assert json.loads(line[5:]) == {"forkBlock": fork_head}
-            break
-    assert events == ["request", "reorg"]
+    # the stream told its client about the orphaned request (before the revert), then about the reorg
+    assert read_event(lines) == ("reorg", {"forkBlock": fork_head})
     streaming.__exit__(None, None, None)
     stream_client.close()
 
