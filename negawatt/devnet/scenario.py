@@ -10,7 +10,6 @@ landed), never for a fixed time, and hooks let the e2e tests inject faults at na
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -89,8 +88,8 @@ def run_event(net: Devnet, step: Callable[[str], None] = lambda m: None, hook: H
     step(f"event started: {len(net.participations('applied'))} setpoints applied")
     hook("event_started", net)
 
-    # Through the event, and one interval past its end so the last interval is metered.
-    for k in range(1, spec.event_intervals + 2):
+    # Through the event: the boundary at its end meters the last interval and restores the devices.
+    for k in range(1, spec.event_intervals + 1):
         if k == spec.event_intervals // 2 + 1:
             hook("mid_event", net)
         _warp_and_meter(net, run.start + k * interval, wait)
@@ -151,7 +150,10 @@ def published_report(net: Devnet, epoch: int, skip: set[str] = frozenset()) -> d
 
 
 def _warp_and_meter(net: Devnet, boundary: int, wait) -> None:
-    """Move the chain to just past `boundary` and wait until every node metered it."""
+    """Move the chain to just past `boundary` and wait until every node metered the interval ending
+    there and the running oracles acknowledged it. The oracles settle once a window's end plus their
+    data grace has passed on their clock, so with compressed time the devnet must not move the
+    clock on before the readings arrived (on a real network the grace covers the upload)."""
     net.warp_to(boundary + 1)
     wait(lambda: net.metered_to() >= boundary, 60, f"every node to meter the interval ending {boundary}")
-    time.sleep(0.2)
+    wait(lambda: net.outbox_pending() == 0, 60, f"the readings of the interval ending {boundary} to reach the oracles")
