@@ -102,7 +102,7 @@ def _device(row: Any) -> dict[str, Any]:
 
 _DEVICE_COLUMNS = ("d.address, d.owner, d.kind, d.capacity_w, d.zone, d.active, d.registered, d.registered_block, "
                    "d.updated_block, p.name AS p_name, p.location_label AS p_location, p.updated_at AS p_updated "
-                   "FROM devices d LEFT JOIN device_profiles p ON p.device = d.address")
+                   "FROM devices d LEFT JOIN device_profiles p ON p.device = d.address AND p.written_by = d.owner")
 
 _REQUEST_COLUMNS = ("r.id, r.buyer, r.zone, r.start, r.\"end\", r.target_w, r.price_per_kwh, r.payment_token, "
                     "r.max_budget, r.status, r.payout, r.refund, r.report_digest, r.opened_block, r.opened_tx, "

@@ -26,7 +26,7 @@ class Problem(BaseModel):
 
 
 class Profile(BaseModel):
-    """Off-chain data the device's owner wrote (SIWE session)."""
+    """Off-chain data the device's current owner wrote (SIWE session); a previous owner's is not shown."""
 
     name: str | None
     locationLabel: str | None

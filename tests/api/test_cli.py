@@ -53,7 +53,8 @@ def test_serve_stops_on_sigterm_and_resumes(chain, tmp_path):
     assert "indexer stopped" in log or "Shutting down" in log, log[-2000:]
 
     late = chain.register(zone=2)
-    process = start(chain, database, port, tmp_path / "api-2.log")
+    # an unreachable oracle given with --oracle does not stop the indexer or the service
+    process = start(chain, database, port, tmp_path / "api-2.log", "--oracle", "http://127.0.0.1:9")
     try:
         wait_for(lambda: (ready(url) or {}).get("indexed_block") == chain.head(), 60, "the restarted API", 0.2)
         assert httpx.get(f"{url}/v1/devices/{late.address}").status_code == 200

@@ -7,6 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from api.db import make_engine
+from api.events import ChainLog
+from api.projection import Projection
 from conftest import mirror_app, serve
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -79,6 +82,20 @@ def test_owner_writes_profile_others_cannot(api, mirror):
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+    # a transfer on chain: the previous owner's labels are no longer shown, the new owner writes its own
+    transfer = ChainLog(2 * 10**6, "0x" + "ef" * 32, 0, "0x" + "fe" * 32, "DeviceRegistry", "DeviceTransferred",
+                        {"device": device, "from": mirror.owner.address, "to": mirror.other.address})
+    engine = make_engine(mirror.database_url)
+    with engine.begin() as connection:
+        Projection(connection).apply([transfer])
+    engine.dispose()
+    assert api.get(f"/v1/devices/{device}").json()["profile"] is None
+    assert api.put(f"/v1/devices/{device}/profile", json={"name": "x"}, headers=auth).status_code == 403
+    other_token = login(api, mirror.other).json()["token"]
+    taken = api.put(f"/v1/devices/{device}/profile", json={"name": "Bought EV"},
+                    headers={"Authorization": f"Bearer {other_token}"})
+    assert taken.status_code == 200 and taken.json()["profile"]["name"] == "Bought EV"
 
     assert api.post("/v1/auth/logout", headers=auth).status_code == 204
     after = api.put(f"/v1/devices/{device}/profile", json={"name": "x"}, headers=auth)
