@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -65,6 +66,7 @@ def up(nodes: int = NODES, devices_per_node: int = DEVICES, zones: int = ZONES, 
        threshold: int = THRESHOLD, run_dir: Path | None = RUN_DIR, api: bool = API) -> None:
     """Start anvil, deploy, and run the oracles, the API and the nodes until Ctrl-C."""
     from negawatt.devnet.network import Devnet, DevnetError
+    from negawatt.devnet.processes import ORCHESTRATOR_FILE
 
     spec = _spec(nodes, devices_per_node, zones, oracles, threshold, api)
     console = _console()
@@ -72,6 +74,8 @@ def up(nodes: int = NODES, devices_per_node: int = DEVICES, zones: int = ZONES, 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    pid_file = net.run_dir / ORCHESTRATOR_FILE
+    pid_file.write_text(str(os.getpid()))
     try:
         _bring_up(net, console)
         console.print(f"[bold]devnet up[/]: RPC {net.rpc_url}, manifest {net.manifest_path}, "
@@ -86,6 +90,8 @@ def up(nodes: int = NODES, devices_per_node: int = DEVICES, zones: int = ZONES, 
     finally:
         console.print("stopping the devnet ...")
         net.stop()
+        pid_file.unlink(missing_ok=True)
+        console.print("stopped")
 
 
 def _bring_up(net, console) -> None:

@@ -110,11 +110,32 @@ class ProcessGroup:
         (self.run_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
 
 
+ORCHESTRATOR_FILE = "devnet.pid"
+
+
 def stop_recorded(run_dir: Path, timeout: float = 15.0) -> list[str]:
-    """Stop the processes a devnet recorded in `run_dir` (for `negawatt devnet down`); returns their names."""
+    """Stop the devnet of `run_dir` (for `negawatt devnet down`); returns the names of its processes.
+
+    The `negawatt devnet up` process that owns the devnet is asked first (SIGTERM), so it stops its
+    processes in order and exits cleanly; whatever it leaves (or if it is gone) is stopped here."""
     path = run_dir / STATE_FILE
     if not path.exists():
         return []
+    try:
+        names = [str(e.get("name")) for e in json.loads(path.read_text())]
+    except (json.JSONDecodeError, AttributeError) as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
+    orchestrator = run_dir / ORCHESTRATOR_FILE
+    if orchestrator.exists():
+        try:
+            os.kill(int(orchestrator.read_text().strip()), signal.SIGTERM)
+            deadline = time.monotonic() + timeout + 15
+            while path.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if not path.exists():
+                return names
+        except (ValueError, ProcessLookupError):
+            pass
     try:
         entries = json.loads(path.read_text())
     except json.JSONDecodeError as error:
