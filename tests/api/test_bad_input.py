@@ -121,3 +121,21 @@ def test_a_forged_device_cursor_is_refused(client):
 
     forged = base64.urlsafe_b64encode(json.dumps(["x\u0000' OR 1=1 --"]).encode()).decode().rstrip("=")
     assert_problem(client.get("/v1/devices", params={"cursor": forged}), 400, "invalid_cursor", "cursor")
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner,
+                                                                                          max_size=3), max_leaves=8)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(message=st.text(max_size=400) | st.just("localhost wants you to sign in with your Ethereum account:\n"),
+       signature=st.from_regex(r"\A0x[0-9a-f]{130}\Z"), body=json_values)
+def test_no_login_or_profile_body_causes_a_server_error(client, mirror, message, signature, body):
+    login = client.post("/v1/auth/login", json={"message": message, "signature": signature})
+    assert 400 <= login.status_code < 500 and login.headers["content-type"].startswith(PROBLEM), login.text
+    raw = client.post("/v1/auth/login", json=body)
+    assert 400 <= raw.status_code < 500, raw.text
+    profile = client.put(f"/v1/devices/{mirror.owner_devices[1]}/profile", json=body,
+                         headers={"Authorization": "Bearer nonsense"})
+    assert 400 <= profile.status_code < 500, profile.text
