@@ -110,6 +110,8 @@ class NodeConfig(BaseSettings):
     confirmations: int = Field(2, ge=0, le=128)
     stake_per_kw: bool = Field(True, description="`node register` bonds the required stake for the devices")
     claim_gas_multiple: int = Field(5, ge=1)
+    oracle_refresh_seconds: int = Field(30, ge=1, le=3_600,
+                                        description="how often `node run` re-reads the oracle set from the OracleHub")
     claim_check_seconds: int = Field(600, ge=1, le=86_400,
                                      description="how often `node run` checks whether a claim is worth its gas")
     value_wei_per_unit: dict[str, int] = Field(default_factory=dict,

@@ -160,7 +160,7 @@ def run(node: Node, stop: threading.Event) -> None:
     oracle_cache = {"urls": node.oracles(), "at": time.monotonic()}
 
     def oracles() -> list[str]:
-        if time.monotonic() - oracle_cache["at"] > 30:
+        if time.monotonic() - oracle_cache["at"] > node.config.oracle_refresh_seconds:
             try:
                 urls = node.oracles()
                 for url in set(urls) - set(oracle_cache["urls"]):  # a new oracle gets the last week too

@@ -59,6 +59,7 @@ class DevnetSpec(BaseModel):
     max_rrmse_bps: int = Field(20_000, ge=0, description="the program's baseline quality gate")
     api: bool = Field(True, description="run the API service")
     claim_check_seconds: int = Field(5, ge=1)
+    oracle_refresh_seconds: int = Field(30, ge=1, description="how often nodes re-read the oracle set")
     kinds: list[str] = Field(default_factory=lambda: list(KINDS), min_length=1,
                              description="device kinds, given to the nodes' devices in turn")
 
@@ -196,48 +197,66 @@ class Devnet:
 
     def setup_oracles(self) -> None:
         """Bond and add the oracles (anvil keys 2..), write their keystores and configurations."""
+        for _ in range(self.spec.oracles):
+            self._enrol_oracle()
+        self.admin.send(self.contract("OracleHub").functions.setThreshold(self.spec.threshold))
+        self.on_step(f"{self.spec.oracles} oracles bonded, threshold {self.spec.threshold}")
+
+    def _enrol_oracle(self) -> OracleHandle:
+        """Bond the next oracle key, add it to the OracleHub, write its keystore and configuration."""
         from protocol.chain import Transactor
         from protocol.keys import write_keystore
 
         token, staking, hub = self.contract("NegawattToken"), self.contract("Staking"), self.contract("OracleHub")
         abis = [entry.abi for entry in self.manifest.contracts.values()]
         folder = self.run_dir / "oracles"
-        for index in range(self.spec.oracles):
-            key = ANVIL_KEYS[2 + index]
-            oracle = Transactor(self.web3, key, abis=abis)
-            self.admin.send(token.functions.mint(oracle.address, 10 * TOKEN))
-            oracle.send(token.functions.approve(staking.address, 10 * TOKEN))
-            oracle.send(staking.functions.stake(10 * TOKEN))
-            self.admin.send(hub.functions.addOracle(oracle.address))
-            name = f"oracle-{index + 1}"
-            keystore = folder / f"{name}.json"
-            write_keystore(keystore, key, self.password, kdf="pbkdf2")
-            port = free_port()
-            config = folder / f"{name}.toml"
-            config.write_text("\n".join([
-                f'rpc_url = "{self.rpc_url}"', f'manifest = "{self.manifest_path}"',
-                f'database_url = "sqlite:///{folder / (name + ".sqlite")}"', f'keystore = "{keystore}"',
-                f'password_env = "{PASSWORD_ENV}"', f"port = {port}", "poll_seconds = 1", "data_grace_seconds = 120",
-                "stagger_seconds = 4", "max_readings = 96", "",
-                "[economics]", f"interval_seconds = {self.spec.interval_seconds}", 'method = "high-x-of-y"',
-                'adjustment = "ratio"', f"quality_days = {self.spec.quality_days}",
-                f"max_rrmse_bps = {self.spec.max_rrmse_bps}", "",
-            ]))
-            self.oracles.append(OracleHandle(name, oracle.address, f"http://127.0.0.1:{port}", config))
-        self.admin.send(hub.functions.setThreshold(self.spec.threshold))
-        self.on_step(f"{self.spec.oracles} oracles bonded, threshold {self.spec.threshold}")
+        index = len(self.oracles)
+        if 2 + index >= len(ANVIL_KEYS):
+            raise DevnetError(f"at most {len(ANVIL_KEYS) - 2} oracles on a devnet")
+        key = ANVIL_KEYS[2 + index]
+        oracle = Transactor(self.web3, key, abis=abis)
+        self.admin.send(token.functions.mint(oracle.address, 10 * TOKEN))
+        oracle.send(token.functions.approve(staking.address, 10 * TOKEN))
+        oracle.send(staking.functions.stake(10 * TOKEN))
+        self.admin.send(hub.functions.addOracle(oracle.address))
+        name = f"oracle-{index + 1}"
+        keystore = folder / f"{name}.json"
+        write_keystore(keystore, key, self.password, kdf="pbkdf2")
+        port = free_port()
+        config = folder / f"{name}.toml"
+        config.write_text("\n".join([
+            f'rpc_url = "{self.rpc_url}"', f'manifest = "{self.manifest_path}"',
+            f'database_url = "sqlite:///{folder / (name + ".sqlite")}"', f'keystore = "{keystore}"',
+            f'password_env = "{PASSWORD_ENV}"', f"port = {port}", "poll_seconds = 1", "data_grace_seconds = 120",
+            "stagger_seconds = 4", "max_readings = 96", "",
+            "[economics]", f"interval_seconds = {self.spec.interval_seconds}", 'method = "high-x-of-y"',
+            'adjustment = "ratio"', f"quality_days = {self.spec.quality_days}",
+            f"max_rrmse_bps = {self.spec.max_rrmse_bps}", "",
+        ]))
+        handle = OracleHandle(name, oracle.address, f"http://127.0.0.1:{port}", config)
+        self.oracles.append(handle)
+        return handle
+
+    def add_oracle(self) -> OracleHandle:
+        """Enrol one more oracle into a running network and start it (the nodes pick it up from the hub)."""
+        handle = self._enrol_oracle()
+        self._start_oracle_processes([handle])
+        return handle
 
     def start_oracles(self) -> None:
         """`negawatt oracle run` for each oracle; ready when each serves and published its URL on-chain."""
-        for oracle in self.oracles:
+        self._start_oracle_processes(self.oracles)
+        self.on_step("oracles serving: " + ", ".join(o.url for o in self.oracles))
+
+    def _start_oracle_processes(self, oracles: list[OracleHandle]) -> None:
+        for oracle in oracles:
             self.group.start(oracle.name, [_negawatt(), "oracle", "run", "--config", str(oracle.config), "--verbose"],
                              env=self.env, cwd=REPO)
         hub = self.contract("OracleHub")
-        for oracle in self.oracles:
+        for oracle in oracles:
             _wait(lambda o=oracle: _http_ok(f"{o.url}/v1/health"), 90, f"{oracle.name} to serve", self.group)
         _wait(lambda: sum(1 for url in hub.functions.oracles().call()[1] if url) == len(self.oracles), 60,
               "the oracles to publish their URLs", self.group)
-        self.on_step("oracles serving: " + ", ".join(o.url for o in self.oracles))
 
     def start_api(self) -> None:
         """`negawatt api serve` (indexer and REST) on a free port."""
@@ -289,7 +308,7 @@ class Devnet:
             made = init_node(self.run_dir / "nodes" / name, specs, self.password, zone=zone, rpc_url=self.rpc_url,
                              manifest=self.manifest_path, interval_seconds=interval, password_env=PASSWORD_ENV,
                              extra={"confirmations": 0, "claim_check_seconds": self.spec.claim_check_seconds,
-                                    "claim_gas_multiple": 1,
+                                    "claim_gas_multiple": 1, "oracle_refresh_seconds": self.spec.oracle_refresh_seconds,
                                     "value_wei_per_unit": {stablecoin.address: 10**12, token.address: 1}})
             self.web3.provider.make_request("anvil_setBalance", [made.owner, hex(10 * 10**18)])
             self.admin.send(token.functions.mint(made.owner, 100 * TOKEN))
