@@ -8,14 +8,14 @@ from urllib.parse import quote
 import httpx
 import psycopg
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from conftest import mirror_app, serve
-from test_bad_input import QUERY_NAMES, ROUTES, segment
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
+from test_bad_input import QUERY_NAMES, ROUTES, segment
 
 from api.db import make_engine, normalize_url
 from api.migrate import downgrade, upgrade

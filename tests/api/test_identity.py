@@ -7,12 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from api.db import make_engine
-from api.events import ChainLog
-from api.projection import Projection
 from conftest import mirror_app, serve
 from eth_account import Account
 from eth_account.messages import encode_defunct
+
+from api.db import make_engine
+from api.events import ChainLog
+from api.projection import Projection
 
 
 def siwe_message(address: str, nonce: str, domain: str, chain_id: int = 31337,
