@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from node.devices.base import SetpointResult
@@ -34,7 +34,7 @@ SUBPROTOCOLS = ("ocpp1.6", "ocpp2.0.1")
 
 def utc_now() -> str:
     """The current time as OCPP writes it (ISO 8601, UTC)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class CentralServer:
@@ -194,7 +194,7 @@ class OcppCharger(LiveDevice):
             raise ConnectionError("charge point not connected")
         try:
             result = await asyncio.wait_for(session.call(payload, suppress=False), self.settings.timeout_seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise TimeoutError(f"no answer to {type(payload).__name__}") from None
         except Exception as error:
             if "ConnectionClosed" in type(error).__name__:

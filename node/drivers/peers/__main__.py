@@ -61,7 +61,7 @@ async def _main(args: argparse.Namespace) -> None:
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), 30)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             for name, peer in peers:
                 log.info("%s: %s", name, {k: v for k, v in peer.snapshot().items() if k != "profiles"})
     for _, peer in peers:

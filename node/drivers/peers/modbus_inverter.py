@@ -98,7 +98,7 @@ class InverterPeer:
         self._registers = registers
         self._refresh(registers)
         if set_values is None or function_code not in HOLDING_WRITES:
-            return None
+            return
         values = [int(v) for v in set_values]
         self.writes.append((address, values))
         charge = self._limit_written(self.map.charge_limit, address, values)
@@ -113,7 +113,7 @@ class InverterPeer:
             discharge = self._limit_written(self.map.discharge_limit, address, values)
             if discharge is not None:
                 self.discharge_limit_w = discharge
-        return None
+        return
 
     def snapshot(self) -> dict:
         """The inverter's state now (call on the peer's loop, or when it is idle)."""

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from node.devices.ev_charger import EVCharger, EVChargerParams
 from node.drivers.backoff import Backoff
@@ -25,7 +25,7 @@ VOLTS, PHASES = 230, 3
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class ChargerPeer:

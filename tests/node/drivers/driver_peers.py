@@ -1,17 +1,13 @@
-"""Helpers shared by the driver tests: a background asyncio loop for the simulated peers, a real
-Mosquitto broker on a free port, and polling with a deadline (no timed assertions)."""
+"""Helpers shared by the driver tests: a background asyncio loop for the simulated peers and polling
+with a deadline (no timed assertions). The fixtures are in conftest.py."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
-from typing import Any, Callable
-
-import pytest
-
-from negawatt.localchain import free_port
-from node.drivers.peers.mosquitto import start_broker
+from collections.abc import Callable
+from typing import Any
 
 
 class PeerLoop:
@@ -55,38 +51,3 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for: {what}")
         time.sleep(0.05)
-
-
-@pytest.fixture
-def peer_loop():
-    """A running loop for simulated peers."""
-    loop = PeerLoop()
-    yield loop
-    loop.close()
-
-
-@pytest.fixture
-def broker(tmp_path):
-    """A real Mosquitto broker on a free loopback port: (port, restart function)."""
-    port = free_port()
-    state = {"process": start_broker(tmp_path / "mosquitto", port)}
-
-    def stop() -> None:
-        state["process"].terminate()
-        state["process"].wait(timeout=10)
-
-    def start() -> None:
-        state["process"] = start_broker(tmp_path / "mosquitto", port)
-
-    yield type("Broker", (), {"port": port, "stop": staticmethod(stop), "start": staticmethod(start)})
-    if state["process"].poll() is None:
-        stop()
-
-
-@pytest.fixture
-def drivers():
-    """Collects started drivers and stops them at teardown."""
-    started = []
-    yield started
-    for driver in started:
-        driver.stop()

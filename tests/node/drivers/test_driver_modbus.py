@@ -5,9 +5,9 @@ the inverter going away and coming back, and the register map's codec and valida
 from __future__ import annotations
 
 import pytest
+from driver_peers import wait_for
 from pydantic import ValidationError
 
-from driver_peers import broker, drivers, peer_loop, wait_for  # noqa: F401  (fixtures)
 from negawatt.localchain import free_port
 from node.devices.base import DeviceUnavailable
 from node.drivers import build_driver

@@ -5,8 +5,8 @@ or limiting, the plug going silent, and the broker restarting."""
 from __future__ import annotations
 
 import pytest
+from driver_peers import wait_for
 
-from driver_peers import broker, drivers, peer_loop, wait_for  # noqa: F401  (fixtures)
 from node.devices.base import DeviceUnavailable
 from node.drivers import build_driver
 from node.drivers.peers.mqtt_plug import PlugPeer

@@ -10,10 +10,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from driver_peers import wait_for
+
 from negawatt.localchain import free_port
 from node.drivers.peers import start_peers
 from node.outbox import Outbox

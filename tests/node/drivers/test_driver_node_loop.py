@@ -5,9 +5,9 @@ device reported unavailable and not curtailing."""
 
 from __future__ import annotations
 
+from driver_peers import wait_for
 from eth_account import Account
 
-from driver_peers import broker, drivers, peer_loop, wait_for  # noqa: F401  (fixtures)
 from negawatt.localchain import free_port
 from node.dispatch import Dispatcher, NodeDevice, Policy, Request, decide, open_dispatch_db
 from node.drivers import build_driver, status_file

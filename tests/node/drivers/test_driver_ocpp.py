@@ -5,8 +5,8 @@ ClearChargingProfile to restore, a charger that disconnects and reconnects, and 
 from __future__ import annotations
 
 import pytest
+from driver_peers import wait_for
 
-from driver_peers import broker, drivers, peer_loop, wait_for  # noqa: F401  (fixtures)
 from negawatt.localchain import free_port
 from node.devices.base import DeviceUnavailable
 from node.drivers import build_driver

@@ -1,0 +1,45 @@
+"""Fixtures of the driver tests: a loop for the simulated peers, a real Mosquitto broker on a free
+loopback port, and the drivers a test started (stopped at teardown)."""
+
+from __future__ import annotations
+
+import pytest
+from driver_peers import PeerLoop
+
+from negawatt.localchain import free_port
+from node.drivers.peers.mosquitto import start_broker
+
+
+@pytest.fixture
+def peer_loop():
+    """A running loop for simulated peers."""
+    loop = PeerLoop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A real Mosquitto broker on a free loopback port: (port, restart function)."""
+    port = free_port()
+    state = {"process": start_broker(tmp_path / "mosquitto", port)}
+
+    def stop() -> None:
+        state["process"].terminate()
+        state["process"].wait(timeout=10)
+
+    def start() -> None:
+        state["process"] = start_broker(tmp_path / "mosquitto", port)
+
+    yield type("Broker", (), {"port": port, "stop": staticmethod(stop), "start": staticmethod(start)})
+    if state["process"].poll() is None:
+        stop()
+
+
+@pytest.fixture
+def drivers():
+    """Collects started drivers and stops them at teardown."""
+    started = []
+    yield started
+    for driver in started:
+        driver.stop()
