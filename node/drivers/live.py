@@ -8,7 +8,8 @@ recently (its last reading is at most `stale_seconds` old, taken while connected
 setpoint is `honoured` only when the device accepted it and its power came down to the limit within
 `confirm_seconds`. A device that does not answer raises `DeviceUnavailable` for a setpoint (so it
 is never counted as curtailing). `restore()` on an unreachable device is remembered and carried
-out as soon as the device answers again.
+out as soon as the device answers again; a setpoint in force when the connection dropped is sent
+again on reconnection (a charger or inverter that rebooted may have forgotten it).
 
 Subclasses implement the coroutines `_connect()`, `_serve()` (returns or raises when the
 connection is lost; keeps `self._reading` fresh), `_disconnect()`, `_apply(max_power_w)` and
@@ -100,6 +101,10 @@ class LiveDevice(Device):
                 if self._restore_pending:
                     await self._restore()
                     self._finish_restore()
+                elif self._setpoint is not None:  # a device that restarted may have forgotten it
+                    result = await self._apply(self._setpoint)
+                    log.info("%s %s: setpoint %d W applied again after reconnecting (%s)", self.driver_name,
+                             self.device_id, self._setpoint, "honoured" if result.honoured else result.reason)
                 await self._serve()
                 raise ConnectionError("connection closed")
             except asyncio.CancelledError:

@@ -94,6 +94,16 @@ def test_a_charger_that_disconnects_is_unavailable_until_it_reconnects(peer_loop
     assert driver.connects == 2 and peer_loop.call(peer.snapshot)["boots"] == 2
     assert driver.apply_setpoint(1_000, "request 4").honoured
 
+    # Curtailed, the charger reboots and forgets its profile: the Central System sends it again.
+    peer_loop.run(peer.stop())
+    wait_for(lambda: not driver.available(), "the charger left again")
+    peer_loop.call(lambda: peer.clear_profile(None))
+    assert peer_loop.call(peer.snapshot)["limit_w"] is None
+    peer_loop.run(peer.start())
+    wait_for(lambda: peer_loop.call(peer.snapshot)["limit_w"] == 1_000, "the profile set again on reconnection")
+    wait_for(lambda: driver.available() and driver.power_w() <= 1_000, "curtailed again")
+    assert driver.state()["curtailing"]
+
 
 def test_unknown_charge_points_and_wrong_versions_are_refused(peer_loop, drivers, charger_peers):
     stranger, driver = start(peer_loop, drivers, "1.6", charge_point_id="cp-home", peer_id="cp-stranger")
