@@ -22,14 +22,15 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-def _spec(nodes: int, devices_per_node: int, zones: int, oracles: int, threshold: int, api: bool):
+def _spec(nodes: int, devices_per_node: int, zones: int, oracles: int, threshold: int, api: bool,
+          hardware: bool = False):
     from pydantic import ValidationError
 
     from negawatt.devnet.network import DevnetSpec
 
     try:
         return DevnetSpec(nodes=nodes, devices_per_node=devices_per_node, zones=zones, oracles=oracles,
-                          threshold=threshold, api=api)
+                          threshold=threshold, api=api, hardware=hardware)
     except ValidationError as error:
         _fail("; ".join(f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-') or 'options'}: {e['msg']}"
                         for e in error.errors()))
@@ -59,16 +60,19 @@ ORACLES = typer.Option(3, "--oracles", help="oracle processes")
 THRESHOLD = typer.Option(2, "--threshold", help="signatures a report needs (k of n)")
 RUN_DIR = typer.Option(None, "--run-dir", help="where configs, keys, databases and logs go (default runs/<time>)")
 API = typer.Option(True, "--api/--no-api", help="run the API service")
+HARDWARE = typer.Option(False, "--hardware", help="one more node driving simulated Modbus, OCPP and MQTT "
+                        "devices over the real protocols (needs mosquitto)")
 
 
 @devnet_app.command("up")
 def up(nodes: int = NODES, devices_per_node: int = DEVICES, zones: int = ZONES, oracles: int = ORACLES,
-       threshold: int = THRESHOLD, run_dir: Path | None = RUN_DIR, api: bool = API) -> None:
+       threshold: int = THRESHOLD, run_dir: Path | None = RUN_DIR, api: bool = API,
+       hardware: bool = HARDWARE) -> None:
     """Start anvil, deploy, and run the oracles, the API and the nodes until Ctrl-C."""
     from negawatt.devnet.network import Devnet, DevnetError
     from negawatt.devnet.processes import ORCHESTRATOR_FILE
 
-    spec = _spec(nodes, devices_per_node, zones, oracles, threshold, api)
+    spec = _spec(nodes, devices_per_node, zones, oracles, threshold, api, hardware)
     console = _console()
     net = Devnet(spec, _run_dir(run_dir), on_step=lambda m: console.print(f"[green]✓[/] {m}"))
     stop = threading.Event()
@@ -108,20 +112,22 @@ def _bring_up(net, console) -> None:
     devices = sum(len(n.devices) for n in net.nodes)
     net.on_step(f"{len(net.nodes)} nodes with {devices} devices registered in {net.spec.zones} zones, "
                 f"{net.spec.history_days} days of history each")
+    if net.spec.hardware:
+        net.create_hardware_node()
     net.start_nodes()
     net.on_step("node daemons started")
 
 
 @devnet_app.command("demo")
 def demo(nodes: int = NODES, devices_per_node: int = DEVICES, zones: int = ZONES, oracles: int = ORACLES,
-         threshold: int = THRESHOLD, run_dir: Path | None = RUN_DIR, api: bool = API,
+         threshold: int = THRESHOLD, run_dir: Path | None = RUN_DIR, api: bool = API, hardware: bool = HARDWARE,
          keep: bool = typer.Option(False, "--keep", help="keep the network running after the summary")) -> None:
     """Bring a devnet up and run one flexibility event end to end, then print the summary and a plot."""
     from negawatt.devnet.network import Devnet, DevnetError
     from negawatt.devnet.scenario import run_event
     from negawatt.devnet.summary import api_zone_stats, plot, render, render_api, summarize
 
-    spec = _spec(nodes, devices_per_node, zones, oracles, threshold, api)
+    spec = _spec(nodes, devices_per_node, zones, oracles, threshold, api, hardware)
     console = _console()
     began = time.monotonic()
     net = Devnet(spec, _run_dir(run_dir), on_step=lambda m: console.print(f"[green]✓[/] {m}"))

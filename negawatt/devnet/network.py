@@ -14,6 +14,7 @@ history days and 15-minute intervals pass in seconds.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -60,6 +61,7 @@ class DevnetSpec(BaseModel):
     api: bool = Field(True, description="run the API service")
     claim_check_seconds: int = Field(5, ge=1)
     oracle_refresh_seconds: int = Field(30, ge=1, description="how often nodes re-read the oracle set")
+    hardware: bool = Field(False, description="one more node driving simulated Modbus, OCPP and MQTT peers")
     kinds: list[str] = Field(default_factory=lambda: list(KINDS), min_length=1,
                              description="device kinds, given to the nodes' devices in turn")
 
@@ -149,6 +151,8 @@ class Devnet:
         if self.spec.api:
             self.start_api()
         self.create_nodes()
+        if self.spec.hardware:
+            self.create_hardware_node()
         self.start_nodes()
 
     def plan_times(self, wall: float | None = None) -> None:
@@ -327,6 +331,49 @@ class Devnet:
             node.outbox.close()
             progress(index + 1)
 
+    def create_hardware_node(self) -> NodeHandle:
+        """A node whose devices are reached over real protocols: a Modbus TCP battery inverter, an OCPP
+        EV charger and an MQTT plug, each a simulated peer process (node.drivers.peers) on loopback.
+        It has no backfilled history (real drivers have none to give), so it meters and curtails
+        live; the oracles find its devices' baselines insufficient until days of readings exist."""
+        from node.config import load_config
+        from node.drivers.peers import start_peers
+        from node.runtime import open_node, register
+        from node.setup import DeviceSpec, init_node
+
+        if not any(Path(p, "mosquitto").exists() for p in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/sbin"]):
+            raise DevnetError("--hardware needs Debian's mosquitto broker (`make mosquitto`, as root)")
+        try:
+            peers = start_peers(self.run_dir / "peers")
+        except RuntimeError as error:
+            raise DevnetError(f"the simulated peers did not start: {error}") from None
+        for index, popen in enumerate(peers.processes):
+            self.group.adopt("peers" if index == len(peers.processes) - 1 else "mosquitto", popen, peers.log_path)
+        specs = [DeviceSpec(entry["kind"], entry["capacity_w"]) for entry in peers.devices]
+        token, stablecoin = self.contract("NegawattToken"), self.contract("MockStablecoin")
+        made = init_node(self.run_dir / "nodes" / "node-hw", specs, self.password, zone=1, rpc_url=self.rpc_url,
+                         manifest=self.manifest_path, interval_seconds=self.spec.interval_seconds,
+                         password_env=PASSWORD_ENV,
+                         extra={"confirmations": 0, "claim_check_seconds": self.spec.claim_check_seconds,
+                                "claim_gas_multiple": 1, "oracle_refresh_seconds": self.spec.oracle_refresh_seconds,
+                                "value_wei_per_unit": {stablecoin.address: 10**12, token.address: 1}})
+        text = made.config_path.read_text()
+        head, tables = text.split("[[devices]]", 1)[0], peers.devices_toml(
+            [f"keys/device-{i}.json" for i in range(len(specs))])
+        made.config_path.write_text(head + tables)
+        self.web3.provider.make_request("anvil_setBalance", [made.owner, hex(10 * 10**18)])
+        self.admin.send(token.functions.mint(made.owner, 100 * TOKEN))
+        os.environ[PASSWORD_ENV] = self.password
+        node = open_node(load_config(made.config_path))
+        register(node)
+        node.outbox.close()
+        handle = NodeHandle("node-hw", made.config_path.parent, made.owner, 1,
+                            [(a, s.kind, s.capacity_w) for a, s in made.devices])
+        self.nodes.append(handle)
+        self.on_step(f"node-hw drives a Modbus inverter (port {peers.ports['modbus']}), an OCPP charger "
+                     f"(Central System on port {peers.ports['ocpp']}) and an MQTT plug (broker port {peers.ports['mqtt']})")
+        return handle
+
     def start_nodes(self) -> None:
         """`negawatt node run` for every node."""
         for node in self.nodes:
@@ -385,6 +432,20 @@ class Devnet:
                         rows.append((node.name, *row))
             db.close()
         return rows
+
+    def real_devices_available(self) -> bool:
+        """Whether every device of every node that drives real protocols answers (its status file)."""
+        for node in self.nodes:
+            status = node.directory / "node-data" / "device-status.json"
+            if node.name != "node-hw":
+                continue
+            try:
+                devices = json.loads(status.read_text())["devices"]
+            except (FileNotFoundError, json.JSONDecodeError, KeyError):
+                return False
+            if len(devices) < len(node.devices) or not all(d.get("available") for d in devices.values()):
+                return False
+        return True
 
     def check_alive(self, allowed_dead: set[str] = frozenset()) -> None:
         """Raise DevnetError if a process died that nobody stopped."""

@@ -66,6 +66,14 @@ class ProcessGroup:
         log.info("started %s (pid %d), log %s", name, process.pid, process.log_path)
         return process
 
+    def adopt(self, name: str, popen: subprocess.Popen, log_path: Path) -> ManagedProcess:
+        """Take over a process someone else started (stopped, listed and watched like the others)."""
+        process = ManagedProcess(name, list(popen.args) if isinstance(popen.args, (list, tuple)) else [str(popen.args)],
+                                 log_path, dict(os.environ), popen)
+        self.processes[name] = process
+        self._save()
+        return process
+
     def restart(self, name: str) -> ManagedProcess:
         """Start process `name` again with the same command (after it died or was killed)."""
         process = self.processes[name]

@@ -56,6 +56,8 @@ def run_event(net: Devnet, step: Callable[[str], None] = lambda m: None, hook: H
     step(f"delivering {total} signed history batches to {len(net.oracles)} oracles")
     wait(lambda: net.outbox_pending() == 0, 600, "the nodes to deliver their history")
     hook("history_delivered", net)
+    if any(node.name == "node-hw" for node in net.nodes):
+        wait(lambda: net.real_devices_available(), 90, "node-hw's Modbus, OCPP and MQTT devices to answer")
 
     # One request per zone: a quarter of the zone's capacity, for the event hour.
     hours_ppm = (run.end - run.start) * 1_000_000 // 3_600

@@ -1,0 +1,33 @@
+"""`negawatt devnet --hardware`: one more node drives devices over the real protocols (a pymodbus
+battery inverter, an OCPP 1.6 charger and a Shelly-style plug on Mosquitto, each a simulated peer
+process) through the demo event: it meters all three and curtails and restores them."""
+
+from __future__ import annotations
+
+import json
+
+from negawatt.devnet.network import Devnet, DevnetSpec
+from negawatt.devnet.scenario import run_event
+
+
+def test_a_hardware_node_meters_curtails_and_restores_its_real_protocol_devices(tmp_path):
+    net = Devnet(DevnetSpec(nodes=1, zones=1, oracles=1, threshold=1, api=False, hardware=True), tmp_path / "run")
+    try:
+        net.up()
+        run = run_event(net)
+        hardware = next(node for node in net.nodes if node.name == "node-hw")
+        kinds = sorted(kind for _, kind, _ in hardware.devices)
+        assert kinds == ["battery", "ev_charger", "water_heater"]
+        status = json.loads((hardware.directory / "node-data" / "device-status.json").read_text())["devices"]
+        assert sorted(d["driver"] for d in status.values()) == ["modbus", "mqtt", "ocpp"]
+        assert all(d["available"] and not d["curtailing"] for d in status.values())  # restored after the window
+        with hardware.outbox() as db:
+            metered = {row[0] for row in db.execute("SELECT device FROM batches")}
+        assert metered == {address for address, _, _ in hardware.devices}
+        mine = [row for row in net.participations() if row[0] == "node-hw"]
+        assert mine and all(row[4] == "restored" for row in mine)
+        log = (net.run_dir / "logs" / "node-hw.log").read_text()
+        assert "node step failed" not in log
+        assert run.epoch == 1
+    finally:
+        net.stop()
