@@ -5,7 +5,6 @@ API itself served by uvicorn on loopback."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -22,24 +21,9 @@ from protocol import eip712
 from protocol.chain import Transactor
 from protocol.merkle import RewardLeaf, RewardsTree
 from protocol.report import RequestPayout, SettlementReport
+from uvicorn_server import serve  # tests/uvicorn_server.py (tests/ is on sys.path)
 
 PARAMS = {"challenge_window": 60, "min_duration": 60, "min_oracle_bond": 10**18}
-
-
-def serve(app: Any) -> tuple[str, uvicorn.Server, threading.Thread]:
-    """Run `app` with uvicorn on a free loopback port in a thread; returns (base URL, server, thread)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    return f"http://127.0.0.1:{port}", server, thread
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ and the ingest service served over real HTTP by uvicorn on a loopback port."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from protocol import eip712
 from protocol.chain import Transactor
 from protocol.fast_verify import RegistryDomainVerifier
 from protocol.meter import Commitment, MeterBatch
+from uvicorn_server import serve  # tests/uvicorn_server.py (tests/ is on sys.path)
 
 ROOT_CONFTEST = Path(__file__).resolve().parent.parent / "conftest.py"
 # The same deployment parameters as the `devnet` fixture of tests/conftest.py.
@@ -208,22 +208,6 @@ class Service:
     def counts(self) -> tuple[int, int, int]:
         """(meter batches, commitments, gaps) stored."""
         return stored_counts(self.engine)
-
-
-def serve(app: Any) -> tuple[str, uvicorn.Server, threading.Thread]:
-    """Run `app` with uvicorn on a free loopback port in a thread; returns (base URL, server, thread)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    return f"http://127.0.0.1:{port}", server, thread
 
 
 @pytest.fixture

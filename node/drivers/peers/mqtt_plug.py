@@ -16,17 +16,17 @@ broker with back-off when the broker goes away.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
 
 from node.drivers.backoff import Backoff
+from node.drivers.peers.background import BackgroundPeer
 
 log = logging.getLogger("negawatt.peers.mqtt")
 
 
-class PlugPeer:
+class PlugPeer(BackgroundPeer):
     """A plug with a constant load, on an MQTT broker."""
 
     def __init__(self, broker_host: str, broker_port: int, topic: str, *, style: str = "shelly_gen2",
@@ -106,20 +106,6 @@ class PlugPeer:
         log.info("plug peer %s: %s %s -> on=%s limit=%s", self.topic, kind, payload, self.on, self.limit_w)
 
     # -- the connection --------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        """Connect (and keep reconnecting) in the background on the running loop."""
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._run())
-
-    async def stop(self) -> None:
-        """Disconnect and stop publishing."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
-        self.connected = False
 
     async def _run(self) -> None:
         import aiomqtt

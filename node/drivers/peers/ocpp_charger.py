@@ -12,13 +12,13 @@ profile restores it. When the Central System goes away, it reconnects with back-
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from datetime import UTC, datetime
 
 from node.devices.ev_charger import EVCharger, EVChargerParams
 from node.drivers.backoff import Backoff
+from node.drivers.peers.background import BackgroundPeer
 
 log = logging.getLogger("negawatt.peers.ocpp")
 VOLTS, PHASES = 230, 3
@@ -28,7 +28,7 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-class ChargerPeer:
+class ChargerPeer(BackgroundPeer):
     """An EV charger with a car plugged in, speaking OCPP to a Central System."""
 
     def __init__(self, central_url: str, charge_point_id: str, *, version: str = "1.6", max_power_w: int = 7_400,
@@ -97,20 +97,6 @@ class ChargerPeer:
              "unit_of_measure": {"unit": "Wh"}}]}
 
     # -- connection ------------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        """Connect (and keep reconnecting) in the background on the running loop."""
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._run())
-
-    async def stop(self) -> None:
-        """Disconnect and stay away."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
-        self.connected = False
 
     async def _run(self) -> None:
         from websockets.asyncio.client import connect
