@@ -8,6 +8,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
+from protocol.sqlite import make_durable
+
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 
 
@@ -43,11 +45,6 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        if not in_memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000)}")
-        cursor.close()
+        make_durable(dbapi_connection, in_memory=in_memory, busy_timeout_seconds=SQLITE_BUSY_TIMEOUT_SECONDS)
 
     return engine

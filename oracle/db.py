@@ -26,6 +26,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, Session, SQLModel, create_engine, func, select
 
+from protocol.sqlite import make_durable
+
 logger = logging.getLogger(__name__)
 
 MAX_DB_INT = 2**63 - 1
@@ -136,12 +138,7 @@ def make_engine(url: str) -> Engine:
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
-        cursor = dbapi_connection.cursor()
-        if not in_memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000)}")
-        cursor.close()
+        make_durable(dbapi_connection, in_memory=in_memory, busy_timeout_seconds=SQLITE_BUSY_TIMEOUT_SECONDS)
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
