@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS participations (
     state TEXT NOT NULL,            -- committed | applied | restored | cancelled
     applied_at REAL,
     latency_ms REAL,
+    recent_w INTEGER,               -- the device's recent use in the window (node.own_baseline), if known
     PRIMARY KEY (request_id, device)
 );
 CREATE TABLE IF NOT EXISTS decisions (
@@ -81,6 +82,17 @@ class NodeDevice:
     driver: Device
     zone: int
     capacity_w: int
+
+
+def setpoint_w(power_now_w: int, committed_w: int, recent_w: int | None) -> int:
+    """The most a device may draw in the window to deliver `committed_w`.
+
+    The oracles measure curtailment against the device's use on recent days, so with that estimate
+    (node.own_baseline) the limit is `recent_w - committed_w`: a heat pump that happens to be running
+    at the window's start must still come down to it. Without history, the node can only shed the
+    commitment from what the device draws at the start."""
+    reference = power_now_w if recent_w is None else recent_w
+    return max(0, reference - committed_w)
 
 
 def decide(policy: Policy, request: Request, device: NodeDevice, now: float,
@@ -202,9 +214,9 @@ class Dispatcher:
                 commitment = Commitment(request.request_id, device.address, watts).signed(device.key, self.chain_id,
                                                                                           self.registry)
                 self.outbox.add_commitment(commitment, self.oracles())
-                self.db.execute("INSERT INTO participations (request_id, device, watts, start, end, state) "
-                                "VALUES (?, ?, ?, ?, ?, 'committed')",
-                                (request.request_id, device.address, watts, request.start, request.end))
+                self.db.execute("INSERT INTO participations (request_id, device, watts, start, end, state, "
+                                "recent_w) VALUES (?, ?, ?, ?, ?, 'committed', ?)",
+                                (request.request_id, device.address, watts, request.start, request.end, recent))
                 self._record(request.request_id, device.address, "committed", reason)
                 committed += watts
         return committed
@@ -226,9 +238,9 @@ class Dispatcher:
         rebuilt and may have lost them); returns how many."""
         now = self.clock()
         with self._lock:
-            rows = self.db.execute("SELECT request_id, device, watts FROM participations "
+            rows = self.db.execute("SELECT request_id, device, watts, recent_w FROM participations "
                                    "WHERE state = 'applied' AND start <= ? AND end > ?", (now, now)).fetchall()
-            for request_id, address, watts in rows:
+            for request_id, address, watts, recent in rows:
                 device = self._device(address)
                 try:
                     device.driver.advance(now)
@@ -239,7 +251,7 @@ class Dispatcher:
                     continue
                 if getattr(device.driver, "setpoint_w", None) is not None:
                     continue  # resumed with its setpoint (node.device_state)
-                target = max(0, device.driver.power_w() - watts)
+                target = setpoint_w(device.driver.power_w(), watts, recent)
                 result = device.driver.apply_setpoint(target, f"request {request_id}")
                 self._record(request_id, address, "reapplied",
                              f"after a restart: setpoint {target} W, consuming {result.power_w} W")
@@ -250,15 +262,15 @@ class Dispatcher:
         setpoints changed."""
         now = self.clock()
         with self._lock:
-            due = self.db.execute("SELECT request_id, device, watts, start FROM participations "
+            due = self.db.execute("SELECT request_id, device, watts, start, recent_w FROM participations "
                                   "WHERE state = 'committed' AND start <= ? AND end > ?", (now, now)).fetchall()
-            for request_id, address, watts, start in due:
+            for request_id, address, watts, start, recent in due:
                 device = self._device(address)
                 if time.monotonic() < self._retry_at.get((request_id, address), 0):
                     continue
                 try:
                     device.driver.advance(now)
-                    target = max(0, device.driver.power_w() - watts)
+                    target = setpoint_w(device.driver.power_w(), watts, recent)
                     result = device.driver.apply_setpoint(target, f"request {request_id}")
                 except DeviceUnavailable as error:  # not curtailing; try again while the window runs
                     if (request_id, address) not in self._retry_at:
@@ -311,4 +323,7 @@ def open_dispatch_db(path: str) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.executescript(DISPATCH_SCHEMA)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(participations)")}
+    if "recent_w" not in columns:  # databases from before the node kept its own baseline estimate
+        db.execute("ALTER TABLE participations ADD COLUMN recent_w INTEGER")
     return db

@@ -67,3 +67,29 @@ def test_the_estimate_caps_the_commitment_and_says_so():
     assert decide(Policy(), request, device, EVENT - 3_700, recent_w=9_000)[0] == 5_920
     none, reason = decide(Policy(), request, device, EVENT - 3_700, recent_w=50)
     assert none == 0 and "recent use in this window 50 W" in reason
+
+
+def test_the_setpoint_is_measured_from_recent_use_when_known():
+    from node.dispatch import setpoint_w
+
+    assert setpoint_w(power_now_w=3_000, committed_w=225, recent_w=225) == 0  # running now, idle on recent days
+    assert setpoint_w(power_now_w=0, committed_w=500, recent_w=2_000) == 1_500
+    assert setpoint_w(power_now_w=3_000, committed_w=1_000, recent_w=None) == 2_000  # no history: shed from now
+    assert setpoint_w(power_now_w=100, committed_w=1_000, recent_w=None) == 0
+
+
+def test_a_dispatch_database_from_before_recent_w_is_upgraded(tmp_path):
+    import sqlite3
+
+    from node.dispatch import open_dispatch_db
+
+    path = tmp_path / "dispatch.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript("CREATE TABLE participations (request_id INTEGER NOT NULL, device TEXT NOT NULL, "
+                      "watts INTEGER NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL, state TEXT NOT NULL, "
+                      "applied_at REAL, latency_ms REAL, PRIMARY KEY (request_id, device));"
+                      "INSERT INTO participations VALUES (1, '0xabc', 500, 10, 20, 'committed', NULL, NULL);")
+    old.commit()
+    old.close()
+    db = open_dispatch_db(str(path))
+    assert db.execute("SELECT request_id, watts, recent_w FROM participations").fetchall() == [(1, 500, None)]
