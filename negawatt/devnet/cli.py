@@ -99,23 +99,19 @@ def up(nodes: int = NODES, devices_per_node: int = DEVICES, zones: int = ZONES, 
 
 
 def _bring_up(net, console) -> None:
+    """`net.up()`, with a progress bar while the nodes are set up."""
     from rich.progress import Progress
 
-    net.start_chain()
-    net.setup_oracles()
-    net.start_oracles()
-    if net.spec.api:
-        net.start_api()
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("nodes: keys, registration, backfilled history", total=net.spec.nodes)
-        net.create_nodes(progress=lambda done: progress.update(task, completed=done))
-    devices = sum(len(n.devices) for n in net.nodes)
-    net.on_step(f"{len(net.nodes)} nodes with {devices} devices registered in {net.spec.zones} zones, "
-                f"{net.spec.history_days} days of history each")
-    if net.spec.hardware:
-        net.create_hardware_node()
-    net.start_nodes()
-    net.on_step("node daemons started")
+    with Progress(console=console, transient=True) as bar:
+        task = None
+
+        def progress(done: int) -> None:
+            nonlocal task
+            if task is None:
+                task = bar.add_task("nodes: keys, registration, backfilled history", total=net.spec.nodes)
+            bar.update(task, completed=done)
+
+        net.up(progress)
 
 
 @devnet_app.command("demo")

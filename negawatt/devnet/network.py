@@ -143,17 +143,22 @@ class Devnet:
 
     # -- bringing it up ---------------------------------------------------------------------------
 
-    def up(self) -> None:
-        """Chain, contracts, oracles, API and nodes, each ready before the next step starts."""
+    def up(self, progress: Callable[[int], None] = lambda done: None) -> None:
+        """Chain, contracts, oracles, API and nodes, each ready before the next step starts.
+        `progress(done)` follows the node set-up (0 when it starts, then once per node)."""
         self.start_chain()
         self.setup_oracles()
         self.start_oracles()
         if self.spec.api:
             self.start_api()
-        self.create_nodes()
+        self.create_nodes(progress)
+        devices = sum(len(n.devices) for n in self.nodes)
+        self.on_step(f"{len(self.nodes)} nodes with {devices} devices registered in {self.spec.zones} zones, "
+                     f"{self.spec.history_days} days of history each")
         if self.spec.hardware:
             self.create_hardware_node()
         self.start_nodes()
+        self.on_step("node daemons started")
 
     def plan_times(self, wall: float | None = None) -> None:
         """Fix the event's start (the next `event_hour_utc` at least two hours ahead) and the history end."""
@@ -180,7 +185,7 @@ class Devnet:
             raise DevnetError("anvil is not installed: run `make setup` (npm ci)")
         self.group.start("anvil", [anvil, "--port", str(port), "--timestamp", str(self.history_end + 60),
                                    "--accounts", "10", "--silent"])
-        _wait(lambda: _rpc_up(self.rpc_url), 30, "anvil to answer", self.group)
+        wait_for(lambda: _rpc_up(self.rpc_url), 30, "anvil to answer", self.group)
         self.on_step(f"anvil on {self.rpc_url}; deploying the contracts")
         deploy(self.rpc_url, self.manifest_path, {
             "challenge_window": 300, "min_duration": self.spec.interval_seconds, "min_oracle_bond": TOKEN,
@@ -258,8 +263,8 @@ class Devnet:
                              env=self.env, cwd=REPO)
         hub = self.contract("OracleHub")
         for oracle in oracles:
-            _wait(lambda o=oracle: _http_ok(f"{o.url}/v1/health"), 90, f"{oracle.name} to serve", self.group)
-        _wait(lambda: sum(1 for url in hub.functions.oracles().call()[1] if url) == len(self.oracles), 60,
+            wait_for(lambda o=oracle: _http_ok(f"{o.url}/v1/health"), 90, f"{oracle.name} to serve", self.group)
+        wait_for(lambda: sum(1 for url in hub.functions.oracles().call()[1] if url) == len(self.oracles), 60,
               "the oracles to publish their URLs", self.group)
 
     def start_api(self) -> None:
@@ -270,7 +275,7 @@ class Devnet:
                                  self.rpc_url, "--database-url", f"sqlite:///{self.run_dir / 'api.sqlite'}",
                                  "--port", str(port), "--confirmations", "0", "--poll-seconds", "0.5"],
                          env=self.env, cwd=REPO)
-        _wait(lambda: _http_ok(f"{self.api_url}/v1/health"), 90, "the API to serve", self.group)
+        wait_for(lambda: _http_ok(f"{self.api_url}/v1/health"), 90, "the API to serve", self.group)
         self.on_step(f"API serving on {self.api_url}")
 
     def zone_of(self, node_index: int) -> int:
@@ -285,39 +290,51 @@ class Devnet:
         return [kinds[(node_index * self.spec.devices_per_node + j) % len(kinds)]
                 for j in range(self.spec.devices_per_node)]
 
-    def create_nodes(self, progress: Callable[[int], None] = lambda done: None) -> None:
-        """Each node's keys and node.toml, its owner funded, its devices registered and bonded, and
-        its devices' history signed into its outbox."""
+    def _enrol_node(self, name: str, specs: list[Any], zone: int, devices_toml: Callable[[list[str]], str] | None = None):
+        """A node's keys and node.toml (its `[[devices]]` tables from `devices_toml(keystores)` when
+        given), its owner funded with gas and protocol tokens, its devices registered and bonded.
+        Returns the opened node (the caller closes its outbox) and what `init_node` wrote."""
         from node.config import load_config
+        from node.runtime import open_node, register
+        from node.setup import init_node
+
+        token, stablecoin = self.contract("NegawattToken"), self.contract("MockStablecoin")
+        made = init_node(self.run_dir / "nodes" / name, specs, self.password, zone=zone, rpc_url=self.rpc_url,
+                         manifest=self.manifest_path, interval_seconds=self.spec.interval_seconds,
+                         password_env=PASSWORD_ENV,
+                         extra={"confirmations": 0, "claim_check_seconds": self.spec.claim_check_seconds,
+                                "claim_gas_multiple": 1, "oracle_refresh_seconds": self.spec.oracle_refresh_seconds,
+                                "value_wei_per_unit": {stablecoin.address: 10**12, token.address: 1}})
+        if devices_toml is not None:
+            head = made.config_path.read_text().split("[[devices]]", 1)[0]
+            made.config_path.write_text(head + devices_toml([f"keys/device-{i}.json" for i in range(len(specs))]))
+        self.web3.provider.make_request("anvil_setBalance", [made.owner, hex(10 * 10**18)])
+        self.admin.send(token.functions.mint(made.owner, 100 * TOKEN))
+        os.environ[PASSWORD_ENV] = self.password  # open_node reads the keystores' password from there
+        node = open_node(load_config(made.config_path))
+        register(node)
+        self.nodes.append(NodeHandle(name, made.config_path.parent, made.owner, zone,
+                                     [(a, s.kind, s.capacity_w) for a, s in made.devices]))
+        return node, made
+
+    def create_nodes(self, progress: Callable[[int], None] = lambda done: None) -> None:
+        """The simulated nodes, enrolled, with their devices' history signed into their outboxes."""
         from node.device_state import DeviceStateStore
         from node.devices.factory import backfill_with_state, build_device
         from node.metering import MeteredDevice, enqueue_history
-        from node.runtime import open_node, register
-        from node.setup import DeviceSpec, init_node
+        from node.setup import DeviceSpec
 
-        token = self.contract("NegawattToken")
-        stablecoin = self.contract("MockStablecoin")
         oracle_urls = [o.url for o in self.oracles]
         interval = self.spec.interval_seconds
         history_start = self.history_end - self.spec.history_days * DAY
-        os.environ[PASSWORD_ENV] = self.password
+        progress(0)
         for index in range(self.spec.nodes):
-            name = f"node-{index + 1:02d}"
-            zone = self.zone_of(index)
             specs = []
             for j, kind in enumerate(self.device_plan(index)):
                 seed = index * 16 + j
                 capacity = build_device({"kind": kind, "device_id": "plan", "seed": seed}).max_power_w
                 specs.append(DeviceSpec(kind, capacity, {"seed": seed}))
-            made = init_node(self.run_dir / "nodes" / name, specs, self.password, zone=zone, rpc_url=self.rpc_url,
-                             manifest=self.manifest_path, interval_seconds=interval, password_env=PASSWORD_ENV,
-                             extra={"confirmations": 0, "claim_check_seconds": self.spec.claim_check_seconds,
-                                    "claim_gas_multiple": 1, "oracle_refresh_seconds": self.spec.oracle_refresh_seconds,
-                                    "value_wei_per_unit": {stablecoin.address: 10**12, token.address: 1}})
-            self.web3.provider.make_request("anvil_setBalance", [made.owner, hex(10 * 10**18)])
-            self.admin.send(token.functions.mint(made.owner, 100 * TOKEN))
-            node = open_node(load_config(made.config_path))
-            register(node)
+            node, _ = self._enrol_node(f"node-{index + 1:02d}", specs, self.zone_of(index))
             state = DeviceStateStore(node.config.data_dir / "devices.sqlite")
             for device in node.devices:
                 readings, simulator = backfill_with_state(device.driver, history_start, self.history_end, interval)
@@ -325,8 +342,6 @@ class Devnet:
                 enqueue_history(node.outbox, MeteredDevice(device.address, device.key, device.driver), history_start,
                                 readings, interval, self.manifest.chainId, self.manifest.address("DeviceRegistry"),
                                 oracle_urls)
-            self.nodes.append(NodeHandle(name, made.config_path.parent, made.owner, zone,
-                                         [(a, s.kind, s.capacity_w) for a, s in made.devices]))
             state.close()
             node.outbox.close()
             progress(index + 1)
@@ -336,10 +351,8 @@ class Devnet:
         EV charger and an MQTT plug, each a simulated peer process (node.drivers.peers) on loopback.
         It has no backfilled history (real drivers have none to give), so it meters and curtails
         live; the oracles find its devices' baselines insufficient until days of readings exist."""
-        from node.config import load_config
         from node.drivers.peers import start_peers
-        from node.runtime import open_node, register
-        from node.setup import DeviceSpec, init_node
+        from node.setup import DeviceSpec
 
         if not any(Path(p, "mosquitto").exists() for p in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/sbin"]):
             raise DevnetError("--hardware needs Debian's mosquitto broker (`make mosquitto`, as root)")
@@ -350,29 +363,11 @@ class Devnet:
         for index, popen in enumerate(peers.processes):
             self.group.adopt("peers" if index == len(peers.processes) - 1 else "mosquitto", popen, peers.log_path)
         specs = [DeviceSpec(entry["kind"], entry["capacity_w"]) for entry in peers.devices]
-        token, stablecoin = self.contract("NegawattToken"), self.contract("MockStablecoin")
-        made = init_node(self.run_dir / "nodes" / "node-hw", specs, self.password, zone=1, rpc_url=self.rpc_url,
-                         manifest=self.manifest_path, interval_seconds=self.spec.interval_seconds,
-                         password_env=PASSWORD_ENV,
-                         extra={"confirmations": 0, "claim_check_seconds": self.spec.claim_check_seconds,
-                                "claim_gas_multiple": 1, "oracle_refresh_seconds": self.spec.oracle_refresh_seconds,
-                                "value_wei_per_unit": {stablecoin.address: 10**12, token.address: 1}})
-        text = made.config_path.read_text()
-        head, tables = text.split("[[devices]]", 1)[0], peers.devices_toml(
-            [f"keys/device-{i}.json" for i in range(len(specs))])
-        made.config_path.write_text(head + tables)
-        self.web3.provider.make_request("anvil_setBalance", [made.owner, hex(10 * 10**18)])
-        self.admin.send(token.functions.mint(made.owner, 100 * TOKEN))
-        os.environ[PASSWORD_ENV] = self.password
-        node = open_node(load_config(made.config_path))
-        register(node)
+        node, _ = self._enrol_node("node-hw", specs, 1, peers.devices_toml)
         node.outbox.close()
-        handle = NodeHandle("node-hw", made.config_path.parent, made.owner, 1,
-                            [(a, s.kind, s.capacity_w) for a, s in made.devices])
-        self.nodes.append(handle)
         self.on_step(f"node-hw drives a Modbus inverter (port {peers.ports['modbus']}), an OCPP charger "
                      f"(Central System on port {peers.ports['ocpp']}) and an MQTT plug (broker port {peers.ports['mqtt']})")
-        return handle
+        return self.nodes[-1]
 
     def start_nodes(self) -> None:
         """`negawatt node run` for every node."""
@@ -434,13 +429,12 @@ class Devnet:
         return rows
 
     def real_devices_available(self) -> bool:
-        """Whether every device of every node that drives real protocols answers (its status file)."""
+        """Whether every device of the node that drives real protocols answers (its status file)."""
         for node in self.nodes:
-            status = node.directory / "node-data" / "device-status.json"
             if node.name != "node-hw":
                 continue
             try:
-                devices = json.loads(status.read_text())["devices"]
+                devices = json.loads((node.directory / "node-data" / "device-status.json").read_text())["devices"]
             except (FileNotFoundError, json.JSONDecodeError, KeyError):
                 return False
             if len(devices) < len(node.devices) or not all(d.get("available") for d in devices.values()):
@@ -479,7 +473,7 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def _wait(predicate: Callable[[], Any], timeout: float, what: str, group: ProcessGroup | None = None,
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, group: ProcessGroup | None = None,
           allowed_dead: set[str] = frozenset()) -> Any:
     """Poll `predicate` until it returns something truthy; a dead process or the deadline raises."""
     deadline = time.monotonic() + timeout
@@ -496,5 +490,3 @@ def _wait(predicate: Callable[[], Any], timeout: float, what: str, group: Proces
             raise DevnetError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.25)
 
-
-wait_for = _wait

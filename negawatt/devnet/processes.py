@@ -130,8 +130,9 @@ def stop_recorded(run_dir: Path, timeout: float = 15.0) -> list[str]:
     if not path.exists():
         return []
     try:
-        names = [str(e.get("name")) for e in json.loads(path.read_text())]
-    except (json.JSONDecodeError, AttributeError) as error:
+        entries = json.loads(path.read_text())
+        names = [str(e.get("name")) for e in entries]
+    except (json.JSONDecodeError, AttributeError, TypeError) as error:
         raise ValueError(f"{path} is not valid JSON: {error}") from None
     orchestrator = run_dir / ORCHESTRATOR_FILE
     if orchestrator.exists():
@@ -144,10 +145,6 @@ def stop_recorded(run_dir: Path, timeout: float = 15.0) -> list[str]:
                 return names
         except (ValueError, ProcessLookupError):
             pass
-    try:
-        entries = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
     stopped = []
     for entry in sorted(entries, key=lambda e: e.get("name") == "anvil"):
         pid = entry.get("pid")
