@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from negawatt.localchain import ANVIL_KEYS, deploy, free_port, start_anvil
+from negawatt.localchain import ANVIL_KEYS, deploy, free_port, fund_owner, start_anvil
 
 DEVICES = ["ev_charger:7400", "ev_charger:7400", "heat_pump:3000", "heat_pump:3000", "hvac:3000", "hvac:3000",
            "battery:5000", "battery:5000", "water_heater:3000", "water_heater:3000"]
@@ -87,15 +87,8 @@ def run(idle_seconds: int = 30, requests: int = 3) -> dict:
         web3 = connect(rpc)
         manifest = load_manifest(work / "manifest.json")
         abis = [entry.abi for entry in manifest.contracts.values()]
-        admin = Transactor(web3, ANVIL_KEYS[0], abis=abis)
         buyer = Transactor(web3, ANVIL_KEYS[2], abis=abis)
-        tx = {"to": owner, "value": 10**18, "gas": 21_000, "gasPrice": web3.eth.gas_price,
-              "chainId": manifest.chainId, "nonce": web3.eth.get_transaction_count(admin.address)}
-        web3.eth.wait_for_transaction_receipt(web3.eth.send_raw_transaction(
-            admin.account.sign_transaction(tx).raw_transaction))
-        token = manifest.contract(web3, "NegawattToken")
-        admin.send(token.functions.grantRole(token.functions.MINTER_ROLE().call(), admin.address))
-        admin.send(token.functions.mint(owner, 10_000 * 10**18))
+        fund_owner(web3, manifest, owner, 10_000 * 10**18)
         subprocess.run([negawatt, "node", "register", "--config", str(work / "node.toml")], env=env, check=True,
                        capture_output=True, cwd=work)
 

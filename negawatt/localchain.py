@@ -65,3 +65,21 @@ def deploy(rpc_url: str, out: Path, params: dict | None = None) -> None:
                             capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         raise RuntimeError(f"ape run deploy failed:\n{result.stdout}\n{result.stderr}")
+
+
+def fund_owner(web3, manifest, owner: str, tokens: int, eth_wei: int = 10**18) -> None:
+    """Give a device owner on a local chain what `negawatt node register` needs: gas money (a transfer
+    from anvil's first account, the deployer and admin) and `tokens` protocol-token base units for
+    the bond (minted by the admin, who grants itself MINTER_ROLE first if it lacks it)."""
+    from protocol.chain import Transactor
+
+    admin = Transactor(web3, ANVIL_KEYS[0], abis=[entry.abi for entry in manifest.contracts.values()])
+    transfer = {"to": owner, "value": eth_wei, "gas": 21_000, "gasPrice": web3.eth.gas_price,
+                "chainId": manifest.chainId, "nonce": web3.eth.get_transaction_count(admin.address)}
+    web3.eth.wait_for_transaction_receipt(web3.eth.send_raw_transaction(
+        admin.account.sign_transaction(transfer).raw_transaction))
+    token = manifest.contract(web3, "NegawattToken")
+    minter = token.functions.MINTER_ROLE().call()
+    if not token.functions.hasRole(minter, admin.address).call():
+        admin.send(token.functions.grantRole(minter, admin.address))
+    admin.send(token.functions.mint(owner, tokens))

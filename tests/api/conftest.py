@@ -6,7 +6,6 @@ API itself served by uvicorn on loopback."""
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -16,12 +15,13 @@ import pytest
 import uvicorn
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from uvicorn_server import serve  # tests/uvicorn_server.py (tests/ is on sys.path)
+from waiting import wait_for  # noqa: F401  (the API tests import it from here)
 
 from protocol import eip712
 from protocol.chain import Transactor
 from protocol.merkle import RewardLeaf, RewardsTree
 from protocol.report import RequestPayout, SettlementReport
-from uvicorn_server import serve  # tests/uvicorn_server.py (tests/ is on sys.path)
 
 PARAMS = {"challenge_window": 60, "min_duration": 60, "min_oracle_bond": 10**18}
 
@@ -45,17 +45,6 @@ def serve_app():
     start.stop_all = stop_all  # type: ignore[attr-defined]
     yield start
     stop_all()
-
-
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition", step: float = 0.1):
-    """Poll `predicate` until it returns a truthy value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @dataclass

@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from negawatt.cli import app
-from protocol.chain import Transactor
+from negawatt.localchain import fund_owner
 
 runner = CliRunner()
 
@@ -23,14 +23,7 @@ def test_init_register_status_and_claim(devnet, tmp_path, monkeypatch):
 
     # Fund the owner: gas, and protocol tokens for the bond (100 tokens per kW by default).
     web3, manifest = devnet.web3(), devnet.manifest()
-    admin = Transactor(web3, devnet.keys[0], abis=[e.abi for e in manifest.contracts.values()])
-    tx = {"to": owner, "value": 10**18, "gas": 21_000, "gasPrice": web3.eth.gas_price, "chainId": manifest.chainId,
-          "nonce": web3.eth.get_transaction_count(admin.address)}
-    web3.eth.wait_for_transaction_receipt(web3.eth.send_raw_transaction(
-        admin.account.sign_transaction(tx).raw_transaction))
-    token = manifest.contract(web3, "NegawattToken")
-    admin.send(token.functions.grantRole(token.functions.MINTER_ROLE().call(), admin.address))
-    admin.send(token.functions.mint(owner, 2_000 * 10**18))
+    fund_owner(web3, manifest, owner, 2_000 * 10**18)
 
     config = str(tmp_path / "node.toml")
     result = runner.invoke(app, ["node", "register", "--config", config])

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 from eth_account import Account
+from waiting import wait_for
 
 from node.outbox import Outbox
 from protocol import eip712
@@ -28,16 +29,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def stored(url: str, device: str) -> list[dict]:

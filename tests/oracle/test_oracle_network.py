@@ -23,9 +23,15 @@ import time
 from pathlib import Path
 
 import httpx
+from waiting import wait_for as poll
 
 from protocol.chain import Transactor
 from protocol.keys import write_keystore
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """Poll every half second: the predicates here are HTTP and JSON-RPC calls to the live network."""
+    return poll(predicate, timeout, what, step=0.5)
 
 INTERVAL = 60
 DEVICES = 3
@@ -39,16 +45,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, what: str, step: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def warp(ops, seconds: int) -> None:

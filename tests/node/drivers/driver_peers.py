@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
+
+from waiting import wait_for as poll  # tests/waiting.py (tests/ is on sys.path)
 
 
 class PeerLoop:
@@ -42,12 +43,5 @@ class PeerLoop:
 
 
 def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}")
-        time.sleep(0.05)
+    """Poll `predicate` every 50 ms until it returns something truthy; fail with `what` after `timeout` seconds."""
+    return poll(predicate, timeout, what, step=0.05)

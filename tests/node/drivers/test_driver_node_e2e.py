@@ -14,7 +14,7 @@ from pathlib import Path
 
 from driver_peers import wait_for
 
-from negawatt.localchain import free_port
+from negawatt.localchain import free_port, fund_owner
 from node.drivers.peers import start_peers
 from node.outbox import Outbox
 from protocol.chain import Transactor
@@ -57,14 +57,8 @@ def test_a_node_meters_and_curtails_a_modbus_inverter_an_ocpp_charger_and_an_mqt
 
         web3, manifest = devnet.web3(), devnet.manifest()
         abis = [entry.abi for entry in manifest.contracts.values()]
-        admin, buyer = Transactor(web3, devnet.keys[0], abis=abis), Transactor(web3, devnet.keys[2], abis=abis)
-        tx = {"to": owner, "value": 10**18, "gas": 21_000, "gasPrice": web3.eth.gas_price, "chainId": manifest.chainId,
-              "nonce": web3.eth.get_transaction_count(admin.address)}
-        web3.eth.wait_for_transaction_receipt(web3.eth.send_raw_transaction(
-            admin.account.sign_transaction(tx).raw_transaction))
-        token = manifest.contract(web3, "NegawattToken")
-        admin.send(token.functions.grantRole(token.functions.MINTER_ROLE().call(), admin.address))
-        admin.send(token.functions.mint(owner, 10_000 * 10**18))
+        buyer = Transactor(web3, devnet.keys[2], abis=abis)
+        fund_owner(web3, manifest, owner, 10_000 * 10**18)
         registered = negawatt("node", "register", "--config", str(config), env=env, cwd=work)
         assert registered.count("registered (") == 3
 
