@@ -138,7 +138,7 @@ def demo(nodes: int = NODES, devices_per_node: int = DEVICES, zones: int = ZONES
         render(summary, console)
         if net.api_url:
             render_api(api_zone_stats(net, event), summary, console)
-        path = plot(summary, net, event, net.run_dir / "event.png")
+        path = plot(summary, net, net.run_dir / "event.png")
         latencies = sorted(event.dispatch_latency_ms)
         if latencies:
             console.print(f"dispatch latency (window start to setpoint applied): median "

@@ -63,6 +63,7 @@ def summarize(net: Devnet, run: EventRun) -> Summary:
         if settled is None:
             continue
         devices = settled["devices"]
+        delivered_wh = sum(d["deliveredWh"] for d in devices)
         length = net.spec.event_intervals
         baseline, actual = [0] * length, [0] * length
         for record in settled.get("baselines", []):
@@ -72,8 +73,7 @@ def summarize(net: Devnet, run: EventRun) -> Summary:
         zones.append(ZoneSummary(
             zone=zone, request_id=request_id, requested_kw=run.targets_w[zone] / 1_000,
             committed_kw=sum(d["committedWh"] for d in devices) / 1_000 / hours,
-            delivered_kw=sum(d["deliveredWh"] for d in devices) / 1_000 / hours,
-            delivered_wh=sum(d["deliveredWh"] for d in devices),
+            delivered_kw=delivered_wh / 1_000 / hours, delivered_wh=delivered_wh,
             devices=len(devices), eligible=sum(1 for d in devices if d["eligible"]),
             escrow=int(settled["escrow"]), paid=int(settled["payout"]), refunded=int(settled["refund"]),
             baseline_wh=baseline, actual_wh=actual,
@@ -114,7 +114,7 @@ def gas_spent(net: Devnet) -> dict[str, tuple[int, int]]:
     return {role: (count, gas) for role, (count, gas) in totals.items()}
 
 
-def plot(summary: Summary, net: Devnet, run: EventRun, path: Path) -> Path:
+def plot(summary: Summary, net: Devnet, path: Path) -> Path:
     """A PNG of each zone's baseline vs actual load (kW) over the event's intervals."""
     import matplotlib
 

@@ -29,9 +29,9 @@ def devnet(tmp_path):
         net.stop()
 
 
-def check_settlement(net: Devnet, run, skip_oracles: set[str] = frozenset()) -> dict:
+def check_settlement(net: Devnet, run) -> dict:
     """The chain-state assertions every e2e run shares; returns the published report."""
-    report = published_report(net, run.epoch, skip_oracles)
+    report = published_report(net, run.epoch)
     web3 = net.web3
     market, stablecoin = net.contract("FlexMarket"), net.contract("MockStablecoin")
     token, distributor = net.contract("NegawattToken"), net.contract("RewardDistributor")
@@ -97,7 +97,7 @@ def test_demo_event_settles_and_every_claim_matches_its_leaf(devnet, tmp_path):
     assert sum(z.paid for z in summary.zones) == sum(int(r["payout"]) for r in report["requests"])
     assert sum(o.payout for o in summary.owners) == sum(int(d["ownerPayout"]) for r in report["requests"]
                                                         for d in r["devices"])
-    path = plot(summary, devnet, run, tmp_path / "event.png")
+    path = plot(summary, devnet, tmp_path / "event.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     gas = gas_spent(devnet)
     assert gas["oracles"][0] >= 2 and gas["buyer"][0] == 3  # submit + finalize; mint, approve, open
@@ -137,7 +137,7 @@ def test_event_survives_an_oracle_death_a_node_crash_and_an_api_restart(devnet):
             api_before["first_after"] = _indexed_block(net.api_url)
 
     run = run_event(devnet, hook=hook, allowed_dead=lambda: killed)
-    report = check_settlement(devnet, run, skip_oracles=killed)
+    report = check_settlement(devnet, run)
 
     # 2 of 3 settled, without the dead oracle.
     hub = devnet.contract("OracleHub")
