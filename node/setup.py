@@ -47,10 +47,10 @@ class InitializedNode:
     devices: list[tuple[str, DeviceSpec]]
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     """A TOML literal for the simple values node.toml holds (JSON's syntax is TOML's for these)."""
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {toml_value(v)}" for k, v in value.items()) + " }"
     return json.dumps(value)
 
 
@@ -70,21 +70,21 @@ def init_node(directory: Path, devices: list[DeviceSpec], password: str, *, zone
         raise NodeSetupError(f"{config_path} exists; refusing to overwrite a node's configuration")
     keys = directory / "keys"
     owner = write_keystore(keys / "owner.json", bytes(Account.create().key), password, iterations=scrypt_n)
-    lines = [f"rpc_url = {_toml_value(rpc_url)}", f"manifest = {_toml_value(str(Path(manifest).resolve()))}",
+    lines = [f"rpc_url = {toml_value(rpc_url)}", f"manifest = {toml_value(str(Path(manifest).resolve()))}",
              'data_dir = "node-data"', 'owner_keystore = "keys/owner.json"',
-             f"password_env = {_toml_value(password_env)}", f"zone = {zone}", f"interval_seconds = {interval_seconds}"]
-    lines += [f"{name} = {_toml_value(value)}" for name, value in (extra or {}).items() if not isinstance(value, dict)]
+             f"password_env = {toml_value(password_env)}", f"zone = {zone}", f"interval_seconds = {interval_seconds}"]
+    lines += [f"{name} = {toml_value(value)}" for name, value in (extra or {}).items() if not isinstance(value, dict)]
     lines.append("")
     for name, value in (extra or {}).items():
         if isinstance(value, dict):
-            lines += [f"[{name}]", *(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items()), ""]
+            lines += [f"[{name}]", *(f"{json.dumps(str(k))} = {toml_value(v)}" for k, v in value.items()), ""]
     created = []
     for index, spec in enumerate(devices):
         address = write_keystore(keys / f"device-{index}.json", bytes(Account.create().key), password,
                                  iterations=scrypt_n)
         params = {"seed": index, **spec.params}
         lines += ["[[devices]]", f'keystore = "keys/device-{index}.json"', f'kind = "{spec.kind}"',
-                  f"capacity_w = {spec.capacity_w}", f"params = {_toml_value(params)}", ""]
+                  f"capacity_w = {spec.capacity_w}", f"params = {toml_value(params)}", ""]
         created.append((address, spec))
     config_path.write_text("\n".join(lines))
     return InitializedNode(config_path, owner, created)

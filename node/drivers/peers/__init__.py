@@ -12,7 +12,6 @@ connects to it, retrying until the node is up).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -47,15 +46,12 @@ class Peers:
         """The `[[devices]]` tables for node.toml, one keystore per device (in `devices` order)."""
         if len(keystores) != len(self.devices):
             raise ValueError(f"need {len(self.devices)} keystores, got {len(keystores)}")
+        from node.setup import toml_value
+
         blocks = []
         for entry, keystore in zip(self.devices, keystores):
-            lines = ["[[devices]]", f"keystore = {json.dumps(str(keystore))}"]
-            for key, value in entry.items():
-                if isinstance(value, dict):
-                    inline = ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items())
-                    lines.append(f"{key} = {{ {inline} }}")
-                else:
-                    lines.append(f"{key} = {json.dumps(value)}")
+            lines = ["[[devices]]", f"keystore = {toml_value(str(keystore))}"]
+            lines += [f"{key} = {toml_value(value)}" for key, value in entry.items()]
             blocks.append("\n".join(lines))
         return "\n\n".join(blocks) + "\n"
 
