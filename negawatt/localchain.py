@@ -83,3 +83,13 @@ def fund_owner(web3, manifest, owner: str, tokens: int, eth_wei: int = 10**18) -
     if not token.functions.hasRole(minter, admin.address).call():
         admin.send(token.functions.grantRole(minter, admin.address))
     admin.send(token.functions.mint(owner, tokens))
+
+
+def open_funded_request(buyer, stablecoin, market, zone: int, start: int, end: int, target_w: int,
+                        price_per_kwh: int, budget: int) -> int:
+    """A devnet buyer's request: mint `budget` of the mock stablecoin to the buyer, approve the market
+    and open the request with that budget in escrow; returns the request id."""
+    buyer.send(stablecoin.functions.mint(buyer.address, budget))
+    buyer.send(stablecoin.functions.approve(market.address, budget))
+    buyer.send(market.functions.openRequest(zone, start, end, target_w, price_per_kwh, stablecoin.address, budget))
+    return int(market.functions.requestCount().call())

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from negawatt.devnet.network import Devnet, DevnetError, wait_for
+from negawatt.localchain import open_funded_request
 
 log = logging.getLogger("negawatt.devnet")
 PRICE_PER_KWH = 300_000  # 0.30 mUSD (6 decimals)
@@ -65,11 +66,8 @@ def run_event(net: Devnet, step: Callable[[str], None] = lambda m: None, hook: H
         capacity = sum(c for node in net.nodes if node.zone == zone for _, _, c in node.devices)
         target = capacity * TARGET_SHARE_BPS // 10_000
         budget = target * hours_ppm * PRICE_PER_KWH // (1_000 * 1_000_000) * 2
-        net.buyer.send(stablecoin.functions.mint(net.buyer.address, budget))
-        net.buyer.send(stablecoin.functions.approve(market.address, budget))
-        net.buyer.send(market.functions.openRequest(zone, run.start, run.end, target, PRICE_PER_KWH,
-                                                    stablecoin.address, budget))
-        request_id = market.functions.requestCount().call()
+        request_id = open_funded_request(net.buyer, stablecoin, market, zone, run.start, run.end, target,
+                                         PRICE_PER_KWH, budget)
         run.request_ids[zone], run.targets_w[zone], run.budgets[zone] = request_id, target, budget
         step(f"zone {zone}: request {request_id} for {target / 1000:.1f} kW at 0.30 mUSD/kWh, escrow "
              f"{budget / 1e6:.2f} mUSD")

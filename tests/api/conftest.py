@@ -18,6 +18,7 @@ from eth_account.signers.local import LocalAccount
 from uvicorn_server import serve  # tests/uvicorn_server.py (tests/ is on sys.path)
 from waiting import wait_for  # noqa: F401  (the API tests import it from here)
 
+from negawatt.localchain import open_funded_request
 from protocol import eip712
 from protocol.chain import Transactor
 from protocol.merkle import RewardLeaf, RewardsTree
@@ -130,11 +131,8 @@ class Chain:
     def open_request(self, zone: int = 4, start_in: int = 120, duration: int = 120, target_w: int = 5_000,
                      price_per_kwh: int = 200_000, budget: int = 10**9) -> int:
         start = self.now() + start_in
-        self.buyer.send(self.stablecoin.functions.mint(self.buyer.address, budget))
-        self.buyer.send(self.stablecoin.functions.approve(self.market.address, budget))
-        self.buyer.send(self.market.functions.openRequest(zone, start, start + duration, target_w, price_per_kwh,
-                                                          self.stablecoin.address, budget))
-        return int(self.market.functions.requestCount().call())
+        return open_funded_request(self.buyer, self.stablecoin, self.market, zone, start, start + duration, target_w,
+                                   price_per_kwh, budget)
 
     # oracles and reports ----------------------------------------------------------------------------
 

@@ -18,7 +18,9 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import delete
 from sqlmodel import Session, func, select
+from uvicorn_server import serve  # tests/uvicorn_server.py (tests/ is on sys.path)
 
+from negawatt.localchain import open_funded_request
 from oracle import db
 from oracle.chain_view import ChainView
 from oracle.ingest import Ingestor, IngestSettings
@@ -27,7 +29,6 @@ from protocol import eip712
 from protocol.chain import Transactor
 from protocol.fast_verify import RegistryDomainVerifier
 from protocol.meter import Commitment, MeterBatch
-from uvicorn_server import serve  # tests/uvicorn_server.py (tests/ is on sys.path)
 
 ROOT_CONFTEST = Path(__file__).resolve().parent.parent / "conftest.py"
 # The same deployment parameters as the `devnet` fixture of tests/conftest.py.
@@ -121,11 +122,8 @@ class ChainOps:
                      price_per_kwh: int = 200_000, budget: int = 10**9) -> int:
         """Open a request starting `start_in` s after the latest block (mint, approve, openRequest)."""
         start = self.chain_time() + start_in
-        self.buyer.send(self.stablecoin.functions.mint(self.buyer.address, budget))
-        self.buyer.send(self.stablecoin.functions.approve(self.market.address, budget))
-        self.buyer.send(self.market.functions.openRequest(zone, start, start + duration, target_w, price_per_kwh,
-                                                          self.stablecoin.address, budget))
-        return int(self.market.functions.requestCount().call())
+        return open_funded_request(self.buyer, self.stablecoin, self.market, zone, start, start + duration, target_w,
+                                   price_per_kwh, budget)
 
     def cancel(self, request_id: int) -> None:
         self.buyer.send(self.market.functions.cancel(request_id))
