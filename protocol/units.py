@@ -6,6 +6,9 @@ from __future__ import annotations
 WH_PER_KWH = 1_000
 W_PER_KW = 1_000
 SECONDS_PER_HOUR = 3_600
+SECONDS_PER_DAY = 86_400
+JOULES_PER_WH = 3_600
+BPS = 10_000  # basis points in one whole: shares and tolerances are integer bps
 
 
 def energy_wh(power_w: int, seconds: int) -> int:
@@ -16,3 +19,8 @@ def energy_wh(power_w: int, seconds: int) -> int:
 def payment(energy_wh_: int, price_per_kwh: int) -> int:
     """Token base units owed for `energy_wh_` at `price_per_kwh` base units per kWh (rounded down)."""
     return energy_wh_ * price_per_kwh // WH_PER_KWH
+
+
+def bps_of(amount: int, bps: int) -> int:
+    """`bps` basis points of `amount` (rounded down)."""
+    return amount * bps // BPS
