@@ -1,8 +1,9 @@
 """Oracle report documents: fetched from the oracles over HTTP, verified against the chain, stored.
 
-A document is accepted only if its digest is the report's, the Merkle root this module recomputes
-from its ledger (protocol.merkle) equals the rewardsRoot the OracleHub recorded, and its payouts
-hash to the on-chain requestsHash. Proofs are computed here, never copied from the oracle.
+A document is the protocol's ReportDocument. It is accepted only if its digest is the report's, the
+Merkle root recomputed from its ledger equals the rewardsRoot the OracleHub recorded, and its
+payouts hash to the on-chain requestsHash (ReportDocument.verify). Proofs are computed here, never
+copied from the oracle.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from eth_utils import to_checksum_address
+from pydantic import ValidationError
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
 from api.models import api_metadata
-from protocol.merkle import RewardLeaf, RewardsTree
-from protocol.report import ZERO_ROOT, RequestPayout, SettlementReport
+from protocol.report_document import ReportDocument, ReportMismatch
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +28,6 @@ REPORTS = api_metadata.tables["reports"]
 DOCUMENTS = api_metadata.tables["report_documents"]
 REPORT_REQUESTS = api_metadata.tables["report_requests"]
 LEAVES = api_metadata.tables["reward_leaves"]
-
-DEVICE_FIELDS = ("device", "owner", "committedWh", "deliveredWh", "ratioBps", "factorBps", "payableWh", "payout",
-                 "ownerPayout", "fee", "emission", "penalty", "eligible", "reasons", "flags")
 
 
 class DocumentRejected(ValueError):
@@ -48,44 +45,23 @@ class VerifiedDocument:
     requests: list[dict[str, Any]]
 
 
-def _hex(value: bytes) -> str:
-    return "0x" + bytes(value).hex()
-
-
-def verify_document(body: dict[str, Any], digest: str, rewards_root: str, requests_hash: str) -> VerifiedDocument:
-    """Check an oracle's report body against the on-chain digest, root and requestsHash."""
+def verify_document(body: dict[str, Any] | ReportDocument, digest: str, rewards_root: str,
+                    requests_hash: str) -> VerifiedDocument:
+    """Check an oracle's report document against the on-chain digest, root and requestsHash."""
     try:
-        if str(body.get("digest", "")).lower() != digest.lower():
-            raise DocumentRejected(f"document digest {body.get('digest')!r} is not {digest}")
-        entries = body.get("ledger")
-        if entries is None:
-            entries = body.get("leaves", [])
-        leaves = [RewardLeaf(to_checksum_address(e["account"]), to_checksum_address(e["token"]), int(e["amount"]))
-                  for e in entries]
-        if leaves:
-            tree = RewardsTree(leaves)
-            root = tree.root
-        else:
-            tree, root = None, ZERO_ROOT
-        if _hex(root) != rewards_root.lower():
-            raise DocumentRejected(f"recomputed root {_hex(root)} differs from the on-chain root {rewards_root}")
-        payouts = tuple(RequestPayout(int(p["requestId"]), int(p["payout"])) for p in body.get("payouts", []))
-        computed = SettlementReport(epoch=0, previous_root=ZERO_ROOT, rewards_root=ZERO_ROOT, payouts=payouts)
-        if _hex(computed.requests_hash) != requests_hash.lower():
-            raise DocumentRejected("the document's payouts do not hash to the on-chain requestsHash")
-        requests = []
-        for r in body.get("requests", []):
-            devices = [{name: d.get(name) for name in DEVICE_FIELDS} for d in r.get("devices", [])]
-            requests.append({"request_id": int(r["requestId"]), "delivered_wh": int(r.get("deliveredWh", 0)),
-                             "payout": str(int(r.get("payout", 0))), "refund": str(int(r.get("refund", 0))),
-                             "devices": json.dumps(devices, sort_keys=True)})
-        proofs = [{"account": leaf.account, "token": leaf.token, "amount": str(leaf.amount),
-                   "proof": json.dumps([_hex(node) for node in tree.proof(leaf)])} for leaf in leaves] if tree else []
-        return VerifiedDocument(digest.lower(), int(body["epoch"]), rewards_root.lower(), proofs, requests)
-    except DocumentRejected:
-        raise
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise DocumentRejected(f"malformed report document: {error!r}") from None
+        document = body if isinstance(body, ReportDocument) else ReportDocument.parse(body)
+        document.verify(rewards_root, digest=digest, requests_hash=requests_hash)
+    except ReportMismatch as error:
+        raise DocumentRejected(str(error)) from None
+    except (ValidationError, ValueError, TypeError) as error:
+        raise DocumentRejected(f"malformed report document: {str(error)[:500]}") from None
+    requests = [{"request_id": r.requestId, "delivered_wh": r.deliveredWh, "payout": str(r.payout),
+                 "refund": str(r.refund),
+                 "devices": json.dumps([d.model_dump(mode="json") for d in r.devices], sort_keys=True)}
+                for r in document.requests]
+    proofs = [{"account": p.account, "token": p.token, "amount": str(p.amount), "proof": json.dumps(p.proof)}
+              for p in document.proofs()]
+    return VerifiedDocument(digest.lower(), document.epoch, rewards_root.lower(), proofs, requests)
 
 
 def store_document(engine: Engine, document: VerifiedDocument, source: str) -> bool:
@@ -161,12 +137,9 @@ class DocumentFetcher:
                 if response.status_code != 200:
                     continue
                 try:
-                    payload = response.json()
-                    body = payload.get("report", payload) if isinstance(payload, dict) else None
-                    if not isinstance(body, dict):
-                        raise DocumentRejected("the answer is not a JSON object")
+                    body = ReportDocument.from_published(response.json())
                     document = verify_document(body, digest, report["rewards_root"], report["requests_hash"])
-                except (DocumentRejected, ValueError) as error:
+                except (DocumentRejected, ValidationError, ValueError) as error:
                     log.warning("rejected report %s from %s: %s", digest, url, error)
                     continue
                 if store_document(self.engine, document, url):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable
 
 from protocol.meter import Commitment, MeterBatch
+from protocol.messages import encode_batch, encode_commitment
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -192,10 +193,10 @@ class Outbox:
         out = []
         for kind, item_id, attempts, device, sequence, start, interval, readings, bsig, rid, cdev, watts, csig in rows:
             if kind == "batch":
-                payload = {"device": device, "start": start, "intervalSeconds": interval,
-                           "readings": json.loads(readings), "sequence": sequence, "signature": bsig}
+                payload = encode_batch(MeterBatch(device, start, interval, tuple(json.loads(readings)), sequence,
+                                                  bytes.fromhex(bsig[2:])))
             else:
-                payload = {"requestId": rid, "device": cdev, "watts": watts, "signature": csig}
+                payload = encode_commitment(Commitment(rid, cdev, watts, bytes.fromhex(csig[2:])))
             out.append(Delivery(kind, item_id, oracle, attempts, payload))
         return out
 

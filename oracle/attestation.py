@@ -25,17 +25,18 @@ from typing import Any, Callable
 import httpx
 from eth_account import Account
 from sqlalchemy.engine import Engine
+from pydantic import ValidationError
 
 from oracle import db
 from oracle.chain_view import ChainView, RequestStatus
 from oracle.epoch import HISTORY_DAYS, SECONDS_PER_DAY, OracleEconomics, compute_epoch, event_window
 from oracle.ingest import Ingestor, Rejected
-from oracle.report_store import ReportStore, ledger_from_body, report_body, report_from_body
-from oracle.settlement import Ledger, ledger_leaves
+from oracle.report_store import ReportStore, report_document
+from oracle.settlement import Ledger
 from protocol.chain import ChainError, Transactor
 from protocol.fast_verify import recover_digest
-from protocol.merkle import RewardsTree
-from protocol.meter import MeterBatch
+from protocol.messages import decode_batch
+from protocol.report_document import ReportDocument, ReportMismatch
 
 log = logging.getLogger("negawatt.oracle.attestation")
 
@@ -161,15 +162,13 @@ class Attestor:
         if state.epoch == 0 or self.store.final(state.epoch) is not None:
             return
         for body, _status in self.store.by_epoch(state.epoch):
-            if body["rewardsRoot"] == "0x" + state.root.hex():
-                self.store.set_status(body["digest"], "final")
-                log.info("epoch %d is final on-chain (report %s)", state.epoch, body["digest"])
+            if body.rewardsRoot == "0x" + state.root.hex():
+                self.store.set_status(body.digest, "final")
+                log.info("epoch %d is final on-chain (report %s)", state.epoch, body.digest)
                 return
         for _address, url in self._peers(state):
-            body = self._fetch(f"{url}/v1/reports/{state.epoch}")
-            if isinstance(body, dict):
-                body.pop("leaves", None)
-            if body and self._valid_final(body, state):
+            body = self._document(self._fetch(f"{url}/v1/reports/{state.epoch}"), url)
+            if body is not None and self._valid_final(body, state):
                 self.store.save(body, "final")
                 log.info("learned final report of epoch %d from %s", state.epoch, url)
                 return
@@ -182,11 +181,11 @@ class Attestor:
         body = self.store.final(state.epoch)
         if body is None:
             raise ProposalRejected("previous_report_unknown", f"the final report of epoch {state.epoch} is unknown")
-        return state.root, ledger_from_body(body)
+        return state.root, body.ledger_totals()
 
     # ------------------------------------------------------------------ computing and signing
 
-    def compute(self, state: ChainState, request_ids: list[int]) -> dict[str, Any]:
+    def compute(self, state: ChainState, request_ids: list[int]) -> ReportDocument:
         """This oracle's report for the next epoch over `request_ids` (stored as computed)."""
         now = int(self.clock())
         requests = []
@@ -204,13 +203,13 @@ class Attestor:
         settlement, details = compute_epoch(self.engine, requests, self.chain_view.devices(), self.economics,
                                             state.epoch + 1, previous_root, previous_ledger, state.emission_budget)
         digest = settlement.report.digest(self.manifest.chainId, self.hub.address)
-        body = report_body(digest, settlement, details)
+        body = report_document(digest, settlement, details)
         self.store.save(body, "computed")
         return body
 
-    def sign(self, body: dict[str, Any]) -> bytes:
+    def sign(self, body: ReportDocument) -> bytes:
         """This oracle's signature of a report body it computed."""
-        return report_from_body(body).sign(self.key, self.manifest.chainId, self.hub.address)
+        return body.settlement_report().sign(self.key, self.manifest.chainId, self.hub.address)
 
     def answer_proposal(self, epoch: int, previous_root: str, request_ids: list[int]) -> dict[str, Any]:
         """A follower's answer: its own digest and signature for the proposed epoch and requests."""
@@ -226,7 +225,7 @@ class Attestor:
         if not request_ids:
             raise ProposalRejected("no_requests", "a proposal settles at least one request")
         body = self.compute(state, request_ids)
-        return {"oracle": self.address, "digest": body["digest"], "signature": "0x" + self.sign(body).hex()}
+        return {"oracle": self.address, "digest": body.digest, "signature": "0x" + self.sign(body).hex()}
 
     def propose(self, state: ChainState, request_ids: list[int]) -> str:
         """Compute, collect `threshold` matching signatures from the oracles, and submit."""
@@ -234,7 +233,7 @@ class Attestor:
             body = self.compute(state, request_ids)
         except ProposalRejected as error:
             return f"cannot propose: {error.detail}"
-        digest = bytes.fromhex(body["digest"][2:])
+        digest = bytes.fromhex(body.digest[2:])
         signatures = {self.address: self.sign(body)}
         for address, url in self._peers(state):
             if len(signatures) >= state.threshold:
@@ -243,9 +242,9 @@ class Attestor:
                 "epoch": state.epoch + 1, "previousRoot": "0x" + state.root.hex(), "requestIds": request_ids})
             if not answer:
                 continue
-            if answer.get("digest") != body["digest"]:
+            if answer.get("digest") != body.digest:
                 log.warning("oracle %s computed %s for epoch %d, we computed %s", address, answer.get("digest"),
-                            state.epoch + 1, body["digest"])
+                            state.epoch + 1, body.digest)
                 continue
             try:
                 signature = bytes.fromhex(str(answer["signature"])[2:])
@@ -257,21 +256,21 @@ class Attestor:
             return f"only {len(signatures)} of {state.threshold} signatures for epoch {state.epoch + 1}"
         return self.submit(body, list(signatures.values()))
 
-    def submit(self, body: dict[str, Any], signatures: list[bytes]) -> str:
+    def submit(self, body: ReportDocument, signatures: list[bytes]) -> str:
         """Send the report with its signatures, unless the chain moved on meanwhile."""
         state = self.chain_state()
-        if state.pending_status != 0 or state.epoch + 1 != body["epoch"]:
+        if state.pending_status != 0 or state.epoch + 1 != body.epoch:
             return "the chain moved on; not submitting"
-        report = report_from_body(body)
+        report = body.settlement_report()
         try:
             receipt = self.tx.send(self.hub.functions.submitReport(
                 report.as_tuple(), report.payout_tuples(), report.penalty_tuples(), signatures))
         except ChainError as error:
-            log.info("report %s not submitted: %s", body["digest"], error)
+            log.info("report %s not submitted: %s", body.digest, error)
             return f"submission refused: {error.error or error}"
-        self.store.set_status(body["digest"], "submitted")
-        log.info("submitted report %s for epoch %d in block %d", body["digest"], body["epoch"], receipt.block_number)
-        return f"submitted epoch {body['epoch']}"
+        self.store.set_status(body.digest, "submitted")
+        log.info("submitted report %s for epoch %d in block %d", body.digest, body.epoch, receipt.block_number)
+        return f"submitted epoch {body.epoch}"
 
     def finalize(self, state: ChainState) -> str:
         """Finalize the pending report once its window has passed (any oracle may; the first wins)."""
@@ -280,23 +279,22 @@ class Attestor:
         body = known[0] if known else None
         if body is None:
             for _address, url in self._peers(state):
-                fetched = self._fetch(f"{url}/v1/reports/by-digest/{digest}")
-                fetched = fetched.get("report") if fetched else None
-                if fetched and self._digest_of(fetched) == digest:
+                fetched = self._document(self._fetch(f"{url}/v1/reports/by-digest/{digest}"), url)
+                if fetched is not None and self._digest_of(fetched) == digest:
                     body = fetched
                     self.store.save(body, "submitted")
                     break
         if body is None:
             return f"pending report {digest} is unknown here"
-        report = report_from_body(body)
+        report = body.settlement_report()
         try:
             self.tx.send(self.hub.functions.finalize(report.as_tuple(), report.payout_tuples(),
                                                      report.penalty_tuples()))
         except ChainError as error:
             return f"finalize refused: {error.error or error}"
         self.store.set_status(digest, "final")
-        log.info("finalized epoch %d (report %s)", body["epoch"], digest)
-        return f"finalized epoch {body['epoch']}"
+        log.info("finalized epoch %d (report %s)", body.epoch, digest)
+        return f"finalized epoch {body.epoch}"
 
     # ------------------------------------------------------------------ data from peers
 
@@ -316,13 +314,11 @@ class Attestor:
                         if item.get("sequence") in have:
                             continue
                         try:
-                            batch = MeterBatch(item["device"], int(item["start"]), int(item["intervalSeconds"]),
-                                               tuple(int(v) for v in item["readings"]), int(item["sequence"]),
-                                               bytes.fromhex(str(item["signature"])[2:]))
+                            batch = decode_batch(item, ignore_extra=True)
                             self.ingestor.accept_batch(batch, int(self.clock()))
                             have.add(batch.sequence)
                             added += 1
-                        except (Rejected, KeyError, ValueError, TypeError) as error:
+                        except (Rejected, ValidationError, ValueError, TypeError) as error:
                             log.warning("batch from %s not taken: %s", url, error)
         if added:
             log.info("pulled %d missing meter batches from peers", added)
@@ -352,15 +348,24 @@ class Attestor:
             return None
         return response.json()
 
-    def _digest_of(self, body: dict[str, Any]) -> str:
-        return "0x" + report_from_body(body).digest(self.manifest.chainId, self.hub.address).hex()
+    def _digest_of(self, body: ReportDocument) -> str:
+        return "0x" + body.settlement_report().digest(self.manifest.chainId, self.hub.address).hex()
 
-    def _valid_final(self, body: dict[str, Any], state: ChainState) -> bool:
+    @staticmethod
+    def _document(answer: Any, url: str) -> ReportDocument | None:
+        """The report document in a peer's answer, or None (logged) if there is none or it is malformed."""
+        if not answer:
+            return None
+        try:
+            return ReportDocument.from_published(answer)
+        except (ValidationError, ValueError) as error:
+            log.warning("report from %s not taken: %s", url, str(error)[:300])
+            return None
+
+    def _valid_final(self, body: ReportDocument, state: ChainState) -> bool:
         """A peer's report is taken as final only if it is the chain's root and its leaves rebuild it."""
         try:
-            leaves = ledger_leaves(ledger_from_body(body))
-            root = RewardsTree(leaves).root if leaves else bytes(32)
-        except (KeyError, ValueError):
+            body.verify(state.root, digest=self._digest_of(body))
+        except ReportMismatch:
             return False
-        return (int(body.get("epoch", -1)) == state.epoch and root == state.root
-                and body.get("rewardsRoot") == "0x" + state.root.hex() and self._digest_of(body) == body.get("digest"))
+        return body.epoch == state.epoch and body.rewardsRoot == "0x" + state.root.hex()

@@ -22,7 +22,8 @@ from starlette.concurrency import run_in_threadpool
 
 from oracle.attestation import Attestor, ProposalRejected
 from oracle.ingest_api import problem
-from oracle.report_store import leaves_with_proofs
+from protocol.report_document import ReportDocument
+from protocol.statuses import StoredReportStatus
 
 _HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -44,11 +45,12 @@ class ProofCache:
         self.size = size
         self._by_digest: dict[str, list[dict[str, Any]]] = {}
 
-    def leaves(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        digest = body["digest"]
+    def leaves(self, body: ReportDocument) -> list[dict[str, Any]]:
+        """The report's leaves with proofs, as served (amounts as decimal strings)."""
+        digest = body.digest
         cached = self._by_digest.get(digest)
         if cached is None:
-            cached = leaves_with_proofs(body)
+            cached = [leaf.model_dump(mode="json") for leaf in body.proofs()]
             if len(self._by_digest) >= self.size:
                 self._by_digest.pop(next(iter(self._by_digest)))
             self._by_digest[digest] = cached
@@ -59,8 +61,8 @@ def add_attestation_routes(app: FastAPI, attestor: Attestor) -> None:
     """Mount the attestation and publication routes on the oracle's app."""
     proofs = ProofCache()
 
-    def _published(body: dict[str, Any], status: str) -> dict[str, Any]:
-        return {"status": status, "report": body, "leaves": proofs.leaves(body)}
+    def _published(body: ReportDocument, status: StoredReportStatus) -> dict[str, Any]:
+        return {"status": status.value, "report": body.as_json(), "leaves": proofs.leaves(body)}
 
     @app.exception_handler(ProposalRejected)
     async def _declined(_request: Any, error: ProposalRejected):
@@ -90,7 +92,7 @@ def add_attestation_routes(app: FastAPI, attestor: Attestor) -> None:
         body = attestor.store.final(epoch)
         if body is None:
             return problem(404, "unknown_report", "No final report of that epoch here", str(epoch))
-        return {**body, "leaves": proofs.leaves(body)}
+        return {**body.as_json(), "leaves": proofs.leaves(body)}
 
     @app.get("/v1/rewards/{account}")
     def rewards(account: str):
@@ -101,6 +103,6 @@ def add_attestation_routes(app: FastAPI, attestor: Attestor) -> None:
         if body is None:
             return {"account": account, "epoch": 0, "root": "0x" + "00" * 32, "rewards": []}
         mine = [leaf for leaf in proofs.leaves(body) if leaf["account"].lower() == account.lower()]
-        return {"account": account, "epoch": body["epoch"], "root": body["rewardsRoot"],
+        return {"account": account, "epoch": body.epoch, "root": body.rewardsRoot,
                 "rewards": [{"token": leaf["token"], "amount": leaf["amount"], "proof": leaf["proof"]}
                             for leaf in mine]}

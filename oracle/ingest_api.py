@@ -43,7 +43,8 @@ from oracle.ingest import ChainUnavailable, Ingestor, IngestSettings, Rejected
 from protocol.chain import connect
 from protocol.fast_verify import RegistryDomainVerifier
 from protocol.manifest import check_chain, load_manifest
-from protocol.meter import Commitment, MeterBatch
+from protocol.addresses import checksummed
+from protocol.messages import CommitmentMessage, MeterBatchMessage
 from protocol.settings import ChainSettings
 
 logger = logging.getLogger(__name__)
@@ -51,72 +52,10 @@ logger = logging.getLogger(__name__)
 PROBLEM_TYPE = "urn:negawatt:ingest:{code}"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
-_HEX_SIGNATURE = re.compile(r"^0x(?:[0-9a-fA-F]{2})*$")
-_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-
-UInt32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
-UInt64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
-
-
-def _address(value: str) -> str:
-    """A checksummed address from hex; mixed case must be a valid EIP-55 checksum."""
-    if not _ADDRESS.match(value):
-        raise ValueError("must be a 0x-prefixed 20-byte hex address")
-    body = value[2:]
-    if body != body.lower() and body != body.upper() and not is_checksum_address(value):
-        raise ValueError("mixed-case address with an invalid EIP-55 checksum")
-    return to_checksum_address(value)
-
-
-def _signature(value: str) -> bytes:
-    if not _HEX_SIGNATURE.match(value):
-        raise ValueError("must be 0x-prefixed hex bytes")
-    return bytes.fromhex(value[2:])
-
-
-class _SignedByDevice(BaseModel):
-    """Fields every device-signed payload has: the device address and its signature (hex)."""
-
-    model_config = ConfigDict(strict=True, extra="forbid")
-
-    device: str
-    signature: str = Field(max_length=1_000)
-
-    @field_validator("device")
-    @classmethod
-    def _checksummed(cls, value: str) -> str:
-        return _address(value)
-
-    @field_validator("signature")
-    @classmethod
-    def _hex(cls, value: str) -> str:
-        _signature(value)
-        return value
-
-
-class MeterBatchPayload(_SignedByDevice):
-    """The JSON body of POST /v1/meter-batches (integers must be JSON integers)."""
-
-    start: UInt64
-    intervalSeconds: UInt32
-    readings: list[UInt32] = Field(max_length=10_000)
-    sequence: Annotated[int, Field(ge=0, le=db.MAX_DB_INT)]
-
-    def to_batch(self) -> MeterBatch:
-        """The protocol message."""
-        return MeterBatch(self.device, self.start, self.intervalSeconds, tuple(self.readings), self.sequence,
-                          _signature(self.signature))
-
-
-class CommitmentPayload(_SignedByDevice):
-    """The JSON body of POST /v1/commitments."""
-
-    requestId: Annotated[int, Field(ge=0, le=2**256 - 1)]
-    watts: UInt64
-
-    def to_commitment(self) -> Commitment:
-        """The protocol message."""
-        return Commitment(self.requestId, self.device, self.watts, _signature(self.signature))
+# The request bodies are the protocol's message codecs (protocol/messages.py).
+MeterBatchPayload = MeterBatchMessage
+CommitmentPayload = CommitmentMessage
+_address = checksummed
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,27 +1,25 @@
 """Reports this oracle computed, signed or learned, kept in its database.
 
-A report is stored as canonical JSON (amounts as decimal strings, so JavaScript clients keep
-precision) under its EIP-712 digest, with a status that only moves forward:
-computed -> submitted -> final (or discarded). The cumulative ledger of the last final report is
-the starting point of the next epoch, and its leaves with proofs are what the oracle publishes.
+A report is the protocol's ReportDocument (protocol/report_document.py), stored as its canonical
+JSON under its EIP-712 digest, with a status (protocol.statuses.StoredReportStatus) that only moves
+forward: computed -> submitted -> final (or discarded). The cumulative ledger of the last final
+report is the starting point of the next epoch, and its leaves with proofs are what the oracle
+publishes.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any
 
-from eth_utils import to_checksum_address
 from sqlalchemy import BigInteger, Column, Text
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
 
-from oracle.settlement import EpochSettlement, Ledger
-from protocol.merkle import RewardLeaf, RewardsTree
-from protocol.report import Penalty, RequestPayout, SettlementReport
+from oracle.settlement import EpochSettlement
+from protocol.report_document import ReportDocument
+from protocol.statuses import StoredReportStatus
 
-STATUSES = ("computed", "submitted", "final", "discarded")
+STATUSES = tuple(status.value for status in StoredReportStatus)
 
 
 class ReportRecord(SQLModel, table=True):
@@ -45,32 +43,32 @@ def _hex(value: bytes) -> str:
     return "0x" + bytes(value).hex()
 
 
-def report_body(digest: bytes, settlement: EpochSettlement, details: dict[int, list[dict]]) -> dict[str, Any]:
-    """The JSON document of a computed report: the signed fields, arrays, ledger and per-device results."""
+def report_document(digest: bytes, settlement: EpochSettlement, details: dict[int, list[dict]]) -> ReportDocument:
+    """The document of a computed report: the signed fields, arrays, ledger and per-device results."""
     report = settlement.report
-    return {
+    return ReportDocument.model_validate({
         "digest": _hex(digest),
         "epoch": report.epoch,
         "previousRoot": _hex(report.previous_root),
         "rewardsRoot": _hex(report.rewards_root),
         "requestsHash": _hex(report.requests_hash),
         "penaltiesHash": _hex(report.penalties_hash),
-        "emission": str(report.emission),
-        "payouts": [{"requestId": p.request_id, "payout": str(p.payout)} for p in report.payouts],
-        "penalties": [{"account": p.account, "amount": str(p.amount)} for p in report.penalties],
-        "ledger": [{"account": leaf.account, "token": leaf.token, "amount": str(leaf.amount)}
+        "emission": report.emission,
+        "payouts": [{"requestId": p.request_id, "payout": p.payout} for p in report.payouts],
+        "penalties": [{"account": p.account, "amount": p.amount} for p in report.penalties],
+        "ledger": [{"account": leaf.account, "token": leaf.token, "amount": leaf.amount}
                    for leaf in settlement.leaves()],
         "requests": [
             {
-                "requestId": r.request_id, "paymentToken": r.payment_token, "escrow": str(r.escrow),
-                "payout": str(r.payout), "refund": str(r.refund), "scaledToEscrow": r.scaled_to_escrow,
+                "requestId": r.request_id, "paymentToken": r.payment_token, "escrow": r.escrow,
+                "payout": r.payout, "refund": r.refund, "scaledToEscrow": r.scaled_to_escrow,
                 "deliveredWh": r.delivered_wh,
                 "devices": [
                     {
                         "device": d.device, "owner": d.owner, "committedWh": d.committed_wh,
                         "deliveredWh": d.delivered_wh, "ratioBps": d.ratio_bps, "factorBps": d.factor_bps,
-                        "payableWh": d.payable_wh, "payout": str(d.payout), "ownerPayout": str(d.owner_payout),
-                        "fee": str(d.fee), "emission": str(d.emission), "penalty": str(d.penalty),
+                        "payableWh": d.payable_wh, "payout": d.payout, "ownerPayout": d.owner_payout,
+                        "fee": d.fee, "emission": d.emission, "penalty": d.penalty,
                         "eligible": d.eligible, "reasons": list(d.reasons), "flags": list(d.flags),
                     }
                     for d in r.devices
@@ -80,35 +78,7 @@ def report_body(digest: bytes, settlement: EpochSettlement, details: dict[int, l
             for r in settlement.requests
         ],
         "emissionScaled": settlement.emission_scaled,
-    }
-
-
-def report_from_body(body: dict[str, Any]) -> SettlementReport:
-    """The signed report (with its arrays) described by a stored or fetched body."""
-    return SettlementReport(
-        epoch=int(body["epoch"]),
-        previous_root=bytes.fromhex(body["previousRoot"][2:]),
-        rewards_root=bytes.fromhex(body["rewardsRoot"][2:]),
-        payouts=tuple(RequestPayout(int(p["requestId"]), int(p["payout"])) for p in body["payouts"]),
-        penalties=tuple(Penalty(to_checksum_address(p["account"]), int(p["amount"])) for p in body["penalties"]),
-        emission=int(body["emission"]),
-    )
-
-
-def ledger_from_body(body: dict[str, Any]) -> Ledger:
-    """The cumulative ledger a report body carries."""
-    return {(to_checksum_address(e["account"]), to_checksum_address(e["token"])): int(e["amount"])
-            for e in body["ledger"]}
-
-
-def leaves_with_proofs(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every leaf of the report's tree with its proof (what nodes claim with)."""
-    leaves = [RewardLeaf(e["account"], e["token"], int(e["amount"])) for e in body["ledger"]]
-    if not leaves:
-        return []
-    tree = RewardsTree(leaves)
-    return [{"account": leaf.account, "token": leaf.token, "amount": str(leaf.amount),
-             "proof": [_hex(node) for node in tree.proof(leaf)]} for leaf in leaves]
+    })
 
 
 class ReportStore:
@@ -118,53 +88,54 @@ class ReportStore:
         self.engine = engine
         init_reports(engine)
 
-    def save(self, body: dict[str, Any], status: str) -> None:
-        """Store a report body (idempotent by digest); an existing record keeps the later status."""
-        if status not in STATUSES:
-            raise ValueError(f"unknown report status {status!r}")
+    def save(self, document: ReportDocument, status: StoredReportStatus | str) -> None:
+        """Store a report (idempotent by digest); an existing record keeps the later status."""
+        status = StoredReportStatus(status)
         with Session(self.engine) as session:
-            record = session.get(ReportRecord, body["digest"])
+            record = session.get(ReportRecord, document.digest)
             if record is None:
-                session.add(ReportRecord(digest=body["digest"], epoch=int(body["epoch"]), status=status,
-                                         body=json.dumps(body, sort_keys=True), updated_at=int(time.time())))
-            elif STATUSES.index(status) > STATUSES.index(record.status):
-                record.status = status
+                session.add(ReportRecord(digest=document.digest, epoch=document.epoch, status=status.value,
+                                         body=document.canonical_json(), updated_at=int(time.time())))
+            elif status.rank > StoredReportStatus(record.status).rank:
+                record.status = status.value
                 record.updated_at = int(time.time())
                 session.add(record)
             session.commit()
 
-    def set_status(self, digest: str, status: str) -> None:
+    def set_status(self, digest: str, status: StoredReportStatus | str) -> None:
         """Move a stored report forward to `status` (no-op if unknown or already past it)."""
+        status = StoredReportStatus(status)
         with Session(self.engine) as session:
             record = session.get(ReportRecord, digest)
-            if record is not None and STATUSES.index(status) > STATUSES.index(record.status):
-                record.status = status
+            if record is not None and status.rank > StoredReportStatus(record.status).rank:
+                record.status = status.value
                 record.updated_at = int(time.time())
                 session.add(record)
                 session.commit()
 
-    def get(self, digest: str) -> tuple[dict[str, Any], str] | None:
-        """(body, status) of the report with `digest`, or None."""
+    def get(self, digest: str) -> tuple[ReportDocument, StoredReportStatus] | None:
+        """(document, status) of the report with `digest`, or None."""
         with Session(self.engine) as session:
             record = session.get(ReportRecord, digest.lower() if digest.startswith("0X") else digest)
-            return (json.loads(record.body), record.status) if record else None
+            return (ReportDocument.parse(record.body), StoredReportStatus(record.status)) if record else None
 
-    def final(self, epoch: int) -> dict[str, Any] | None:
+    def final(self, epoch: int) -> ReportDocument | None:
         """The final report of `epoch`, or None."""
         with Session(self.engine) as session:
             record = session.exec(select(ReportRecord).where(ReportRecord.epoch == epoch,
-                                                             ReportRecord.status == "final")).first()
-            return json.loads(record.body) if record else None
+                                                             ReportRecord.status == StoredReportStatus.FINAL.value)
+                                  ).first()
+            return ReportDocument.parse(record.body) if record else None
 
-    def latest_final(self) -> dict[str, Any] | None:
+    def latest_final(self) -> ReportDocument | None:
         """The final report of the highest epoch, or None."""
         with Session(self.engine) as session:
-            record = session.exec(select(ReportRecord).where(ReportRecord.status == "final")
+            record = session.exec(select(ReportRecord).where(ReportRecord.status == StoredReportStatus.FINAL.value)
                                   .order_by(ReportRecord.epoch.desc())).first()  # type: ignore[attr-defined]
-            return json.loads(record.body) if record else None
+            return ReportDocument.parse(record.body) if record else None
 
-    def by_epoch(self, epoch: int) -> list[tuple[dict[str, Any], str]]:
+    def by_epoch(self, epoch: int) -> list[tuple[ReportDocument, StoredReportStatus]]:
         """Every stored report of `epoch` with its status."""
         with Session(self.engine) as session:
             rows = session.exec(select(ReportRecord).where(ReportRecord.epoch == epoch)).all()
-            return [(json.loads(r.body), r.status) for r in rows]
+            return [(ReportDocument.parse(r.body), StoredReportStatus(r.status)) for r in rows]

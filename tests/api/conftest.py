@@ -210,7 +210,9 @@ class OraclePublisher:
         self.url = serve_app(app)
 
     def publish(self, body: dict[str, Any], status: str = "final") -> None:
-        self.store.save(body, status)
+        from protocol.report_document import ReportDocument
+
+        self.store.save(ReportDocument.parse(body), status)
 
 
 @pytest.fixture

@@ -21,10 +21,15 @@ def document() -> tuple[dict, str, str, str]:
     report = SettlementReport(epoch=3, previous_root=b"\x00" * 32, rewards_root=tree.root,
                               payouts=(RequestPayout(4, 1_000),))
     digest = "0x" + "ee" * 32
-    body = {"digest": digest, "epoch": 3, "payouts": [{"requestId": 4, "payout": "1000"}],
+    device = {"device": A, "owner": A, "committedWh": 5, "deliveredWh": 5, "ratioBps": 10_000, "factorBps": 10_000,
+              "payableWh": 5, "payout": "1000", "ownerPayout": "1000", "fee": "0", "emission": "0", "penalty": "0",
+              "eligible": True, "reasons": [], "flags": []}
+    body = {"digest": digest, "epoch": 3, "previousRoot": "0x" + "00" * 32, "rewardsRoot": "0x" + tree.root.hex(),
+            "requestsHash": "0x" + report.requests_hash.hex(), "penaltiesHash": "0x" + report.penalties_hash.hex(),
+            "emission": "0", "payouts": [{"requestId": 4, "payout": "1000"}], "penalties": [],
             "ledger": [{"account": a, "token": t, "amount": str(v)} for (a, t), v in ledger.items()],
-            "requests": [{"requestId": 4, "deliveredWh": 5, "payout": "1000", "refund": "0",
-                          "devices": [{"device": A, "owner": A, "deliveredWh": 5, "payout": "1000"}]}]}
+            "requests": [{"requestId": 4, "paymentToken": TOKEN, "escrow": "1000", "payout": "1000", "refund": "0",
+                          "scaledToEscrow": False, "deliveredWh": 5, "devices": [device]}]}
     return body, digest, "0x" + tree.root.hex(), "0x" + report.requests_hash.hex()
 
 
@@ -56,14 +61,14 @@ def test_a_document_that_differs_from_the_chain_is_rejected(tamper, reason):
 
 def test_a_document_computed_by_the_oracle_engine_verifies():
     """The API reads the oracle's own report body (oracle.settlement + oracle.report_store) unchanged."""
-    from oracle.report_store import report_body
+    from oracle.report_store import report_document
     from oracle.settlement import DeviceInput, RequestInput, SettlementParams, settle_epoch
 
     owner, usd, nega = "0x" + "01" * 20, "0x" + "bb" * 20, "0x" + "aa" * 20
     params = SettlementParams(fee_account="0x" + "fe" * 20, protocol_token=nega, interval_seconds=900)
     request = RequestInput(5, usd, 200_000, 10**9, 2, (DeviceInput("0x" + "11" * 20, owner, 4_000, (900, 1_000)),))
     settlement = settle_epoch(1, bytes(32), {}, [request], params, emission_budget=10**30)
-    body = json.loads(json.dumps(report_body(b"\x42" * 32, settlement, {})))  # as it travels over HTTP
+    body = report_document(b"\x42" * 32, settlement, {}).as_json()  # as it travels over HTTP
     report = settlement.report
     verified = verify_document(body, "0x" + "42" * 32, "0x" + report.rewards_root.hex(),
                                "0x" + report.requests_hash.hex())

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from oracle import db
 from oracle.report_store import ReportStore
 from oracle.settlement import DeviceInput, RequestInput, SettlementParams, settle_epoch
-from oracle.report_store import report_body
+from oracle.report_store import report_document
 
 INTERVAL = 900
 
@@ -61,11 +61,11 @@ def test_report_store_on_postgres(postgres_url):
     params = SettlementParams(fee_account="0x" + "fe" * 20, protocol_token=nega, interval_seconds=INTERVAL)
     request = RequestInput(1, usd, 200_000, 10**9, 2, (DeviceInput("0x" + "11" * 20, owner, 4_000, (900, 1_000)),))
     settlement = settle_epoch(1, bytes(32), {}, [request], params, emission_budget=10**30)
-    body = report_body(b"\x42" * 32, settlement, {})
+    body = report_document(b"\x42" * 32, settlement, {})
     store.save(body, "computed")
     store.save(body, "computed")
-    store.set_status(body["digest"], "final")
-    store.set_status(body["digest"], "computed")  # never moves backwards
-    assert store.get(body["digest"]) == (body, "final")
+    store.set_status(body.digest, "final")
+    store.set_status(body.digest, "computed")  # never moves backwards
+    assert store.get(body.digest) == (body, "final")
     assert store.final(1) == body == store.latest_final()
     engine.dispose()
