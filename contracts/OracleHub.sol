@@ -90,6 +90,10 @@ contract OracleHub is GuardianPausable, EIP712 {
     address[] private _oracles;
     mapping(address oracle => uint256) private _oracleSlot;
     mapping(address oracle => string) private _urls;
+    /// @notice Digests of reports thrown out by an upheld challenge: never accepted again.
+    mapping(bytes32 digest => bool) public discarded;
+    /// @notice When the current pause began (0 when not paused); the challenge window is frozen meanwhile.
+    uint40 public pausedAt;
 
     /// @notice `oracle` joined the set at `index`.
     event OracleAdded(address indexed oracle, uint256 index);
@@ -128,6 +132,8 @@ contract OracleHub is GuardianPausable, EIP712 {
     );
     /// @notice A report was discarded; its requests are open for settlement again.
     event ReportDiscarded(uint64 indexed epoch, bytes32 indexed digest);
+    /// @notice The pending report's challenge window was moved to `deadline` by the time the hub was paused.
+    event ChallengeWindowExtended(uint64 indexed epoch, bytes32 indexed digest, uint40 deadline);
     /// @notice A report became final: requests settled, penalties applied, `emission` minted, root installed.
     event ReportFinalized(uint64 indexed epoch, bytes32 indexed digest, bytes32 rewardsRoot, uint256 emission);
 
@@ -141,6 +147,8 @@ contract OracleHub is GuardianPausable, EIP712 {
     error RequestsHashMismatch(bytes32 expected, bytes32 got);
     /// @notice The penalties passed do not hash to the report's penaltiesHash.
     error PenaltiesHashMismatch(bytes32 expected, bytes32 got);
+    /// @notice The report was discarded by an upheld challenge and may not be submitted again.
+    error DiscardedReport(bytes32 digest);
     /// @notice Fewer signatures than the threshold.
     error NotEnoughSignatures(uint256 given, uint256 threshold);
     /// @notice Signature `index` is malformed.
@@ -244,6 +252,7 @@ contract OracleHub is GuardianPausable, EIP712 {
         if (report.emission > s.emissionBudget) revert EmissionExceedsBudget(report.emission, s.emissionBudget);
 
         digest = reportDigest(report);
+        if (discarded[digest]) revert DiscardedReport(digest);
         (uint32 bitmap, address[] memory signers) = _verifySignatures(digest, signatures);
 
         uint40 deadline = uint40(block.timestamp) + s.challengeWindow;
@@ -503,6 +512,7 @@ contract OracleHub is GuardianPausable, EIP712 {
         s.signerBitmap = 0;
         s.emissionBudget += uint96(report.emission);
         _pendingDigest = NO_REPORT;
+        discarded[digest] = true;
         uint64 epoch = report.epoch;
 
         uint256 slashed = 0;
@@ -570,16 +580,27 @@ contract OracleHub is GuardianPausable, EIP712 {
         emit TreasurySet(treasury_);
     }
 
-    /// @dev OpenZeppelin's pause, mirrored into the packed state slot.
+    /// @dev OpenZeppelin's pause, mirrored into the packed state slot; remembers when it began.
     function _pause() internal override {
         super._pause();
         _state.paused = true;
+        pausedAt = uint40(block.timestamp);
     }
 
-    /// @dev OpenZeppelin's unpause, mirrored into the packed state slot.
+    /// @dev OpenZeppelin's unpause, mirrored into the packed state slot. A report whose challenge
+    ///      window was still open when the pause began gets the paused time added to its window,
+    ///      since nobody could challenge it meanwhile (M-2).
     function _unpause() internal override {
         super._unpause();
-        _state.paused = false;
+        uint40 began = pausedAt;
+        pausedAt = 0;
+        State memory s = _state;
+        s.paused = false;
+        if (s.status != ReportStatus.None && s.challengeDeadline > began) {
+            s.challengeDeadline += uint40(block.timestamp) - began;
+            emit ChallengeWindowExtended(uint64(s.epoch) + 1, _pendingDigest, s.challengeDeadline);
+        }
+        _state = s;
     }
 
     function _bitSet(uint32 bitmap, uint256 index) private pure returns (bool) {

@@ -542,3 +542,79 @@ def test_a_report_lands_only_with_k_distinct_oracle_signatures(
             with reverts(expected):
                 hub.submitReport(report.as_tuple(), [], [], signatures, sender=other)
             assert hub.pendingReport().status == NONE
+
+
+# ---------------------------------------------------------------- audit regressions (issue 12)
+
+
+def test_m1_a_report_discarded_by_an_upheld_challenge_cannot_come_back(
+    hub, submit, finalize, make_report, leaves, settled_request, oracle_accounts, challenger, guardian
+):
+    """The attack: after an upheld challenge, anyone resubmits the same report with the same
+    signatures and, once the window passes, finalizes it. The digest is now marked discarded."""
+    report, _ = make_report(leaves, payouts=[(settled_request, 900 * USD)])
+    submit(report, oracle_accounts[:3])
+    digest = hub.reportDigest(report.as_tuple())
+    hub.challenge(digest, "wrong", sender=challenger)
+    hub.resolveChallenge(report.as_tuple(), report.payout_tuples(), True, sender=guardian)
+    assert hub.discarded(digest)
+    with reverts(hub.DiscardedReport, digest=digest):
+        submit(report, oracle_accounts[:3])
+    with reverts(hub.DiscardedReport, digest=digest):
+        submit(report, oracle_accounts[2:5])  # other signers of the same digest: still refused
+    assert hub.pendingReport().status == NONE and hub.currentEpoch() == 0
+    honest, _ = make_report(leaves, payouts=[(settled_request, 800 * USD)])
+    submit(honest, oracle_accounts[:3])
+    assert not hub.discarded(hub.reportDigest(honest.as_tuple()))
+
+
+def test_m1_a_rejected_challenge_does_not_mark_the_report(
+    hub, submit, make_report, leaves, oracle_accounts, challenger, guardian
+):
+    report, _ = make_report(leaves)
+    submit(report, oracle_accounts[:3])
+    digest = hub.reportDigest(report.as_tuple())
+    hub.challenge(digest, "frivolous", sender=challenger)
+    hub.resolveChallenge(report.as_tuple(), [], False, sender=guardian)
+    assert not hub.discarded(digest)
+
+
+def test_m2_a_pause_freezes_the_challenge_window(
+    chain, hub, submit, finalize, make_report, leaves, oracle_accounts, challenger, guardian
+):
+    """The attack: the hub is paused for longer than the window; at unpause the report could be
+    finalized at once, unchallenged. The window is now extended by the paused time."""
+    report, _ = make_report(leaves)
+    submit(report, oracle_accounts[:3])
+    digest = hub.reportDigest(report.as_tuple())
+    deadline = hub.pendingReport().challengeDeadline
+    paused = hub.pause(sender=guardian)
+    paused_at = chain.blocks[paused.block_number].timestamp
+    assert hub.pausedAt() == paused_at
+    chain.mine(timestamp=deadline + 3_600)  # the whole window passes while paused
+    tx = hub.unpause(sender=guardian)
+    unpaused_at = chain.blocks[tx.block_number].timestamp
+    (event,) = tx.decode_logs(hub.ChallengeWindowExtended)
+    new_deadline = hub.pendingReport().challengeDeadline
+    assert event.deadline == new_deadline and event.digest == digest
+    assert new_deadline - deadline == unpaused_at - paused_at
+    assert hub.pausedAt() == 0
+    with reverts(hub.ChallengeWindowOpen):
+        finalize(report, wait=False)
+    hub.challenge(digest, "caught in time", sender=challenger)  # the window is open again
+    assert hub.pendingReport().status == CHALLENGED
+
+
+def test_m2_a_pause_after_the_window_closed_extends_nothing(
+    chain, hub, submit, finalize, make_report, leaves, oracle_accounts, guardian
+):
+    report, _ = make_report(leaves)
+    submit(report, oracle_accounts[:3])
+    deadline = hub.pendingReport().challengeDeadline
+    chain.mine(timestamp=deadline + 10)
+    hub.pause(sender=guardian)
+    tx = hub.unpause(sender=guardian)
+    assert not tx.decode_logs(hub.ChallengeWindowExtended)
+    assert hub.pendingReport().challengeDeadline == deadline
+    finalize(report)
+    assert hub.currentEpoch() == 1
