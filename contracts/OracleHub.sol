@@ -132,6 +132,8 @@ contract OracleHub is GuardianPausable, EIP712 {
     );
     /// @notice A report was discarded; its requests are open for settlement again.
     event ReportDiscarded(uint64 indexed epoch, bytes32 indexed digest);
+    /// @notice A final report's penalty on `account`: `amount` asked, `slashed` taken (less if the stake was short).
+    event PenaltyApplied(uint64 indexed epoch, address indexed account, uint256 amount, uint256 slashed);
     /// @notice The pending report's challenge window was moved to `deadline` by the time the hub was paused.
     event ChallengeWindowExtended(uint64 indexed epoch, bytes32 indexed digest, uint40 deadline);
     /// @notice A report became final: requests settled, penalties applied, `emission` minted, root installed.
@@ -336,7 +338,8 @@ contract OracleHub is GuardianPausable, EIP712 {
         market.completeSettlement(payouts, address(distributor));
         address treasury_ = treasury;
         for (uint256 i = 0; i < penalties.length; ++i) {
-            staking.slash(penalties[i].account, penalties[i].amount, treasury_);
+            uint256 taken = staking.slash(penalties[i].account, penalties[i].amount, treasury_);
+            emit PenaltyApplied(report.epoch, penalties[i].account, penalties[i].amount, taken);
         }
         if (report.emission > 0) token.mint(address(distributor), report.emission);
         distributor.setRoot(report.rewardsRoot, report.epoch);

@@ -63,7 +63,7 @@ contract RewardDistributor is GuardianPausable {
     /// @notice Pay `account` what its leaf (account, token, cumulativeAmount) holds beyond what it
     ///         claimed. Anyone may call it; the tokens only ever go to `account`.
     function claim(address account, address token, uint256 cumulativeAmount, bytes32[] calldata proof) external {
-        _claim(account, token, cumulativeAmount, proof);
+        _claim(account, token, cumulativeAmount, proof, false);
     }
 
     /// @notice `claim` for several tokens of one account in one transaction.
@@ -74,8 +74,14 @@ contract RewardDistributor is GuardianPausable {
         bytes32[][] calldata proofs
     ) external {
         if (tokens.length != cumulativeAmounts.length || tokens.length != proofs.length) revert LengthMismatch();
+        bool any = false;
         for (uint256 i = 0; i < tokens.length; ++i) {
-            _claim(account, tokens[i], cumulativeAmounts[i], proofs[i]);
+            // A leaf someone already claimed (a front-run claim on the account's behalf) is skipped, so
+            // it cannot make the others revert (L-5); the proof is still checked.
+            if (_claim(account, tokens[i], cumulativeAmounts[i], proofs[i], true)) any = true;
+        }
+        if (!any && tokens.length > 0) {
+            revert NothingToClaim(account, tokens[0], cumulativeAmounts[0], _claimed[account][tokens[0]]);
         }
     }
 
@@ -149,17 +155,29 @@ contract RewardDistributor is GuardianPausable {
         _heldRoot = bytes32(0);
     }
 
-    function _claim(address account, address token, uint256 cumulativeAmount, bytes32[] calldata proof) private {
+    /// @dev Pays the unclaimed part of a proven leaf. With `skipClaimed`, a leaf with nothing left
+    ///      returns false instead of reverting.
+    function _claim(
+        address account,
+        address token,
+        uint256 cumulativeAmount,
+        bytes32[] calldata proof,
+        bool skipClaimed
+    ) private returns (bool paid) {
         bytes32 currentRoot = _liveRoot;
         if (currentRoot == PAUSED_ROOT) revert EnforcedPause();
         if (_processProof(proof, leafHash(account, token, cumulativeAmount)) != currentRoot) {
             revert InvalidProof(account, token, cumulativeAmount);
         }
         uint256 already = _claimed[account][token];
-        if (cumulativeAmount <= already) revert NothingToClaim(account, token, cumulativeAmount, already);
+        if (cumulativeAmount <= already) {
+            if (skipClaimed) return false;
+            revert NothingToClaim(account, token, cumulativeAmount, already);
+        }
         _claimed[account][token] = cumulativeAmount;
         uint256 amount = cumulativeAmount - already;
         emit Claimed(account, token, amount, cumulativeAmount);
         IERC20(token).safeTransfer(account, amount);
+        return true;
     }
 }

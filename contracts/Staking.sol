@@ -142,7 +142,10 @@ contract Staking is GuardianPausable {
         uint256 rest = amount - fromBonded;
         uint256 fromUnbonding = rest < s.unbonding ? rest : s.unbonding;
         slashed = fromBonded + fromUnbonding;
-        if (slashed == 0) return 0;
+        if (slashed == 0) {
+            emit Slashed(account, 0, recipient, amount); // nothing left to take: said, not silent
+            return 0;
+        }
         s.bonded -= uint128(fromBonded);
         s.unbonding -= uint128(fromUnbonding);
         emit Slashed(account, slashed, recipient, amount);

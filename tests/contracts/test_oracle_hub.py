@@ -505,9 +505,11 @@ def test_penalty_never_slashes_more_than_the_stake(hub, staking, token, submit, 
     report, _ = make_report(leaves, penalties=[Penalty(owner.address, 1_000 * TOKEN)])
     submit(report, oracle_accounts[:3])
     before = token.balanceOf(treasury.address)
-    finalize(report)
+    tx = finalize(report)
     assert staking.bondedOf(owner.address) == 0
     assert token.balanceOf(treasury.address) - before == 10 * TOKEN
+    (applied,) = tx.decode_logs(hub.PenaltyApplied)  # the slash's return is used: asked vs taken
+    assert (applied.account, applied.amount, applied.slashed) == (owner.address, 1_000 * TOKEN, 10 * TOKEN)
 
 
 def test_payouts_struct_hash_matches_python(hub, make_report, leaves):

@@ -105,6 +105,27 @@ def test_claim_many_collects_several_tokens(distributor, usd, token, publish, ow
     assert usd.balanceOf(owner.address) == 5 * USD and token.balanceOf(owner.address) == 3 * 10**18
 
 
+def test_l5_a_front_run_claim_does_not_make_claim_many_revert(distributor, usd, token, publish, owner, other,
+                                                               minter):
+    """The attack: someone claims one of the owner's leaves for it just before the owner's claimMany;
+    the batch used to revert with NothingToClaim. The claimed leaf is now skipped."""
+    usd_leaf = RewardLeaf(owner.address, usd.address, 5 * USD)
+    nega_leaf = RewardLeaf(owner.address, token.address, 3 * 10**18)
+    tree = publish([usd_leaf, nega_leaf], epoch=1, fund=5 * USD)
+    token.mint(distributor.address, 3 * 10**18, sender=minter)
+    distributor.claim(owner.address, usd.address, usd_leaf.amount, tree.proof(usd_leaf), sender=other)
+    tx = distributor.claimMany(owner.address, [usd.address, token.address], [usd_leaf.amount, nega_leaf.amount],
+                               [tree.proof(usd_leaf), tree.proof(nega_leaf)], sender=owner)
+    assert [log.token for log in tx.decode_logs(distributor.Claimed)] == [token.address]
+    assert usd.balanceOf(owner.address) == 5 * USD and token.balanceOf(owner.address) == 3 * 10**18
+    with reverts(distributor.NothingToClaim):  # all of it claimed: still an error, not a silent no-op
+        distributor.claimMany(owner.address, [usd.address, token.address], [usd_leaf.amount, nega_leaf.amount],
+                              [tree.proof(usd_leaf), tree.proof(nega_leaf)], sender=owner)
+    with reverts(distributor.InvalidProof):  # a skipped leaf's proof is still checked
+        distributor.claimMany(owner.address, [usd.address, token.address], [usd_leaf.amount + 1, nega_leaf.amount],
+                              [tree.proof(usd_leaf), tree.proof(nega_leaf)], sender=owner)
+
+
 def test_claim_many_rejects_arrays_of_different_lengths(distributor, usd, owner):
     with reverts(distributor.LengthMismatch):
         distributor.claimMany(owner.address, [usd.address], [1, 2], [[]], sender=owner)

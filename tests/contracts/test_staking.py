@@ -412,17 +412,19 @@ def test_slash_never_takes_more_than_the_stake(staking, token, slasher, staker, 
     assert token.balanceOf(recipient.address) == 100 * TOKEN
 
 
-def test_slash_of_an_empty_stake_takes_nothing_and_emits_nothing(staking, token, slasher, other, recipient):
+def test_slash_of_an_empty_stake_takes_nothing_and_says_so(staking, token, slasher, other, recipient):
+    """Audit: a slash that takes 0 used to emit nothing; it now emits Slashed with amount 0."""
     assert staking.slash.call(other.address, 10, recipient.address, sender=slasher) == 0
     tx = staking.slash(other.address, 10, recipient.address, sender=slasher)
-    assert logs(tx) == []
+    assert logs(tx) == [(staking.address, "Slashed", {"account": other.address, "amount": 0,
+                                                      "recipient": recipient.address, "requested": 10})]
     assert token.balanceOf(recipient.address) == 0
 
 
 def test_slash_of_zero_takes_nothing(staking, slasher, staker, recipient):
     staking.stake(10, sender=staker)
     tx = staking.slash(staker.address, 0, recipient.address, sender=slasher)
-    assert logs(tx) == []
+    assert [(name, args["amount"]) for _address, name, args in logs(tx)] == [("Slashed", 0)]
     assert staking.bondedOf(staker.address) == 10
 
 
@@ -590,7 +592,7 @@ def test_property_slash_never_exceeds_the_stake(chain, staking, token, fund, own
             assert staking.slash.call(owner.address, requested, recipient.address, sender=slasher) == expected
             tx = staking.slash(owner.address, requested, recipient.address, sender=slasher)
             slashed = [args["amount"] for _, name, args in logs(tx) if name == "Slashed"]
-            assert slashed == ([expected] if expected else [])
+            assert slashed == [expected]  # a slash that takes nothing says so (amount 0)
             bonded, unbonding = bonded - from_bonded, unbonding - (expected - from_bonded)
             assert bonded >= 0 and unbonding >= 0
             record = stake_record(staking, owner)
