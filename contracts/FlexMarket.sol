@@ -10,7 +10,11 @@ import {RequestPayout} from "./SettlementTypes.sol";
 /// @notice Buyers (DSOs, TSOs, retailers) ask for curtailment in a zone and window, paying per
 ///         delivered kWh in any ERC-20, with `maxBudget` held in escrow. The OracleHub settles each
 ///         request once: the payout goes to the RewardDistributor and the rest back to the buyer.
-/// @dev Per request, always: paid + refunded + escrow held == deposited.
+/// @dev Per request, always: paid + refunded + escrow held + owed == deposited.
+///      Settlement isolates each request (audit H-1): a payment token that reverts, blacklists the
+///      buyer or the distributor, or burns gas cannot block the other requests of the report. Each
+///      settlement transfer runs with at most SETTLEMENT_TRANSFER_GAS; one that fails is kept as an
+///      amount owed, which anyone can push to its recipient later with `pushOwed`.
 contract FlexMarket is GuardianPausable {
     using SafeERC20 for IERC20;
 
@@ -50,8 +54,20 @@ contract FlexMarket is GuardianPausable {
     uint40 public settlementTimeout;
     /// @notice Number of requests opened so far; ids are 1..requestCount.
     uint256 public requestCount;
+    /// @notice Gas one settlement transfer may use; a token that needs more is treated as failing.
+    uint256 public constant SETTLEMENT_TRANSFER_GAS = 100_000;
+
+    /// @notice An amount a failed settlement transfer still owes, and to whom.
+    struct Owed {
+        address to;
+        uint128 amount;
+    }
 
     mapping(uint256 requestId => Request) private _requests;
+    /// @notice What a request's settlement still owes its payout recipient (the distributor).
+    mapping(uint256 requestId => Owed) public owedPayout;
+    /// @notice What a request's settlement still owes its buyer (the refund).
+    mapping(uint256 requestId => Owed) public owedRefund;
 
     /// @notice A buyer opened a request and escrowed `maxBudget`.
     event RequestOpened(
@@ -73,6 +89,10 @@ contract FlexMarket is GuardianPausable {
     event RequestReleased(uint256 indexed requestId);
     /// @notice Settled: `payout` went to `recipient` (the RewardDistributor), `refund` to the buyer.
     event RequestSettled(uint256 indexed requestId, uint256 payout, uint256 refund, address recipient);
+    /// @notice A settlement transfer of `amount` to `to` failed; it is owed and can be pushed later.
+    event TransferDeferred(uint256 indexed requestId, address indexed to, uint256 amount, bool isPayout);
+    /// @notice An owed amount reached `to`.
+    event OwedPaid(uint256 indexed requestId, address indexed to, uint256 amount, bool isPayout);
     /// @notice Never settled within the timeout; the buyer got `refund` back.
     event RequestExpired(uint256 indexed requestId, uint256 refund);
     /// @notice The window and timeout bounds changed.
@@ -108,6 +128,8 @@ contract FlexMarket is GuardianPausable {
     error PayoutExceedsEscrow(uint256 requestId, uint256 payout, uint256 escrow);
     /// @notice The settlement timeout has not passed.
     error SettlementTimeoutNotReached(uint256 requestId, uint256 expiresAt);
+    /// @notice Nothing is owed for this request.
+    error NothingOwed(uint256 requestId);
     /// @notice Duration limits must satisfy 0 < min <= max.
     error InvalidDurationLimits(uint40 minDuration, uint40 maxDuration);
 
@@ -244,9 +266,34 @@ contract FlexMarket is GuardianPausable {
             r.escrow = 0;
             r.paid = uint128(payout);
             emit RequestSettled(requestId, payout, refund, recipient);
-            IERC20 token = IERC20(r.paymentToken);
-            if (payout > 0) token.safeTransfer(recipient, payout);
-            if (refund > 0) token.safeTransfer(r.buyer, refund);
+            address token = r.paymentToken;
+            if (payout > 0 && !_tryTransfer(token, recipient, payout)) {
+                owedPayout[requestId] = Owed(recipient, uint128(payout));
+                emit TransferDeferred(requestId, recipient, payout, true);
+            }
+            if (refund > 0 && !_tryTransfer(token, r.buyer, refund)) {
+                owedRefund[requestId] = Owed(r.buyer, uint128(refund));
+                emit TransferDeferred(requestId, r.buyer, refund, false);
+            }
+        }
+    }
+
+    /// @notice Send what a settled request still owes (its payout, its refund, or both) to whom it is
+    ///         owed. Anyone may call; it reverts if the token still refuses the transfer.
+    function pushOwed(uint256 requestId) external whenNotPaused {
+        Owed memory payout = owedPayout[requestId];
+        Owed memory refund = owedRefund[requestId];
+        if (payout.amount == 0 && refund.amount == 0) revert NothingOwed(requestId);
+        IERC20 token = IERC20(_requests[requestId].paymentToken);
+        if (payout.amount > 0) {
+            delete owedPayout[requestId];
+            emit OwedPaid(requestId, payout.to, payout.amount, true);
+            token.safeTransfer(payout.to, payout.amount);
+        }
+        if (refund.amount > 0) {
+            delete owedRefund[requestId];
+            emit OwedPaid(requestId, refund.to, refund.amount, false);
+            token.safeTransfer(refund.to, refund.amount);
         }
     }
 
@@ -269,6 +316,23 @@ contract FlexMarket is GuardianPausable {
         maxDuration = maxDuration_;
         settlementTimeout = settlementTimeout_;
         emit DurationLimitsSet(minDuration_, maxDuration_, settlementTimeout_);
+    }
+
+    /// @dev ERC-20 transfer with bounded gas that reports failure instead of reverting: false when the
+    ///      call reverts, runs out of its gas, or returns anything but nothing or `true`
+    ///      (SafeERC20's acceptance rule). The returned data is read only up to 32 bytes.
+    function _tryTransfer(address token, address to, uint256 amount) private returns (bool ok) {
+        bytes memory data = abi.encodeCall(IERC20.transfer, (to, amount));
+        uint256 size;
+        uint256 word;
+        assembly ("memory-safe") {
+            ok := call(SETTLEMENT_TRANSFER_GAS, token, 0, add(data, 0x20), mload(data), 0, 0x20)
+            size := returndatasize()
+            word := mload(0)
+        }
+        if (!ok) return false;
+        if (size == 0) return token.code.length > 0;
+        return size >= 32 && word == 1;
     }
 
     function _existing(uint256 requestId) private view returns (Request storage r) {

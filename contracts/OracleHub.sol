@@ -32,6 +32,9 @@ contract OracleHub is GuardianPausable, EIP712 {
     );
     /// @notice Most oracles the set can hold (signers are tracked in a 32-bit map).
     uint256 public constant MAX_ORACLES = 32;
+    /// @notice Most requests, and most penalties, one report may carry: bounds the work of finalize
+    ///         (each request's transfers are capped by FlexMarket.SETTLEMENT_TRANSFER_GAS).
+    uint256 public constant MAX_REPORT_ITEMS = 64;
     /// @notice Longest challenge window an admin can set.
     uint40 public constant MAX_CHALLENGE_WINDOW = 30 days;
     /// @notice Longest oracle URL accepted, in bytes.
@@ -60,6 +63,10 @@ contract OracleHub is GuardianPausable, EIP712 {
 
     /// @dev Stored in `_pendingDigest` when no report is pending (a non-zero slot is cheaper to rewrite).
     bytes32 private constant NO_REPORT = bytes32(uint256(1));
+    /// @dev Stored in `_pendingDigest` instead of NO_REPORT after an upheld challenge, until the next
+    ///      finalize: only then must submitReport look the digest up in `discarded`. submitReport
+    ///      reads the slot it is about to write anyway, so the check costs nothing in the usual case.
+    bytes32 private constant NO_REPORT_AFTER_DISCARD = bytes32(uint256(2));
 
     /// @notice Where requests and their escrow live.
     FlexMarket public immutable market;
@@ -151,6 +158,8 @@ contract OracleHub is GuardianPausable, EIP712 {
     error PenaltiesHashMismatch(bytes32 expected, bytes32 got);
     /// @notice The report was discarded by an upheld challenge and may not be submitted again.
     error DiscardedReport(bytes32 digest);
+    /// @notice A report carries more than MAX_REPORT_ITEMS requests or penalties.
+    error TooManyItems(uint256 payouts, uint256 penalties);
     /// @notice Fewer signatures than the threshold.
     error NotEnoughSignatures(uint256 given, uint256 threshold);
     /// @notice Signature `index` is malformed.
@@ -254,7 +263,7 @@ contract OracleHub is GuardianPausable, EIP712 {
         if (report.emission > s.emissionBudget) revert EmissionExceedsBudget(report.emission, s.emissionBudget);
 
         digest = reportDigest(report);
-        if (discarded[digest]) revert DiscardedReport(digest);
+        if (_pendingDigest == NO_REPORT_AFTER_DISCARD && discarded[digest]) revert DiscardedReport(digest);
         (uint32 bitmap, address[] memory signers) = _verifySignatures(digest, signatures);
 
         uint40 deadline = uint40(block.timestamp) + s.challengeWindow;
@@ -514,7 +523,7 @@ contract OracleHub is GuardianPausable, EIP712 {
         s.challengeDeadline = 0;
         s.signerBitmap = 0;
         s.emissionBudget += uint96(report.emission);
-        _pendingDigest = NO_REPORT;
+        _pendingDigest = NO_REPORT_AFTER_DISCARD;
         discarded[digest] = true;
         uint64 epoch = report.epoch;
 
@@ -556,6 +565,9 @@ contract OracleHub is GuardianPausable, EIP712 {
         RequestPayout[] calldata payouts,
         Penalty[] calldata penalties
     ) private pure {
+        if (payouts.length > MAX_REPORT_ITEMS || penalties.length > MAX_REPORT_ITEMS) {
+            revert TooManyItems(payouts.length, penalties.length);
+        }
         bytes32 requestsHash = keccak256(abi.encode(payouts));
         if (requestsHash != report.requestsHash) revert RequestsHashMismatch(report.requestsHash, requestsHash);
         bytes32 penaltiesHash = keccak256(abi.encode(penalties));

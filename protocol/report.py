@@ -15,6 +15,8 @@ from eth_utils import keccak, to_checksum_address
 from protocol import eip712
 
 ZERO_ROOT = b"\x00" * 32
+# Most requests (and most penalties) one report may carry: OracleHub.MAX_REPORT_ITEMS.
+MAX_REPORT_ITEMS = 64
 
 
 @dataclass(frozen=True)

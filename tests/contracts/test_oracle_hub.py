@@ -620,3 +620,70 @@ def test_m2_a_pause_after_the_window_closed_extends_nothing(
     assert hub.pendingReport().challengeDeadline == deadline
     finalize(report)
     assert hub.currentEpoch() == 1
+
+
+@pytest.fixture
+def hostile(project, buyer, market, chain):
+    """A HostileToken and a helper opening an ended request escrowed in it."""
+    token_ = project.HostileToken.deploy(sender=buyer)
+
+    def open_ended(budget: int = 1_000 * USD) -> int:
+        token_.mint(buyer.address, budget, sender=buyer)
+        token_.approve(market.address, budget, sender=buyer)
+        start = chain.pending_timestamp + 600
+        market.openRequest(1, start, start + 3600, 50_000, 200_000, token_.address, budget, sender=buyer)
+        chain.mine(timestamp=start + 3601)
+        return market.requestCount()
+
+    return token_, open_ended
+
+
+@pytest.mark.parametrize("mode", ["RevertAll", "Blacklist", "BurnGas"])
+def test_h1_a_hostile_payment_token_cannot_brick_the_hub(
+    mode, hub, market, usd, distributor, buyer, hostile, open_request, end_request, submit, finalize,
+    make_report, leaves, oracle_accounts
+):
+    """The attack: a request paid in a token that turns hostile after escrow (reverts, blacklists the
+    distributor, or burns all gas) made finalize revert for good, and with it every later report.
+    Now that request's transfers are deferred, the honest request settles, and the hub moves on."""
+    token_, open_ended = hostile
+    honest = open_request(budget=1_000 * USD)
+    end_request(honest)
+    bad = open_ended(1_000 * USD)
+    report, _ = make_report(leaves, payouts=[(honest, 900 * USD), (bad, 700 * USD)])
+    submit(report, oracle_accounts[:3])
+    modes = {"RevertAll": 1, "Blacklist": 2, "BurnGas": 3}
+    token_.setMode(modes[mode], distributor.address, sender=buyer)
+    buyer_usd = usd.balanceOf(buyer.address)
+    tx = finalize(report)
+    assert hub.currentEpoch() == 1
+    assert usd.balanceOf(distributor.address) == 900 * USD and usd.balanceOf(buyer.address) - buyer_usd == 100 * USD
+    assert market.getRequest(honest).status == 4 and market.getRequest(bad).status == 4  # both Settled
+    deferred = {(e.requestId, e.isPayout): e.amount for e in tx.decode_logs(market.TransferDeferred)}
+    assert deferred[(bad, True)] == 700 * USD
+    if mode == "Blacklist":  # only the distributor is refused: the buyer's refund went through
+        assert (bad, False) not in deferred and token_.balanceOf(buyer.address) == 300 * USD
+    else:
+        assert deferred[(bad, False)] == 300 * USD
+    assert market.owedPayout(bad).amount == 700 * USD
+    # the next epoch is not blocked
+    report2, _ = make_report(leaves)
+    submit(report2, oracle_accounts[:3])
+    finalize(report2)
+    assert hub.currentEpoch() == 2
+    # once the token behaves again, anyone pushes what is owed
+    token_.setMode(0, distributor.address, sender=buyer)
+    market.pushOwed(bad, sender=oracle_accounts[4])
+    assert token_.balanceOf(distributor.address) == 700 * USD and token_.balanceOf(buyer.address) == 300 * USD
+    assert market.owedPayout(bad).amount == 0 and market.owedRefund(bad).amount == 0
+    with reverts(market.NothingOwed):
+        market.pushOwed(bad, sender=oracle_accounts[4])
+
+
+def test_h1_a_report_carries_at_most_max_report_items(hub, submit, make_report, leaves, oracle_accounts):
+    """The gas variant: ~1,400 dust requests in one report could be submitted but never finalized.
+    A report now carries at most MAX_REPORT_ITEMS requests (and penalties)."""
+    limit = hub.MAX_REPORT_ITEMS()
+    report, _ = make_report(leaves, payouts=[(i + 1, 0) for i in range(limit + 1)])
+    with reverts(hub.TooManyItems, payouts=limit + 1, penalties=0):
+        submit(report, oracle_accounts[:3])
