@@ -410,13 +410,20 @@ contract OracleHub is GuardianPausable, EIP712 {
         external
         onlyRole(DEFAULT_ADMIN_ROLE)
     {
+        _requireNoReport(); // a pending or challenged report keeps the terms it was submitted under (L-4)
         _setChallengeParams(window, bond, slashAmount, rewardBps);
     }
 
-    /// @notice Set the bond new oracles must hold.
+    /// @notice Set the bond oracles must hold; every serving oracle's lock moves to it (L-4), so the
+    ///         stake at risk is the same for all of them.
     function setMinOracleBond(uint256 bond) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _requireNoReport();
         minOracleBond = bond;
         emit MinOracleBondSet(bond);
+        uint256 count = _oracles.length; // at most MAX_ORACLES
+        for (uint256 i = 0; i < count; ++i) {
+            staking.setLock(_oracles[i], bond);
+        }
     }
 
     /// @notice Allow reports to mint at most `budget` more protocol tokens (within the token's cap).
@@ -579,7 +586,7 @@ contract OracleHub is GuardianPausable, EIP712 {
     }
 
     function _setChallengeParams(uint40 window, uint256 bond, uint256 slashAmount, uint16 rewardBps) private {
-        if (window == 0 || window > MAX_CHALLENGE_WINDOW || rewardBps > 10_000 || bond > type(uint96).max) {
+        if (window == 0 || window > MAX_CHALLENGE_WINDOW || rewardBps > 10_000 || bond == 0 || bond > type(uint96).max) {
             revert InvalidParameter();
         }
         _state.challengeWindow = uint32(window);

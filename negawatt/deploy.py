@@ -41,7 +41,7 @@ class DeployParams(BaseModel):
     settlement_timeout: int = Field(7 * 24 * 3600, ge=0)
     threshold: int = Field(1, ge=1, le=32)
     challenge_window: int = Field(3600, gt=0, le=30 * 24 * 3600)
-    challenge_bond: int = Field(1_000 * TOKEN, ge=0, lt=2**96)
+    challenge_bond: int = Field(1_000 * TOKEN, gt=0, lt=2**96)
     oracle_slash_amount: int = Field(5_000 * TOKEN, ge=0)
     challenger_reward_bps: int = Field(5_000, ge=0, le=10_000)
     min_oracle_bond: int = Field(10_000 * TOKEN, ge=0)

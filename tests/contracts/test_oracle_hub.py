@@ -136,7 +136,7 @@ def test_parameter_setters(hub, admin, other, treasury):
         600, 5 * TOKEN, 7 * TOKEN, 2_500)
     assert (hub.challengeWindow(), hub.challengeBond(), hub.oracleSlashAmount(), hub.challengerRewardBps()) == (
         600, 5 * TOKEN, 7 * TOKEN, 2_500)
-    for bad in [(0, 1, 1, 1), (30 * 86400 + 1, 1, 1, 1), (600, 1, 1, 10_001), (600, 2**96, 1, 1)]:
+    for bad in [(0, 1, 1, 1), (30 * 86400 + 1, 1, 1, 1), (600, 1, 1, 10_001), (600, 2**96, 1, 1), (600, 0, 1, 1)]:
         with reverts(hub.InvalidParameter):
             hub.setChallengeParams(*bad, sender=admin)
     with reverts(hub.AccessControlUnauthorizedAccount):
@@ -687,3 +687,25 @@ def test_h1_a_report_carries_at_most_max_report_items(hub, submit, make_report, 
     report, _ = make_report(leaves, payouts=[(i + 1, 0) for i in range(limit + 1)])
     with reverts(hub.TooManyItems, payouts=limit + 1, penalties=0):
         submit(report, oracle_accounts[:3])
+
+
+def test_l4_challenge_terms_and_oracle_locks_cannot_shift_under_a_report(
+    hub, staking, submit, make_report, leaves, oracle_accounts, challenger, admin
+):
+    """The attack: while a challenge is open, the admin lowers the slash amount or the challenger's
+    share (or raises a lock only for new oracles). Terms are now frozen while a report is pending or
+    challenged, a zero challenge bond is refused, and a new minimum bond applies to every oracle."""
+    report, _ = make_report(leaves)
+    submit(report, oracle_accounts[:3])
+    hub.challenge(hub.reportDigest(report.as_tuple()), "wrong", sender=challenger)
+    with reverts(hub.ReportPending):
+        hub.setChallengeParams(600, 5 * TOKEN, 0, 0, sender=admin)
+    with reverts(hub.ReportPending):
+        hub.setMinOracleBond(1, sender=admin)
+
+
+def test_l4_a_new_minimum_bond_relocks_every_serving_oracle(hub, staking, oracle_accounts, admin):
+    tx = hub.setMinOracleBond(7 * TOKEN, sender=admin)
+    assert len(tx.decode_logs(staking.LockSet)) == len(oracle_accounts[:5])
+    for oracle in oracle_accounts[:5]:
+        assert staking.lockedOf(oracle.address) == 7 * TOKEN
