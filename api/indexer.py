@@ -1,12 +1,15 @@
-"""The chain follower: every negawatt contract event from the deployment block on, into the mirror.
+"""The indexer: every negawatt contract event from the deployment block on, into the mirror.
 
-Each poll: (1) check that the last indexed block is still canonical; if not, find the fork among
-the kept block hashes and roll the mirror back to it with the undo journal (a fork deeper than the
-kept history resets the mirror and re-indexes from the deployment block); (2) index up to
-`head - confirmations` with eth_getLogs in bounded ranges, one database transaction per range,
-so a restart resumes after the last committed range; (3) fetch and verify the oracle documents of
-reports that lack one. A range is committed only if the chain did not move under it (the hashes of
-its first parent and last block are the same before and after the getLogs call).
+The chain is followed by the shared follower (protocol.follower); the indexer is its projection
+and its cursor store. Each poll: (1) the follower checks that the last indexed block is still
+canonical; if not, it finds the fork among the kept block hashes (`block_hashes`) and the indexer
+rolls the mirror back to it with the undo journal (a fork deeper than the kept history resets the
+mirror and re-indexes from the deployment block); (2) the follower reads up to
+`head - confirmations` with eth_getLogs in bounded ranges and the indexer commits each range in one
+database transaction, with the cursor (`indexer_state`) and the block hashes, so a restart resumes
+after the last committed range; (3) the indexer fetches and verifies the oracle documents of
+reports that lack one. A range is committed only if the chain did not move under it (the follower
+checks the hashes of its first parent and last block before and after the getLogs call).
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from sqlalchemy.engine import Engine
 from web3 import Web3
 
 from api.documents import DocumentFetcher
-from api.events import ChainLog, EventDecoder
-from api.journal import prune, rollback
+from api.events import EventDecoder
+from api.journal import prune
+from api.journal import rollback as rollback_journal
 from api.models import CHAIN_TABLES, api_metadata
 from api.projection import Projection
+from protocol.follower import Batch, ChainMoved, Cursor, Follower, Rollback
 from protocol.manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -61,12 +66,7 @@ class MirrorMismatch(RuntimeError):
     """The database already mirrors another chain."""
 
 
-class ChainMoved(RuntimeError):
-    """The chain reorganised while a range was being read; the range is read again."""
-
-
-def _hex(value: Any) -> str:
-    return "0x" + bytes(value).hex()
+__all__ = ["ChainMoved", "Indexer", "Listener", "MirrorMismatch", "Progress"]
 
 
 class Indexer:
@@ -86,6 +86,9 @@ class Indexer:
         self.decoder = EventDecoder(manifest, web3)
         self.documents = DocumentFetcher(engine, timeout=oracle_timeout)
         self.start_block = manifest.start_block
+        self.follower = Follower(web3, self.decoder, self, self.start_block, confirmations=confirmations,
+                                 max_range=log_range, keep_blocks=undo_depth)
+        self._indexed = 0
         self.progress = Progress(self.start_block - 1, 0)
         state = self._state()
         if state is not None:
@@ -101,71 +104,41 @@ class Indexer:
             row = connection.execute(select(STATE).where(STATE.c.id == 1)).mappings().first()
             return dict(row) if row else None
 
-    def _block_hash(self, number: int) -> str | None:
-        if number < 0:
-            return None
-        block = self.web3.eth.get_block(number)
-        return _hex(block["hash"]) if block else None
+    # ------------------------------------------------------------------ the follower's cursor store
 
-    def _head(self) -> int:
-        return int(self.web3.eth.block_number)
+    def load(self) -> Cursor | None:
+        """The last indexed block and the kept block hashes, or None before the first range."""
+        state = self._state()
+        if state is None:
+            return None
+        with self.engine.connect() as connection:
+            hashes = {int(n): h for n, h in connection.execute(select(HASHES.c.number, HASHES.c.hash)).all()}
+        if state["last_hash"]:
+            hashes[state["last_block"]] = state["last_hash"]
+        else:
+            hashes.pop(state["last_block"], None)
+        return Cursor(state["last_block"], hashes)
+
+    def save(self, cursor: Cursor) -> None:
+        """Nothing to do: the cursor is written in the range's (or the rollback's) own transaction."""
 
     # ------------------------------------------------------------------ one poll
 
     def step(self) -> int:
         """One poll: reorg check, index what is confirmed, fetch missing documents. Returns blocks indexed."""
-        head = self._head()
-        state = self._state()
-        last = state["last_block"] if state else self.start_block - 1
-        last_hash = state["last_hash"] if state else ""
-        if state and last >= 0 and last_hash:
-            current = self._block_hash(last) if last <= head else None
-            if current != last_hash:
-                last, last_hash = self._handle_reorg(last, head)
-        target = head - self.confirmations
-        indexed = 0
-        while last < target:
-            to = min(target, last + self.log_range)
-            try:
-                to, to_hash, logs = self._read_range(last, last_hash, to)
-            except ChainMoved as error:
-                log.info("chain moved while reading blocks %d..%d (%s); checking again", last + 1, to, error)
-                break
-            self._commit_range(last, to, to_hash, logs, head)
-            indexed += to - last
-            last, last_hash = to, to_hash
+        self._indexed = 0
+        cursor = self.follower.poll(self)
         self._fetch_documents()
         # published after the documents were tried: a client that sees block N indexed also sees the
         # verified documents of the reports up to N that an oracle served
-        self.progress = Progress(last, head, time.monotonic())
-        return indexed
+        self.progress = Progress(cursor.block, self.follower.last_head, time.monotonic())
+        return self._indexed
 
-    def _read_range(self, last: int, last_hash: str, to: int) -> tuple[int, str, list[ChainLog]]:
-        """Decoded logs of blocks last+1..to, read while the chain holds still (halving on RPC limits)."""
-        while True:
-            to_hash = self._block_hash(to)
-            try:
-                raw = self.web3.eth.get_logs({"fromBlock": last + 1, "toBlock": to,
-                                              "address": self.decoder.address_list})
-            except Exception as error:  # providers cap results per call: read a smaller range
-                if to - last <= 1:
-                    raise
-                log.info("eth_getLogs %d..%d failed (%s); halving the range", last + 1, to, error)
-                to = last + max(1, (to - last) // 2)
-                continue
-            break
-        if last_hash and self._block_hash(last) != last_hash:
-            raise ChainMoved(f"block {last} changed")
-        if self._block_hash(to) != to_hash or to_hash is None:
-            raise ChainMoved(f"block {to} changed")
-        logs = [decoded for decoded in (self.decoder.decode(entry) for entry in raw) if decoded is not None]
-        logs.sort(key=lambda entry: (entry.block, entry.log_index))
-        for entry in logs:
-            if entry.block == to and entry.block_hash != to_hash:
-                raise ChainMoved(f"a log of block {to} is from another branch")
-        return to, to_hash, logs
+    # ------------------------------------------------------------------ the follower's projection
 
-    def _commit_range(self, last: int, to: int, to_hash: str, logs: list[ChainLog], head: int) -> None:
+    def apply(self, batch: Batch) -> None:
+        """Commit one range: its mirror writes, its events, the cursor and the block hashes, in one transaction."""
+        last, to, to_hash, logs, head = batch.first - 1, batch.last, batch.cursor.hash, batch.events, batch.head
         hashes = {entry.block: entry.block_hash for entry in logs}
         hashes[to] = to_hash
         with self.engine.begin() as connection:
@@ -180,35 +153,26 @@ class Indexer:
             connection.execute(delete(HASHES).where(HASHES.c.number < keep_from))
         if logs:
             log.info("indexed blocks %d..%d: %d events", last + 1, to, len(logs))
+        self._indexed += to - last
         self.listener("events", rows)
 
-    # ------------------------------------------------------------------ reorgs
-
-    def _handle_reorg(self, last: int, head: int) -> tuple[int, str]:
-        """Roll back to the newest kept block that is still canonical; returns (block, hash) to resume at."""
-        with self.engine.connect() as connection:
-            kept = connection.execute(select(HASHES.c.number, HASHES.c.hash).where(HASHES.c.number <= last)
-                                      .order_by(HASHES.c.number.desc())).all()
-        fork = None
-        for number, stored in kept:
-            if number <= head and self._block_hash(number) == stored:
-                fork = (number, stored)
-                break
-        if fork is None:
+    def rollback(self, rollback: Rollback) -> None:
+        """Roll the mirror back to the fork point with the journal (or reset it for a deep fork)."""
+        if rollback.deep:
             log.warning("reorg deeper than the kept history (%d blocks): re-indexing from block %d",
                         self.undo_depth, self.start_block)
             self.reset()
-            return self.start_block - 1, ""
-        number, stored = fork
+            return
+        number, last = rollback.fork, rollback.abandoned
         with self.engine.begin() as connection:
-            undone = rollback(connection, number)
+            stored = connection.execute(select(HASHES.c.hash).where(HASHES.c.number == number)).scalar_one()
+            undone = rollback_journal(connection, number)
             connection.execute(delete(EVENTS).where(EVENTS.c.block > number))
             connection.execute(delete(HASHES).where(HASHES.c.number > number))
             connection.execute(update(STATE).where(STATE.c.id == 1).values(last_block=number, last_hash=stored,
                                                                            updated_at=int(time.time())))
         log.warning("reorg: rolled the mirror back from block %d to %d (%d writes undone)", last, number, undone)
         self.listener("reorg", number)
-        return number, stored
 
     def reset(self) -> None:
         """Forget everything indexed from the chain (owner profiles, sessions and documents stay)."""

@@ -1,5 +1,6 @@
 """RFC 9457 problem responses: every error this API gives is a 4xx `application/problem+json` body
-saying what was wrong; unexpected failures are logged and still answered as a problem (500)."""
+saying what was wrong; unexpected failures are logged and still answered as a problem (500).
+The format and the reason codes are protocol.problems'; this module raises and serves them."""
 
 from __future__ import annotations
 
@@ -12,34 +13,33 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-PROBLEM_MEDIA_TYPE = "application/problem+json"
-PROBLEM_TYPE = "https://negawatt.network/problems/{code}"
+from protocol.problems import PROBLEM_MEDIA_TYPE, ProblemNamespace, Reason, problem_body
+
+__all__ = ["PROBLEM_MEDIA_TYPE", "ApiProblem", "Reason", "install_problem_handlers", "problem", "problem_bytes"]
 log = logging.getLogger(__name__)
 
 
 class ApiProblem(Exception):
     """Raise to answer with a problem: status, machine-readable code, title and detail."""
 
-    def __init__(self, status: int, code: str, title: str, detail: str, headers: dict[str, str] | None = None,
-                 **extra: Any):
+    def __init__(self, status: int, code: Reason | str, title: str, detail: str,
+                 headers: dict[str, str] | None = None, **extra: Any):
         super().__init__(detail)
         self.status, self.code, self.title, self.detail = status, code, title, detail
         self.headers = headers or {}
         self.extra = extra
 
 
-def problem(status: int, code: str, title: str, detail: str, headers: dict[str, str] | None = None,
+def problem(status: int, code: Reason | str, title: str, detail: str, headers: dict[str, str] | None = None,
             **extra: Any) -> Response:
-    """A problem+json response."""
-    body = {"type": PROBLEM_TYPE.format(code=code), "title": title, "status": status, "detail": detail,
-            "code": code, **extra}
+    """A problem+json response in the API's namespace."""
+    body = problem_body(ProblemNamespace.API, status, code, title, detail, **extra)
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
-def problem_bytes(status: int, code: str, title: str, detail: str) -> bytes:
+def problem_bytes(status: int, code: Reason | str, title: str, detail: str) -> bytes:
     """The body of a problem, for middleware that answers without a Response object."""
-    return orjson.dumps({"type": PROBLEM_TYPE.format(code=code), "title": title, "status": status,
-                         "detail": detail, "code": code})
+    return orjson.dumps(problem_body(ProblemNamespace.API, status, code, title, detail))
 
 
 def _errors(error: RequestValidationError) -> list[dict[str, Any]]:
@@ -50,10 +50,10 @@ def _errors(error: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
-_HTTP_CODES = {404: ("not_found", "Not found"), 405: ("method_not_allowed", "Method not allowed"),
-               400: ("bad_request", "Bad request"), 401: ("unauthorized", "Unauthorized"),
-               403: ("forbidden", "Forbidden"), 413: ("too_large", "Request too large"),
-               415: ("unsupported_media_type", "Unsupported media type")}
+_HTTP_CODES = {404: (Reason.NOT_FOUND, "Not found"), 405: (Reason.METHOD_NOT_ALLOWED, "Method not allowed"),
+               400: (Reason.BAD_REQUEST, "Bad request"), 401: (Reason.UNAUTHORIZED, "Unauthorized"),
+               403: (Reason.FORBIDDEN, "Forbidden"), 413: (Reason.TOO_LARGE, "Request too large"),
+               415: (Reason.UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")}
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -67,15 +67,15 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _invalid(_request: Request, error: RequestValidationError) -> Response:
         errors = _errors(error)
         detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors) or "invalid request"
-        return problem(400, "invalid_parameter", "Invalid request", detail, errors=errors)
+        return problem(400, Reason.INVALID_PARAMETER, "Invalid request", detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, error: StarletteHTTPException) -> Response:
-        code, title = _HTTP_CODES.get(error.status_code, ("http_error", "HTTP error"))
+        code, title = _HTTP_CODES.get(error.status_code, (Reason.HTTP_ERROR, "HTTP error"))
         detail = error.detail if isinstance(error.detail, str) else title
         return problem(error.status_code, code, title, detail, headers=getattr(error, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return problem(500, "internal_error", "Internal error", "the server failed; the error is logged")
+        return problem(500, Reason.INTERNAL_ERROR, "Internal error", "the server failed; the error is logged")

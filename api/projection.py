@@ -14,12 +14,14 @@ from sqlalchemy.engine import Connection
 from api.events import ChainLog, json_safe
 from api.journal import Journal
 from api.models import api_metadata
+from protocol.statuses import IndexedReportStatus, RequestStatus
 
 EVENTS = api_metadata.tables["chain_events"]
 
 REQUEST_EVENTS = {"RequestOpened", "RequestCancelled", "RequestSettling", "RequestReleased", "RequestSettled",
                   "RequestExpired"}
-REPORT_EVENTS = {"ReportSubmitted", "ReportChallenged", "ChallengeResolved", "ReportDiscarded", "ReportFinalized"}
+REPORT_EVENTS = {"ReportSubmitted", "ReportChallenged", "ChallengeResolved", "ReportDiscarded", "ReportFinalized",
+                 "ChallengeWindowExtended"}
 
 
 def event_kind(log: ChainLog) -> str:
@@ -46,8 +48,8 @@ class Projection:
             ("DeviceRegistry", "DeviceTransferred"): self._device_transferred,
             ("DeviceRegistry", "DeviceUnregistered"): self._device_unregistered,
             ("FlexMarket", "RequestOpened"): self._request_opened,
-            ("FlexMarket", "RequestCancelled"): self._request_refunded("cancelled"),
-            ("FlexMarket", "RequestExpired"): self._request_refunded("expired"),
+            ("FlexMarket", "RequestCancelled"): self._request_refunded(RequestStatus.CANCELLED.value),
+            ("FlexMarket", "RequestExpired"): self._request_refunded(RequestStatus.EXPIRED.value),
             ("FlexMarket", "RequestSettling"): self._request_settling,
             ("FlexMarket", "RequestReleased"): self._request_released,
             ("FlexMarket", "RequestSettled"): self._request_settled,
@@ -57,8 +59,9 @@ class Projection:
             ("OracleHub", "ReportSubmitted"): self._report_submitted,
             ("OracleHub", "ReportChallenged"): self._report_challenged,
             ("OracleHub", "ChallengeResolved"): self._challenge_resolved,
-            ("OracleHub", "ReportDiscarded"): self._report_status("discarded"),
+            ("OracleHub", "ReportDiscarded"): self._report_status(IndexedReportStatus.DISCARDED.value),
             ("OracleHub", "ReportFinalized"): self._report_finalized,
+            ("OracleHub", "ChallengeWindowExtended"): self._window_extended,
             ("RewardDistributor", "Claimed"): self._claimed,
             ("Staking", "Staked"): self._staked,
             ("Staking", "UnstakeRequested"): self._unstake_requested,
@@ -140,7 +143,7 @@ class Projection:
         self.journal.put("requests", {"id": int(a["requestId"])}, {
             "buyer": a["buyer"], "zone": int(a["zone"]), "start": int(a["start"]), "end": int(a["end"]),
             "target_w": int(a["targetW"]), "price_per_kwh": str(a["pricePerKWh"]),
-            "payment_token": a["paymentToken"], "max_budget": str(a["maxBudget"]), "status": "open",
+            "payment_token": a["paymentToken"], "max_budget": str(a["maxBudget"]), "status": RequestStatus.OPEN.value,
             "payout": None, "refund": None, "report_digest": None, "opened_block": log.block,
             "opened_tx": log.tx_hash, "updated_block": log.block,
         }, log.block)
@@ -160,7 +163,7 @@ class Projection:
 
     def _request_settling(self, log: ChainLog) -> None:
         digest = self._tx_digest.get(log.tx_hash)
-        self._update_request(log, {"status": "settling", "payout": str(log.args["payout"]), "report_digest": digest})
+        self._update_request(log, {"status": RequestStatus.SETTLING.value, "payout": str(log.args["payout"]), "report_digest": digest})
         if digest is not None:
             key = {"digest": digest}
             report = self.journal.get("reports", key)
@@ -169,15 +172,15 @@ class Projection:
                 self.journal.put("reports", key, {"request_ids": json.dumps(ids)}, log.block, previous=report)
 
     def _request_released(self, log: ChainLog) -> None:
-        self._update_request(log, {"status": "open", "payout": None, "report_digest": None})
+        self._update_request(log, {"status": RequestStatus.OPEN.value, "payout": None, "report_digest": None})
 
     def _request_settled(self, log: ChainLog) -> None:
-        values = {"status": "settled", "payout": str(log.args["payout"]), "refund": str(log.args["refund"])}
+        values = {"status": RequestStatus.SETTLED.value, "payout": str(log.args["payout"]), "refund": str(log.args["refund"])}
         digest = self._tx_digest.get(log.tx_hash)
         if digest is not None:
             values["report_digest"] = digest
         old = self._update_request(log, values)
-        if old is not None and old["status"] != "settled":
+        if old is not None and old["status"] != RequestStatus.SETTLED.value:
             self._zone(old["zone"], log.block, settled_requests=1)
 
     # ------------------------------------------------------------------ oracles and reports
@@ -207,7 +210,7 @@ class Projection:
         self._tx_digest[log.tx_hash] = digest
         penalties = [{"account": p["account"], "amount": str(p["amount"])} for p in a["penalties"]]
         self.journal.put("reports", {"digest": digest}, {
-            "epoch": int(a["epoch"]), "status": "pending", "previous_root": report["previousRoot"],
+            "epoch": int(a["epoch"]), "status": IndexedReportStatus.PENDING.value, "previous_root": report["previousRoot"],
             "rewards_root": report["rewardsRoot"], "requests_hash": report["requestsHash"],
             "penalties_hash": report["penaltiesHash"], "emission": str(report["emission"]),
             "submitter": a["submitter"], "signers": json.dumps(list(a["signers"])),
@@ -228,16 +231,20 @@ class Projection:
         return handle
 
     def _report_challenged(self, log: ChainLog) -> None:
-        self._update_report(log, {"status": "challenged", "challenger": log.args["challenger"],
+        self._update_report(log, {"status": IndexedReportStatus.CHALLENGED.value, "challenger": log.args["challenger"],
                                   "challenge_reason": log.args["reason"]})
 
     def _challenge_resolved(self, log: ChainLog) -> None:
         if not log.args["upheld"]:
-            self._update_report(log, {"status": "pending"})
+            self._update_report(log, {"status": IndexedReportStatus.PENDING.value})
+
+    def _window_extended(self, log: ChainLog) -> None:
+        """A pause moved the pending report's challenge deadline (OracleHub freezes the window)."""
+        self._update_report(log, {"challenge_deadline": int(log.args["deadline"])})
 
     def _report_finalized(self, log: ChainLog) -> None:
         self._tx_digest[log.tx_hash] = log.args["digest"]
-        self._update_report(log, {"status": "final", "finalized_block": log.block})
+        self._update_report(log, {"status": IndexedReportStatus.FINAL.value, "finalized_block": log.block})
 
     # ------------------------------------------------------------------ rewards and stake
 

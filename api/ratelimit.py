@@ -7,7 +7,7 @@ import math
 import time
 from typing import Any
 
-from api.problems import PROBLEM_MEDIA_TYPE, problem_bytes
+from api.problems import PROBLEM_MEDIA_TYPE, Reason, problem_bytes
 
 
 class TokenBuckets:
@@ -61,7 +61,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         retry = max(1, math.ceil(wait))
-        body = problem_bytes(429, "rate_limited", "Too many requests",
+        body = problem_bytes(429, Reason.RATE_LIMITED, "Too many requests",
                              f"more than {self.buckets.rate:g} requests per second from this client; retry in {retry} s")
         await send({"type": "http.response.start", "status": 429,
                     "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"retry-after", str(retry).encode()),

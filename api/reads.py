@@ -1,6 +1,7 @@
 """The queries behind the REST routes: SQL (SQLAlchemy Core, no ORM objects) to the JSON shapes of
 api.schemas. Lists use keyset (cursor) pagination on an indexed column, so a page costs the same
-at any depth. Aggregates that only change when the indexer commits are cached per mirror version."""
+at any depth. Aggregates that only change when the indexer commits are cached per mirror version.
+Kind names and statuses are protocol's (protocol.kinds, protocol.statuses)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,13 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from api.schemas import KIND_NAMES
+from protocol.kinds import KIND_NAMES, DeviceKind
+from protocol.statuses import IndexedReportStatus, RequestStatus
 
 ZERO_HASH = "0x" + "00" * 32
+_FINAL = IndexedReportStatus.FINAL.value  # SQL literals of the statuses the aggregates select
+_SETTLED = RequestStatus.SETTLED.value
+_FALLBACK_KIND = DeviceKind.HOUSEHOLD.label  # the registry's "other load" (no number outside 0..5 is stored)
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
@@ -94,7 +99,8 @@ def _device(row: Any) -> dict[str, Any]:
     profile = None
     if row.p_updated is not None:
         profile = {"name": row.p_name, "locationLabel": row.p_location, "updatedAt": row.p_updated}
-    return {"address": row.address, "owner": row.owner, "kind": row.kind, "kindName": KIND_NAMES.get(row.kind, "other"),
+    return {"address": row.address, "owner": row.owner, "kind": row.kind,
+            "kindName": KIND_NAMES.get(row.kind, _FALLBACK_KIND),
             "capacityW": row.capacity_w, "zone": row.zone, "active": bool(row.active),
             "registered": bool(row.registered), "registeredBlock": row.registered_block,
             "updatedBlock": row.updated_block, "profile": profile}
@@ -205,7 +211,7 @@ class Reads:
             return found
         row = self._one("SELECT rep.digest, rep.epoch, rep.rewards_root, doc.digest AS verified FROM reports rep "
                         "LEFT JOIN report_documents doc ON doc.digest = rep.digest "
-                        "WHERE rep.status = 'final' ORDER BY rep.epoch DESC LIMIT 1")
+                        f"WHERE rep.status = '{_FINAL}' ORDER BY rep.epoch DESC LIMIT 1")
         value = (row.digest, row.epoch, row.rewards_root, row.verified is not None) if row else ("", 0, ZERO_HASH, True)
         self.cache.put("latest_final", value, version)
         return value
@@ -294,7 +300,7 @@ class Reads:
 
     def _settled_totals(self, zone: int | None) -> tuple[int, list[dict[str, str]]]:
         sql = ("SELECT r.payment_token, r.payout, rr.delivered_wh FROM requests r LEFT JOIN report_requests rr "
-               "ON rr.digest = r.report_digest AND rr.request_id = r.id WHERE r.status = 'settled'")
+               f"ON rr.digest = r.report_digest AND rr.request_id = r.id WHERE r.status = '{_SETTLED}'")
         rows = self._all(sql + (" AND r.zone = :zone" if zone is not None else ""),
                          **({"zone": zone} if zone is not None else {}))
         delivered, paid = 0, {}
@@ -327,8 +333,8 @@ class Reads:
                                "COALESCE(SUM(active_capacity_w), 0) AS capacity, COALESCE(SUM(requests), 0) AS requests, "
                                "COALESCE(SUM(settled_requests), 0) AS settled, COUNT(*) AS zones FROM zone_totals")
             owners = self._one("SELECT COUNT(DISTINCT owner) AS n FROM devices WHERE registered = :yes", yes=True)
-            reports = self._one("SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN status = 'final' THEN 1 ELSE 0 END), 0) "
-                                "AS final, COALESCE(MAX(CASE WHEN status = 'final' THEN epoch ELSE 0 END), 0) AS epoch "
+            reports = self._one(f"SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN status = '{_FINAL}' THEN 1 ELSE 0 END), 0) "
+                                f"AS final, COALESCE(MAX(CASE WHEN status = '{_FINAL}' THEN epoch ELSE 0 END), 0) AS epoch "
                                 "FROM reports")
             delivered, paid = self._settled_totals(None)
             found = {"devices": int(totals.devices), "activeDevices": int(totals.active),

@@ -1,66 +1,71 @@
-"""Operational routes: liveness, readiness (indexer lag) and the live event stream."""
+"""Operational routes: liveness, readiness (indexer lag) and the live event stream.
+
+A module-level router (mounted by api.app); the app state comes in through api.deps."""
 
 from __future__ import annotations
 
 import time
 
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import StreamingResponse
 
-from api.app import ApiContext, json_response
-from api.problems import ApiProblem, problem
+from api.deps import Context
+from api.problems import ApiProblem, Reason, problem
+from api.responses import json_response
 from api.schemas import Health, Problem, Ready
 from api.stream import STREAM_KINDS, event_stream, parse_event_id
 
+router = APIRouter(prefix="/v1")
 
-def add_ops_routes(app: FastAPI, ctx: ApiContext) -> None:
-    """Mount health, ready and stream."""
 
-    @app.get("/v1/health", response_model=Health, tags=["operations"])
-    async def health():
-        """Liveness: the process serves HTTP."""
-        return json_response({"status": "ok"})
+@router.get("/health", response_model=Health, tags=["operations"])
+async def health():
+    """Liveness: the process serves HTTP."""
+    return json_response({"status": "ok"})
 
-    @app.get("/v1/ready", response_model=Ready, tags=["operations"],
-             responses={503: {"model": Problem, "description": "the indexer lags or has not caught up yet"}})
-    async def ready():
-        """200 when the mirror is within the allowed lag of the chain head (confirmations + ready_lag_blocks)."""
-        progress = ctx.progress()
-        body = {"indexed_block": progress.indexed_block, "head_block": progress.head_block,
-                "lag_blocks": progress.lag_blocks}
-        allowed = ctx.ready_lag_blocks + (ctx.indexer.confirmations if ctx.indexer else 0)
-        if progress.head_block <= 0 or progress.lag_blocks > allowed:
-            return problem(503, "indexer_lagging", "Not ready",
-                           f"the indexer is {progress.lag_blocks} blocks behind the head (allowed: {allowed})", **body)
-        if ctx.indexer is not None:
-            silent = time.monotonic() - progress.polled_at
-            if silent > ctx.ready_stale_seconds:
-                return problem(503, "chain_unreachable", "Not ready",
-                               f"the indexer has not reached the RPC for {silent:.0f} s", **body)
-        return json_response(body)
 
-    @app.get("/v1/stream", tags=["stream"], responses={200: {"content": {"text/event-stream": {}},
-                                                             "description": "SSE: events request, report, claim, reorg"},
-                                                       400: {"model": Problem}})
-    async def stream(request: Request,
-                     types: str | None = Query(None, max_length=40, description="comma-separated: request,report,claim"),
-                     after: str | None = Query(None, max_length=40, description="resume after this event id"),
-                     last_event_id: str | None = Header(None, max_length=40)):
-        """Server-Sent Events of new requests, reports and claims (`id: <block>-<logIndex>`)."""
-        kinds = STREAM_KINDS
-        if types is not None:
-            kinds = tuple(sorted({t.strip() for t in types.split(",") if t.strip()}))
-            unknown = [t for t in kinds if t not in STREAM_KINDS]
-            if unknown or not kinds:
-                raise ApiProblem(400, "invalid_parameter", "Invalid types",
-                                 f"types: {', '.join(unknown) or 'empty'} not among {', '.join(STREAM_KINDS)}")
-        start = None
-        resume = last_event_id or after
-        if resume is not None:
-            start = parse_event_id(resume)
-            if start is None:
-                raise ApiProblem(400, "invalid_parameter", "Invalid event id",
-                                 f"{resume[:40]!r} is not <block>-<logIndex>")
-        return StreamingResponse(event_stream(ctx.reads, ctx.notifier, kinds, start, request.is_disconnected),
-                                 media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+@router.get("/ready", response_model=Ready, tags=["operations"],
+            responses={503: {"model": Problem, "description": "the indexer lags or has not caught up yet"}})
+async def ready(ctx: Context):
+    """200 when the mirror is within the allowed lag of the chain head (confirmations + ready_lag_blocks)."""
+    progress = ctx.progress()
+    body = {"indexed_block": progress.indexed_block, "head_block": progress.head_block,
+            "lag_blocks": progress.lag_blocks}
+    allowed = ctx.ready_lag_blocks + (ctx.indexer.confirmations if ctx.indexer else 0)
+    if progress.head_block <= 0 or progress.lag_blocks > allowed:
+        return problem(503, Reason.INDEXER_LAGGING, "Not ready",
+                       f"the indexer is {progress.lag_blocks} blocks behind the head (allowed: {allowed})", **body)
+    if ctx.indexer is not None:
+        silent = time.monotonic() - progress.polled_at
+        if silent > ctx.ready_stale_seconds:
+            return problem(503, Reason.CHAIN_UNREACHABLE, "Not ready",
+                           f"the indexer has not reached the RPC for {silent:.0f} s", **body)
+    return json_response(body)
+
+
+@router.get("/stream", tags=["stream"],
+            responses={200: {"content": {"text/event-stream": {}},
+                             "description": "SSE: events request, report, claim, reorg"},
+                       400: {"model": Problem}})
+async def stream(ctx: Context, request: Request,
+                 types: str | None = Query(None, max_length=40, description="comma-separated: request,report,claim"),
+                 after: str | None = Query(None, max_length=40, description="resume after this event id"),
+                 last_event_id: str | None = Header(None, max_length=40)):
+    """Server-Sent Events of new requests, reports and claims (`id: <block>-<logIndex>`)."""
+    kinds = STREAM_KINDS
+    if types is not None:
+        kinds = tuple(sorted({t.strip() for t in types.split(",") if t.strip()}))
+        unknown = [t for t in kinds if t not in STREAM_KINDS]
+        if unknown or not kinds:
+            raise ApiProblem(400, Reason.INVALID_PARAMETER, "Invalid types",
+                             f"types: {', '.join(unknown) or 'empty'} not among {', '.join(STREAM_KINDS)}")
+    start = None
+    resume = last_event_id or after
+    if resume is not None:
+        start = parse_event_id(resume)
+        if start is None:
+            raise ApiProblem(400, Reason.INVALID_PARAMETER, "Invalid event id",
+                             f"{resume[:40]!r} is not <block>-<logIndex>")
+    return StreamingResponse(event_stream(ctx.reads, ctx.notifier, kinds, start, request.is_disconnected),
+                             media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -2,27 +2,24 @@
 
 Routes build plain dicts of exactly these shapes and serialize them with orjson (the models are not
 instantiated per request: validation would cost more than the query). Amounts (uint256 token base
-units) are decimal strings; energy is integer Wh, power integer W, times unix seconds.
+units) are decimal strings; energy is integer Wh, power integer W, times unix seconds. Kind names
+and statuses are protocol's (protocol.kinds, protocol.statuses); the problem model protocol.problems'.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
-KIND_NAMES = {0: "ev_charger", 1: "heat_pump", 2: "hvac", 3: "battery", 4: "water_heater", 5: "other"}
-REQUEST_STATUSES = ("open", "cancelled", "settling", "settled", "expired")
-REPORT_STATUSES = ("pending", "challenged", "final", "discarded")
+from protocol.problems import Problem  # noqa: F401  (the error model every route documents)
+from protocol.statuses import IndexedReportStatus, RequestStatus
 
-
-class Problem(BaseModel):
-    """An RFC 9457 problem (`application/problem+json`)."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str = Field(description="machine-readable reason")
-    errors: list[dict] | None = Field(None, description="each invalid parameter and why")
+# What a request or report of the mirror can be (a request the chain knows is never `none`).
+REQUEST_STATUSES: tuple[str, ...] = tuple(s.value for s in RequestStatus if s is not RequestStatus.NONE)
+REPORT_STATUSES: tuple[str, ...] = tuple(s.value for s in IndexedReportStatus)
+RequestStatusName = Literal[REQUEST_STATUSES]  # type: ignore[valid-type]  (the query filter's values)
+ReportStatusName = Literal[REPORT_STATUSES]  # type: ignore[valid-type]
 
 
 class Profile(BaseModel):
@@ -39,7 +36,8 @@ class DeviceOut(BaseModel):
     address: str
     owner: str
     kind: int
-    kindName: str
+    kindName: str = Field(description="protocol.kinds name: ev_charger, heat_pump, hvac, battery, water_heater, "
+                                      "household")
     capacityW: int
     zone: int
     active: bool

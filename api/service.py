@@ -6,7 +6,8 @@ import logging
 
 from fastapi import FastAPI
 
-from api.app import create_app, make_context
+from api.app import create_app
+from api.context import make_context
 from api.db import make_engine
 from api.indexer import Indexer
 from api.migrate import upgrade

@@ -17,7 +17,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 
 from api.models import api_metadata
-from api.problems import ApiProblem
+from api.problems import ApiProblem, Reason
 
 with warnings.catch_warnings():  # the abnf grammar loader warns about siwe's redefinitions of core rules
     warnings.simplefilter("ignore")
@@ -66,29 +66,29 @@ class SiweAuth:
         try:
             parsed = SiweMessage.from_message(message)
         except Exception as error:  # noqa: BLE001  (the ABNF parser raises assorted errors on malformed text)
-            raise ApiProblem(400, "invalid_siwe_message", "Not an EIP-4361 message", str(error)[:300]) from None
+            raise ApiProblem(400, Reason.INVALID_SIWE_MESSAGE, "Not an EIP-4361 message", str(error)[:300]) from None
         allowed = self.domains or ([host] if host else [])
         if parsed.domain not in allowed:
-            raise ApiProblem(401, "siwe_domain_mismatch", "Wrong domain",
+            raise ApiProblem(401, Reason.SIWE_DOMAIN_MISMATCH, "Wrong domain",
                              f"the message is for {parsed.domain!r}; this API accepts {', '.join(allowed) or 'none'}")
         if parsed.chain_id != self.chain_id:
-            raise ApiProblem(401, "siwe_chain_mismatch", "Wrong chain",
+            raise ApiProblem(401, Reason.SIWE_CHAIN_MISMATCH, "Wrong chain",
                              f"the message is for chain {parsed.chain_id}; this API serves chain {self.chain_id}")
         try:
             parsed.verify(signature, domain=parsed.domain, nonce=parsed.nonce)
         except ExpiredMessage:
-            raise ApiProblem(401, "siwe_expired", "Message expired", "the message's expiration time has passed") from None
+            raise ApiProblem(401, Reason.SIWE_EXPIRED, "Message expired", "the message's expiration time has passed") from None
         except NotYetValidMessage:
-            raise ApiProblem(401, "siwe_not_yet_valid", "Message not yet valid", "its not-before time is ahead") from None
+            raise ApiProblem(401, Reason.SIWE_NOT_YET_VALID, "Message not yet valid", "its not-before time is ahead") from None
         except (InvalidSignature, DomainMismatch, NonceMismatch, VerificationError):
-            raise ApiProblem(401, "siwe_bad_signature", "Invalid signature",
+            raise ApiProblem(401, Reason.SIWE_BAD_SIGNATURE, "Invalid signature",
                              f"the signature is not {parsed.address}'s signature of this message") from None
         now = int(time.time())
         with self.engine.begin() as connection:
             used = connection.execute(update(NONCES).where(NONCES.c.nonce == parsed.nonce, NONCES.c.used.is_(False),
                                                            NONCES.c.expires_at >= now).values(used=True)).rowcount
             if used != 1:
-                raise ApiProblem(401, "siwe_bad_nonce", "Unknown nonce",
+                raise ApiProblem(401, Reason.SIWE_BAD_NONCE, "Unknown nonce",
                                  "the nonce was not issued here, has expired or was already used")
             token = secrets.token_urlsafe(32)
             expires = now + self.session_seconds

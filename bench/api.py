@@ -146,7 +146,8 @@ def populate(database_url: str, devices: int, requests: int, seed: int = 7) -> d
                                     "ownerPayout": str(payout * 8 // 10), "fee": str(payout - payout * 8 // 10),
                                     "emission": "0", "penalty": "0", "eligible": True, "reasons": [], "flags": []})
             payouts.append((rid, total))
-            results.append({"requestId": rid, "deliveredWh": sum(d["deliveredWh"] for d in devices_out),
+            results.append({"requestId": rid, "paymentToken": usd, "escrow": str(10**10), "scaledToEscrow": False,
+                            "deliveredWh": sum(d["deliveredWh"] for d in devices_out),
                             "payout": str(total), "refund": str(10**10 - total), "devices": devices_out})
         next_block()
         request_id = ids[-1]
@@ -171,7 +172,9 @@ def populate(database_url: str, devices: int, requests: int, seed: int = 7) -> d
             emit("FlexMarket", "RequestSettled", {"requestId": rid, "payout": payout, "refund": 10**10 - payout,
                                                   "recipient": _address("distributor", 0)}, tx=final_tx)
         next_block()
-        body = {"digest": digest, "epoch": epoch,
+        body = {"digest": digest, "epoch": epoch, "previousRoot": _hex(report.previous_root),
+                "rewardsRoot": _hex(tree.root), "requestsHash": _hex(report.requests_hash),
+                "penaltiesHash": _hex(report.penalties_hash), "emission": "0", "penalties": [],
                 "ledger": [{"account": a, "token": t, "amount": str(v)} for (a, t), v in ledger.items()],
                 "payouts": [{"requestId": r, "payout": str(p)} for r, p in payouts], "requests": results}
         documents.append((body, digest, _hex(tree.root), _hex(report.requests_hash)))

@@ -36,9 +36,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from node.devices.base import KIND_NUMBERS
 from node.drivers.settings import DRIVER_KINDS, ModbusSettings, MqttSettings, OcppSettings
 from protocol.config_files import ConfigError, describe, leave_to_environment, read_toml, root_paths, rooted  # noqa: F401  (ConfigError: re-exported for callers)
+from protocol.kinds import KIND_NUMBERS
 
 
 class DeviceConfig(BaseModel):

@@ -1,8 +1,11 @@
 """Dispatch: follow FlexMarket requests for the node's zones, decide, commit, curtail, restore.
 
-Requests are read from FlexMarket's RequestOpened / RequestCancelled events in bounded block
-ranges, `confirmations` blocks deep (against reorgs), from a cursor kept in the node's database,
-so a restarted node resumes where it stopped. For each new request a policy decides, per device,
+Requests are read from FlexMarket's RequestOpened / RequestCancelled events by the shared chain
+follower (protocol.follower: bounded block ranges, `confirmations` blocks deep, a cursor kept in
+the node's database so a restarted node resumes where it stopped, reorg detection by block hash).
+A commitment made for a request whose block is later reorganised away is withdrawn: its
+participation is marked `withdrawn` (restoring the device if its window had started) and it is
+never applied. For each new request a policy decides, per device,
 whether and how much to commit (price, the device's current flexibility, a cap per device, an EV's
 departure needs); the node signs a Commitment per participating device and queues it for every
 oracle. At the window's start it applies the setpoints, at its end it restores; every decision is
@@ -14,14 +17,18 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from node.devices.base import Device, DeviceUnavailable
+from node.devices.interface import Device, DeviceUnavailable
 from node.outbox import Outbox
 from node.own_baseline import recent_window_w
+from protocol.events import EventDecoder
+from protocol.follower import Batch, Cursor, Follower, Rollback
 from protocol.meter import Commitment
+from protocol.requests import FlexRequest
 
 log = logging.getLogger("negawatt.node.dispatch")
 
@@ -33,10 +40,11 @@ CREATE TABLE IF NOT EXISTS participations (
     watts INTEGER NOT NULL,
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
-    state TEXT NOT NULL,            -- committed | applied | restored | cancelled
+    state TEXT NOT NULL,            -- committed | applied | restored | cancelled | withdrawn
     applied_at REAL,
     latency_ms REAL,
     recent_w INTEGER,               -- the device's recent use in the window (node.own_baseline), if known
+    opened_block INTEGER,           -- the block of the request's RequestOpened event, if known
     PRIMARY KEY (request_id, device)
 );
 CREATE TABLE IF NOT EXISTS decisions (
@@ -50,17 +58,7 @@ CREATE TABLE IF NOT EXISTS decisions (
 """
 
 
-@dataclass(frozen=True)
-class Request:
-    """A FlexMarket request as the node needs it."""
-
-    request_id: int
-    zone: int
-    start: int
-    end: int
-    target_w: int
-    price_per_kwh: int
-    payment_token: str
+Request = FlexRequest  # the node's name for the shared request type (protocol.requests)
 
 
 @dataclass(frozen=True)
@@ -111,16 +109,15 @@ def decide(policy: Policy, request: Request, device: NodeDevice, now: float,
     try:  # a device that does not answer makes no commitment
         device.driver.advance(now)
         cap = device.capacity_w * policy.max_share_bps // 10_000
-        forecast = getattr(device.driver, "forecast_flexibility_w", None)
-        if callable(forecast):  # a simulator can play the window forward (constraints included)
-            flexible = forecast(request.start, request.end)
+        forecast = device.driver.forecast_flexibility_w(request.start, request.end)
+        if forecast is not None:  # a simulator can play the window forward (constraints included)
+            flexible = forecast
             watts = min(flexible, cap)
         else:  # a real device: what it could shed now, within its departure needs
             flexible = device.driver.flexibility_w(now)
             watts = min(flexible, cap)
-            ev_floor = getattr(device.driver, "minimum_power_to_meet_departure", None)
-            if callable(ev_floor):
-                keep = ev_floor(now)
+            keep = device.driver.minimum_power_to_meet_departure(now)
+            if keep is not None:
                 watts = min(watts, max(0, device.driver.power_w() - keep))
     except DeviceUnavailable as error:
         return 0, f"device unavailable: {error}"
@@ -133,38 +130,82 @@ def decide(policy: Policy, request: Request, device: NodeDevice, now: float,
     return watts, f"commits {watts} W (flexible {flexible} W, cap {cap} W{history})"
 
 
+class _CursorInKv:
+    """The follower's cursor in the dispatch database's kv table (block and recent hashes)."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def load(self) -> Cursor | None:
+        """The stored cursor; a cursor from before hashes were kept has none (checked from the next range)."""
+        row = self.db.execute("SELECT value FROM kv WHERE key = 'dispatch.cursor'").fetchone()
+        if row is None:
+            return None
+        hashes = self.db.execute("SELECT value FROM kv WHERE key = 'dispatch.hashes'").fetchone()
+        return Cursor(int(row[0]), {int(n): h for n, h in json.loads(hashes[0]).items()} if hashes else {})
+
+    def save(self, cursor: Cursor) -> None:
+        """Store the cursor and its hashes in one transaction."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES ('dispatch.cursor', ?)",
+                            (str(cursor.block),))
+            self.db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES ('dispatch.hashes', ?)",
+                            (json.dumps({str(n): h for n, h in sorted(cursor.hashes.items())}),))
+
+
 class RequestWatcher:
-    """New FlexMarket requests (and cancellations) from the chain, resuming from a stored cursor."""
+    """New FlexMarket requests (and cancellations) from the chain, resuming from a stored cursor.
+
+    A reorg that abandons blocks the watcher had read calls `on_rollback(fork_block)` (the
+    dispatcher withdraws the commitments made for requests opened after the fork)."""
 
     def __init__(self, web3: Any, market: Any, db: sqlite3.Connection, start_block: int, confirmations: int = 2,
-                 block_range: int = 2_000):
+                 block_range: int = 2_000, on_rollback: Callable[[int], None] | None = None):
         self.web3 = web3
         self.market = market
         self.db = db
         self.start_block = start_block
         self.confirmations = confirmations
         self.block_range = block_range
+        self.on_rollback = on_rollback
+        decoder = EventDecoder.for_contract(market, "FlexMarket", events=("RequestOpened", "RequestCancelled"))
+        self.follower = Follower(web3, decoder, _CursorInKv(db), start_block, confirmations=confirmations,
+                                 max_range=block_range)
+        self._opened: list[FlexRequest] = []
+        self._cancelled: list[tuple[int, int]] = []  # (block, request id)
 
     def cursor(self) -> int:
         """The last block whose events were processed."""
-        row = self.db.execute("SELECT value FROM kv WHERE key = 'dispatch.cursor'").fetchone()
-        return int(row[0]) if row else self.start_block - 1
+        return self.follower.cursor().block
 
-    def poll(self) -> tuple[list[Request], list[int]]:
-        """(opened requests, cancelled request ids) in confirmed blocks after the cursor."""
-        head = self.web3.eth.block_number - self.confirmations
-        first = self.cursor() + 1
-        opened, cancelled = [], []
-        while first <= head:
-            last = min(head, first + self.block_range - 1)
-            for log_entry in self.market.events.RequestOpened().get_logs(from_block=first, to_block=last):
-                a = log_entry.args
-                opened.append(Request(a.requestId, a.zone, a.start, a.end, a.targetW, a.pricePerKWh, a.paymentToken))
-            for log_entry in self.market.events.RequestCancelled().get_logs(from_block=first, to_block=last):
-                cancelled.append(log_entry.args.requestId)
-            self.db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES ('dispatch.cursor', ?)", (str(last),))
-            first = last + 1
+    def poll(self) -> tuple[list[FlexRequest], list[int]]:
+        """(opened requests, cancelled request ids) in confirmed blocks after the cursor.
+
+        What was read before an RPC failure is kept for the next poll (the cursor already moved)."""
+        self.follower.poll(self)
+        opened, cancelled = self._opened, [request_id for _block, request_id in self._cancelled]
+        self._opened, self._cancelled = [], []
         return opened, cancelled
+
+    # the follower's projection: collect what this poll found, hand rollbacks to the dispatcher
+
+    def apply(self, batch: Batch) -> None:
+        """Collect the opened and cancelled requests of a confirmed range."""
+        for event in batch.events:
+            if event.name == "RequestOpened":
+                self._opened.append(FlexRequest.from_event(event.args, event.block))
+            elif event.name == "RequestCancelled":
+                self._cancelled.append((event.block, int(event.args["requestId"])))
+
+    def rollback(self, rollback: Rollback) -> None:
+        """Blocks after `rollback.fork` were reorganised away: withdraw what was made from them."""
+        log.warning("reorg: blocks after %d abandoned (the watcher had read up to %d)", rollback.fork,
+                    rollback.abandoned)
+        self._opened = [r for r in self._opened if (r.opened_block or 0) <= rollback.fork]
+        self._cancelled = [(block, request_id) for block, request_id in self._cancelled if block <= rollback.fork]
+        if self.on_rollback is not None:
+            self.on_rollback(rollback.fork)
 
 
 @dataclass
@@ -197,8 +238,8 @@ class Dispatcher:
             for device in self.devices:
                 if device.zone != request.zone:
                     continue
-                known = self.db.execute("SELECT 1 FROM participations WHERE request_id = ? AND device = ?",
-                                        (request.request_id, device.address)).fetchone()
+                known = self.db.execute("SELECT 1 FROM participations WHERE request_id = ? AND device = ?"
+                                        " AND state != 'withdrawn'", (request.request_id, device.address)).fetchone()
                 if known:
                     continue
                 recent = recent_window_w(self.outbox, device.address, request.start, request.end)
@@ -214,9 +255,10 @@ class Dispatcher:
                 commitment = Commitment(request.request_id, device.address, watts).signed(device.key, self.chain_id,
                                                                                           self.registry)
                 self.outbox.add_commitment(commitment, self.oracles())
-                self.db.execute("INSERT INTO participations (request_id, device, watts, start, end, state, "
-                                "recent_w) VALUES (?, ?, ?, ?, ?, 'committed', ?)",
-                                (request.request_id, device.address, watts, request.start, request.end, recent))
+                self.db.execute("INSERT OR REPLACE INTO participations (request_id, device, watts, start, end, "
+                                "state, recent_w, opened_block) VALUES (?, ?, ?, ?, ?, 'committed', ?, ?)",
+                                (request.request_id, device.address, watts, request.start, request.end, recent,
+                                 request.opened_block))
                 self._record(request.request_id, device.address, "committed", reason)
                 committed += watts
         return committed
@@ -232,6 +274,23 @@ class Dispatcher:
                 self.db.execute("UPDATE participations SET state = 'cancelled' WHERE request_id = ? AND device = ?",
                                 (request_id, address))
                 self._record(request_id, address, "cancelled", "the buyer cancelled the request")
+
+    def on_rollback(self, fork_block: int) -> int:
+        """Withdraw the commitments made for requests opened after `fork_block` (reorganised away):
+        restore a device whose window had started, mark the participation `withdrawn` so it is never
+        applied. Returns how many were withdrawn."""
+        with self._lock:
+            rows = self.db.execute("SELECT request_id, device, state FROM participations WHERE opened_block > ?"
+                                   " AND state IN ('committed', 'applied')", (fork_block,)).fetchall()
+            for request_id, address, state in rows:
+                self._retry_at.pop((request_id, address), None)
+                if state == "applied":
+                    self._restore(request_id, address)
+                self.db.execute("UPDATE participations SET state = 'withdrawn' WHERE request_id = ? AND device = ?",
+                                (request_id, address))
+                self._record(request_id, address, "withdrawn",
+                             f"the request's block was reorganised away (fork at block {fork_block})")
+        return len(rows)
 
     def resume_applied(self) -> int:
         """After a restart: apply again the setpoints of windows still running (the device driver was
@@ -249,7 +308,7 @@ class Dispatcher:
                                     (request_id, address))
                     self._record(request_id, address, "unavailable", f"after a restart: {error}")
                     continue
-                if getattr(device.driver, "setpoint_w", None) is not None:
+                if device.driver.setpoint_w is not None:
                     continue  # resumed with its setpoint (node.device_state)
                 target = setpoint_w(device.driver.power_w(), watts, recent)
                 result = device.driver.apply_setpoint(target, f"request {request_id}")
@@ -317,6 +376,29 @@ class Dispatcher:
         return [{"at": at, "device": d, "decision": dec, "reason": r} for at, d, dec, r in rows]
 
 
+@dataclass(frozen=True)
+class Participation:
+    """One device's part in one request, as the dispatch database keeps it."""
+
+    request_id: int
+    device: str
+    watts: int
+    state: str  # committed | applied | restored | cancelled | withdrawn
+    latency_ms: float | None
+
+
+def participations(db: sqlite3.Connection) -> list[Participation]:
+    """Every participation in the dispatch database `db` (for status tools and the devnet)."""
+    rows = db.execute("SELECT request_id, device, watts, state, latency_ms FROM participations").fetchall()
+    return [Participation(*row) for row in rows]
+
+
+def open_dispatch_reader(path: str) -> sqlite3.Connection:
+    """A read-only connection to a dispatch database another process owns; sqlite3.OperationalError
+    if it does not exist yet."""
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=30)
+
+
 def open_dispatch_db(path: str) -> sqlite3.Connection:
     """The node's dispatch database (WAL, synchronous=FULL, autocommit statements)."""
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
@@ -326,4 +408,6 @@ def open_dispatch_db(path: str) -> sqlite3.Connection:
     columns = {row[1] for row in db.execute("PRAGMA table_info(participations)")}
     if "recent_w" not in columns:  # databases from before the node kept its own baseline estimate
         db.execute("ALTER TABLE participations ADD COLUMN recent_w INTEGER")
+    if "opened_block" not in columns:  # databases from before the node withdrew reorganised commitments
+        db.execute("ALTER TABLE participations ADD COLUMN opened_block INTEGER")
     return db

@@ -23,7 +23,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol
 
-from node.devices.base import DeviceUnavailable
+from node.devices.interface import DeviceUnavailable
 from node.outbox import Outbox
 from protocol.meter import MeterBatch
 
@@ -33,6 +33,8 @@ MAX_READINGS_PER_BATCH = 96
 
 class EnergyMeter(Protocol):
     """What metering needs from a device driver."""
+
+    max_read_delay_seconds: float  # how late a boundary may still be read (node.devices.interface)
 
     def advance(self, to_time: float) -> None: ...
 
@@ -69,7 +71,7 @@ class Meter:
             state = self.outbox.meter_state(device.address)
             if state is not None and state[0] >= boundary:
                 continue  # this boundary is metered already
-            if now - boundary > getattr(device.driver, "max_read_delay_seconds", float("inf")):
+            if now - boundary > device.driver.max_read_delay_seconds:
                 continue  # too late to read this boundary's counter: (re)start at the next boundary
             try:
                 device.driver.advance(boundary)

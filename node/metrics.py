@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from node.devices.base import DeviceUnavailable
+from node.devices.interface import DeviceUnavailable
 from node.outbox import Outbox
 
 

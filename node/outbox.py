@@ -86,6 +86,19 @@ class Outbox:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
 
+    @classmethod
+    def reader(cls, path: Path | str) -> "Outbox":
+        """A read-only view of an outbox another process owns (status tools, the devnet): its status
+        methods work, writing fails. FileNotFoundError if the node has not created it yet."""
+        if not Path(path).exists():
+            raise FileNotFoundError(f"no outbox at {path}")
+        outbox = cls.__new__(cls)
+        outbox.path = str(path)
+        outbox._lock = threading.Lock()
+        outbox._db = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, check_same_thread=False,
+                                     isolation_level=None, timeout=30)
+        return outbox
+
     def close(self) -> None:
         """Close the database."""
         with self._lock:
@@ -232,6 +245,10 @@ class Outbox:
         """Unix time of the last acknowledgement per oracle."""
         rows = self._db.execute("SELECT oracle, MAX(acked_at) FROM deliveries WHERE status = 'acked' GROUP BY oracle")
         return dict(rows.fetchall())
+
+    def metered_boundaries(self) -> dict[str, int]:
+        """The last interval boundary metered, per device that has started metering."""
+        return dict(self._db.execute("SELECT device, boundary FROM meter_state").fetchall())
 
     def rejected(self) -> list[tuple[str, int, str, str]]:
         """(kind, item id, oracle, reason) of every permanently rejected delivery."""

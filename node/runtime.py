@@ -14,13 +14,14 @@ from eth_account import Account
 from node import claims, subscription
 from node.config import NodeConfig
 from node.device_state import DeviceStateStore
-from node.devices.base import DeviceUnavailable, kind_number
-from node.devices.factory import build_node_device
-from node.drivers import status_file
+from node.device_drivers import build_node_device
+from node.devices.interface import DeviceUnavailable, kind_number
 from node.dispatch import Dispatcher, NodeDevice, Policy, RequestWatcher, open_dispatch_db
+from node.drivers import status_file
 from node.metering import Meter, MeteredDevice
 from node.metrics import NodeMetrics
 from node.outbox import Outbox
+from node.periodic import PeriodicTask, Scheduler
 from node.uploader import Uploader, run_uploads
 from protocol import eip712
 from protocol.chain import Transactor, connect
@@ -107,7 +108,7 @@ def status(node: Node) -> dict[str, Any]:
     devices = []
     for device in node.devices:
         info = registry.functions.deviceInfo(device.address).call()
-        if getattr(device.driver, "live", False):  # a real device: what the running node last saw of it
+        if device.driver.live:  # a real device: what the running node last saw of it
             state = status_file.read(node.config.data_dir, device.address) or {
                 "available": False, "error": "no report from a running node (is `negawatt node run` running?)"}
         else:
@@ -183,7 +184,7 @@ def run(node: Node, stop: threading.Event) -> None:
     dispatcher = Dispatcher(db, node.outbox, node.devices, policy, node.manifest.chainId, registry, oracles,
                             clock=clock)
     watcher = RequestWatcher(node.web3, node.contract("FlexMarket"), db, node.manifest.start_block,
-                             node.config.confirmations)
+                             node.config.confirmations, on_rollback=dispatcher.on_rollback)
     if dispatcher.resume_applied():
         log.info("setpoints of running windows applied again after the restart")
     uploader = Uploader(node.outbox, clock=time.time)
@@ -193,37 +194,44 @@ def run(node: Node, stop: threading.Event) -> None:
         metrics = NodeMetrics()
         metrics.serve(node.config.metrics_port)
     for device in node.devices:  # real drivers connect (in the background, with back-off)
-        if hasattr(device.driver, "start"):
-            device.driver.start()
+        device.driver.start()
     wake = threading.Event()
     subscription.start(node.config.rpc_url, node.manifest.address("FlexMarket"), wake, stop)
-    last_poll = last_claim = last_metrics = 0.0
-    while not stop.is_set():
-        now = clock()
-        try:
-            changed = meter.tick(now)
-            if wake.is_set() or time.monotonic() - last_poll >= 2:
-                wake.clear()
-                opened, cancelled = watcher.poll()
-                for request in opened:
-                    dispatcher.on_request(request)
-                for request_id in cancelled:
-                    dispatcher.on_cancelled(request_id)
-                last_poll = time.monotonic()
-            changed += dispatcher.step()
-            if changed:
-                device_state.save((d.address, d.driver) for d in node.devices)
-            if time.monotonic() - last_metrics >= 1:
-                if metrics:
-                    metrics.update(node.outbox, uploader.stats, node.devices, dispatcher.latencies_ms)
-                status_file.write(node.config.data_dir, [(d.address, d.driver) for d in node.devices])
-                last_metrics = time.monotonic()
-            if time.monotonic() - last_claim >= node.config.claim_check_seconds:
-                log.info("claims: %s", claim_now(node, force=False))
-                last_claim = time.monotonic()
-        except Exception:  # the loop must survive a chain or oracle hiccup; the next turn retries
-            log.exception("node step failed")
-        stop.wait(0.1)
+    changes = [0]  # setpoint and metering changes since the devices' state was last saved
+
+    def meter_devices() -> None:
+        changes[0] += meter.tick(clock())
+
+    def follow_requests() -> None:
+        opened, cancelled = watcher.poll()
+        for request in opened:
+            dispatcher.on_request(request)
+        for request_id in cancelled:
+            dispatcher.on_cancelled(request_id)
+
+    def dispatch() -> None:
+        changes[0] += dispatcher.step()
+
+    def save_device_state() -> None:
+        if changes[0]:
+            device_state.save((d.address, d.driver) for d in node.devices)
+            changes[0] = 0
+
+    def report_status() -> None:
+        if metrics:
+            metrics.update(node.outbox, uploader.stats, node.devices, dispatcher.latencies_ms)
+        status_file.write(node.config.data_dir, [(d.address, d.driver) for d in node.devices])
+
+    def check_claims() -> None:
+        log.info("claims: %s", claim_now(node, force=False))
+
+    Scheduler([
+        PeriodicTask("metering", 0, meter_devices),
+        PeriodicTask("requests", 2, follow_requests, wake=wake),  # and at once on a FlexMarket log
+        PeriodicTask("dispatch", 0, dispatch),
+        PeriodicTask("device state", 0, save_device_state),
+        PeriodicTask("status", 1, report_status),
+        PeriodicTask("claims", node.config.claim_check_seconds, check_claims),
+    ]).run(stop, turn_seconds=0.1)
     for device in node.devices:
-        if hasattr(device.driver, "stop"):
-            device.driver.stop()
+        device.driver.stop()

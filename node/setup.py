@@ -1,19 +1,23 @@
 """Creating a node's files: encrypted keystores for the owner and each device, and its node.toml.
 
 `negawatt node init` calls `init_node`; so does the devnet, which sets up many nodes in one process.
+node.toml is written from its model (node.config.NodeConfig) by protocol.config_files.write_toml,
+the writer of every configuration file.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from eth_account import Account
+from pydantic import ValidationError
 
-from node.devices.base import KIND_NUMBERS
+from node.config import NodeConfig
+from protocol.config_files import describe, file_model, toml_value, write_toml  # noqa: F401  (toml_value: re-exported)
 from protocol.keys import write_keystore
+from protocol.kinds import KIND_NUMBERS
 
 # scrypt cost of the node's keystores: 16 MiB to decrypt (eth-account's default needs 256 MiB).
 GATEWAY_SCRYPT_N = 2**14
@@ -47,13 +51,6 @@ class InitializedNode:
     devices: list[tuple[str, DeviceSpec]]
 
 
-def toml_value(value: Any) -> str:
-    """A TOML literal for the simple values node.toml holds (JSON's syntax is TOML's for these)."""
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(str(k))} = {toml_value(v)}" for k, v in value.items()) + " }"
-    return json.dumps(value)
-
-
 def init_node(directory: Path, devices: list[DeviceSpec], password: str, *, zone: int = 1,
               rpc_url: str = "http://127.0.0.1:8545", manifest: Path = Path("deployments/ethereum-local.json"),
               interval_seconds: int = 900, password_env: str = "NEGAWATT_NODE_PASSWORD",
@@ -70,21 +67,20 @@ def init_node(directory: Path, devices: list[DeviceSpec], password: str, *, zone
         raise NodeSetupError(f"{config_path} exists; refusing to overwrite a node's configuration")
     keys = directory / "keys"
     owner = write_keystore(keys / "owner.json", bytes(Account.create().key), password, iterations=scrypt_n)
-    lines = [f"rpc_url = {toml_value(rpc_url)}", f"manifest = {toml_value(str(Path(manifest).resolve()))}",
-             'data_dir = "node-data"', 'owner_keystore = "keys/owner.json"',
-             f"password_env = {toml_value(password_env)}", f"zone = {zone}", f"interval_seconds = {interval_seconds}"]
-    lines += [f"{name} = {toml_value(value)}" for name, value in (extra or {}).items() if not isinstance(value, dict)]
-    lines.append("")
-    for name, value in (extra or {}).items():
-        if isinstance(value, dict):
-            lines += [f"[{name}]", *(f"{json.dumps(str(k))} = {toml_value(v)}" for k, v in value.items()), ""]
+    settings: dict[str, Any] = {
+        "rpc_url": rpc_url, "manifest": str(Path(manifest).resolve()), "data_dir": "node-data",
+        "owner_keystore": "keys/owner.json", "password_env": password_env, "zone": zone,
+        "interval_seconds": interval_seconds, **(extra or {}), "devices": []}
     created = []
     for index, spec in enumerate(devices):
         address = write_keystore(keys / f"device-{index}.json", bytes(Account.create().key), password,
                                  iterations=scrypt_n)
-        params = {"seed": index, **spec.params}
-        lines += ["[[devices]]", f'keystore = "keys/device-{index}.json"', f'kind = "{spec.kind}"',
-                  f"capacity_w = {spec.capacity_w}", f"params = {toml_value(params)}", ""]
+        settings["devices"].append({"keystore": f"keys/device-{index}.json", "kind": spec.kind,
+                                    "capacity_w": spec.capacity_w, "params": {"seed": index, **spec.params}})
         created.append((address, spec))
-    config_path.write_text("\n".join(lines))
+    try:
+        config = file_model(NodeConfig, settings)
+    except ValidationError as error:
+        raise NodeSetupError(f"node.toml would not be valid: {describe(error, config_path)}") from None
+    write_toml(config_path, config)
     return InitializedNode(config_path, owner, created)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Callable
 
 import httpx
@@ -29,18 +30,49 @@ from pydantic import ValidationError
 
 from oracle import db
 from oracle.chain_view import ChainView, RequestStatus
-from oracle.epoch import HISTORY_DAYS, SECONDS_PER_DAY, OracleEconomics, compute_epoch, event_window
+from oracle.epoch import HISTORY_DAYS, OracleEconomics, compute_epoch, event_window
 from oracle.ingest import Ingestor, Rejected
 from oracle.report_store import ReportStore, report_document
 from oracle.settlement import Ledger
 from protocol.chain import ChainError, Transactor
 from protocol.fast_verify import recover_digest
 from protocol.messages import decode_batch
+from protocol.report import MAX_REPORT_ITEMS
 from protocol.report_document import ReportDocument, ReportMismatch
+from protocol.statuses import ReportStatus, StoredReportStatus
+from protocol.units import SECONDS_PER_DAY
 
 log = logging.getLogger("negawatt.oracle.attestation")
 
-PENDING, CHALLENGED = 1, 2
+
+class TickOutcome(str, Enum):
+    """What a tick did when it neither proposed nor submitted (see ProposeOutcome, SubmitOutcome)."""
+
+    WAITING_FOR_CHALLENGE_WINDOW = "waiting_for_challenge_window"
+    REPORT_CHALLENGED = "report_challenged"
+    NOTHING_TO_SETTLE = "nothing_to_settle"
+    NOT_MY_TURN = "not_my_turn"
+    FINALIZED = "finalized"
+    FINALIZE_REFUSED = "finalize_refused"
+    PENDING_REPORT_UNKNOWN = "pending_report_unknown"
+
+
+class ProposeOutcome(str, Enum):
+    """Why a proposal stopped before submitting (a proposal that submits ends in a SubmitOutcome)."""
+
+    CANNOT_PROPOSE = "cannot_propose"
+    TOO_FEW_SIGNATURES = "too_few_signatures"
+
+
+class SubmitOutcome(str, Enum):
+    """The result of sending a signed report to the OracleHub."""
+
+    SUBMITTED = "submitted"
+    CHAIN_MOVED_ON = "chain_moved_on"
+    REFUSED = "refused"
+
+
+Outcome = TickOutcome | ProposeOutcome | SubmitOutcome
 
 
 class ProposalRejected(Exception):
@@ -59,7 +91,7 @@ class ChainState:
     epoch: int
     root: bytes
     pending_digest: bytes
-    pending_status: int
+    pending_status: ReportStatus
     pending_deadline: int
     threshold: int
     emission_budget: int
@@ -112,7 +144,7 @@ class Attestor:
             epoch=hub.currentEpoch().call(),
             root=bytes(hub.currentRoot().call()),
             pending_digest=bytes(digest),
-            pending_status=status,
+            pending_status=ReportStatus.from_number(status),
             pending_deadline=deadline,
             threshold=hub.threshold().call(),
             emission_budget=hub.emissionBudget().call(),
@@ -120,32 +152,34 @@ class Attestor:
             timestamp=self.web3.eth.get_block("latest")["timestamp"],
         )
 
-    def tick(self) -> str:
-        """One step of the protocol; returns what it did (for logs and tests)."""
+    def tick(self) -> Outcome:
+        """One step of the protocol; returns what it did (an enum member, for logs and tests)."""
         self.chain_view.sync()
         state = self.chain_state()
         self.reconcile(state)
-        if state.pending_status == PENDING:
+        if state.pending_status is ReportStatus.PENDING:
             if max(state.timestamp, int(self.clock())) >= state.pending_deadline:
                 return self.finalize(state)
-            return "waiting for the challenge window"
-        if state.pending_status == CHALLENGED:
-            return "report challenged; waiting for the guardian"
+            return TickOutcome.WAITING_FOR_CHALLENGE_WINDOW
+        if state.pending_status is ReportStatus.CHALLENGED:
+            return TickOutcome.REPORT_CHALLENGED  # waiting for the guardian
         now = int(self.clock())
         candidates = self.candidates(now)
         log.debug("tick at %d (chain %d): %d requests known, candidates %s", now, state.timestamp,
                   len(self.chain_view.requests()), candidates)
         if not candidates:
-            return "nothing to settle"
+            return TickOutcome.NOTHING_TO_SETTLE
         turn = self.turn_time(state, candidates)
         if now < turn:
-            return f"not my turn before {turn}"
+            log.debug("not my turn before %d", turn)
+            return TickOutcome.NOT_MY_TURN
         return self.propose(state, candidates)
 
     def candidates(self, now: int) -> list[int]:
-        """Open requests whose window ended at least `data_grace` seconds ago."""
+        """Open requests whose window ended at least `data_grace` seconds ago, oldest first, at most
+        the MAX_REPORT_ITEMS one report may carry (the rest go in the next epochs)."""
         return sorted(r.request_id for r in self.chain_view.requests().values()
-                      if r.status == RequestStatus.OPEN and r.end + self.data_grace <= now)
+                      if r.status == RequestStatus.OPEN and r.end + self.data_grace <= now)[:MAX_REPORT_ITEMS]
 
     def turn_time(self, state: ChainState, request_ids: list[int]) -> int:
         """When this oracle may propose: the rotation starts at epoch % n, `stagger` s per place."""
@@ -163,13 +197,13 @@ class Attestor:
             return
         for body, _status in self.store.by_epoch(state.epoch):
             if body.rewardsRoot == "0x" + state.root.hex():
-                self.store.set_status(body.digest, "final")
+                self.store.set_status(body.digest, StoredReportStatus.FINAL)
                 log.info("epoch %d is final on-chain (report %s)", state.epoch, body.digest)
                 return
         for _address, url in self._peers(state):
             body = self._document(self._fetch(f"{url}/v1/reports/{state.epoch}"), url)
             if body is not None and self._valid_final(body, state):
-                self.store.save(body, "final")
+                self.store.save(body, StoredReportStatus.FINAL)
                 log.info("learned final report of epoch %d from %s", state.epoch, url)
                 return
         log.warning("epoch %d is final on-chain but no report with its root is known yet", state.epoch)
@@ -204,7 +238,7 @@ class Attestor:
                                             state.epoch + 1, previous_root, previous_ledger, state.emission_budget)
         digest = settlement.report.digest(self.manifest.chainId, self.hub.address)
         body = report_document(digest, settlement, details)
-        self.store.save(body, "computed")
+        self.store.save(body, StoredReportStatus.COMPUTED)
         return body
 
     def sign(self, body: ReportDocument) -> bytes:
@@ -216,7 +250,7 @@ class Attestor:
         self.chain_view.sync()
         state = self.chain_state()
         self.reconcile(state)
-        if state.pending_status != 0:
+        if state.pending_status is not ReportStatus.NONE:
             raise ProposalRejected("report_pending", "a report is already pending on-chain")
         if epoch != state.epoch + 1:
             raise ProposalRejected("wrong_epoch", f"the next epoch is {state.epoch + 1}, not {epoch}")
@@ -227,12 +261,13 @@ class Attestor:
         body = self.compute(state, request_ids)
         return {"oracle": self.address, "digest": body.digest, "signature": "0x" + self.sign(body).hex()}
 
-    def propose(self, state: ChainState, request_ids: list[int]) -> str:
+    def propose(self, state: ChainState, request_ids: list[int]) -> ProposeOutcome | SubmitOutcome:
         """Compute, collect `threshold` matching signatures from the oracles, and submit."""
         try:
             body = self.compute(state, request_ids)
         except ProposalRejected as error:
-            return f"cannot propose: {error.detail}"
+            log.info("cannot propose epoch %d: %s", state.epoch + 1, error.detail)
+            return ProposeOutcome.CANNOT_PROPOSE
         digest = bytes.fromhex(body.digest[2:])
         signatures = {self.address: self.sign(body)}
         for address, url in self._peers(state):
@@ -253,26 +288,28 @@ class Attestor:
             except (KeyError, ValueError) as error:
                 log.warning("oracle %s sent an unusable signature: %s", address, error)
         if len(signatures) < state.threshold:
-            return f"only {len(signatures)} of {state.threshold} signatures for epoch {state.epoch + 1}"
+            log.info("only %d of %d signatures for epoch %d", len(signatures), state.threshold, state.epoch + 1)
+            return ProposeOutcome.TOO_FEW_SIGNATURES
         return self.submit(body, list(signatures.values()))
 
-    def submit(self, body: ReportDocument, signatures: list[bytes]) -> str:
+    def submit(self, body: ReportDocument, signatures: list[bytes]) -> SubmitOutcome:
         """Send the report with its signatures, unless the chain moved on meanwhile."""
         state = self.chain_state()
-        if state.pending_status != 0 or state.epoch + 1 != body.epoch:
-            return "the chain moved on; not submitting"
+        if state.pending_status is not ReportStatus.NONE or state.epoch + 1 != body.epoch:
+            log.info("the chain moved on; not submitting report %s", body.digest)
+            return SubmitOutcome.CHAIN_MOVED_ON
         report = body.settlement_report()
         try:
             receipt = self.tx.send(self.hub.functions.submitReport(
                 report.as_tuple(), report.payout_tuples(), report.penalty_tuples(), signatures))
         except ChainError as error:
-            log.info("report %s not submitted: %s", body.digest, error)
-            return f"submission refused: {error.error or error}"
-        self.store.set_status(body.digest, "submitted")
+            log.info("report %s not submitted: %s", body.digest, error.error or error)
+            return SubmitOutcome.REFUSED
+        self.store.set_status(body.digest, StoredReportStatus.SUBMITTED)
         log.info("submitted report %s for epoch %d in block %d", body.digest, body.epoch, receipt.block_number)
-        return f"submitted epoch {body.epoch}"
+        return SubmitOutcome.SUBMITTED
 
-    def finalize(self, state: ChainState) -> str:
+    def finalize(self, state: ChainState) -> TickOutcome:
         """Finalize the pending report once its window has passed (any oracle may; the first wins)."""
         digest = "0x" + state.pending_digest.hex()
         known = self.store.get(digest)
@@ -282,19 +319,21 @@ class Attestor:
                 fetched = self._document(self._fetch(f"{url}/v1/reports/by-digest/{digest}"), url)
                 if fetched is not None and self._digest_of(fetched) == digest:
                     body = fetched
-                    self.store.save(body, "submitted")
+                    self.store.save(body, StoredReportStatus.SUBMITTED)
                     break
         if body is None:
-            return f"pending report {digest} is unknown here"
+            log.info("pending report %s is unknown here", digest)
+            return TickOutcome.PENDING_REPORT_UNKNOWN
         report = body.settlement_report()
         try:
             self.tx.send(self.hub.functions.finalize(report.as_tuple(), report.payout_tuples(),
                                                      report.penalty_tuples()))
         except ChainError as error:
-            return f"finalize refused: {error.error or error}"
-        self.store.set_status(digest, "final")
+            log.info("finalize of report %s refused: %s", digest, error.error or error)
+            return TickOutcome.FINALIZE_REFUSED
+        self.store.set_status(digest, StoredReportStatus.FINAL)
         log.info("finalized epoch %d (report %s)", body.epoch, digest)
-        return f"finalized epoch {body.epoch}"
+        return TickOutcome.FINALIZED
 
     # ------------------------------------------------------------------ data from peers
 

@@ -8,21 +8,27 @@
     GET  /v1/rewards/{account}       the account's cumulative amounts per token and their proofs,
                                      from the last final report (what a node claims with)
 
-A proposal this oracle will not sign is a 409 problem with the reason code.
+A proposal this oracle will not sign is a 409 problem with the reason code. The routes are a
+module-level `router`; they reach the Attestor through dependencies (`app.state`), which
+`add_attestation_routes` sets on the oracle's app.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from oracle.attestation import Attestor, ProposalRejected
 from oracle.ingest_api import problem
-from protocol.report_document import ReportDocument
+from protocol.problems import Problem, Reason
+from protocol.report import MAX_REPORT_ITEMS
+from protocol.report_document import LeafProof, ReportDocument
 from protocol.statuses import StoredReportStatus
 
 _HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
@@ -34,9 +40,54 @@ class Proposal(BaseModel):
 
     epoch: int = Field(ge=1, le=2**32 - 1)
     previousRoot: str = Field(pattern=_HASH.pattern)
-    requestIds: list[int] = Field(min_length=1, max_length=1_000)
+    requestIds: list[int] = Field(min_length=1, max_length=MAX_REPORT_ITEMS)  # what one report may carry
 
 
+class ProposalAnswer(BaseModel):
+    """This oracle's signature over the proposed epoch's report."""
+
+    oracle: str
+    digest: str
+    signature: str
+
+
+class PublishedReport(BaseModel):
+    """A report this oracle holds: its status, the signed document and every leaf with its proof."""
+
+    status: str = Field(description="computed, submitted, final or discarded")
+    report: dict[str, Any] = Field(description="the report document (protocol.report_document)")
+    leaves: list[LeafProof]
+
+
+class FinalReport(BaseModel):
+    """An epoch's final report document with every leaf and proof beside its fields."""
+
+    model_config = ConfigDict(extra="allow")
+
+    digest: str
+    epoch: int
+    rewardsRoot: str
+    leaves: list[LeafProof]
+
+
+class RewardProof(BaseModel):
+    """One token of an account's cumulative rewards and the proof of its leaf."""
+
+    token: str
+    amount: str
+    proof: list[str]
+
+
+class AccountRewards(BaseModel):
+    """An account's cumulative rewards per token as of the last final report (epoch 0: none yet)."""
+
+    account: str
+    epoch: int
+    root: str
+    rewards: list[RewardProof]
+
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {status: {"model": Problem} for status in (400, 404, 409)}
 class ProofCache:
     """Leaves with proofs per report digest: a report never changes, and rebuilding its tree for
     every rewards query would cost O(accounts) hashing per request. Keeps the last `size` reports."""
@@ -57,52 +108,81 @@ class ProofCache:
         return cached
 
 
-def add_attestation_routes(app: FastAPI, attestor: Attestor) -> None:
-    """Mount the attestation and publication routes on the oracle's app."""
-    proofs = ProofCache()
+async def get_attestor(request: Request) -> Attestor:
+    """The app's Attestor (`app.state.attestor`, set by add_attestation_routes)."""
+    return request.app.state.attestor
 
-    def _published(body: ReportDocument, status: StoredReportStatus) -> dict[str, Any]:
-        return {"status": status.value, "report": body.as_json(), "leaves": proofs.leaves(body)}
+
+async def get_proofs(request: Request) -> ProofCache:
+    """The app's cache of leaves with proofs."""
+    return request.app.state.proofs
+
+
+AttestorDep = Annotated[Attestor, Depends(get_attestor)]
+Proofs = Annotated[ProofCache, Depends(get_proofs)]
+
+router = APIRouter(prefix="/v1", responses=PROBLEMS)
+
+
+def _published(proofs: ProofCache, body: ReportDocument, status: StoredReportStatus) -> dict[str, Any]:
+    return {"status": status.value, "report": body.as_json(), "leaves": proofs.leaves(body)}
+
+
+@router.post("/proposals", response_model=ProposalAnswer)
+async def post_proposal(attestor: AttestorDep, proposal: Proposal):
+    """Compute the proposed epoch from this oracle's own data and return its signature."""
+    return _json(await run_in_threadpool(attestor.answer_proposal, proposal.epoch, proposal.previousRoot,
+                                         sorted(set(proposal.requestIds))))
+
+
+@router.get("/reports/by-digest/{digest}", response_model=PublishedReport)
+def report_by_digest(attestor: AttestorDep, proofs: Proofs, digest: str):
+    """A report this oracle holds (computed, submitted, final or discarded)."""
+    if not _HASH.match(digest):
+        return problem(400, Reason.INVALID_DIGEST, "Not a 32-byte hex digest", digest)
+    found = attestor.store.get(digest.lower())
+    if found is None:
+        return problem(404, Reason.UNKNOWN_REPORT, "No such report here", digest)
+    return _json(_published(proofs, *found))
+
+
+@router.get("/reports/{epoch}", response_model=FinalReport)
+def report_of_epoch(attestor: AttestorDep, proofs: Proofs, epoch: int):
+    """The final report of `epoch` with every leaf and proof; its root is the on-chain one."""
+    if epoch < 1:
+        return problem(400, Reason.INVALID_EPOCH, "Epochs start at 1", str(epoch))
+    body = attestor.store.final(epoch)
+    if body is None:
+        return problem(404, Reason.UNKNOWN_REPORT, "No final report of that epoch here", str(epoch))
+    return _json({**body.as_json(), "leaves": proofs.leaves(body)})
+
+
+@router.get("/rewards/{account}", response_model=AccountRewards)
+def rewards(attestor: AttestorDep, proofs: Proofs, account: str):
+    """Cumulative rewards of `account` per token, with proofs, as of the last final report."""
+    if not _ADDRESS.match(account):
+        return problem(400, Reason.INVALID_ADDRESS, "Not a 20-byte hex address", account)
+    body = attestor.store.latest_final()
+    if body is None:
+        return _json({"account": account, "epoch": 0, "root": "0x" + "00" * 32, "rewards": []})
+    mine = [leaf for leaf in proofs.leaves(body) if leaf["account"].lower() == account.lower()]
+    return _json({"account": account, "epoch": body.epoch, "root": body.rewardsRoot,
+                  "rewards": [{"token": leaf["token"], "amount": leaf["amount"], "proof": leaf["proof"]}
+                              for leaf in mine]})
+
+
+def _json(data: Any) -> JSONResponse:
+    """`data` served as FastAPI would without a response model (the documents are served as built)."""
+    return JSONResponse(jsonable_encoder(data))
+
+
+def add_attestation_routes(app: FastAPI, attestor: Attestor) -> None:
+    """Mount the attestation and publication routes on the oracle's app (its state: the attestor, a proof cache)."""
+    app.state.attestor = attestor
+    app.state.proofs = ProofCache()
 
     @app.exception_handler(ProposalRejected)
     async def _declined(_request: Any, error: ProposalRejected):
         return problem(409, error.code, "Proposal declined", error.detail)
 
-    @app.post("/v1/proposals")
-    async def post_proposal(proposal: Proposal) -> dict[str, Any]:
-        """Compute the proposed epoch from this oracle's own data and return its signature."""
-        return await run_in_threadpool(attestor.answer_proposal, proposal.epoch, proposal.previousRoot,
-                                       sorted(set(proposal.requestIds)))
-
-    @app.get("/v1/reports/by-digest/{digest}")
-    def report_by_digest(digest: str):
-        """A report this oracle holds (computed, submitted, final or discarded)."""
-        if not _HASH.match(digest):
-            return problem(400, "invalid_digest", "Not a 32-byte hex digest", digest)
-        found = attestor.store.get(digest.lower())
-        if found is None:
-            return problem(404, "unknown_report", "No such report here", digest)
-        return _published(*found)
-
-    @app.get("/v1/reports/{epoch}")
-    def report_of_epoch(epoch: int):
-        """The final report of `epoch` with every leaf and proof; its root is the on-chain one."""
-        if epoch < 1:
-            return problem(400, "invalid_epoch", "Epochs start at 1", str(epoch))
-        body = attestor.store.final(epoch)
-        if body is None:
-            return problem(404, "unknown_report", "No final report of that epoch here", str(epoch))
-        return {**body.as_json(), "leaves": proofs.leaves(body)}
-
-    @app.get("/v1/rewards/{account}")
-    def rewards(account: str):
-        """Cumulative rewards of `account` per token, with proofs, as of the last final report."""
-        if not _ADDRESS.match(account):
-            return problem(400, "invalid_address", "Not a 20-byte hex address", account)
-        body = attestor.store.latest_final()
-        if body is None:
-            return {"account": account, "epoch": 0, "root": "0x" + "00" * 32, "rewards": []}
-        mine = [leaf for leaf in proofs.leaves(body) if leaf["account"].lower() == account.lower()]
-        return {"account": account, "epoch": body.epoch, "root": body.rewardsRoot,
-                "rewards": [{"token": leaf["token"], "amount": leaf["amount"], "proof": leaf["proof"]}
-                            for leaf in mine]}
+    app.include_router(router)

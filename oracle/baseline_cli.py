@@ -34,6 +34,7 @@ from oracle.baselines import (
     compute_baselines,
     validate_window,
 )
+from protocol.units import BPS
 
 HEADER = ["device", "timestamp", "wh"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -67,7 +68,7 @@ def fraction_to_bps(text: str, name: str, high: Decimal = Decimal(1)) -> int:
         raise InputError(f"{name} {text!r} is not a decimal number") from None
     if not value.is_finite() or not Decimal(0) <= value <= high:
         raise InputError(f"{name} {text!r} must be within [0, {high}]")
-    bps = value * 10_000
+    bps = value * BPS
     if bps != bps.to_integral_value():
         raise InputError(f"{name} {text!r} has more precision than 1 basis point (0.0001)")
     return int(bps)

@@ -1,11 +1,13 @@
 """What the oracle knows about the chain: registered devices and flexibility requests.
 
 `ChainView` keeps an in-memory cache of DeviceRegistry devices and FlexMarket requests, built
-from the contracts' events (eth_getLogs over bounded block ranges, only blocks at least
-`confirmations` deep). The cache itself is not stored: replaying the logs is cheap. What is
-stored is the cursor, the last block whose events the view applied (with its hash). On a restart
-the view replays the logs up to that cursor (the history it had already accepted, checked by
-the block hash so a reset or reorganized chain is noticed) and resumes after it.
+from the contracts' events by the shared chain follower (protocol.follower: eth_getLogs over
+bounded block ranges, only blocks at least `confirmations` deep, reorg detection by block hash).
+The cache itself is not stored: replaying the logs is cheap. What is stored is the follower's
+cursor, the last block whose events the view applied (with recent block hashes). On a restart
+the view replays the logs up to that cursor (the history it had already accepted, checked by the
+block hash so a reset or reorganized chain is noticed) and resumes after it; a reorg noticed later
+rebuilds the cache up to the fork point.
 
 The ingest asks `device(address)` and `request(request_id)`; an unknown one triggers one `sync()`
 before the answer is None, so a device registered a moment ago is accepted.
@@ -18,21 +20,27 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from enum import Enum
 from typing import Any
 
-from eth_utils import to_checksum_address, to_hex
+from eth_utils import to_checksum_address
 from sqlalchemy.engine import Engine
 
 from oracle import db
+from protocol.events import ChainEvent, EventDecoder
+from protocol.follower import DEFAULT_MAX_RANGE, Batch, Cursor, Follower, Rollback
 from protocol.manifest import Manifest
+from protocol.requests import FlexRequest
+from protocol.statuses import RequestStatus
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BLOCK_RANGE = 2_000
+DEFAULT_BLOCK_RANGE = DEFAULT_MAX_RANGE
 REGISTRY_EVENTS = ("DeviceRegistered", "DeviceActiveChanged", "DeviceTransferred", "DeviceUnregistered")
 MARKET_EVENTS = ("RequestOpened", "RequestCancelled", "RequestSettling", "RequestReleased", "RequestSettled",
                  "RequestExpired")
+
+RequestInfo = FlexRequest  # the oracle's name for the shared request type
+__all__ = ["ChainView", "DeviceInfo", "RequestInfo", "RequestStatus", "run_poller"]
 
 
 @dataclass(frozen=True)
@@ -47,37 +55,35 @@ class DeviceInfo:
     active: bool
 
 
-class RequestStatus(str, Enum):
-    """Life cycle of a FlexMarket request (FlexMarket.Status without None)."""
+class _CursorInDatabase:
+    """The follower's cursor as one value in the oracle's key-value table."""
 
-    OPEN = "open"
-    CANCELLED = "cancelled"
-    SETTLING = "settling"
-    SETTLED = "settled"
-    EXPIRED = "expired"
+    def __init__(self, engine: Engine, key: str):
+        self.engine = engine
+        self.key = key
 
+    def load(self) -> Cursor | None:
+        """The stored cursor ({"block", "hash"} from before recent hashes were kept still loads)."""
+        value = db.get_value(self.engine, self.key)
+        if value is None:
+            return None
+        block = int(value["block"])
+        hashes = {int(n): h for n, h in (value.get("hashes") or {}).items()}
+        if value.get("hash"):
+            hashes[block] = value["hash"]
+        return Cursor(block, hashes)
 
-@dataclass(frozen=True)
-class RequestInfo:
-    """A flexibility request as FlexMarket's events describe it (power in W, amounts in base units)."""
-
-    request_id: int
-    buyer: str
-    zone: int
-    start: int
-    end: int
-    target_w: int
-    price_per_kwh: int
-    payment_token: str
-    max_budget: int
-    status: RequestStatus
+    def save(self, cursor: Cursor) -> None:
+        """Store the cursor (block, its hash, the recent hashes)."""
+        db.put_value(self.engine, self.key, {"block": cursor.block, "hash": cursor.hash,
+                                             "hashes": {str(n): h for n, h in sorted(cursor.hashes.items())}})
 
 
 class ChainView:
     """Devices and requests from DeviceRegistry and FlexMarket events, kept current by `sync()`.
 
     Thread-safe: `sync()` runs under a lock (the web3 connection is used by one thread at a time),
-    lookups read immutable records from dictionaries.
+    lookups read immutable records from dictionaries. The view is the follower's projection.
     """
 
     def __init__(self, web3: Any, manifest: Manifest, engine: Engine, confirmations: int = 0,
@@ -94,17 +100,17 @@ class ChainView:
         self.chain_id = manifest.chainId
         self.start_block = min(manifest.contracts["DeviceRegistry"].block, manifest.contracts["FlexMarket"].block)
         self.cursor_key = f"chain_view.cursor:{manifest.chainId}:{self.registry.address}:{self.market.address}"
+        decoder = EventDecoder(manifest, web3, contracts=("DeviceRegistry", "FlexMarket"),
+                               events=REGISTRY_EVENTS + MARKET_EVENTS)
+        self.follower = Follower(web3, decoder, _CursorInDatabase(engine, self.cursor_key), self.start_block,
+                                 confirmations=confirmations, max_range=block_range)
         self._clock = clock
-        self._events: dict[bytes, Any] = {}
-        for contract, names in ((self.registry, REGISTRY_EVENTS), (self.market, MARKET_EVENTS)):
-            for name in names:
-                handle = contract.events[name]()
-                self._events[bytes.fromhex(handle.topic.removeprefix("0x"))] = handle
         self._devices: dict[str, DeviceInfo] = {}
-        self._requests: dict[int, RequestInfo] = {}
+        self._requests: dict[int, FlexRequest] = {}
         self._cursor: int | None = None  # last applied block; None until the first sync loads the history
         self._lock = threading.Lock()
         self._last_sync_started = float("-inf")
+        self._rebuilt = False
 
     # -------------------------------------------------------------------------------------------
     # lookups
@@ -131,7 +137,7 @@ class ChainView:
             info = self._devices.get(key)
         return info
 
-    def request(self, request_id: int, refresh: bool = True) -> RequestInfo | None:
+    def request(self, request_id: int, refresh: bool = True) -> FlexRequest | None:
         """The request `request_id`, or None; an unknown request first triggers one sync."""
         info = self._requests.get(request_id)
         if info is None and refresh:
@@ -143,7 +149,7 @@ class ChainView:
         """A snapshot of every registered device, by checksummed address."""
         return dict(self._devices)
 
-    def requests(self) -> dict[int, RequestInfo]:
+    def requests(self) -> dict[int, FlexRequest]:
         """A snapshot of every known request, by id."""
         return dict(self._requests)
 
@@ -160,11 +166,7 @@ class ChainView:
             self._last_sync_started = self._clock()
             if self._cursor is None:
                 self._load_history()
-            assert self._cursor is not None
-            safe_head = self.web3.eth.block_number - self.confirmations
-            if safe_head > self._cursor:
-                self._apply_range(self._cursor + 1, safe_head)
-                self._store_cursor()
+            self._cursor = self.follower.poll(self).block
             return self._cursor
 
     def _sync_for_lookup(self) -> None:
@@ -176,71 +178,63 @@ class ChainView:
         self.sync()
 
     def _load_history(self) -> None:
-        """Rebuild the cache by replaying the logs up to the stored cursor (or start fresh)."""
-        stored = db.get_value(self.engine, self.cursor_key)
+        """Rebuild the cache by replaying the logs up to the stored cursor, once it is known to be
+        on this chain (or start fresh)."""
         self._devices.clear()
         self._requests.clear()
-        self._cursor = self.start_block - 1
-        if stored is None:
-            return
-        block, block_hash = int(stored["block"]), stored.get("hash")
-        if block < self.start_block:
-            return
-        head = self.web3.eth.block_number
-        actual = to_hex(self.web3.eth.get_block(block)["hash"]) if block <= head else None
-        if actual != block_hash:
-            logger.warning("chain view: stored cursor block %d (%s) is not on this chain (found %s); "
-                           "rebuilding from block %d", block, block_hash, actual, self.start_block)
-            return
-        self._apply_range(self.start_block, block)
-        logger.info("chain view: replayed blocks %d..%d (%d devices, %d requests), resuming after %d",
-                    self.start_block, block, len(self._devices), len(self._requests), block)
+        self._rebuilt = False
+        cursor = self.follower.check(self)
+        if not self._rebuilt:
+            self._replay(cursor.block)
+            if cursor.block >= self.start_block:
+                logger.info("chain view: replayed blocks %d..%d (%d devices, %d requests), resuming after %d",
+                            self.start_block, cursor.block, len(self._devices), len(self._requests), cursor.block)
+        self._cursor = cursor.block
 
-    def _apply_range(self, first: int, last: int) -> None:
-        """Fetch and apply the logs of blocks first..last in chunks of at most `block_range`."""
-        low = first
-        while low <= last:
-            high = min(last, low + self.block_range - 1)
-            for log in self._fetch_logs(low, high):
-                self._apply(log)
-            self._cursor = high
-            low = high + 1
+    def _replay(self, last: int) -> None:
+        """Apply the events of blocks start_block..last (history already accepted)."""
+        for event in self.follower.replay(self.start_block, last):
+            self._apply(event)
 
-    def _fetch_logs(self, first: int, last: int) -> list[Any]:
-        """The logs of the registry and the market in blocks first..last, in chain order."""
-        return self.web3.eth.get_logs({
-            "fromBlock": first, "toBlock": last, "address": [self.registry.address, self.market.address],
-        })
+    # the follower's projection -----------------------------------------------------------------
 
-    def _store_cursor(self) -> None:
-        assert self._cursor is not None
-        block_hash = to_hex(self.web3.eth.get_block(self._cursor)["hash"])
-        db.put_value(self.engine, self.cursor_key, {"block": self._cursor, "hash": block_hash})
+    def apply(self, batch: Batch) -> None:
+        """Apply the events of a confirmed range (the follower saves the cursor after it)."""
+        for event in batch.events:
+            self._apply(event)
+        self._cursor = batch.last
 
-    def _apply(self, log: Any) -> None:
-        topics = log.get("topics") or []
-        if not topics:
-            return
-        handle = self._events.get(bytes(topics[0]))
-        if handle is None or to_checksum_address(log["address"]) != handle.address:
-            return
-        decoded = handle.process_log(log)
-        getattr(self, f"_on_{decoded['event']}")(decoded["args"])
+    def rollback(self, rollback: Rollback) -> None:
+        """A reorg (or a cursor from another chain): rebuild the cache up to the fork point."""
+        if rollback.deep:
+            logger.warning("chain view: stored cursor block %d is not on this chain; rebuilding from block %d",
+                           rollback.abandoned, self.start_block)
+        else:
+            logger.warning("chain view: reorg; block %d is no longer canonical, rebuilding up to block %d",
+                           rollback.abandoned, rollback.fork)
+        self._devices.clear()
+        self._requests.clear()
+        self._replay(rollback.fork)
+        self._cursor = rollback.fork
+        self._rebuilt = True
+
+    def _apply(self, event: ChainEvent) -> None:
+        getattr(self, f"_on_{event.name}")(event.args, event.block)
 
     # DeviceRegistry ------------------------------------------------------------------------------
 
-    def _on_DeviceRegistered(self, args: Any) -> None:
+    def _on_DeviceRegistered(self, args: Any, block: int) -> None:
         device = to_checksum_address(args["device"])
         self._devices[device] = DeviceInfo(device, to_checksum_address(args["owner"]), int(args["kind"]),
                                            int(args["capacityW"]), int(args["zone"]), True)
 
-    def _on_DeviceActiveChanged(self, args: Any) -> None:
+    def _on_DeviceActiveChanged(self, args: Any, block: int) -> None:
         self._update_device(args["device"], active=bool(args["active"]))
 
-    def _on_DeviceTransferred(self, args: Any) -> None:
+    def _on_DeviceTransferred(self, args: Any, block: int) -> None:
         self._update_device(args["device"], owner=to_checksum_address(args["to"]))
 
-    def _on_DeviceUnregistered(self, args: Any) -> None:
+    def _on_DeviceUnregistered(self, args: Any, block: int) -> None:
         self._devices.pop(to_checksum_address(args["device"]), None)
 
     def _update_device(self, address: str, **changes: Any) -> None:
@@ -253,26 +247,23 @@ class ChainView:
 
     # FlexMarket ----------------------------------------------------------------------------------
 
-    def _on_RequestOpened(self, args: Any) -> None:
-        request_id = int(args["requestId"])
-        self._requests[request_id] = RequestInfo(
-            request_id, to_checksum_address(args["buyer"]), int(args["zone"]), int(args["start"]), int(args["end"]),
-            int(args["targetW"]), int(args["pricePerKWh"]), to_checksum_address(args["paymentToken"]),
-            int(args["maxBudget"]), RequestStatus.OPEN)
+    def _on_RequestOpened(self, args: Any, block: int) -> None:
+        request = FlexRequest.from_event(args, block)
+        self._requests[request.request_id] = request
 
-    def _on_RequestCancelled(self, args: Any) -> None:
+    def _on_RequestCancelled(self, args: Any, block: int) -> None:
         self._set_status(args["requestId"], RequestStatus.CANCELLED)
 
-    def _on_RequestSettling(self, args: Any) -> None:
+    def _on_RequestSettling(self, args: Any, block: int) -> None:
         self._set_status(args["requestId"], RequestStatus.SETTLING)
 
-    def _on_RequestReleased(self, args: Any) -> None:
+    def _on_RequestReleased(self, args: Any, block: int) -> None:
         self._set_status(args["requestId"], RequestStatus.OPEN)
 
-    def _on_RequestSettled(self, args: Any) -> None:
+    def _on_RequestSettled(self, args: Any, block: int) -> None:
         self._set_status(args["requestId"], RequestStatus.SETTLED)
 
-    def _on_RequestExpired(self, args: Any) -> None:
+    def _on_RequestExpired(self, args: Any, block: int) -> None:
         self._set_status(args["requestId"], RequestStatus.EXPIRED)
 
     def _set_status(self, request_id: int, status: RequestStatus) -> None:

@@ -14,13 +14,12 @@ from typing import Any, Iterable
 from sqlalchemy.engine import Engine
 
 from oracle import db
-from oracle.baselines import BaselineSpec, build_grid, compute_baselines
+from oracle.baselines import MAX_LOOKBACK_DAYS, BaselineSpec, build_grid, compute_baselines
 from oracle.chain_view import DeviceInfo, RequestInfo
 from oracle.settlement import DeviceInput, EpochSettlement, Ledger, RequestInput, SettlementParams, settle_epoch
-
-SECONDS_PER_DAY = 86_400
+from protocol.units import SECONDS_PER_DAY
 # Readings needed before the event: the look-back of the placebo days (2 x 45 days) and a margin.
-HISTORY_DAYS = 2 * 45 + 2
+HISTORY_DAYS = 2 * MAX_LOOKBACK_DAYS + 2
 
 
 @dataclass(frozen=True)

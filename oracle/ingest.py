@@ -28,10 +28,9 @@ from oracle import db
 from oracle.chain_view import DeviceInfo, RequestInfo, RequestStatus
 from protocol.fast_verify import RegistryDomainVerifier, recover_digest
 from protocol.meter import Commitment, MeterBatch, readings_hash
+from protocol.units import BPS, SECONDS_PER_HOUR
 
 logger = logging.getLogger(__name__)
-
-BPS = 10_000
 
 # code -> (HTTP status, title). Codes are part of the API: nodes and tests match on them.
 REASONS: dict[str, tuple[int, str]] = {
@@ -194,10 +193,10 @@ class Ingestor:
         # reading <= capacity_w * interval / 3600 * tolerance_bps / 10000, without division.
         limit_scaled = info.capacity_w * batch.interval_seconds * self.settings.reading_tolerance_bps
         for index, wh in enumerate(batch.readings):
-            if wh * 3600 * BPS > limit_scaled:
+            if wh * SECONDS_PER_HOUR * BPS > limit_scaled:
                 raise Rejected("reading_out_of_range",
                                f"reading {index} is {wh} Wh; {info.capacity_w} W over {batch.interval_seconds} s "
-                               f"allows {limit_scaled // (3600 * BPS)} Wh")
+                               f"allows {limit_scaled // (SECONDS_PER_HOUR * BPS)} Wh")
 
     def _record_sequence(self, session: Any, device: str, sequence: int, now: int) -> dict[str, int] | None:
         """Record a gap when `sequence` skips ahead of the device's last one; returns it for the ack."""

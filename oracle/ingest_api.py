@@ -12,6 +12,10 @@ rejection is a 4xx `application/problem+json` body {"type", "title", "status", "
 (RFC 9457); the one 5xx a client can meet is 503 `chain_unavailable` when the RPC is down and an
 unknown device or request cannot be looked up (retry later).
 
+The routes are a module-level `router`; they reach the app's Ingestor, clock and body limit
+through the dependencies below (`app.state`), set by `create_ingest_app`. The problem format and
+reason codes are protocol.problems'.
+
 Run it with `python -m oracle.ingest_api` (settings from NEGAWATT_* environment variables and
 DATABASE_URL, see IngestServiceSettings) or `uvicorn --factory oracle.ingest_api:app_from_env`.
 """
@@ -20,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -28,11 +31,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from eth_utils import is_checksum_address, to_checksum_address
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -45,12 +48,11 @@ from protocol.fast_verify import RegistryDomainVerifier
 from protocol.manifest import check_chain, load_manifest
 from protocol.addresses import checksummed
 from protocol.messages import CommitmentMessage, MeterBatchMessage
+from protocol.problems import PROBLEM_MEDIA_TYPE, Problem, ProblemNamespace, Reason, problem_body
 from protocol.settings import ChainSettings
 
 logger = logging.getLogger(__name__)
 
-PROBLEM_TYPE = "urn:negawatt:ingest:{code}"
-PROBLEM_MEDIA_TYPE = "application/problem+json"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 # The request bodies are the protocol's message codecs (protocol/messages.py).
 MeterBatchPayload = MeterBatchMessage
@@ -62,10 +64,9 @@ _address = checksummed
 # problems
 
 
-def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
-    """An RFC 9457 problem response carrying the ingest's reason `code`."""
-    body = {"type": PROBLEM_TYPE.format(code=code), "title": title, "status": status, "detail": detail,
-            "code": code, **extra}
+def problem(status: int, code: Reason | str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    """An RFC 9457 problem response carrying the oracle's reason `code` (in the ingest namespace)."""
+    body = problem_body(ProblemNamespace.INGEST, status, code, title, detail, **extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
 
 
@@ -93,19 +94,19 @@ def _install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ChainUnavailable)
     async def _unavailable(_request: Request, error: ChainUnavailable) -> JSONResponse:
-        response = problem(503, "chain_unavailable", "The chain is not reachable; retry later", str(error))
+        response = problem(503, Reason.CHAIN_UNAVAILABLE, "The chain is not reachable; retry later", str(error))
         response.headers["Retry-After"] = "5"
         return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
         errors = _errors(error)
-        return problem(400, "invalid_payload", "The request is not valid", _summary(errors), errors=errors)
+        return problem(400, Reason.INVALID_PAYLOAD, "The request is not valid", _summary(errors), errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed"}
-        code = codes.get(error.status_code, "http_error")
+        codes = {404: Reason.NOT_FOUND, 405: Reason.METHOD_NOT_ALLOWED}
+        code = codes.get(error.status_code, Reason.HTTP_ERROR)
         response = problem(error.status_code, code, str(error.detail), str(error.detail))
         for name, value in (error.headers or {}).items():
             response.headers[name] = value
@@ -114,19 +115,19 @@ def _install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
         logger.exception("unexpected error in the ingest API")
-        return problem(500, "internal_error", "Internal error", "the error is logged")
+        return problem(500, Reason.INTERNAL_ERROR, "Internal error", "the error is logged")
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing more than `limit` bytes without reading them all."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise Rejected("payload_too_large", f"{declared} bytes; at most {limit}")
+        raise Rejected(Reason.PAYLOAD_TOO_LARGE.value, f"{declared} bytes; at most {limit}")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise Rejected("payload_too_large", f"more than {limit} bytes")
+            raise Rejected(Reason.PAYLOAD_TOO_LARGE.value, f"more than {limit} bytes")
     return bytes(body)
 
 
@@ -147,7 +148,180 @@ def _query_address(value: str, name: str = "device") -> str:
     try:
         return _address(value)
     except ValueError as error:
-        raise Rejected("invalid_payload", f"{name}: {error}") from None
+        raise Rejected(Reason.INVALID_PAYLOAD.value, f"{name}: {error}") from None
+
+
+# ------------------------------------------------------------------------------------------------
+# dependencies: the app's state
+
+
+async def get_ingestor(request: Request) -> Ingestor:
+    """The app's Ingestor (`app.state.ingestor`)."""
+    return request.app.state.ingestor
+
+
+async def get_clock(request: Request) -> Callable[[], float]:
+    """The app's clock: "now" (unix seconds) for each message."""
+    return request.app.state.clock
+
+
+async def get_body(request: Request) -> bytes:
+    """The request body, at most the app's `max_body_bytes` (413 problem beyond)."""
+    return await _read_body(request, request.app.state.max_body_bytes)
+
+
+IngestorDep = Annotated[Ingestor, Depends(get_ingestor)]
+Clock = Annotated[Callable[[], float], Depends(get_clock)]
+Body = Annotated[bytes, Depends(get_body)]
+
+
+# ------------------------------------------------------------------------------------------------
+# response models (they document the JSON; the routes serve the stored or built JSON as is)
+
+
+class AckOut(BaseModel):
+    """The oracle's acknowledgement of an accepted message (the exact stored text on a replay)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: str = Field(description="accepted")
+    kind: str = Field(description="meter_batch or commitment")
+    device: str
+    digest: str
+    received_at: int
+    gap: dict[str, Any] | None = Field(description="the sequence gap this batch opened, if any")
+
+
+class StoredBatchOut(BaseModel):
+    """A stored meter batch, as signed (re-verifiable), with what the oracle recorded."""
+
+    device: str
+    start: int
+    intervalSeconds: int
+    readings: list[int]
+    sequence: int
+    signature: str
+    readingsHash: str
+    digest: str
+    receivedAt: int
+
+
+class StoredCommitmentOut(BaseModel):
+    """A stored commitment, as signed."""
+
+    requestId: int
+    device: str
+    watts: int
+    signature: str
+    digest: str
+    receivedAt: int
+
+
+class GapOut(BaseModel):
+    """A recorded sequence gap of a device."""
+
+    device: str
+    expected: int
+    received: int
+    detectedAt: int
+    filledAt: int | None
+    missing: int
+
+
+class IngestHealth(BaseModel):
+    """Liveness and how far the chain view has read."""
+
+    status: str
+    chainId: int | None
+    chainCursor: int | None
+    devices: int | None
+    requests: int | None
+    rules: dict[str, Any]
+
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {status: {"model": Problem} for status in (400, 403, 409, 413, 422, 503)}
+ACKS: dict[int | str, dict[str, Any]] = {200: {"model": AckOut, "description": "a replay: the stored ack"}, **PROBLEMS}
+
+
+def _json(data: Any) -> JSONResponse:
+    """`data` served as FastAPI would without a response model (jsonable_encoder, then JSONResponse)."""
+    return JSONResponse(jsonable_encoder(data))
+
+
+def _ack_response(ack: Any) -> Response:
+    return Response(ack.json, status_code=200 if ack.replay else 201, media_type="application/json")
+
+
+# ------------------------------------------------------------------------------------------------
+# the routes
+
+router = APIRouter(prefix="/v1")
+
+
+@router.post("/meter-batches", status_code=201, response_model=AckOut, responses=ACKS,
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/json": {"schema": MeterBatchPayload.model_json_schema()}}}})
+async def post_meter_batch(ingestor: IngestorDep, body: Body, clock: Clock) -> Response:
+    """Accept one signed meter batch (201), or return the stored ack of a replay (200)."""
+    payload = _parse(MeterBatchPayload, body)
+    ack = await run_in_threadpool(ingestor.accept_batch, payload.to_batch(), int(clock()))
+    return _ack_response(ack)
+
+
+@router.post("/commitments", status_code=201, response_model=AckOut, responses=ACKS,
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/json": {"schema": CommitmentPayload.model_json_schema()}}}})
+async def post_commitment(ingestor: IngestorDep, body: Body, clock: Clock) -> Response:
+    """Accept one signed commitment (201), or return the stored ack of a replay (200)."""
+    payload = _parse(CommitmentPayload, body)
+    ack = await run_in_threadpool(ingestor.accept_commitment, payload.to_commitment(), int(clock()))
+    return _ack_response(ack)
+
+
+@router.get("/meter-batches", response_model=list[StoredBatchOut], responses=PROBLEMS)
+def get_meter_batches(ingestor: IngestorDep, device: str,
+                      from_: Annotated[int, Query(alias="from", ge=0, le=db.MAX_DB_INT)] = 0,
+                      to: Annotated[int, Query(ge=0, le=db.MAX_DB_INT)] = db.MAX_DB_INT,
+                      limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000) -> Response:
+    """Stored batches of `device` overlapping [from, to), oldest first, as signed (re-verifiable)."""
+    records = db.batches_of_device(ingestor.engine, _query_address(device), from_, to, limit)
+    return _json([{"device": r.device, "start": r.start, "intervalSeconds": r.interval_seconds,
+                   "readings": r.readings_list(), "sequence": r.sequence, "signature": r.signature,
+                   "readingsHash": r.readings_hash, "digest": r.digest, "receivedAt": r.received_at}
+                  for r in records])
+
+
+@router.get("/commitments", response_model=list[StoredCommitmentOut], responses=PROBLEMS)
+def get_commitments(ingestor: IngestorDep, request_id: Annotated[int, Query(ge=0)]) -> Response:
+    """Stored commitments to request `request_id`, by device, as signed."""
+    return _json([{"requestId": r.request_id, "device": r.device, "watts": r.watts, "signature": r.signature,
+                   "digest": r.digest, "receivedAt": r.received_at}
+                  for r in db.commitments_of_request(ingestor.engine, request_id)])
+
+
+@router.get("/gaps", response_model=list[GapOut], responses=PROBLEMS)
+def get_gaps(ingestor: IngestorDep, device: str | None = None,
+             open_only: Annotated[bool, Query(alias="open")] = False,
+             limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000) -> Response:
+    """Recorded sequence gaps (of one device, or all), with how many sequences are still missing."""
+    address = _query_address(device) if device is not None else None
+    return _json([{"device": gap.device, "expected": gap.expected, "received": gap.received,
+                   "detectedAt": gap.detected_at, "filledAt": gap.filled_at, "missing": missing}
+                  for gap, missing in db.gaps_of_device(ingestor.engine, address, open_only=open_only, limit=limit)])
+
+
+@router.get("/health", response_model=IngestHealth)
+def health(ingestor: IngestorDep) -> Response:
+    """Liveness, and how far the chain view has read."""
+    view = ingestor.chain_view
+    return _json({
+        "status": "ok",
+        "chainId": getattr(view, "chain_id", None),
+        "chainCursor": getattr(view, "cursor", None),
+        "devices": len(view.devices()) if hasattr(view, "devices") else None,
+        "requests": len(view.requests()) if hasattr(view, "requests") else None,
+        "rules": ingestor.settings.model_dump(),
+    })
 
 
 # ------------------------------------------------------------------------------------------------
@@ -178,73 +352,17 @@ def create_ingest_app(ingestor: Ingestor, *, clock: Callable[[], float] = time.t
             poller.join(timeout=10)
 
     app = FastAPI(title="negawatt oracle ingest", version="1", lifespan=lifespan)
+    app.state.ingestor = ingestor
+    app.state.clock = clock
+    app.state.max_body_bytes = max_body_bytes
     _install_problem_handlers(app)
 
     @app.exception_handler(_InvalidPayload)
     async def _invalid_payload(_request: Request, error: _InvalidPayload) -> JSONResponse:
-        return problem(400, "invalid_payload", "The request body is not a valid payload", _summary(error.errors),
-                       errors=error.errors)
+        return problem(400, Reason.INVALID_PAYLOAD, "The request body is not a valid payload",
+                       _summary(error.errors), errors=error.errors)
 
-    def _ack_response(ack: Any) -> Response:
-        return Response(ack.json, status_code=200 if ack.replay else 201, media_type="application/json")
-
-    @app.post("/v1/meter-batches", status_code=201,
-              openapi_extra={"requestBody": {"required": True, "content": {
-                  "application/json": {"schema": MeterBatchPayload.model_json_schema()}}}})
-    async def post_meter_batch(request: Request) -> Response:
-        """Accept one signed meter batch (201), or return the stored ack of a replay (200)."""
-        payload = _parse(MeterBatchPayload, await _read_body(request, max_body_bytes))
-        ack = await run_in_threadpool(ingestor.accept_batch, payload.to_batch(), int(clock()))
-        return _ack_response(ack)
-
-    @app.post("/v1/commitments", status_code=201,
-              openapi_extra={"requestBody": {"required": True, "content": {
-                  "application/json": {"schema": CommitmentPayload.model_json_schema()}}}})
-    async def post_commitment(request: Request) -> Response:
-        """Accept one signed commitment (201), or return the stored ack of a replay (200)."""
-        payload = _parse(CommitmentPayload, await _read_body(request, max_body_bytes))
-        ack = await run_in_threadpool(ingestor.accept_commitment, payload.to_commitment(), int(clock()))
-        return _ack_response(ack)
-
-    @app.get("/v1/meter-batches")
-    def get_meter_batches(device: str, from_: Annotated[int, Query(alias="from", ge=0, le=db.MAX_DB_INT)] = 0,
-                          to: Annotated[int, Query(ge=0, le=db.MAX_DB_INT)] = db.MAX_DB_INT,
-                          limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000) -> list[dict[str, Any]]:
-        """Stored batches of `device` overlapping [from, to), oldest first, as signed (re-verifiable)."""
-        records = db.batches_of_device(ingestor.engine, _query_address(device), from_, to, limit)
-        return [{"device": r.device, "start": r.start, "intervalSeconds": r.interval_seconds,
-                 "readings": r.readings_list(), "sequence": r.sequence, "signature": r.signature,
-                 "readingsHash": r.readings_hash, "digest": r.digest, "receivedAt": r.received_at}
-                for r in records]
-
-    @app.get("/v1/commitments")
-    def get_commitments(request_id: Annotated[int, Query(ge=0)]) -> list[dict[str, Any]]:
-        """Stored commitments to request `request_id`, by device, as signed."""
-        return [{"requestId": r.request_id, "device": r.device, "watts": r.watts, "signature": r.signature,
-                 "digest": r.digest, "receivedAt": r.received_at}
-                for r in db.commitments_of_request(ingestor.engine, request_id)]
-
-    @app.get("/v1/gaps")
-    def get_gaps(device: str | None = None, open_only: Annotated[bool, Query(alias="open")] = False,
-                 limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000) -> list[dict[str, Any]]:
-        """Recorded sequence gaps (of one device, or all), with how many sequences are still missing."""
-        address = _query_address(device) if device is not None else None
-        return [{"device": gap.device, "expected": gap.expected, "received": gap.received,
-                 "detectedAt": gap.detected_at, "filledAt": gap.filled_at, "missing": missing}
-                for gap, missing in db.gaps_of_device(ingestor.engine, address, open_only=open_only, limit=limit)]
-
-    @app.get("/v1/health")
-    def health() -> dict[str, Any]:
-        """Liveness, and how far the chain view has read."""
-        return {
-            "status": "ok",
-            "chainId": getattr(view, "chain_id", None),
-            "chainCursor": getattr(view, "cursor", None),
-            "devices": len(view.devices()) if hasattr(view, "devices") else None,
-            "requests": len(view.requests()) if hasattr(view, "requests") else None,
-            "rules": ingestor.settings.model_dump(),
-        }
-
+    app.include_router(router)
     return app
 
 

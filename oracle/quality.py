@@ -23,7 +23,7 @@ metrics, the gate and the report live here):
       NMBE     = E / S   (= sum(actual - predicted) / (n * mean(actual)))
   Floats never decide eligibility.
 
-Reason codes: fewer than 2 evaluated placebo days -> `insufficient_history_for_quality`;
+Reason codes (members of `oracle.reasons.Reason`): fewer than 2 evaluated placebo days -> `insufficient_history_for_quality`;
 gate failed -> `baseline_quality`. Either makes the device ineligible.
 """
 
@@ -34,12 +34,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-BPS = 10_000
+from oracle.reasons import Reason
+from protocol.units import BPS
+
 MIN_PLACEBO_DAYS = 2
 DEFAULT_MAX_RRMSE_BPS = 2_000
 
-REASON_INSUFFICIENT_HISTORY_FOR_QUALITY = "insufficient_history_for_quality"
-REASON_BASELINE_QUALITY = "baseline_quality"
+REASON_INSUFFICIENT_HISTORY_FOR_QUALITY = Reason.INSUFFICIENT_HISTORY_FOR_QUALITY.code
+REASON_BASELINE_QUALITY = Reason.BASELINE_QUALITY.code
 
 
 def gate_passes(sse: int, n: int, sum_actual: int, max_rrmse_bps: int) -> bool:
@@ -82,12 +84,19 @@ class QualityResult:
         return self.enough_days and gate_passes(self.sse, self.n, self.sum_actual, self.max_rrmse_bps)
 
     @property
-    def reason(self) -> str | None:
+    def reason_flag(self) -> Reason | None:
+        """The quality reason that makes the device ineligible, or None if it passed."""
         if not self.enough_days:
-            return REASON_INSUFFICIENT_HISTORY_FOR_QUALITY
+            return Reason.INSUFFICIENT_HISTORY_FOR_QUALITY
         if not self.passed:
-            return REASON_BASELINE_QUALITY
+            return Reason.BASELINE_QUALITY
         return None
+
+    @property
+    def reason(self) -> str | None:
+        """The report code of `reason_flag` (None if the device passed)."""
+        flag = self.reason_flag
+        return None if flag is None else flag.code
 
     def to_dict(self) -> dict:
         out: dict = {"passed": self.passed, "days": list(self.days), "n": self.n}

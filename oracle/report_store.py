@@ -19,8 +19,6 @@ from oracle.settlement import EpochSettlement
 from protocol.report_document import ReportDocument
 from protocol.statuses import StoredReportStatus
 
-STATUSES = tuple(status.value for status in StoredReportStatus)
-
 
 class ReportRecord(SQLModel, table=True):
     """One settlement report, by digest."""

@@ -88,7 +88,7 @@ def attestation_loop(service: OracleService, stop: threading.Event) -> None:
         try:
             outcome = service.attestor.tick()
             if outcome != last:
-                log.info("attestation: %s", outcome)
+                log.info("attestation: %s", outcome.value)
                 last = outcome
         except ChainError as error:
             log.warning("attestation step failed on-chain: %s", error)

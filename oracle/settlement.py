@@ -35,8 +35,8 @@ from eth_utils import to_checksum_address
 
 from protocol.merkle import RewardLeaf, RewardsTree
 from protocol.report import Penalty, RequestPayout, SettlementReport
+from protocol.units import BPS, bps_of, energy_wh, payment
 
-BPS = 10_000
 DEFAULT_CURVE: tuple[tuple[int, int], ...] = ((0, 0), (4_999, 0), (5_000, 5_000), (10_000, 10_000))
 
 Ledger = dict[tuple[str, str], int]
@@ -186,7 +186,7 @@ def settle_device(request: RequestInput, device: DeviceInput, params: Settlement
     if len(device.curtailed_wh) != request.intervals:
         raise ValueError(f"device {device.device}: {len(device.curtailed_wh)} intervals, request has "
                          f"{request.intervals}")
-    cap_wh = device.watts * params.interval_seconds // 3_600
+    cap_wh = energy_wh(device.watts, params.interval_seconds)
     committed_wh = cap_wh * request.intervals
     delivered_wh = sum(min(max(0, c), cap_wh) for c in device.curtailed_wh)
     ratio_bps = delivered_wh * BPS // committed_wh if committed_wh else 0
@@ -194,19 +194,19 @@ def settle_device(request: RequestInput, device: DeviceInput, params: Settlement
         return DeviceResult(request.request_id, _norm(device.device), _norm(device.owner), committed_wh,
                             delivered_wh, ratio_bps, 0, 0, 0, 0, 0, 0, 0, False, device.reasons, device.flags)
     factor_bps = curve_factor(params.curve, ratio_bps)
-    payable_wh = committed_wh * factor_bps // BPS
-    payout = payable_wh * request.price_per_kwh // 1_000
-    emission = payable_wh * params.emission_per_kwh // 1_000
+    payable_wh = bps_of(committed_wh, factor_bps)
+    payout = payment(payable_wh, request.price_per_kwh)
+    emission = payment(payable_wh, params.emission_per_kwh)
     penalty = 0
     if ratio_bps < params.penalty_below_bps:
-        penalty = (committed_wh - delivered_wh) * params.penalty_per_kwh // 1_000
+        penalty = payment(committed_wh - delivered_wh, params.penalty_per_kwh)
     return DeviceResult(request.request_id, _norm(device.device), _norm(device.owner), committed_wh, delivered_wh,
                         ratio_bps, factor_bps, payable_wh, payout, 0, 0, emission, penalty, True, device.reasons,
                         device.flags)
 
 
 def _split(result: DeviceResult, payout: int, params: SettlementParams) -> DeviceResult:
-    owner_payout = payout * params.owner_share_bps // BPS
+    owner_payout = bps_of(payout, params.owner_share_bps)
     return replace(result, payout=payout, owner_payout=owner_payout, fee=payout - owner_payout)
 
 

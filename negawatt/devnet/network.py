@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import secrets
-import sqlite3
 import sys
 import time
 from dataclasses import dataclass, field
@@ -103,13 +102,25 @@ class NodeHandle:
     def config(self) -> Path:
         return self.directory / "node.toml"
 
-    def outbox(self) -> sqlite3.Connection:
-        """The node's outbox, read-only (the devnet watches progress; the node owns the file)."""
-        return sqlite3.connect(f"file:{self.directory / 'node-data' / 'outbox.sqlite'}?mode=ro", uri=True, timeout=30)
+    def outbox(self) -> Any:
+        """The node's outbox, read-only (node.outbox.Outbox.reader: the devnet watches progress; the
+        node owns the file). FileNotFoundError before the node created it."""
+        from node.outbox import Outbox
 
-    def dispatch_db(self) -> sqlite3.Connection | None:
+        return Outbox.reader(self.directory / "node-data" / "outbox.sqlite")
+
+    def participations(self) -> list[Any]:
+        """The node's participations (node.dispatch.Participation), none before its dispatch began."""
+        from node.dispatch import open_dispatch_reader, participations
+
         path = self.directory / "node-data" / "dispatch.sqlite"
-        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) if path.exists() else None
+        if not path.exists():
+            return []
+        db = open_dispatch_reader(str(path))
+        try:
+            return participations(db)
+        finally:
+            db.close()
 
 
 @dataclass
@@ -213,7 +224,9 @@ class Devnet:
 
     def _enrol_oracle(self) -> OracleHandle:
         """Bond the next oracle key, add it to the OracleHub, write its keystore and configuration."""
+        from oracle.config import OracleConfig
         from protocol.chain import Transactor
+        from protocol.config_files import file_model, write_toml
         from protocol.keys import write_keystore
 
         token, staking, hub = self.contract("NegawattToken"), self.contract("Staking"), self.contract("OracleHub")
@@ -233,15 +246,15 @@ class Devnet:
         write_keystore(keystore, key, self.password, kdf="pbkdf2")
         port = free_port()
         config = folder / f"{name}.toml"
-        config.write_text("\n".join([
-            f'rpc_url = "{self.rpc_url}"', f'manifest = "{self.manifest_path}"',
-            f'database_url = "sqlite:///{folder / (name + ".sqlite")}"', f'keystore = "{keystore}"',
-            f'password_env = "{PASSWORD_ENV}"', f"port = {port}", "poll_seconds = 1", "data_grace_seconds = 120",
-            "stagger_seconds = 4", "max_readings = 96", "",
-            "[economics]", f"interval_seconds = {self.spec.interval_seconds}", 'method = "high-x-of-y"',
-            'adjustment = "ratio"', f"quality_days = {self.spec.quality_days}",
-            f"max_rrmse_bps = {self.spec.max_rrmse_bps}", "",
-        ]))
+        write_toml(config, file_model(OracleConfig, {
+            "rpc_url": self.rpc_url, "manifest": str(self.manifest_path),
+            "database_url": f"sqlite:///{folder / (name + '.sqlite')}", "keystore": str(keystore),
+            "password_env": PASSWORD_ENV, "port": port, "poll_seconds": 1, "data_grace_seconds": 120,
+            "stagger_seconds": 4, "max_readings": 96,
+            "economics": {"interval_seconds": self.spec.interval_seconds, "method": "high-x-of-y",
+                          "adjustment": "ratio", "quality_days": self.spec.quality_days,
+                          "max_rrmse_bps": self.spec.max_rrmse_bps},
+        }))
         handle = OracleHandle(name, oracle.address, f"http://127.0.0.1:{port}", config)
         self.oracles.append(handle)
         return handle
@@ -290,13 +303,15 @@ class Devnet:
         return [kinds[(node_index * self.spec.devices_per_node + j) % len(kinds)]
                 for j in range(self.spec.devices_per_node)]
 
-    def _enrol_node(self, name: str, specs: list[Any], zone: int, devices_toml: Callable[[list[str]], str] | None = None):
-        """A node's keys and node.toml (its `[[devices]]` tables from `devices_toml(keystores)` when
-        given), its owner funded with gas and protocol tokens, its devices registered and bonded.
+    def _enrol_node(self, name: str, specs: list[Any], zone: int, device_entries: list[dict[str, Any]] | None = None):
+        """A node's keys and node.toml (its `[[devices]]` tables from `device_entries`, one per spec
+        without its keystore, when given), its owner funded with gas and protocol tokens, its devices
+        registered and bonded.
         Returns the opened node (the caller closes its outbox) and what `init_node` wrote."""
-        from node.config import load_config
+        from node.config import NodeConfig, load_config
         from node.runtime import open_node, register
         from node.setup import init_node
+        from protocol.config_files import file_model, read_toml, write_toml
 
         token, stablecoin = self.contract("NegawattToken"), self.contract("MockStablecoin")
         made = init_node(self.run_dir / "nodes" / name, specs, self.password, zone=zone, rpc_url=self.rpc_url,
@@ -305,9 +320,11 @@ class Devnet:
                          extra={"confirmations": 0, "claim_check_seconds": self.spec.claim_check_seconds,
                                 "claim_gas_multiple": 1, "oracle_refresh_seconds": self.spec.oracle_refresh_seconds,
                                 "value_wei_per_unit": {stablecoin.address: 10**12, token.address: 1}})
-        if devices_toml is not None:
-            head = made.config_path.read_text().split("[[devices]]", 1)[0]
-            made.config_path.write_text(head + devices_toml([f"keys/device-{i}.json" for i in range(len(specs))]))
+        if device_entries is not None:
+            settings = read_toml(made.config_path)
+            settings["devices"] = [{"keystore": device["keystore"], **entry}
+                                   for device, entry in zip(settings["devices"], device_entries, strict=True)]
+            write_toml(made.config_path, file_model(NodeConfig, settings))
         self.web3.provider.make_request("anvil_setBalance", [made.owner, hex(10 * 10**18)])
         self.admin.send(token.functions.mint(made.owner, 100 * TOKEN))
         os.environ[PASSWORD_ENV] = self.password  # open_node reads the keystores' password from there
@@ -363,7 +380,7 @@ class Devnet:
         for index, popen in enumerate(peers.processes):
             self.group.adopt("peers" if index == len(peers.processes) - 1 else "mosquitto", popen, peers.log_path)
         specs = [DeviceSpec(entry["kind"], entry["capacity_w"]) for entry in peers.devices]
-        node, _ = self._enrol_node("node-hw", specs, 1, peers.devices_toml)
+        node, _ = self._enrol_node("node-hw", specs, 1, peers.devices)
         node.outbox.close()
         self.on_step(f"node-hw drives a Modbus inverter (port {peers.ports['modbus']}), an OCPP charger "
                      f"(Central System on port {peers.ports['ocpp']}) and an MQTT plug (broker port {peers.ports['mqtt']})")
@@ -391,42 +408,39 @@ class Devnet:
     def outbox_pending(self) -> int:
         """Deliveries (readings, commitments) the nodes still owe the oracles that are running."""
         live = [o.url for o in self.oracles if self.group.processes.get(o.name) and self.group.processes[o.name].alive()]
-        marks = ", ".join("?" for _ in live) or "NULL"
         total = 0
         for node in self.nodes:
             try:
-                with node.outbox() as db:
-                    total += db.execute(f"SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND oracle IN ({marks})",
-                                        live).fetchone()[0]
-            except sqlite3.OperationalError:
+                outbox = node.outbox()
+            except FileNotFoundError:
                 total += 1  # not created yet
+                continue
+            try:
+                depth = outbox.depth()
+            finally:
+                outbox.close()
+            total += sum(depth.get(url, 0) for url in live)
         return total
 
     def metered_to(self) -> int:
         """The boundary every device of every node has been metered to (the minimum)."""
         lowest = None
         for node in self.nodes:
-            with node.outbox() as db:
-                rows = db.execute("SELECT boundary FROM meter_state").fetchall()
-            if len(rows) < len(node.devices):
+            outbox = node.outbox()
+            try:
+                boundaries = outbox.metered_boundaries()
+            finally:
+                outbox.close()
+            if len(boundaries) < len(node.devices):
                 return 0
-            low = min(r[0] for r in rows)
+            low = min(boundaries.values())
             lowest = low if lowest is None else min(lowest, low)
         return lowest or 0
 
     def participations(self, state: str | None = None) -> list[tuple]:
         """(node, request id, device, watts, state, latency ms) of every node's participations."""
-        rows = []
-        for node in self.nodes:
-            db = node.dispatch_db()
-            if db is None:
-                continue
-            with db:
-                for row in db.execute("SELECT request_id, device, watts, state, latency_ms FROM participations"):
-                    if state is None or row[3] == state:
-                        rows.append((node.name, *row))
-            db.close()
-        return rows
+        return [(node.name, p.request_id, p.device, p.watts, p.state, p.latency_ms)
+                for node in self.nodes for p in node.participations() if state is None or p.state == state]
 
     def real_devices_available(self) -> bool:
         """Whether every device of the node that drives real protocols answers (its status file)."""

@@ -1,47 +1,11 @@
-"""Device drivers: the `Device` interface (base) and deterministic simulators of flexible assets."""
+"""Device drivers: the `Device` interface (node.devices.interface) and deterministic simulators of
+flexible assets (node.devices.simulated and one module per kind).
 
-from node.devices.base import (
-    KIND_NUMBERS,
-    Device,
-    DeviceParams,
-    DeviceUnavailable,
-    SetpointResult,
-    SimulatedDevice,
-    kind_number,
-)
-from node.devices.battery import Battery, BatteryParams
-from node.devices.ev_charger import EVCharger, EVChargerParams, SessionSpec
-from node.devices.factory import DEVICE_CLASSES, DeviceConfigError, backfill, build_device, build_devices
-from node.devices.household import Household, HouseholdParams
-from node.devices.thermal import HVAC, HeatPump, HeatPumpParams, HVACParams, ThermalDevice, ThermalParams
-from node.devices.water_heater import WaterHeater, WaterHeaterParams
+Only the interface is re-exported here, so that importing the package (as every real driver of
+node.drivers does, for the interface) does not load the simulators; import a simulator from its
+module (node.devices.battery, ...) and the factory from node.devices.factory.
+"""
 
-__all__ = [
-    "DEVICE_CLASSES",
-    "HVAC",
-    "KIND_NUMBERS",
-    "Battery",
-    "BatteryParams",
-    "Device",
-    "DeviceConfigError",
-    "DeviceParams",
-    "DeviceUnavailable",
-    "EVCharger",
-    "EVChargerParams",
-    "HVACParams",
-    "HeatPump",
-    "HeatPumpParams",
-    "Household",
-    "HouseholdParams",
-    "SessionSpec",
-    "SetpointResult",
-    "SimulatedDevice",
-    "ThermalDevice",
-    "ThermalParams",
-    "WaterHeater",
-    "WaterHeaterParams",
-    "backfill",
-    "build_device",
-    "build_devices",
-    "kind_number",
-]
+from node.devices.interface import KIND_NUMBERS, Device, DeviceUnavailable, SetpointResult, kind_number
+
+__all__ = ["KIND_NUMBERS", "Device", "DeviceUnavailable", "SetpointResult", "kind_number"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from pydantic import Field, model_validator
 
-from node.devices.base import SECONDS_PER_DAY, Decision, DeviceParams, SimulatedDevice
+from node.devices.simulated import SECONDS_PER_DAY, Decision, DeviceParams, SimulatedDevice
 
 Window = tuple[float, float]  # local hours [start, end); start > end wraps past midnight
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from node.devices.base import SECONDS_PER_DAY, Decision, DeviceParams, SimulatedDevice, day_seed
+from node.devices.simulated import SECONDS_PER_DAY, Decision, DeviceParams, SimulatedDevice, day_seed
 
 
 class SessionSpec(BaseModel):

@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from node.devices.base import KIND_NUMBERS, Device, SimulatedDevice
+from node.devices.interface import KIND_NUMBERS, Device
+from node.devices.simulated import SimulatedDevice
 from node.devices.battery import Battery
 from node.devices.ev_charger import EVCharger
 from node.devices.household import Household
@@ -64,20 +65,6 @@ def build_device(config: Mapping[str, Any], *, start_time: float = 0.0) -> Simul
     except ValidationError as error:
         raise DeviceConfigError(f"{label} ({kind}): {_describe(error.errors())}") from None
     return cls(device_id, params, seed=seed, start_time=start_time)
-
-
-def build_node_device(kind: str, device_id: str, capacity_w: int, params: Mapping[str, Any], driver: str = "simulated",
-                      settings: Any = None, *, start_time: float = 0.0) -> Device:
-    """The driver of one device of a node's configuration: a simulator (driver "simulated", from
-    `params`) or a real device's driver (node.drivers; not connected until its `start()`)."""
-    if driver == "simulated":
-        return build_device({"kind": kind, "device_id": device_id, **params}, start_time=start_time)
-    from node.drivers import build_driver
-
-    try:
-        return build_driver(driver, kind, device_id, capacity_w, settings)
-    except (TypeError, ValueError) as error:
-        raise DeviceConfigError(f"device {device_id!r}: {error}") from None
 
 
 def build_devices(configs: list[Mapping[str, Any]], *, start_time: float = 0.0) -> list[SimulatedDevice]:

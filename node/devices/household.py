@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from pydantic import Field
 
-from node.devices.base import SECONDS_PER_DAY, Decision, DeviceParams, SimulatedDevice, day_seed
+from node.devices.simulated import SECONDS_PER_DAY, Decision, DeviceParams, SimulatedDevice, day_seed
 
 
 def _shape(hour: float) -> float:

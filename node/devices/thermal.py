@@ -30,7 +30,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from node.devices.base import SECONDS_PER_DAY, Decision, DeviceParams, SimulatedDevice, day_seed
+from node.devices.simulated import SECONDS_PER_DAY, Decision, DeviceParams, SimulatedDevice, day_seed
 
 
 class ThermalParams(DeviceParams):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from pydantic import Field, model_validator
 
-from node.devices.base import SECONDS_PER_DAY, Decision, DeviceParams, SimulatedDevice, day_seed
+from node.devices.simulated import SECONDS_PER_DAY, Decision, DeviceParams, SimulatedDevice, day_seed
 
 WATER_J_PER_L_K = 4_186.0
 

@@ -1,5 +1,5 @@
 """Real device drivers: Modbus TCP battery inverters, OCPP chargers (the node is their local Central
-System) and MQTT relays/plugs. Each is a `node.devices.base.Device`; their I/O runs on one
+System) and MQTT relays/plugs. Each is a `node.devices.interface.Device`; their I/O runs on one
 background asyncio loop (aioloop). Driver libraries are imported only when a driver of that kind is
 built, so a node with simulated devices only does not load them.
 """

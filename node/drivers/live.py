@@ -24,8 +24,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from node.devices.base import Device, DeviceUnavailable, SetpointResult
-from node.drivers import aioloop
+import node.drivers.aioloop as aioloop  # the module, not the package: the package builds drivers
+from node.devices.interface import Device, DeviceUnavailable, SetpointResult
 from node.drivers.backoff import Backoff
 from node.drivers.settings import DriverSettings
 

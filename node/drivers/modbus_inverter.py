@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from node.devices.base import SetpointResult
+from node.devices.interface import SetpointResult
 from node.drivers.live import DriverError, LiveDevice
 from node.drivers.register_map import RegisterPoint, decode_sunssf
 from node.drivers.settings import ModbusSettings

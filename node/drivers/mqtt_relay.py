@@ -23,7 +23,7 @@ import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from node.devices.base import SetpointResult
+from node.devices.interface import SetpointResult
 from node.drivers.live import DriverError, LiveDevice
 from node.drivers.settings import MqttSettings
 

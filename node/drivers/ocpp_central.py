@@ -20,21 +20,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
-from node.devices.base import SetpointResult
+from node.devices.interface import SetpointResult
 from node.drivers.live import DriverError, LiveDevice
 from node.drivers.ocpp_meter import parse_meter_values
+from node.drivers.ocpp_time import utc_now
 from node.drivers.settings import OcppSettings
 
 log = logging.getLogger("negawatt.node.drivers.ocpp")
 SUBPROTOCOLS = ("ocpp1.6", "ocpp2.0.1")
-
-
-def utc_now() -> str:
-    """The current time as OCPP writes it (ISO 8601, UTC)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class CentralServer:

@@ -15,7 +15,7 @@ from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
 
-from node.drivers.ocpp_central import utc_now
+from node.drivers.ocpp_time import utc_now
 
 _transaction_ids = itertools.count(1)
 # The ocpp library logs every message at INFO; a gateway's log keeps them only at DEBUG (-v).

@@ -14,14 +14,15 @@ import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+
+from node.devices.interface import Device
 
 FILE_NAME = "device-status.json"
 
 
-def write(data_dir: Path, devices: Iterable[tuple[str, Any]]) -> None:
+def write(data_dir: Path, devices: Iterable[tuple[str, Device]]) -> None:
     """Write the state of every live (real) driver among (address, driver) pairs."""
-    states = {address: driver.state() for address, driver in devices if getattr(driver, "live", False)}
+    states = {address: driver.state() for address, driver in devices if driver.live}
     if not states:
         return
     path = Path(data_dir) / FILE_NAME

@@ -13,6 +13,8 @@ from conftest import mirror_app
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from protocol.problems import ProblemNamespace, Reason
+
 PROBLEM = "application/problem+json"
 
 
@@ -27,6 +29,7 @@ def assert_problem(response: httpx.Response, status: int, code: str, mentions: s
     assert response.headers["content-type"].startswith(PROBLEM)
     body = response.json()
     assert body["status"] == status and body["code"] == code and body["title"]
+    assert body["type"] == ProblemNamespace.API.value.format(code=code) and Reason(code)
     assert mentions in body["detail"], body
 
 

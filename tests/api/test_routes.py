@@ -128,3 +128,10 @@ def test_health_and_ready(client):
     assert client.get("/v1/health").json() == {"status": "ok"}
     ready = Ready.model_validate(client.get("/v1/ready").json())
     assert ready.lag_blocks == 0 and ready.indexed_block == ready.head_block
+
+
+def test_kind_5_is_household_and_other_is_its_alias(client):
+    household = client.get("/v1/devices", params={"kind": "household", "limit": 200}).json()["items"]
+    assert household and all(d["kind"] == 5 and d["kindName"] == "household" for d in household)
+    assert client.get("/v1/devices", params={"kind": "other", "limit": 200}).json()["items"] == household
+    assert client.get("/v1/devices", params={"kind": "5", "limit": 200}).json()["items"] == household

@@ -7,6 +7,7 @@ The second test runs the same event with faults: an oracle killed during the eve
 from __future__ import annotations
 
 import signal
+import sqlite3
 
 import httpx
 import pytest
@@ -14,6 +15,12 @@ import pytest
 from negawatt.devnet.network import Devnet, DevnetSpec, wait_for
 from negawatt.devnet.scenario import published_report, run_event
 from negawatt.devnet.summary import gas_spent, plot, summarize
+
+
+def outbox_db(node) -> sqlite3.Connection:
+    """The node's outbox file, read-only: the test inspects the raw storage the devnet no longer reads."""
+    return sqlite3.connect(f"file:{node.directory / 'node-data' / 'outbox.sqlite'}?mode=ro", uri=True, timeout=30)
+
 
 # EV chargers and air conditioners have evening flexibility in most seeds, so the event has
 # participants whatever weekday the chain's clock falls on.
@@ -149,7 +156,7 @@ def test_event_survives_an_oracle_death_a_node_crash_and_an_api_restart(devnet):
     # The crashed node lost no reading: its outbox is gapless and fully delivered, and every event
     # interval of its committed devices has a reading in the report, so its delivery counted.
     node = crashed["node"]
-    with node.outbox() as db:
+    with outbox_db(node) as db:
         for (device,) in db.execute("SELECT DISTINCT device FROM batches"):
             sequences = [row[0] for row in db.execute("SELECT sequence FROM batches WHERE device = ? ORDER BY sequence",
                                                       (device,))]

@@ -5,9 +5,15 @@ process) through the demo event: it meters all three and curtails and restores t
 from __future__ import annotations
 
 import json
+import sqlite3
 
 from negawatt.devnet.network import Devnet, DevnetSpec
 from negawatt.devnet.scenario import run_event
+
+
+def outbox_db(node) -> sqlite3.Connection:
+    """The node's outbox file, read-only: the test inspects the raw storage the devnet no longer reads."""
+    return sqlite3.connect(f"file:{node.directory / 'node-data' / 'outbox.sqlite'}?mode=ro", uri=True, timeout=30)
 
 
 def test_a_hardware_node_meters_curtails_and_restores_its_real_protocol_devices(tmp_path):
@@ -21,7 +27,7 @@ def test_a_hardware_node_meters_curtails_and_restores_its_real_protocol_devices(
         status = json.loads((hardware.directory / "node-data" / "device-status.json").read_text())["devices"]
         assert sorted(d["driver"] for d in status.values()) == ["modbus", "mqtt", "ocpp"]
         assert all(d["available"] and not d["curtailing"] for d in status.values())  # restored after the window
-        with hardware.outbox() as db:
+        with outbox_db(hardware) as db:
             metered = {row[0] for row in db.execute("SELECT device FROM batches")}
         assert metered == {address for address, _, _ in hardware.devices}
         mine = [row for row in net.participations() if row[0] == "node-hw"]

@@ -8,6 +8,11 @@ import sqlite3
 from negawatt.devnet.network import Devnet, DevnetSpec, wait_for
 
 
+def outbox_db(node) -> sqlite3.Connection:
+    """The node's outbox file, read-only: the test inspects the raw storage the devnet no longer reads."""
+    return sqlite3.connect(f"file:{node.directory / 'node-data' / 'outbox.sqlite'}?mode=ro", uri=True, timeout=30)
+
+
 def test_a_new_oracle_receives_the_history_of_running_nodes(tmp_path):
     net = Devnet(DevnetSpec(nodes=1, zones=1, oracles=1, threshold=1, api=False, oracle_refresh_seconds=2),
                  tmp_path / "run")
@@ -15,21 +20,21 @@ def test_a_new_oracle_receives_the_history_of_running_nodes(tmp_path):
         net.up()
         wait_for(lambda: net.outbox_pending() == 0, 180, "the history to reach oracle-1", net.group)
         node = net.nodes[0]
-        with node.outbox() as db:
+        with outbox_db(node) as db:
             batches = db.execute("SELECT COUNT(*) FROM batches").fetchone()[0]
         assert batches >= 3 * 11  # 3 devices, 11 days of 96 readings each (and any live interval)
 
         newcomer = net.add_oracle()
 
         def acknowledged_by_newcomer() -> bool:
-            with node.outbox() as db:
+            with outbox_db(node) as db:
                 acked = db.execute("SELECT COUNT(*) FROM deliveries WHERE kind = 'batch' AND oracle = ? "
                                    "AND status = 'acked'", (newcomer.url,)).fetchone()[0]
                 total = db.execute("SELECT COUNT(*) FROM batches").fetchone()[0]
             return acked == total
 
         wait_for(acknowledged_by_newcomer, 120, "the node to deliver its history to the new oracle", net.group)
-        with node.outbox() as db:
+        with outbox_db(node) as db:
             ours = {row[0] for row in db.execute("SELECT device || ':' || sequence FROM batches")}
         stored = sqlite3.connect(newcomer.config.with_suffix(".sqlite"))
         theirs = {row[0] for row in stored.execute("SELECT device || ':' || sequence FROM meter_batches")}

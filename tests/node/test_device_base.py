@@ -10,15 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.devices import (
-    DEVICE_CLASSES,
-    KIND_NUMBERS,
-    Device,
-    DeviceUnavailable,
-    SetpointResult,
-    build_device,
-    kind_number,
-)
+from node.devices import KIND_NUMBERS, Device, DeviceUnavailable, SetpointResult, kind_number
+from node.devices.factory import DEVICE_CLASSES, build_device
 
 DAY = 86_400
 T0 = 1_700_006_400  # a UTC midnight

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from node.devices import Battery, BatteryParams
+from node.devices.battery import Battery, BatteryParams
 
 T0 = 1_700_006_400  # UTC midnight
 EPS = 1e-6

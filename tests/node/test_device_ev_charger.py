@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.devices import EVCharger, EVChargerParams, SessionSpec
+from node.devices.ev_charger import EVCharger, EVChargerParams, SessionSpec
 
 DAY = 86_400
 T0 = 1_700_006_400

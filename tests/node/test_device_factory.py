@@ -6,17 +6,11 @@ import itertools
 
 import pytest
 
-from node.devices import (
-    DEVICE_CLASSES,
-    Battery,
-    DeviceConfigError,
-    EVCharger,
-    HeatPump,
-    Household,
-    backfill,
-    build_device,
-    build_devices,
-)
+from node.devices.battery import Battery
+from node.devices.ev_charger import EVCharger
+from node.devices.factory import DEVICE_CLASSES, DeviceConfigError, backfill, build_device, build_devices
+from node.devices.household import Household
+from node.devices.thermal import HeatPump
 
 DAY = 86_400
 T0 = 1_700_006_400

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from node.devices import HVAC, HeatPump, HeatPumpParams, HVACParams
+from node.devices.thermal import HVAC, HeatPump, HeatPumpParams, HVACParams
 
 T0 = 1_700_006_400
 HOUR = 3_600

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from eth_account import Account
 
 from node.devices.factory import build_device
@@ -89,7 +90,8 @@ def test_a_request_is_committed_applied_and_restored(devnet, tmp_path):
     dispatcher.step()
     assert db.execute("SELECT state FROM participations").fetchall() == [("applied",)]
     assert ev.power_w() <= max(0, before - watts)
-    assert dispatcher.latencies_ms and dispatcher.latencies_ms[0] < 1_000
+    assert dispatcher.latencies_ms == [pytest.approx(50.0, abs=1)]  # window start -> applied, on the node's clock
+    # (how fast the running node applies setpoints is measured by `python -m bench node`)
 
     clock.now = start + 600
     dispatcher.step()

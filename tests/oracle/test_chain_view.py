@@ -13,15 +13,18 @@ from oracle.chain_view import ChainView, RequestStatus
 
 
 class RecordingView(ChainView):
-    """A ChainView that records the block ranges it asks the RPC for."""
+    """A ChainView that records the block ranges its follower asks the RPC for."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.ranges: list[tuple[int, int]] = []
+        fetch = self.follower.fetch
 
-    def _fetch_logs(self, first, last):
-        self.ranges.append((first, last))
-        return super()._fetch_logs(first, last)
+        def recording_fetch(first, last):
+            self.ranges.append((first, last))
+            return fetch(first, last)
+
+        self.follower.fetch = recording_fetch
 
 
 def engine_at(path):
@@ -127,3 +130,27 @@ def test_a_cursor_from_another_chain_is_discarded(tmp_path, devnet, devnet_ops, 
     db.put_value(engine, view.cursor_key, {"block": ops.head() + 1_000, "hash": "0x" + "11" * 32})
     fresh = ChainView(ops.web3, ops.manifest, engine)
     assert fresh.sync() == ops.head() and fresh.device(device.address, refresh=False) is not None
+
+
+def test_a_reorg_rebuilds_the_view_up_to_the_fork(tmp_path, devnet, devnet_ops, caplog):
+    ops = devnet_ops
+    kept = ops.register(zone=5)
+    view = ChainView(ops.web3, ops.manifest, engine_at(tmp_path / "view.sqlite"))
+    view.sync()
+    snapshot = ops.web3.provider.make_request("evm_snapshot", [])["result"]
+    fork_head = ops.head()
+    orphan = ops.register(zone=5)
+    request_id = ops.open_request(zone=5)
+    view.sync()
+    assert view.device(orphan.address, refresh=False) is not None
+    assert view.request(request_id, refresh=False) is not None
+    abandoned = ops.head()
+
+    assert ops.web3.provider.make_request("evm_revert", [snapshot])["result"] is True
+    replacement = ops.register(zone=5)
+    ops.mine(abandoned - ops.head() + 1)
+    with caplog.at_level(logging.WARNING, logger="oracle.chain_view"):
+        assert view.sync() == ops.head()
+    assert f"rebuilding up to block {fork_head}" in caplog.text
+    assert set(view.devices()) == {kept.address, replacement.address}
+    assert view.request(request_id, refresh=False) is None

@@ -24,6 +24,7 @@ from oracle.chain_view import ChainView
 from oracle.ingest import Ingestor
 from oracle.ingest_api import create_ingest_app
 from protocol.fast_verify import RegistryDomainVerifier
+from protocol.problems import ProblemNamespace, Reason
 
 REPO = Path(__file__).resolve().parents[2]
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code"}
@@ -52,7 +53,8 @@ def assert_problem(response: httpx.Response, code: str, status: int) -> dict:
     body = response.json()
     assert PROBLEM_KEYS <= body.keys()
     assert body["code"] == code and body["status"] == status
-    assert body["type"].endswith(code)
+    assert body["type"] == ProblemNamespace.INGEST.value.format(code=code)
+    Reason(code)  # every served code is one of protocol.problems' reasons
     return body
 
 

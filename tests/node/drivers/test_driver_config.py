@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from node.config import ConfigError, load_config
-from node.devices.factory import DeviceConfigError, build_node_device
+from node.device_drivers import build_node_device
+from node.devices.factory import DeviceConfigError
 from node.drivers.settings import ModbusSettings, MqttSettings
 
 HEAD = 'owner_keystore = "keys/owner.json"\n'
@@ -93,8 +94,15 @@ def test_the_factory_refuses_mismatched_drivers():
 
 def test_a_simulated_node_does_not_load_driver_libraries():
     code = ("import sys, node.runtime, node.cli, node.config\n"
-            "from node.devices.factory import build_node_device\n"
+            "from node.device_drivers import build_node_device\n"
             "build_node_device('ev_charger', '0xabc', 7400, {'seed': 1})\n"
             "loaded = [m for m in ('pymodbus', 'ocpp', 'aiomqtt', 'paho', 'jsonschema') if m in sys.modules]\n"
+            "assert not loaded, loaded\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_real_drivers_do_not_load_the_simulators():
+    code = ("import sys, node.drivers.live, node.drivers.modbus_inverter, node.drivers.mqtt_relay\n"
+            "loaded = [m for m in sys.modules if m == 'node.devices.simulated' or m == 'node.devices.factory']\n"
             "assert not loaded, loaded\n")
     subprocess.run([sys.executable, "-c", code], check=True)

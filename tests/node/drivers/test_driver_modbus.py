@@ -9,7 +9,7 @@ from driver_peers import wait_for
 from pydantic import ValidationError
 
 from negawatt.localchain import free_port
-from node.devices.base import DeviceUnavailable
+from node.devices.interface import DeviceUnavailable
 from node.drivers import build_driver
 from node.drivers.peers.modbus_inverter import InverterPeer
 from node.drivers.register_map import RegisterMap, default_register_map

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from driver_peers import wait_for
 
-from node.devices.base import DeviceUnavailable
+from node.devices.interface import DeviceUnavailable
 from node.drivers import build_driver
 from node.drivers.peers.mqtt_plug import PlugPeer
 from node.drivers.settings import MqttSettings

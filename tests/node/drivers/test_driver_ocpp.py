@@ -8,7 +8,7 @@ import pytest
 from driver_peers import wait_for
 
 from negawatt.localchain import free_port
-from node.devices.base import DeviceUnavailable
+from node.devices.interface import DeviceUnavailable
 from node.drivers import build_driver
 from node.drivers.peers.ocpp_charger import ChargerPeer
 from node.drivers.settings import OcppSettings

@@ -1,122 +1,34 @@
-"""The driver interface every device implements, and the time-stepping machinery of the simulators.
+"""The time-stepping machinery the simulators share (`SimulatedDevice`), on the driver interface
+of node.devices.interface; real drivers (node.drivers) do not import it.
 
-A driver (simulated here; Modbus, OCPP or MQTT later) is a `Device`:
+A home battery's power and energy are what it draws from the grid (an import meter): its charging
+power; its discharge to the house is reported in `state()` but is not on this device's register
+(see node.devices.battery).
 
-    advance(to_time)                 bring the device up to `to_time` (unix seconds): simulators
-                                     integrate their physics, real drivers poll
-    power_w() -> int                 consumption now, W, >= 0
-    energy_wh() -> int               cumulative consumed energy, integer Wh, never decreasing
-    apply_setpoint(max_power_w, reason) -> SetpointResult
-                                     curtail: consume at most `max_power_w` from now on, as far as
-                                     the device's constraints (comfort, safety) allow
-    restore()                        end curtailment, back to normal behaviour
-    state() -> dict                  JSON-able status (power, energy, SoC/temperatures/session,
-                                     setpoint, comfort limits, overrides)
-    flexibility_w(now) -> int        W it could shed right now without breaking its constraints
-                                     (simulators advance to `now` first)
-
-Power and energy are what the device draws from the grid (an import meter). A home battery
-therefore shows its charging power; its discharge to the house is reported in `state()` but is not
-on this device's register (see node.devices.battery).
-
-Setpoints act at the device's current time: advance the device to `now` first, then apply.
-
-Simulators (`SimulatedDevice`) integrate on a fixed grid of sub-steps (multiples of `step_seconds`
-in absolute unix time). The controller decides the power at the start of each sub-step and the
-power is constant over it; the state is committed only at grid points and at control events
-(setpoint, restore), and readings in between are computed from the committed state without
-changing it. The trajectory therefore does not depend on how often, or at which times, `advance`
-is called. Energy is accumulated in float joules (integer watts times sub-step lengths, exact) and
-the register `energy_wh()` is floor(joules / 3600): differences of the register over consecutive
-intervals add up exactly to the register's total, with no drift.
+Simulators integrate on a fixed grid of sub-steps (multiples of `step_seconds` in absolute unix
+time). The controller decides the power at the start of each sub-step and the power is constant over
+it; the state is committed only at grid points and at control events (setpoint, restore), and
+readings in between are computed from the committed state without changing it. The trajectory
+therefore does not depend on how often, or at which times, `advance` is called. Energy is
+accumulated in float joules (integer watts times sub-step lengths, exact) and the register
+`energy_wh()` is floor(joules / 3600): differences of the register over consecutive intervals add
+up exactly to the register's total, with no drift.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
+from abc import abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-KIND_NUMBERS: dict[str, int] = {
-    "ev_charger": 0,
-    "heat_pump": 1,
-    "hvac": 2,
-    "battery": 3,
-    "water_heater": 4,
-    "household": 5,  # on chain: 5 = other
-}
-KINDS_BY_NUMBER: dict[int, str] = {number: kind for kind, number in KIND_NUMBERS.items()}
-SECONDS_PER_DAY = 86_400
-JOULES_PER_WH = 3_600
+from node.devices.interface import Device, SetpointResult
+from protocol.units import JOULES_PER_WH, SECONDS_PER_DAY
 
-
-def kind_number(kind: str) -> int:
-    """The on-chain kind number (DeviceRegistry) of a device kind."""
-    try:
-        return KIND_NUMBERS[kind]
-    except KeyError:
-        raise ValueError(f"unknown device kind {kind!r}; known kinds: {', '.join(KIND_NUMBERS)}") from None
-
-
-class DeviceUnavailable(Exception):
-    """The device does not answer (a real driver's poll or command failed); callers retry later."""
-
-
-@dataclass(frozen=True)
-class SetpointResult:
-    """What a curtailment request actually did.
-
-    `requested_w` is what was asked, `power_w` the consumption right after applying it. `honoured` is
-    True when the device now consumes at most `requested_w`; otherwise `reason` says which
-    constraint keeps it higher (and `reason` may also carry a warning while honoured, e.g. an EV
-    that will miss its departure target at this power).
-    """
-
-    device_id: str
-    requested_w: int
-    power_w: int
-    honoured: bool
-    reason: str = ""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-class Device(ABC):
-    """A flexible (or merely metered) device behind the gateway."""
-
-    device_id: str
-    kind: str
-    capacity_w: int  # the most power it can curtail (registered on chain)
-
-    @property
-    def kind_number(self) -> int:
-        return kind_number(self.kind)
-
-    @abstractmethod
-    def advance(self, to_time: float) -> None: ...
-
-    @abstractmethod
-    def power_w(self) -> int: ...
-
-    @abstractmethod
-    def energy_wh(self) -> int: ...
-
-    @abstractmethod
-    def apply_setpoint(self, max_power_w: int, reason: str) -> SetpointResult: ...
-
-    @abstractmethod
-    def restore(self) -> None: ...
-
-    @abstractmethod
-    def state(self) -> dict: ...
-
-    @abstractmethod
-    def flexibility_w(self, now: float) -> int: ...
+__all__ = ["JOULES_PER_WH", "SECONDS_PER_DAY", "Decision", "DeviceParams", "SimulatedDevice", "day_seed"]
 
 
 class DeviceParams(BaseModel):

@@ -1,0 +1,73 @@
+"""The API's application state: what the routes need (reads, auth, notifier, indexer progress and
+the readiness rule), built once per app. Routes reach it through api.deps, never through api.app."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
+
+from api.db import is_sqlite
+from api.indexer import Indexer, Progress
+from api.reads import Reads, VersionCache
+from api.siwe_auth import SiweAuth
+from api.stream import Notifier
+
+
+@dataclass
+class ApiContext:
+    """What the routes need: the reads, auth, notifier, the indexer's progress and readiness rule."""
+
+    engine: Engine
+    reads: Reads
+    auth: SiweAuth
+    notifier: Notifier
+    progress: Callable[[], Progress]
+    ready_lag_blocks: int
+    indexer: Indexer | None = None
+    poll_seconds: float = 2.0
+    inline_reads: bool = True
+    ready_stale_seconds: float = 30.0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a read: inline on SQLite (sub-millisecond, no thread hop), in the thread pool otherwise."""
+        if self.inline_reads:
+            return fn(*args)
+        return await run_in_threadpool(fn, *args)
+
+    def changed(self, kind: str, data: Any) -> None:
+        """Indexer listener: invalidate cached aggregates and wake the streams."""
+        self.reads.cache.bump()
+        if kind == "reorg":
+            self.notifier.reorg(int(data))
+        else:
+            self.notifier.notify()
+
+
+def make_context(engine: Engine, chain_id: int, indexer: Indexer | None, *, siwe_domains: list[str],
+                 ready_lag_blocks: int = 5, poll_seconds: float = 2.0, nonce_seconds: int = 600,
+                 session_seconds: int = 86_400, ready_stale_seconds: float = 30.0) -> ApiContext:
+    """The context of an app on `engine`; with an indexer, its progress feeds readiness."""
+    reads = Reads(engine, VersionCache())
+    auth = SiweAuth(engine, chain_id, siwe_domains, nonce_seconds, session_seconds)
+    if indexer is not None:
+        progress = lambda: indexer.progress
+    else:
+        progress = lambda: _stored_progress(engine)
+    context = ApiContext(engine, reads, auth, Notifier(), progress, ready_lag_blocks, indexer, poll_seconds,
+                         inline_reads=is_sqlite(engine), ready_stale_seconds=ready_stale_seconds)
+    if indexer is not None:
+        indexer.listener = context.changed
+    return context
+
+
+def _stored_progress(engine: Engine) -> Progress:
+    with engine.connect() as connection:
+        row = connection.execute(text("SELECT last_block, head_block FROM indexer_state WHERE id = 1")).first()
+    return Progress(row.last_block, row.head_block) if row else Progress(-1, 0)
