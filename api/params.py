@@ -18,7 +18,7 @@ _KIND_WORDS = (*KIND_NUMBERS, *ALIASES)
 
 def address(value: str, name: str) -> str:
     """A checksummed address from 0x + 40 hex digits (all lower, all upper or valid EIP-55 mixed case)."""
-    if not _ADDRESS.match(value):
+    if not _ADDRESS.fullmatch(value):
         raise ApiProblem(400, Reason.INVALID_ADDRESS, "Invalid address", f"{name}: {value[:80]!r} is not 0x + 40 hex digits")
     body = value[2:]
     if body != body.lower() and body != body.upper() and not is_checksum_address(value):
@@ -28,7 +28,7 @@ def address(value: str, name: str) -> str:
 
 def digest(value: str, name: str = "digest") -> str:
     """A 32-byte hex digest, lower case."""
-    if not _DIGEST.match(value):
+    if not _DIGEST.fullmatch(value):
         raise ApiProblem(400, Reason.INVALID_DIGEST, "Invalid digest", f"{name}: {value[:80]!r} is not 0x + 64 hex digits")
     return value.lower()
 

@@ -172,7 +172,7 @@ class Reads:
             params["active"] = where.active
         if cursor is not None:
             (after,) = decode_cursor(cursor, (str,))
-            if not _ADDRESS.match(after):
+            if not _ADDRESS.fullmatch(after):
                 raise BadCursor("not a cursor this API returned")
             clauses.append("d.address > :after")
             params["after"] = after

@@ -35,12 +35,19 @@ _HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
+MAX_EPOCH = 2**32 - 1  # OracleHub stores the epoch as uint32
+RequestId = Annotated[int, Field(ge=1, le=2**63 - 1)]  # FlexMarket ids start at 1; stored as BIGINT
+
+
 class Proposal(BaseModel):
-    """Another oracle's request to compute and sign an epoch over a set of requests."""
+    """Another oracle's request to compute and sign an epoch over a set of requests (strict: JSON
+    integers only, no unknown fields)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     epoch: int = Field(ge=1, le=2**32 - 1)
-    previousRoot: str = Field(pattern=_HASH.pattern)
-    requestIds: list[int] = Field(min_length=1, max_length=MAX_REPORT_ITEMS)  # what one report may carry
+    previousRoot: str = Field(pattern=_HASH.pattern, max_length=66)
+    requestIds: list[RequestId] = Field(min_length=1, max_length=MAX_REPORT_ITEMS)  # what one report may carry
 
 
 class ProposalAnswer(BaseModel):
@@ -138,7 +145,7 @@ async def post_proposal(attestor: AttestorDep, proposal: Proposal):
 @router.get("/reports/by-digest/{digest}", response_model=PublishedReport)
 def report_by_digest(attestor: AttestorDep, proofs: Proofs, digest: str):
     """A report this oracle holds (computed, submitted, final or discarded)."""
-    if not _HASH.match(digest):
+    if not _HASH.fullmatch(digest):
         return problem(400, Reason.INVALID_DIGEST, "Not a 32-byte hex digest", digest)
     found = attestor.store.get(digest.lower())
     if found is None:
@@ -149,8 +156,8 @@ def report_by_digest(attestor: AttestorDep, proofs: Proofs, digest: str):
 @router.get("/reports/{epoch}", response_model=FinalReport)
 def report_of_epoch(attestor: AttestorDep, proofs: Proofs, epoch: int):
     """The final report of `epoch` with every leaf and proof; its root is the on-chain one."""
-    if epoch < 1:
-        return problem(400, Reason.INVALID_EPOCH, "Epochs start at 1", str(epoch))
+    if not 1 <= epoch <= MAX_EPOCH:
+        return problem(400, Reason.INVALID_EPOCH, "Epochs run from 1 to 2^32 - 1", str(epoch)[:40])
     body = attestor.store.final(epoch)
     if body is None:
         return problem(404, Reason.UNKNOWN_REPORT, "No final report of that epoch here", str(epoch))
@@ -160,7 +167,7 @@ def report_of_epoch(attestor: AttestorDep, proofs: Proofs, epoch: int):
 @router.get("/rewards/{account}", response_model=AccountRewards)
 def rewards(attestor: AttestorDep, proofs: Proofs, account: str):
     """Cumulative rewards of `account` per token, with proofs, as of the last final report."""
-    if not _ADDRESS.match(account):
+    if not _ADDRESS.fullmatch(account):
         return problem(400, Reason.INVALID_ADDRESS, "Not a 20-byte hex address", account)
     body = attestor.store.latest_final()
     if body is None:

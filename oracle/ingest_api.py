@@ -86,7 +86,8 @@ def _summary(errors: list[dict[str, Any]], shown: int = 3) -> str:
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
-def _install_problem_handlers(app: FastAPI) -> None:
+def install_problem_handlers(app: FastAPI) -> None:
+    """Every error of an oracle app as application/problem+json (never echoing the input back)."""
     @app.exception_handler(Rejected)
     async def _rejected(request: Request, error: Rejected) -> JSONResponse:
         logger.info("rejected %s %s: %s (%s)", request.method, request.url.path, error.code, error.detail)
@@ -355,7 +356,7 @@ def create_ingest_app(ingestor: Ingestor, *, clock: Callable[[], float] = time.t
     app.state.ingestor = ingestor
     app.state.clock = clock
     app.state.max_body_bytes = max_body_bytes
-    _install_problem_handlers(app)
+    install_problem_handlers(app)
 
     @app.exception_handler(_InvalidPayload)
     async def _invalid_payload(_request: Request, error: _InvalidPayload) -> JSONResponse:

@@ -36,6 +36,7 @@ def assert_problem(response: httpx.Response, status: int, code: str, mentions: s
 @pytest.mark.parametrize("path, params, status, code, mentions", [
     ("/v1/devices/0x1234", {}, 400, "invalid_address", "address"),
     ("/v1/devices/0x" + "g" * 40, {}, 400, "invalid_address", "40 hex digits"),
+    ("/v1/devices", {"owner": "0x" + "ab" * 20 + "\n"}, 400, "invalid_parameter", "at most 42"),  # issue 12 #8
     ("/v1/devices/0x52908400098527886E0F7030069857D2E4169EE7".replace("E0F", "e0f"), {}, 400, "invalid_address",
      "EIP-55"),
     ("/v1/devices/0x" + "00" * 20, {}, 404, "unknown_device", "was ever registered"),
@@ -142,3 +143,15 @@ def test_no_login_or_profile_body_causes_a_server_error(client, mirror, message,
     profile = client.put(f"/v1/devices/{mirror.owner_devices[1]}/profile", json=body,
                          headers={"Authorization": "Bearer nonsense"})
     assert 400 <= profile.status_code < 500, profile.text
+
+
+@pytest.mark.parametrize("value", ["0x" + "ab" * 20 + "\n", "0x" + "ab" * 20 + "\r\n"])
+def test_an_address_with_a_trailing_newline_is_not_an_address(value):
+    """Issue 12 #8: the check is a full match (a `$` pattern used to let a trailing newline through);
+    the routes also cap the length at 42, so this guards every other caller of params.address."""
+    from api import params
+    from api.problems import ApiProblem
+
+    with pytest.raises(ApiProblem) as raised:
+        params.address(value, "owner")
+    assert raised.value.status == 400 and "40 hex digits" in raised.value.detail
