@@ -79,7 +79,6 @@ class Indexer:
         self.web3 = web3
         self.manifest = manifest
         self.confirmations = confirmations
-        self.log_range = log_range
         self.undo_depth = undo_depth
         self.oracle_urls = oracle_urls or []
         self.listener = listener or (lambda _kind, _data: None)

@@ -165,9 +165,6 @@ class RequestWatcher:
         self.web3 = web3
         self.market = market
         self.db = db
-        self.start_block = start_block
-        self.confirmations = confirmations
-        self.block_range = block_range
         self.on_rollback = on_rollback
         decoder = EventDecoder.for_contract(market, "FlexMarket", events=("RequestOpened", "RequestCancelled"))
         self.follower = Follower(web3, decoder, _CursorInKv(db), start_block, confirmations=confirmations,

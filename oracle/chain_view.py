@@ -88,13 +88,9 @@ class ChainView:
 
     def __init__(self, web3: Any, manifest: Manifest, engine: Engine, confirmations: int = 0,
                  block_range: int = DEFAULT_BLOCK_RANGE, clock: Callable[[], float] = time.monotonic):
-        if confirmations < 0 or block_range < 1:
-            raise ValueError("confirmations must be >= 0 and block_range >= 1")
         self.web3 = web3
         self.manifest = manifest
         self.engine = engine
-        self.confirmations = confirmations
-        self.block_range = block_range
         self.registry = manifest.contract(web3, "DeviceRegistry")
         self.market = manifest.contract(web3, "FlexMarket")
         self.chain_id = manifest.chainId

@@ -6,23 +6,12 @@ it. A request opened on the new branch is decided afresh."""
 
 from __future__ import annotations
 
-from eth_account import Account
+from dispatch_setup import SettableClock, registered_charger
 
-from node.devices.factory import build_device
 from node.dispatch import Dispatcher, NodeDevice, Policy, RequestWatcher, open_dispatch_db
 from node.outbox import Outbox
-from protocol import eip712
-from protocol.chain import Transactor
 
 ORACLE = "http://127.0.0.1:9"
-
-
-class SettableClock:
-    def __init__(self, now: float):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def rpc(web3, method: str, params: list):
@@ -32,23 +21,10 @@ def rpc(web3, method: str, params: list):
 
 
 def test_a_reorganised_request_withdraws_the_commitment(devnet, tmp_path):
-    web3, manifest = devnet.web3(), devnet.manifest()
-    abis = [entry.abi for entry in manifest.contracts.values()]
-    owner = Transactor(web3, devnet.keys[1], abis=abis)
-    buyer = Transactor(web3, devnet.keys[2], abis=abis)
-    registry, market = manifest.contract(web3, "DeviceRegistry"), manifest.contract(web3, "FlexMarket")
-    usd = manifest.contract(web3, "MockStablecoin")
-
-    now = web3.eth.get_block("latest")["timestamp"]
-    key = Account.create()
-    deadline = now + 3_600
-    permit = {"owner": owner.address, "device": key.address, "nonce": 0, "deadline": deadline}
-    owner.send(registry.functions.register(key.address, 0, 7_400, 3, deadline, eip712.sign(
-        key.key, "DevicePermit", permit, manifest.chainId, registry.address)))
-    arrival = (now // 60 - 10) * 60
-    ev = build_device({"kind": "ev_charger", "device_id": key.address, "seed": 1, "max_power_w": 7_400,
-                       "sessions": [{"arrival": arrival, "departure": arrival + 12 * 3_600,
-                                     "energy_needed_wh": 20_000}]}, start_time=arrival)
+    chain = registered_charger(devnet)
+    web3, manifest, buyer, registry, market, usd = (chain.web3, chain.manifest, chain.buyer, chain.registry,
+                                                    chain.market, chain.usd)
+    key, ev, now = chain.key, chain.ev, chain.now
     clock = SettableClock(now + 1)
     db = open_dispatch_db(str(tmp_path / "dispatch.sqlite"))
     device = NodeDevice(key.address, bytes(key.key), ev, zone=3, capacity_w=7_400)
