@@ -49,7 +49,3 @@ def parse_kind(value: str | int) -> DeviceKind:
         return ALIASES[text]
     raise ValueError(f"unknown device kind {text[:40]!r}; known kinds: {', '.join(KIND_NUMBERS)}")
 
-
-def kind_name(number: int) -> str:
-    """The name of on-chain kind `number` (`household` for 5); ValueError if unknown."""
-    return parse_kind(int(number)).label

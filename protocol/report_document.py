@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from functools import cached_property
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
@@ -155,7 +155,6 @@ class ReportDocument(BaseModel):
     """One epoch's settlement report document (version 1)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
-    VERSION: ClassVar[int] = DOCUMENT_VERSION
 
     digest: Hash32
     epoch: Annotated[int, Field(ge=1, lt=2**64)]
