@@ -14,12 +14,13 @@ export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
 # Test runs print no Ape banner noise into CI logs.
 export APE_DISABLE_TERMINAL_COLOR := 1
 
-.PHONY: help setup compile postgres mosquitto demo test test-contracts test-anvil bench clean
+.PHONY: help setup compile postgres mosquitto demo test test-contracts test-anvil slither bench clean
 
 help:
 	@echo "make demo    install what the demo needs, then the whole network on a local devnet: one flexibility event end to end"
 	@echo "make setup   install everything (idempotent) and compile the contracts"
 	@echo "make test    run the whole test suite (in-process EVM, then the contract suite on anvil)"
+	@echo "make slither Slither on the contracts: fails on a Medium/High finding not in contracts/slither-triage.toml"
 	@echo "make bench   python -m bench gas (gas of every protocol operation on anvil)"
 	@echo "make clean   remove build output (keeps .venv and node_modules)"
 
@@ -74,7 +75,7 @@ mosquitto:
 demo: $(VENV)/.installed node_modules/.installed .toolchain/.solc compile
 	$(BIN)/negawatt devnet demo $(DEMO_ARGS)
 
-test: setup
+test: setup slither
 	NEGAWATT_REQUIRE_POSTGRES=1 $(BIN)/ape test tests
 	$(BIN)/ape test tests/contracts --network ethereum:local:foundry
 
@@ -83,6 +84,11 @@ test-contracts: setup
 
 test-anvil: setup
 	$(BIN)/ape test tests/contracts --network ethereum:local:foundry
+
+# Static analysis of every contract (mocks too) on the standard-JSON input ape-solidity builds, through
+# crytic-compile's solc-json route (the solcjs shim answers only --standard-json); see toolchain/slither_check.py.
+slither: $(VENV)/.installed node_modules/.installed .toolchain/.solc compile
+	$(BIN)/python -m toolchain.slither_check
 
 bench: setup
 	$(BIN)/python -m bench gas

@@ -1,5 +1,6 @@
-"""The FastAPI application: the routers under /v1, problem+json errors, rate limiting, CORS, the
-indexer thread started and stopped with the app's lifespan. The app's state is an ApiContext on
+"""The FastAPI application: the routers under /v1, problem+json errors, rate limiting, CORS, a cap on
+request bodies (protocol.http_limits), a truthful OpenAPI document (api.openapi), the indexer thread
+started and stopped with the app's lifespan. The app's state is an ApiContext on
 `app.state.context`; routes reach it through api.deps, so no route module imports this one."""
 
 from __future__ import annotations
@@ -14,17 +15,21 @@ from starlette.middleware.cors import CORSMiddleware
 
 from api import routes_auth, routes_chain, routes_ops
 from api.context import ApiContext, make_context
+from api.openapi import install_openapi
 from api.problems import install_problem_handlers
 from api.ratelimit import RateLimitMiddleware
 from api.responses import json_response
+from protocol.http_limits import BodyLimitMiddleware
+from protocol.problems import ProblemNamespace, Reason
 
 __all__ = ["ApiContext", "create_app", "json_response", "make_context"]
 log = logging.getLogger(__name__)
 
 
 def create_app(context: ApiContext, rate_limit_per_second: float = 50.0, rate_limit_burst: int = 100,
-               cors_origins: list[str] | None = None) -> FastAPI:
-    """The ASGI app. The indexer (if any) runs in a thread from startup to shutdown."""
+               cors_origins: list[str] | None = None, max_body_bytes: int = 16 * 1024) -> FastAPI:
+    """The ASGI app. The indexer (if any) runs in a thread from startup to shutdown; request bodies
+    over `max_body_bytes` are refused (413) before anything reads them."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -56,6 +61,10 @@ def create_app(context: ApiContext, rate_limit_per_second: float = 50.0, rate_li
     app.include_router(routes_ops.router)
     app.include_router(routes_chain.router)
     app.include_router(routes_auth.router)
+    install_openapi(app)
+    # innermost first: the body cap sits inside CORS (so a browser can read its 413) and the rate limit
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, namespace=ProblemNamespace.API,
+                       reason=Reason.TOO_LARGE, title="Request body too large")
     app.add_middleware(CORSMiddleware, allow_origins=cors_origins or ["*"], allow_methods=["GET", "PUT", "POST",
                        "DELETE"], allow_headers=["Authorization", "Content-Type", "Last-Event-ID"])
     app.add_middleware(RateLimitMiddleware, rate=rate_limit_per_second, burst=rate_limit_burst,

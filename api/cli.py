@@ -57,30 +57,32 @@ def serve(
     oracle: list[str] | None = typer.Option(None, "--oracle", help="oracle base URL (repeatable); default: "
                                                                       "the OracleHub's registered URLs"),
     poll_seconds: float | None = typer.Option(None, "--poll-seconds", help="indexer poll interval (default 2)"),
+    public_url: str | None = typer.Option(None, "--public-url", help="URL clients reach this API at; SIWE "
+                                          "messages must name its host[:port] (default http://<host>:<port>)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging"),
 ) -> None:
     """Migrate the database, follow the chain and the oracles, and serve the REST API."""
-    import uvicorn
-
     from api.indexer import MirrorMismatch
     from api.service import build_app
 
     GracefulServer = _server_class()
     from protocol.chain import ChainError
+    from protocol.http_limits import limited_server
     from protocol.manifest import ManifestError
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(manifest=manifest, rpc_url=rpc_url, database_url=database_url, host=host, port=port,
-                         confirmations=confirmations, oracles=oracle, poll_seconds=poll_seconds)
+                         confirmations=confirmations, oracles=oracle, poll_seconds=poll_seconds, public_url=public_url)
     try:
         app = build_app(settings)
     except (ManifestError, ChainError, MirrorMismatch) as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from None
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
-                            log_level="debug" if verbose else "info", access_log=verbose, timeout_graceful_shutdown=5)
-    GracefulServer(config).run()
+    # the request-head timeout, keep-alive and connection limit of protocol.http_limits (the body cap is the app's)
+    limited_server(app, settings.http_limits(), server_class=GracefulServer, http="httptools", host=settings.host,
+                   port=settings.port, loop="uvloop", log_level="debug" if verbose else "info", access_log=verbose,
+                   timeout_graceful_shutdown=5).run()
 
 
 @api_app.command("migrate")

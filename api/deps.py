@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
 
 from api.context import ApiContext
 from api.problems import ApiProblem, Reason
@@ -48,9 +49,14 @@ def bearer(authorization: str | None) -> str:
     return authorization[len("Bearer "):].strip()
 
 
-async def get_token(authorization: Annotated[str | None, Header()] = None) -> str:
+# Declares the bearer scheme in the OpenAPI document; the header itself is checked by `bearer`, so a
+# missing or malformed one is this API's 401 problem rather than FastAPI's plain 403.
+_BEARER_SCHEME = HTTPBearer(auto_error=False, description="a session token from POST /v1/auth/login")
+
+
+async def get_token(request: Request, _scheme: Annotated[object, Depends(_BEARER_SCHEME)]) -> str:
     """The session token the request carries (401 problem if none)."""
-    return bearer(authorization)
+    return bearer(request.headers.get("authorization"))
 
 
 async def get_session_address(auth: AuthDep, token: Annotated[str, Depends(get_token)]) -> str:

@@ -14,6 +14,7 @@ from protocol.kinds import ALIASES, KIND_NUMBERS, parse_kind
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _DIGEST = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _KIND_WORDS = (*KIND_NUMBERS, *ALIASES)
+KIND_WORDS: tuple[str, ...] = (*(str(int(n)) for n in KIND_NUMBERS.values()), *_KIND_WORDS)  # what `kind` takes
 
 
 def address(value: str, name: str) -> str:

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import compile_path
 
 from protocol.problems import PROBLEM_MEDIA_TYPE, ProblemNamespace, Reason, problem_body
 
@@ -56,6 +57,19 @@ _HTTP_CODES = {404: (Reason.NOT_FOUND, "Not found"), 405: (Reason.METHOD_NOT_ALL
                415: (Reason.UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")}
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the OpenAPI document lists for the request's path (the router's own 405 names only
+    the first matching route's, so a path with PUT and DELETE routes would claim to allow PUT alone)."""
+    app = request.app
+    table = getattr(app.state, "allowed_methods", None)
+    if table is None:
+        table = [(compile_path(template)[0], sorted(method.upper() for method in operations))
+                 for template, operations in app.openapi().get("paths", {}).items()]
+        app.state.allowed_methods = table
+    path = request.scope.get("path", "")
+    return sorted({method for regex, methods in table if regex.match(path) for method in methods})
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Turn framework errors (validation, unknown routes, methods) and ApiProblem into problem+json."""
 
@@ -70,10 +84,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem(400, Reason.INVALID_PARAMETER, "Invalid request", detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, error: StarletteHTTPException) -> Response:
+    async def _http(request: Request, error: StarletteHTTPException) -> Response:
         code, title = _HTTP_CODES.get(error.status_code, (Reason.HTTP_ERROR, "HTTP error"))
         detail = error.detail if isinstance(error.detail, str) else title
-        return problem(error.status_code, code, title, detail, headers=getattr(error, "headers", None))
+        headers = dict(getattr(error, "headers", None) or {})
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return problem(error.status_code, code, title, detail, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> Response:

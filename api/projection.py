@@ -21,7 +21,7 @@ EVENTS = api_metadata.tables["chain_events"]
 REQUEST_EVENTS = {"RequestOpened", "RequestCancelled", "RequestSettling", "RequestReleased", "RequestSettled",
                   "RequestExpired"}
 REPORT_EVENTS = {"ReportSubmitted", "ReportChallenged", "ChallengeResolved", "ReportDiscarded", "ReportFinalized",
-                 "ChallengeWindowExtended"}
+                 "ChallengeWindowExtended", "ChallengeTimedOut", "ReportAbandoned", "SignersRecorded"}
 
 
 def event_kind(log: ChainLog) -> str:
@@ -60,6 +60,8 @@ class Projection:
             ("OracleHub", "ReportChallenged"): self._report_challenged,
             ("OracleHub", "ChallengeResolved"): self._challenge_resolved,
             ("OracleHub", "ReportDiscarded"): self._report_status(IndexedReportStatus.DISCARDED.value),
+            # Abandoned after the finalize grace: gone like a discarded report, its requests open again.
+            ("OracleHub", "ReportAbandoned"): self._report_status(IndexedReportStatus.DISCARDED.value),
             ("OracleHub", "ReportFinalized"): self._report_finalized,
             ("OracleHub", "ChallengeWindowExtended"): self._window_extended,
             ("RewardDistributor", "Claimed"): self._claimed,
@@ -284,11 +286,10 @@ class Projection:
 
     def _slashed(self, log: ChainLog) -> None:
         def change(s: dict[str, int]) -> None:
-            amount = int(log.args["amount"])
-            from_bonded = min(amount, s["bonded"])
-            s["bonded"] -= from_bonded
-            s["unbonding"] = max(0, s["unbonding"] - (amount - from_bonded))
-            s["slashed"] += amount
+            # The event carries what is left: a penalty spares the lock, a bond slash does not.
+            s["bonded"] = int(log.args["bonded"])
+            s["unbonding"] = int(log.args["unbonding"])
+            s["slashed"] += int(log.args["amount"])
         self._stake(log, change)
 
     def _lock_set(self, log: ChainLog) -> None:

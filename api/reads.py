@@ -24,6 +24,7 @@ _FINAL = IndexedReportStatus.FINAL.value  # SQL literals of the statuses the agg
 _SETTLED = RequestStatus.SETTLED.value
 _FALLBACK_KIND = DeviceKind.HOUSEHOLD.label  # the registry's "other load" (no number outside 0..5 is stored)
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,200}")
 
 
 class BadCursor(ValueError):
@@ -37,6 +38,8 @@ def encode_cursor(*parts: Any) -> str:
 
 def decode_cursor(cursor: str, types: tuple[type, ...]) -> list[Any]:
     """The parts of a cursor, checked against `types`; raises BadCursor."""
+    if not _CURSOR.fullmatch(cursor):  # base64url without padding only (b64decode would skip other characters)
+        raise BadCursor("not a cursor this API returned")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         parts = json.loads(raw)

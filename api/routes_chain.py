@@ -11,12 +11,15 @@ from api.deps import Context
 from api.problems import ApiProblem, Reason
 from api.reads import BadCursor, DeviceFilter
 from api.responses import json_response
+from api.openapi import problem_responses
 from api.schemas import (
+    ADDRESS_PATTERN,
+    CURSOR_PATTERN,
+    HASH_PATTERN,
     DeviceOut,
     DevicePage,
     NetworkStats,
     OwnerOut,
-    Problem,
     ReportOut,
     ReportPage,
     ReportStatusName,
@@ -27,28 +30,33 @@ from api.schemas import (
     ZoneStats,
 )
 
-ERRORS = {400: {"model": Problem, "description": "invalid parameter"},
-          404: {"model": Problem, "description": "not found"},
-          429: {"model": Problem, "description": "rate limited"}}
 UINT32 = 2**32 - 1
 Limit = Query(50, ge=1, le=200, description="page size")
-Cursor = Query(None, min_length=1, max_length=200, description="the `next` value of the previous page")
+Cursor = Query(None, min_length=1, max_length=200, json_schema_extra={"pattern": CURSOR_PATTERN},
+               description="the `next` value of the previous page")
+# Addresses and digests are checked by api.params (400 `invalid_address` / `invalid_digest`); the
+# patterns document them without letting FastAPI answer a generic `invalid_parameter` first.
+_ADDRESS = {"pattern": ADDRESS_PATTERN}
+_DIGEST = {"pattern": HASH_PATTERN}
+ON_INPUT = problem_responses(400)
+ON_LOOKUP = problem_responses(400, 404)
 
 
 def _cursor_problem(error: BadCursor) -> ApiProblem:
     return ApiProblem(400, Reason.INVALID_CURSOR, "Invalid cursor", f"cursor: {error}")
 
 
-router = APIRouter(prefix="/v1", responses=ERRORS)
+router = APIRouter(prefix="/v1", responses=problem_responses(429))
 
 
-@router.get("/devices", response_model=DevicePage, tags=["devices"])
+@router.get("/devices", response_model=DevicePage, tags=["devices"], responses=ON_INPUT)
 async def list_devices(
     ctx: Context,
     zone: int | None = Query(None, ge=0, le=UINT32, description="grid zone"),
-    kind: str | None = Query(None, max_length=20, description="0..5 or ev_charger, heat_pump, hvac, battery, "
-                                                                 "water_heater, household (alias: other)"),
-    owner: str | None = Query(None, max_length=42, description="owner address"),
+    kind: str | None = Query(None, max_length=20, json_schema_extra={"enum": list(params.KIND_WORDS)},
+                             description="0..5 or ev_charger, heat_pump, hvac, battery, water_heater, household "
+                                         "(alias: other)"),
+    owner: str | None = Query(None, max_length=42, json_schema_extra=_ADDRESS, description="owner address"),
     active: bool | None = Query(None, description="only active (true) or inactive (false) devices"),
     cursor: str | None = Cursor,
     limit: int = Limit,
@@ -62,8 +70,8 @@ async def list_devices(
         raise _cursor_problem(error) from None
 
 
-@router.get("/devices/{address}", response_model=DeviceOut, tags=["devices"])
-async def get_device(ctx: Context, address: str = Path(..., max_length=42)):
+@router.get("/devices/{address}", response_model=DeviceOut, tags=["devices"], responses=ON_LOOKUP)
+async def get_device(ctx: Context, address: str = Path(..., max_length=42, json_schema_extra=_ADDRESS)):
     """One device (also an unregistered one, with `registered: false`)."""
     device = await ctx.call(ctx.reads.device, params.address(address, "address"))
     if device is None:
@@ -71,14 +79,15 @@ async def get_device(ctx: Context, address: str = Path(..., max_length=42)):
     return json_response(device)
 
 
-@router.get("/owners/{address}", response_model=OwnerOut, tags=["owners"])
-async def get_owner(ctx: Context, address: str = Path(..., max_length=42)):
+@router.get("/owners/{address}", response_model=OwnerOut, tags=["owners"], responses=ON_INPUT)
+async def get_owner(ctx: Context, address: str = Path(..., max_length=42, json_schema_extra=_ADDRESS)):
     """An owner's device counts, stake and rewards (zeros for an address with none)."""
     return json_response(await ctx.call(ctx.reads.owner, params.address(address, "address")))
 
 
-@router.get("/owners/{address}/devices", response_model=DevicePage, tags=["owners"])
-async def owner_devices(ctx: Context, address: str = Path(..., max_length=42), cursor: str | None = Cursor,
+@router.get("/owners/{address}/devices", response_model=DevicePage, tags=["owners"], responses=ON_INPUT)
+async def owner_devices(ctx: Context, address: str = Path(..., max_length=42, json_schema_extra=_ADDRESS),
+                        cursor: str | None = Cursor,
                         limit: int = Limit):
     """An owner's registered devices, ordered by address."""
     where = DeviceFilter(owner=params.address(address, "address"))
@@ -88,19 +97,19 @@ async def owner_devices(ctx: Context, address: str = Path(..., max_length=42), c
         raise _cursor_problem(error) from None
 
 
-@router.get("/rewards/{account}", response_model=RewardsOut, tags=["rewards"])
-async def get_rewards(ctx: Context, account: str = Path(..., max_length=42)):
+@router.get("/rewards/{account}", response_model=RewardsOut, tags=["rewards"], responses=ON_INPUT)
+async def get_rewards(ctx: Context, account: str = Path(..., max_length=42, json_schema_extra=_ADDRESS)):
     """Cumulative, claimed and claimable amounts per token, with the Merkle proof for
     `RewardDistributor.claim(account, token, cumulative, proof)`."""
     return json_response(await ctx.call(ctx.reads.rewards, params.address(account, "account")))
 
 
-@router.get("/requests", response_model=RequestPage, tags=["requests"])
+@router.get("/requests", response_model=RequestPage, tags=["requests"], responses=ON_INPUT)
 async def list_requests(
     ctx: Context,
     zone: int | None = Query(None, ge=0, le=UINT32),
     status: RequestStatusName | None = Query(None),
-    buyer: str | None = Query(None, max_length=42),
+    buyer: str | None = Query(None, max_length=42, json_schema_extra=_ADDRESS),
     time_from: int | None = Query(None, alias="from", ge=0, le=2**40, description="windows ending after (unix s)"),
     time_to: int | None = Query(None, alias="to", ge=0, le=2**40, description="windows starting before (unix s)"),
     cursor: str | None = Cursor,
@@ -117,7 +126,7 @@ async def list_requests(
         raise _cursor_problem(error) from None
 
 
-@router.get("/requests/{request_id}", response_model=RequestOut, tags=["requests"])
+@router.get("/requests/{request_id}", response_model=RequestOut, tags=["requests"], responses=ON_LOOKUP)
 async def get_request(ctx: Context, request_id: int = Path(..., ge=1, le=2**63 - 1)):
     """One request; once its report's document is verified, `deliveredWh` and per-device `devices`."""
     found = await ctx.call(ctx.reads.request, request_id)
@@ -126,7 +135,7 @@ async def get_request(ctx: Context, request_id: int = Path(..., ge=1, le=2**63 -
     return json_response(found)
 
 
-@router.get("/reports", response_model=ReportPage, tags=["reports"])
+@router.get("/reports", response_model=ReportPage, tags=["reports"], responses=ON_INPUT)
 async def list_reports(ctx: Context, status: ReportStatusName | None = Query(None),
                        cursor: str | None = Cursor, limit: int = Limit):
     """Settlement reports, newest epoch first, filtered by status."""
@@ -136,8 +145,8 @@ async def list_reports(ctx: Context, status: ReportStatusName | None = Query(Non
         raise _cursor_problem(error) from None
 
 
-@router.get("/reports/{digest}", response_model=ReportOut, tags=["reports"])
-async def get_report(ctx: Context, digest: str = Path(..., max_length=66)):
+@router.get("/reports/{digest}", response_model=ReportOut, tags=["reports"], responses=ON_LOOKUP)
+async def get_report(ctx: Context, digest: str = Path(..., max_length=66, json_schema_extra=_DIGEST)):
     """One report by its EIP-712 digest."""
     found = await ctx.call(ctx.reads.report, params.digest(digest))
     if found is None:
@@ -145,7 +154,7 @@ async def get_report(ctx: Context, digest: str = Path(..., max_length=66)):
     return json_response(found)
 
 
-@router.get("/zones/{zone}/stats", response_model=ZoneStats, tags=["stats"])
+@router.get("/zones/{zone}/stats", response_model=ZoneStats, tags=["stats"], responses=ON_INPUT)
 async def zone_stats(ctx: Context, zone: int = Path(..., ge=0, le=UINT32)):
     """Devices, active capacity, requests, delivered energy and payouts of one zone."""
     return json_response(await ctx.call(ctx.reads.zone_stats, zone))

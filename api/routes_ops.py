@@ -10,9 +10,10 @@ from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import StreamingResponse
 
 from api.deps import Context
+from api.openapi import problem_responses
 from api.problems import ApiProblem, Reason, problem
 from api.responses import json_response
-from api.schemas import Health, Problem, Ready
+from api.schemas import Health, Ready
 from api.stream import STREAM_KINDS, event_stream, parse_event_id
 
 router = APIRouter(prefix="/v1")
@@ -25,7 +26,7 @@ async def health():
 
 
 @router.get("/ready", response_model=Ready, tags=["operations"],
-            responses={503: {"model": Problem, "description": "the indexer lags or has not caught up yet"}})
+            responses=problem_responses(503))
 async def ready(ctx: Context):
     """200 when the mirror is within the allowed lag of the chain head (confirmations + ready_lag_blocks)."""
     progress = ctx.progress()
@@ -44,9 +45,9 @@ async def ready(ctx: Context):
 
 
 @router.get("/stream", tags=["stream"],
-            responses={200: {"content": {"text/event-stream": {}},
+            responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
                              "description": "SSE: events request, report, claim, reorg"},
-                       400: {"model": Problem}})
+                       **problem_responses(400, 429)})
 async def stream(ctx: Context, request: Request,
                  types: str | None = Query(None, max_length=40, description="comma-separated: request,report,claim"),
                  after: str | None = Query(None, max_length=40, description="resume after this event id"),

@@ -8,12 +8,24 @@ and statuses are protocol's (protocol.kinds, protocol.statuses); the problem mod
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from api.siwe_message import MAX_MESSAGE_CHARS
 from protocol.problems import Problem  # noqa: F401  (the error model every route documents)
 from protocol.statuses import IndexedReportStatus, RequestStatus
+
+# The formats the routes take and serve (documented as JSON Schema patterns; the route models are
+# not instantiated, so these document rather than validate; api.params validates inputs).
+ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"  # served EIP-55 checksummed
+HASH_PATTERN = r"^0x[0-9a-fA-F]{64}$"  # digests, roots, transaction hashes, proof nodes
+AMOUNT_PATTERN = r"^[0-9]+$"  # uint256 token base units as a decimal string
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"  # opaque, base64url without padding
+Address = Annotated[str, Field(pattern=ADDRESS_PATTERN, examples=["0x52908400098527886E0F7030069857D2E4169EE7"])]
+Hash = Annotated[str, Field(pattern=HASH_PATTERN)]
+Amount = Annotated[str, Field(pattern=AMOUNT_PATTERN, examples=["1000000"])]
+Cursor = Annotated[str, Field(pattern=CURSOR_PATTERN, description="pass as `cursor` for the next page")]
 
 # What a request or report of the mirror can be (a request the chain knows is never `none`).
 REQUEST_STATUSES: tuple[str, ...] = tuple(s.value for s in RequestStatus if s is not RequestStatus.NONE)
@@ -33,8 +45,8 @@ class Profile(BaseModel):
 class DeviceOut(BaseModel):
     """A device as the DeviceRegistry has it, with its owner's off-chain profile."""
 
-    address: str
-    owner: str
+    address: Address
+    owner: Address
     kind: int
     kindName: str = Field(description="protocol.kinds name: ev_charger, heat_pump, hvac, battery, water_heater, "
                                       "household")
@@ -51,36 +63,36 @@ class DevicePage(BaseModel):
     """One page of devices; pass `next` as `cursor` for the following page (null at the end)."""
 
     items: list[DeviceOut]
-    next: str | None
+    next: Cursor | None
 
 
 class StakeOut(BaseModel):
     """An account's stake in Staking."""
 
-    bonded: str
-    unbonding: str
+    bonded: Amount
+    unbonding: Amount
     releaseAt: int
-    locked: str
-    slashed: str
+    locked: Amount
+    slashed: Amount
 
 
 class TokenRewards(BaseModel):
     """One token of an account's rewards: what the latest final root grants, what was claimed, and the
     Merkle proof of the leaf (account, token, cumulative) RewardDistributor.claim needs."""
 
-    token: str
-    cumulative: str
-    claimed: str
-    claimable: str
-    proof: list[str]
+    token: Address
+    cumulative: Amount
+    claimed: Amount
+    claimable: Amount
+    proof: list[Hash]
 
 
 class RewardsOut(BaseModel):
     """An account's rewards as of the latest final report whose leaf set this API verified."""
 
-    account: str
+    account: Address
     epoch: int = Field(description="epoch of the report whose root the proofs lead to (0: none yet)")
-    root: str = Field(description="that report's rewards root (the RewardDistributor's current root)")
+    root: Hash = Field(description="that report's rewards root (the RewardDistributor's current root)")
     verified: bool = Field(description="false while the latest final report's leaves are not fetched and verified")
     tokens: list[TokenRewards]
 
@@ -88,7 +100,7 @@ class RewardsOut(BaseModel):
 class OwnerOut(BaseModel):
     """An owner: device counts, stake and rewards."""
 
-    address: str
+    address: Address
     devices: int
     activeDevices: int
     capacityW: int
@@ -99,18 +111,18 @@ class OwnerOut(BaseModel):
 class DeviceResult(BaseModel):
     """One device's settlement in a request, from the verified report document."""
 
-    device: str
-    owner: str
+    device: Address
+    owner: Address
     committedWh: int | None
     deliveredWh: int | None
     ratioBps: int | None
     factorBps: int | None
     payableWh: int | None
-    payout: str | None
-    ownerPayout: str | None
-    fee: str | None
-    emission: str | None
-    penalty: str | None
+    payout: Amount | None
+    ownerPayout: Amount | None
+    fee: Amount | None
+    emission: Amount | None
+    penalty: Amount | None
     eligible: bool | None
     reasons: list[str] | None
     flags: list[str] | None
@@ -120,21 +132,21 @@ class RequestOut(BaseModel):
     """A FlexMarket request. `deliveredWh` and `devices` come with the settling report's verified document."""
 
     id: int
-    buyer: str
+    buyer: Address
     zone: int
     start: int
     end: int
     targetW: int
-    pricePerKWh: str
-    paymentToken: str
-    maxBudget: str
+    pricePerKWh: Amount
+    paymentToken: Address
+    maxBudget: Amount
     status: str = Field(description="open, cancelled, settling, settled or expired")
-    payout: str | None
-    refund: str | None
-    reportDigest: str | None
+    payout: Amount | None
+    refund: Amount | None
+    reportDigest: Hash | None
     epoch: int | None
     openedBlock: int
-    openedTx: str
+    openedTx: Hash
     deliveredWh: int | None
     devices: list[DeviceResult] | None = Field(None, description="per-device results (detail route only)")
 
@@ -143,27 +155,27 @@ class RequestPage(BaseModel):
     """One page of requests, newest first."""
 
     items: list[RequestOut]
-    next: str | None
+    next: Cursor | None
 
 
 class ReportOut(BaseModel):
     """A settlement report submitted to the OracleHub."""
 
-    digest: str
+    digest: Hash
     epoch: int
     status: str = Field(description="pending, challenged, final or discarded")
-    previousRoot: str
-    rewardsRoot: str
-    requestsHash: str
-    penaltiesHash: str
-    emission: str
-    submitter: str
-    signers: list[str]
+    previousRoot: Hash
+    rewardsRoot: Hash
+    requestsHash: Hash
+    penaltiesHash: Hash
+    emission: Amount
+    submitter: Address
+    signers: list[Address]
     challengeDeadline: int
-    challenger: str | None
+    challenger: Address | None
     challengeReason: str | None
     submittedBlock: int
-    submittedTx: str
+    submittedTx: Hash
     finalizedBlock: int | None
     verified: bool = Field(description="an oracle's leaf set for it was fetched and matched the on-chain root")
     requestIds: list[int]
@@ -173,14 +185,14 @@ class ReportPage(BaseModel):
     """One page of reports, newest epoch first."""
 
     items: list[ReportOut]
-    next: str | None
+    next: Cursor | None
 
 
 class TokenAmount(BaseModel):
     """An amount of one token."""
 
-    token: str
-    amount: str
+    token: Address
+    amount: Amount
 
 
 class ZoneStats(BaseModel):
@@ -240,15 +252,16 @@ class Nonce(BaseModel):
 class SiweLogin(BaseModel):
     """A signed EIP-4361 message."""
 
-    message: str = Field(min_length=1, max_length=4_000)
-    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS,
+                         description="the EIP-4361 text the wallet signed, LF line ends, printable ASCII")
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="the EIP-191 signature: 65 bytes r, s, v")
 
 
 class SessionOut(BaseModel):
     """A session: send `Authorization: Bearer <token>`."""
 
     token: str
-    address: str
+    address: Address
     expiresAt: int
 
 

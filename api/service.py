@@ -34,6 +34,8 @@ def build_app(settings: ApiSettings, with_indexer: bool = True) -> FastAPI:
                            ready_lag_blocks=settings.ready_lag_blocks, poll_seconds=settings.poll_seconds,
                            nonce_seconds=settings.nonce_seconds, session_seconds=settings.session_seconds,
                            ready_stale_seconds=settings.ready_stale_seconds)
-    log.info("negawatt API for chain %d (%s), database %s, oracles %s", manifest.chainId, settings.manifest,
-             engine.url.render_as_string(hide_password=True), settings.oracles or "from the OracleHub")
-    return create_app(context, settings.rate_limit_per_second, settings.rate_limit_burst, settings.cors_origins)
+    log.info("negawatt API for chain %d (%s), database %s, oracles %s, SIWE domains %s", manifest.chainId,
+             settings.manifest, engine.url.render_as_string(hide_password=True),
+             settings.oracles or "from the OracleHub", ", ".join(settings.siwe_domains))
+    return create_app(context, settings.rate_limit_per_second, settings.rate_limit_burst, settings.cors_origins,
+                      max_body_bytes=settings.max_body_bytes)

@@ -1,12 +1,23 @@
 """The API's configuration: `NEGAWATT_API_*` environment variables (or a .env file), command-line
-options override them; the database URL is also read from plain `DATABASE_URL`."""
+options override them; the database URL is also read from plain `DATABASE_URL`.
+
+`public_url` is where clients reach this API (default: the address it serves on); the SIWE domains a
+login message may name default to that URL's authority (`host[:port]`), never to a request's Host
+header. The HTTP limits (body cap, request-head timeout, keep-alive, connections) are
+protocol.http_limits'."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from protocol.http_limits import HttpLimits
+
+_DOMAIN = re.compile(r"[A-Za-z0-9\-._~%!$&'()*+,;=:@\[\]]{1,255}")
 
 
 class ApiSettings(BaseSettings):
@@ -35,12 +46,21 @@ class ApiSettings(BaseSettings):
                                                                   "reached the RPC for this long")
     rate_limit_per_second: float = Field(50.0, gt=0, description="requests per second per client (token bucket)")
     rate_limit_burst: int = Field(100, ge=1, description="bucket size: requests a client may send at once")
+    public_url: str | None = Field(None, description="the URL clients reach this API at (http or https); "
+                                                     "default: http://<host>:<port>")
     siwe_domains: list[str] = Field(default_factory=list,
-                                    description="domains SIWE messages may name; default: this API's Host")
+                                    description="EIP-4361 domains (host[:port]) SIWE messages may name; "
+                                                "default: the authority of public_url")
     session_seconds: int = Field(86_400, ge=60, description="lifetime of a SIWE session")
     nonce_seconds: int = Field(600, ge=10, description="lifetime of a SIWE nonce")
     oracle_timeout: float = Field(10.0, gt=0, description="seconds to wait for an oracle's report document")
     cors_origins: list[str] = Field(default_factory=lambda: ["*"], description="allowed CORS origins")
+    max_body_bytes: int = Field(16 * 1024, ge=1_024, le=16 * 1024 * 1024,
+                                description="largest request body; larger ones get 413 before being read")
+    header_timeout: float = Field(10.0, gt=0, le=600, description="seconds a client has to send a request's "
+                                                                   "line and headers before it is disconnected")
+    keep_alive_timeout: int = Field(5, ge=1, le=600, description="seconds an idle keep-alive connection stays open")
+    max_connections: int = Field(1_000, ge=1, description="open connections before new requests get 503")
 
     @field_validator("oracles")
     @classmethod
@@ -49,3 +69,33 @@ class ApiSettings(BaseSettings):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"oracle URL must be http(s): {url!r}")
         return [url.rstrip("/") for url in value]
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is not None and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc):
+            raise ValueError(f"public_url must be an http(s) URL with a host: {value[:80]!r}")
+        return value.rstrip("/") if value else value
+
+    @field_validator("siwe_domains")
+    @classmethod
+    def _domains(cls, value: list[str]) -> list[str]:
+        for domain in value:
+            if not _DOMAIN.fullmatch(domain):
+                raise ValueError(f"a SIWE domain is a URI authority, host[:port], without scheme or path: "
+                                 f"{domain[:80]!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _defaults(self) -> ApiSettings:
+        if self.public_url is None:
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            self.public_url = f"http://{host}:{self.port}"
+        if not self.siwe_domains:
+            self.siwe_domains = [urlsplit(self.public_url).netloc]
+        return self
+
+    def http_limits(self) -> HttpLimits:
+        """The limits the server applies to clients (protocol.http_limits)."""
+        return HttpLimits(max_body_bytes=self.max_body_bytes, header_timeout=self.header_timeout,
+                          keep_alive_timeout=self.keep_alive_timeout, max_connections=self.max_connections)

@@ -76,7 +76,8 @@ def run(network: str = "ethereum:local:foundry") -> dict:
         def register(device_key: bytes, zone: int) -> int:
             device = Account.from_key(device_key).address
             deadline = chain.pending_timestamp + 3600
-            message = {"owner": owner.address, "device": device, "nonce": 0, "deadline": deadline}
+            message = {"owner": owner.address, "device": device, "kind": 0, "capacityW": 7_000, "zone": zone,
+                       "nonce": 0, "deadline": deadline}
             signature = eip712.sign(device_key, "DevicePermit", message, chain_id, registry.address)
             return registry.register(device, 0, 7_000, zone, deadline, signature, sender=owner).gas_used
 

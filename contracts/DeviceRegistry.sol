@@ -7,7 +7,11 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 /// @title DeviceRegistry
 /// @notice Every flexible device is its own secp256k1 signer key. A device joins the network when
 ///         its owner submits the device key's EIP-712 `DevicePermit`, which proves the owner holds
-///         the device key (as IoTeX ioID does). Oracles verify meter batches against this registry.
+///         the device key (as IoTeX ioID does) and fixes the kind, capacity and zone the device
+///         declared, so an owner cannot register it bigger or elsewhere (audit M-4). Oracles verify
+///         meter batches against this registry. A device changes hands in two steps, offer and
+///         acceptance, so nobody is made the owner (and the bearer of the penalties) of a device
+///         they did not accept (audit M-4).
 /// @dev One storage slot per device (owner, capacity, zone, kind, active flag, permit nonce) plus
 ///      one running total per zone, so registration stays near the cost of a bare permit check.
 contract DeviceRegistry is EIP712 {
@@ -17,7 +21,9 @@ contract DeviceRegistry is EIP712 {
 
     /// @notice EIP-712 type of the device key's consent to be bound to `owner`.
     bytes32 public constant DEVICE_PERMIT_TYPEHASH =
-        keccak256("DevicePermit(address owner,address device,uint256 nonce,uint256 deadline)");
+        keccak256(
+            "DevicePermit(address owner,address device,uint8 kind,uint32 capacityW,uint32 zone,uint256 nonce,uint256 deadline)"
+        );
 
     /// @notice A device's record. `owner == address(0)` means not registered.
     /// @dev `nonce` survives unregistration, so an old permit can never register the device again.
@@ -38,6 +44,8 @@ contract DeviceRegistry is EIP712 {
 
     mapping(address device => Device) private _devices;
     mapping(uint32 zone => ZoneStats) private _zones;
+    /// @notice The account a device was offered to and that may accept it (zero when none).
+    mapping(address device => address) public pendingOwnerOf;
 
     /// @notice A device was bound to `owner`.
     event DeviceRegistered(
@@ -45,6 +53,9 @@ contract DeviceRegistry is EIP712 {
     );
     /// @notice The owner stopped (or resumed) offering a device; inactive devices earn nothing.
     event DeviceActiveChanged(address indexed device, address indexed owner, bool active);
+    /// @notice The owner offered `device` to `to`, who becomes the owner on accepting (zero `to`: the
+    ///         offer was withdrawn).
+    event DeviceTransferOffered(address indexed device, address indexed from, address indexed to);
     /// @notice A device moved to a new owner.
     event DeviceTransferred(address indexed device, address indexed from, address indexed to);
     /// @notice A device was removed; it can be registered again with a permit at its next nonce.
@@ -69,6 +80,8 @@ contract DeviceRegistry is EIP712 {
     error ActiveStateUnchanged(address device, bool active);
     /// @notice The zero address cannot own or be a device.
     error ZeroAddress();
+    /// @notice The caller was not offered the device.
+    error NotPendingOwner(address device, address caller, address pendingOwner);
 
     constructor() EIP712("negawatt", "1") {}
 
@@ -79,7 +92,7 @@ contract DeviceRegistry is EIP712 {
     /// @param zone The grid zone the device is connected in.
     /// @param deadline Last timestamp at which the permit is valid.
     /// @param deviceSignature The device key's EIP-712 signature of
-    ///        DevicePermit(owner = caller, device, nonce = nonces(device), deadline).
+    ///        DevicePermit(owner = caller, device, kind, capacityW, zone, nonce = nonces(device), deadline).
     function register(
         address device,
         uint8 kind,
@@ -94,8 +107,9 @@ contract DeviceRegistry is EIP712 {
         Device storage record = _devices[device];
         if (record.owner != address(0)) revert DeviceAlreadyRegistered(device, record.owner);
         uint16 nonce = record.nonce;
-        bytes32 digest =
-            _hashTypedDataV4(keccak256(abi.encode(DEVICE_PERMIT_TYPEHASH, msg.sender, device, nonce, deadline)));
+        bytes32 digest = _hashTypedDataV4(
+            keccak256(abi.encode(DEVICE_PERMIT_TYPEHASH, msg.sender, device, kind, capacityW, zone, nonce, deadline))
+        );
         (address recovered, ECDSA.RecoverError failure,) = ECDSA.tryRecover(digest, deviceSignature);
         if (failure != ECDSA.RecoverError.NoError || recovered != device || device == address(0)) {
             revert InvalidDeviceSignature(device, recovered);
@@ -120,12 +134,33 @@ contract DeviceRegistry is EIP712 {
         _setActive(device, true);
     }
 
-    /// @notice Give `device` to `newOwner` (e.g. the house was sold); rewards accrue to them from now on.
+    /// @notice Offer `device` to `newOwner` (e.g. the house was sold); it is theirs once they call
+    ///         `acceptTransfer`. A new offer replaces the last one.
     function transfer(address device, address newOwner) external {
         if (newOwner == address(0)) revert ZeroAddress();
-        Device storage record = _ownedBy(device, msg.sender);
-        record.owner = newOwner;
-        emit DeviceTransferred(device, msg.sender, newOwner);
+        _ownedBy(device, msg.sender);
+        pendingOwnerOf[device] = newOwner;
+        emit DeviceTransferOffered(device, msg.sender, newOwner);
+    }
+
+    /// @notice Withdraw the offer of `device`.
+    function cancelTransfer(address device) external {
+        _ownedBy(device, msg.sender);
+        delete pendingOwnerOf[device];
+        emit DeviceTransferOffered(device, msg.sender, address(0));
+    }
+
+    /// @notice Take `device` that its owner offered to the caller; rewards and penalties accrue to
+    ///         the caller from now on.
+    function acceptTransfer(address device) external {
+        address pending = pendingOwnerOf[device];
+        if (pending != msg.sender || pending == address(0)) revert NotPendingOwner(device, msg.sender, pending);
+        Device storage record = _devices[device];
+        address from = record.owner;
+        if (from == address(0)) revert DeviceNotRegistered(device);
+        delete pendingOwnerOf[device];
+        record.owner = msg.sender;
+        emit DeviceTransferred(device, from, msg.sender);
     }
 
     /// @notice Remove `device`; its permit nonce is kept, so only a fresh permit registers it again.
@@ -134,6 +169,7 @@ contract DeviceRegistry is EIP712 {
         if (record.active) _removeFromZone(record.zone, record.capacityW);
         uint16 nonce = record.nonce;
         delete _devices[device];
+        delete pendingOwnerOf[device];
         _devices[device].nonce = nonce;
         emit DeviceUnregistered(device, msg.sender);
     }

@@ -335,6 +335,12 @@ contract FlexMarket is GuardianPausable {
         return size >= 32 && word == 1;
     }
 
+    /// @dev The OracleHub settles.
+    function _hubRoles() internal pure override returns (bytes32[] memory roles) {
+        roles = new bytes32[](1);
+        roles[0] = SETTLER_ROLE;
+    }
+
     function _existing(uint256 requestId) private view returns (Request storage r) {
         r = _requests[requestId];
         if (r.status == Status.None) revert UnknownRequest(requestId);

@@ -16,10 +16,21 @@ import {Penalty, RequestPayout, SettlementReport} from "./SettlementTypes.sol";
 /// @notice The oracle set, and the path from a signed settlement report to paid rewards.
 ///         One transaction carries k EIP-712 signatures of distinct oracles over the report
 ///         (Chainlink OCR style). The report then waits a challenge window (optimistic, as Glow
-///         and UMA do): anyone may challenge it with a bond, and the guardian resolves the
+///         and UMA do): anyone may challenge it with a bond, and the arbiter resolves the
 ///         challenge. After the window, `finalize` settles the report's requests (payouts to the
 ///         RewardDistributor, the rest refunded to buyers), applies its stake penalties, mints the
 ///         epoch's protocol-token emission and installs its cumulative rewards root.
+///         Powers are split and bounded (audit M-3): the arbiter (ARBITER_ROLE, a multisig outside
+///         the devnet) resolves challenges, and one it leaves unresolved for
+///         CHALLENGE_RESOLUTION_WINDOW can be closed by anyone with the safe outcome: the report is
+///         discarded without slashing, the bond returned, the requests opened for another report.
+///         The guardian can only pause, for at most GuardianPausable.MAX_PAUSE_DURATION, and a
+///         pause moves the challenge window on by its length (audit M-2). A pending report that no
+///         one manages to finalize within FINALIZE_GRACE of its deadline can be abandoned by anyone
+///         (its requests opened again), so nothing keeps the hub in Pending for good (audit H-1).
+///         Signers a submitter left out can be recorded later, so they answer for the report too,
+///         and a challenge freezes the window, so a rejected challenge cannot run out the time of an
+///         honest one (audit L-2).
 /// @dev Reports are chained: each names the root it builds on (`previousRoot`) and the next epoch.
 ///      At most one report is pending at a time; only its EIP-712 digest is stored, and the report
 ///      and its arrays are passed again as calldata to challenge resolution and finalization.
@@ -39,6 +50,13 @@ contract OracleHub is GuardianPausable, EIP712 {
     uint40 public constant MAX_CHALLENGE_WINDOW = 30 days;
     /// @notice Longest oracle URL accepted, in bytes.
     uint256 public constant MAX_URL_LENGTH = 256;
+    /// @notice Role that resolves challenges.
+    bytes32 public constant ARBITER_ROLE = keccak256("ARBITER_ROLE");
+    /// @notice Time the arbiter has to resolve a challenge; after it anyone may close it (discard, no slash).
+    uint40 public constant CHALLENGE_RESOLUTION_WINDOW = 7 days;
+    /// @notice Time after a pending report's deadline within which it must be finalized; after it
+    ///         anyone may abandon the report.
+    uint40 public constant FINALIZE_GRACE = 7 days;
 
     /// @notice Where the current report stands.
     enum ReportStatus {
@@ -63,8 +81,9 @@ contract OracleHub is GuardianPausable, EIP712 {
 
     /// @dev Stored in `_pendingDigest` when no report is pending (a non-zero slot is cheaper to rewrite).
     bytes32 private constant NO_REPORT = bytes32(uint256(1));
-    /// @dev Stored in `_pendingDigest` instead of NO_REPORT after an upheld challenge, until the next
-    ///      finalize: only then must submitReport look the digest up in `discarded`. submitReport
+    /// @dev Stored in `_pendingDigest` instead of NO_REPORT after a report went without finalizing (an
+    ///      upheld or timed-out challenge, an abandon), until the next finalize: only then must
+    ///      submitReport look the digest up in `discarded`. submitReport
     ///      reads the slot it is about to write anyway, so the check costs nothing in the usual case.
     bytes32 private constant NO_REPORT_AFTER_DISCARD = bytes32(uint256(2));
 
@@ -94,13 +113,16 @@ contract OracleHub is GuardianPausable, EIP712 {
     bytes32 private _pendingDigest;
     address private _challenger;
     uint96 private _challengerBond;
+    /// @dev The open challenge's timing: the arbiter's deadline and the challenge window it froze.
+    uint40 private _resolveBy;
+    uint40 private _windowLeft;
+    /// @dev Whether the current pause moved the pending report's deadline (undone in part on unpause).
+    bool private _pauseMovedDeadline;
     address[] private _oracles;
     mapping(address oracle => uint256) private _oracleSlot;
     mapping(address oracle => string) private _urls;
     /// @notice Digests of reports thrown out by an upheld challenge: never accepted again.
     mapping(bytes32 digest => bool) public discarded;
-    /// @notice When the current pause began (0 when not paused); the challenge window is frozen meanwhile.
-    uint40 public pausedAt;
 
     /// @notice `oracle` joined the set at `index`.
     event OracleAdded(address indexed oracle, uint256 index);
@@ -131,12 +153,20 @@ contract OracleHub is GuardianPausable, EIP712 {
     );
     /// @notice `challenger` disputed the pending report, posting `bond`.
     event ReportChallenged(uint64 indexed epoch, bytes32 indexed digest, address indexed challenger, uint256 bond, string reason);
-    /// @notice The guardian resolved a challenge. Upheld: the report is discarded, `slashed` was taken
+    /// @notice The arbiter resolved a challenge. Upheld: the report is discarded, `slashed` was taken
     ///         from its signers and `reward` paid to the challenger with the bond. Rejected: the bond
     ///         went to the treasury and the report is pending again.
     event ChallengeResolved(
         uint64 indexed epoch, bytes32 indexed digest, bool upheld, address challenger, uint256 slashed, uint256 reward
     );
+    /// @notice The arbiter did not resolve the challenge by `resolveBy`; it was closed with the safe
+    ///         outcome (report discarded unslashed, bond returned to `challenger`).
+    event ChallengeTimedOut(uint64 indexed epoch, bytes32 indexed digest, address challenger, uint40 resolveBy);
+    /// @notice The pending report was not finalized within FINALIZE_GRACE of its deadline and was
+    ///         abandoned; its requests are open for settlement again.
+    event ReportAbandoned(uint64 indexed epoch, bytes32 indexed digest);
+    /// @notice More oracles' signatures of the pending report were recorded; they answer for it too.
+    event SignersRecorded(uint64 indexed epoch, bytes32 indexed digest, address[] signers);
     /// @notice A report was discarded; its requests are open for settlement again.
     event ReportDiscarded(uint64 indexed epoch, bytes32 indexed digest);
     /// @notice A final report's penalty on `account`: `amount` asked, `slashed` taken (less if the stake was short).
@@ -180,6 +210,10 @@ contract OracleHub is GuardianPausable, EIP712 {
     error ChallengeWindowClosed(uint40 deadline);
     /// @notice The challenge window is still open.
     error ChallengeWindowOpen(uint40 deadline);
+    /// @notice The arbiter's time to resolve the challenge has not run out.
+    error ResolutionWindowOpen(uint40 resolveBy);
+    /// @notice The pending report may still be finalized until `abandonableAt`.
+    error FinalizeGraceOpen(uint256 abandonableAt);
     /// @notice The reason text is longer than MAX_URL_LENGTH * 4 bytes.
     error ReasonTooLong(uint256 length);
     /// @notice The oracle is already in the set.
@@ -215,11 +249,14 @@ contract OracleHub is GuardianPausable, EIP712 {
     }
 
     /// @param admin Receives DEFAULT_ADMIN_ROLE (oracle set, parameters).
-    /// @param guardian Receives GUARDIAN_ROLE (pause, challenge resolution).
-    constructor(address admin, address guardian, Contracts memory contracts, Params memory params)
+    /// @param guardian Receives GUARDIAN_ROLE (pause).
+    /// @param arbiter Receives ARBITER_ROLE (challenge resolution).
+    constructor(address admin, address guardian, address arbiter, Contracts memory contracts, Params memory params)
         GuardianPausable(admin, guardian)
         EIP712("negawatt", "1")
     {
+        if (arbiter == address(0)) revert ZeroAddress();
+        _grantRole(ARBITER_ROLE, arbiter);
         if (
             address(contracts.market) == address(0) || address(contracts.distributor) == address(0)
                 || address(contracts.staking) == address(0) || address(contracts.token) == address(0)
@@ -267,6 +304,7 @@ contract OracleHub is GuardianPausable, EIP712 {
         (uint32 bitmap, address[] memory signers) = _verifySignatures(digest, signatures);
 
         uint40 deadline = uint40(block.timestamp) + s.challengeWindow;
+        s.paused = false; // not paused (checked above): clears the flag of a pause that expired
         s.emissionBudget -= uint96(report.emission);
         s.status = ReportStatus.Pending;
         s.challengeDeadline = deadline;
@@ -279,7 +317,8 @@ contract OracleHub is GuardianPausable, EIP712 {
     }
 
     /// @notice Dispute the pending report (identified by its digest), posting `challengeBond`
-    ///         protocol tokens (approve them first). The guardian then resolves the dispute.
+    ///         protocol tokens (approve them first). The arbiter then resolves the dispute; the
+    ///         challenge window stands still until it does.
     function challenge(bytes32 digest, string calldata reason) external whenNotPaused {
         State memory s = _state;
         if (s.status != ReportStatus.Pending) revert NoReportIn(ReportStatus.Pending, s.status);
@@ -290,6 +329,8 @@ contract OracleHub is GuardianPausable, EIP712 {
         _state.status = ReportStatus.Challenged;
         _challenger = msg.sender;
         _challengerBond = uint96(bond);
+        _resolveBy = uint40(block.timestamp) + CHALLENGE_RESOLUTION_WINDOW;
+        _windowLeft = s.challengeDeadline - uint40(block.timestamp);
         emit ReportChallenged(s.epoch + 1, digest, msg.sender, bond, reason);
         IERC20(address(token)).safeTransferFrom(msg.sender, address(this), bond);
     }
@@ -297,30 +338,86 @@ contract OracleHub is GuardianPausable, EIP712 {
     /// @notice Resolve the challenge against the pending report. Upheld: the report is discarded,
     ///         each signer is slashed `oracleSlashAmount`, and the challenger gets the bond back plus
     ///         `challengerRewardBps` of what was slashed (the rest goes to the treasury). Rejected:
-    ///         the bond goes to the treasury and the report can be finalized after its window.
+    ///         the bond goes to the treasury and the report is pending again with the challenge
+    ///         window it had left when challenged, so another challenger still has that time.
     function resolveChallenge(SettlementReport calldata report, RequestPayout[] calldata payouts, bool upheld)
         external
-        onlyRole(GUARDIAN_ROLE)
+        onlyRole(ARBITER_ROLE)
     {
         State memory s = _state;
-        if (s.status != ReportStatus.Challenged) revert NoReportIn(ReportStatus.Challenged, s.status);
-        bytes32 digest = reportDigest(report);
-        if (digest != _pendingDigest) revert NotPendingReport(_pendingDigest, digest);
-        bytes32 requestsHash = keccak256(abi.encode(payouts));
-        if (requestsHash != report.requestsHash) revert RequestsHashMismatch(report.requestsHash, requestsHash);
-
-        address challenger = _challenger;
-        uint256 bond = _challengerBond;
-        _challenger = address(0);
-        _challengerBond = 0;
+        bytes32 digest = _requireReport(s, ReportStatus.Challenged, report, payouts);
+        uint40 windowLeft = _windowLeft;
+        (address challenger, uint256 bond) = _closeChallenge();
 
         if (upheld) {
             _uphold(report, digest, s.signerBitmap, payouts, challenger, bond);
             return;
         }
+        uint40 deadline = uint40(block.timestamp) + windowLeft;
         _state.status = ReportStatus.Pending;
+        _state.challengeDeadline = deadline;
         emit ChallengeResolved(report.epoch, digest, false, challenger, 0, 0);
+        emit ChallengeWindowExtended(report.epoch, digest, deadline);
         if (bond > 0) IERC20(address(token)).safeTransfer(treasury, bond);
+    }
+
+    /// @notice Close a challenge the arbiter left unresolved past CHALLENGE_RESOLUTION_WINDOW, with
+    ///         the outcome that moves no one's funds on an unjudged report: it is discarded without
+    ///         slashing (and may be submitted again), the challenger's bond is returned, the requests
+    ///         are open for another report. Anyone may call.
+    function closeExpiredChallenge(SettlementReport calldata report, RequestPayout[] calldata payouts)
+        external
+        whenNotPaused
+    {
+        State memory s = _state;
+        bytes32 digest = _requireReport(s, ReportStatus.Challenged, report, payouts);
+        uint40 resolveBy = _resolveBy;
+        if (block.timestamp <= resolveBy) revert ResolutionWindowOpen(resolveBy);
+        (address challenger, uint256 bond) = _closeChallenge();
+        _clearReport(report.emission);
+        emit ChallengeTimedOut(report.epoch, digest, challenger, resolveBy);
+        emit ReportDiscarded(report.epoch, digest);
+        market.releaseSettlement(payouts);
+        if (bond > 0) IERC20(address(token)).safeTransfer(challenger, bond);
+    }
+
+    /// @notice Give up the pending report when nobody finalized it within FINALIZE_GRACE after its
+    ///         challenge deadline (finalize keeps failing): its requests are open for another report
+    ///         and its emission returns to the budget. Anyone may call.
+    function abandonReport(SettlementReport calldata report, RequestPayout[] calldata payouts)
+        external
+        whenNotPaused
+    {
+        State memory s = _state;
+        bytes32 digest = _requireReport(s, ReportStatus.Pending, report, payouts);
+        uint256 abandonableAt = uint256(s.challengeDeadline) + FINALIZE_GRACE;
+        if (block.timestamp < abandonableAt) revert FinalizeGraceOpen(abandonableAt);
+        _clearReport(report.emission);
+        emit ReportAbandoned(report.epoch, digest);
+        market.releaseSettlement(payouts);
+    }
+
+    /// @notice Record more oracles' signatures of the pending (or challenged) report, beyond the ones
+    ///         its submitter passed, so every oracle that signed it is slashed if a challenge is upheld.
+    ///         Anyone may call; signatures of oracles already recorded are skipped.
+    function recordSignatures(bytes[] calldata signatures) external {
+        State memory s = _state;
+        if (s.status == ReportStatus.None) revert NoReportIn(ReportStatus.Pending, s.status);
+        bytes32 digest = _pendingDigest;
+        uint32 bitmap = s.signerBitmap;
+        address[] memory added = new address[](signatures.length);
+        uint256 count = 0;
+        for (uint256 i = 0; i < signatures.length; ++i) {
+            (address signer, uint32 bit) = _oracleSigner(digest, signatures[i], i);
+            if (bitmap & bit != 0) continue;
+            bitmap |= bit;
+            added[count++] = signer;
+        }
+        assembly ("memory-safe") {
+            mstore(added, count)
+        }
+        _state.signerBitmap = bitmap;
+        emit SignersRecorded(uint64(s.epoch) + 1, digest, added);
     }
 
     /// @notice Make the pending report final once its challenge window has passed.
@@ -456,10 +553,11 @@ contract OracleHub is GuardianPausable, EIP712 {
         return _oracleSlot[account] != 0;
     }
 
-    /// @notice Whether the guardian paused submissions, challenges and finalization.
+    /// @notice Whether the guardian paused submissions, challenges and finalization (a pause expires
+    ///         by itself at `pausedUntil`).
     /// @dev Kept in the packed state slot so submitReport reads pause and state in one cold access.
     function paused() public view override returns (bool) {
-        return _state.paused;
+        return _state.paused && block.timestamp < pausedUntil;
     }
 
     /// @notice Seconds a submitted report can be challenged.
@@ -525,12 +623,7 @@ contract OracleHub is GuardianPausable, EIP712 {
         address challenger,
         uint256 bond
     ) private {
-        State storage s = _state;
-        s.status = ReportStatus.None;
-        s.challengeDeadline = 0;
-        s.signerBitmap = 0;
-        s.emissionBudget += uint96(report.emission);
-        _pendingDigest = NO_REPORT_AFTER_DISCARD;
+        _clearReport(report.emission);
         discarded[digest] = true;
         uint64 epoch = report.epoch;
 
@@ -538,7 +631,7 @@ contract OracleHub is GuardianPausable, EIP712 {
         uint256 slashEach = oracleSlashAmount;
         uint256 count = _oracles.length;
         for (uint256 i = 0; i < count; ++i) {
-            if (_bitSet(signerBitmap, i)) slashed += staking.slash(_oracles[i], slashEach, address(this));
+            if (_bitSet(signerBitmap, i)) slashed += staking.slashBond(_oracles[i], slashEach, address(this));
         }
         uint256 reward = (slashed * challengerRewardBps) / 10_000;
         emit ChallengeResolved(epoch, digest, true, challenger, slashed, reward);
@@ -556,15 +649,25 @@ contract OracleHub is GuardianPausable, EIP712 {
     {
         signers = new address[](signatures.length);
         for (uint256 i = 0; i < signatures.length; ++i) {
-            (address signer, ECDSA.RecoverError failure,) = ECDSA.tryRecover(digest, signatures[i]);
-            if (failure != ECDSA.RecoverError.NoError) revert InvalidSignature(i);
-            uint256 slot = _oracleSlot[signer];
-            if (slot == 0) revert NotOracle(signer);
-            uint32 bit = uint32(1 << (slot - 1));
+            (address signer, uint32 bit) = _oracleSigner(digest, signatures[i], i);
             if (bitmap & bit != 0) revert DuplicateSigner(signer);
             bitmap |= bit;
             signers[i] = signer;
         }
+    }
+
+    /// @dev The oracle that made signature `index` of `digest`, and its bit in the signer bitmap.
+    function _oracleSigner(bytes32 digest, bytes calldata signature, uint256 index)
+        private
+        view
+        returns (address signer, uint32 bit)
+    {
+        ECDSA.RecoverError failure;
+        (signer, failure,) = ECDSA.tryRecover(digest, signature);
+        if (failure != ECDSA.RecoverError.NoError) revert InvalidSignature(index);
+        uint256 slot = _oracleSlot[signer];
+        if (slot == 0) revert NotOracle(signer);
+        bit = uint32(1 << (slot - 1));
     }
 
     function _checkArrays(
@@ -579,6 +682,43 @@ contract OracleHub is GuardianPausable, EIP712 {
         if (requestsHash != report.requestsHash) revert RequestsHashMismatch(report.requestsHash, requestsHash);
         bytes32 penaltiesHash = keccak256(abi.encode(penalties));
         if (penaltiesHash != report.penaltiesHash) revert PenaltiesHashMismatch(report.penaltiesHash, penaltiesHash);
+    }
+
+    /// @dev Checks that the report is in `expected` state and that `report` and `payouts` are it;
+    ///      returns its digest.
+    function _requireReport(
+        State memory s,
+        ReportStatus expected,
+        SettlementReport calldata report,
+        RequestPayout[] calldata payouts
+    ) private view returns (bytes32 digest) {
+        if (s.status != expected) revert NoReportIn(expected, s.status);
+        digest = reportDigest(report);
+        if (digest != _pendingDigest) revert NotPendingReport(_pendingDigest, digest);
+        bytes32 requestsHash = keccak256(abi.encode(payouts));
+        if (requestsHash != report.requestsHash) revert RequestsHashMismatch(report.requestsHash, requestsHash);
+    }
+
+    /// @dev Forget the open challenge; returns who posted it and the bond.
+    function _closeChallenge() private returns (address challenger, uint256 bond) {
+        challenger = _challenger;
+        bond = _challengerBond;
+        _challenger = address(0);
+        _challengerBond = 0;
+        _resolveBy = 0;
+        _windowLeft = 0;
+    }
+
+    /// @dev The pending report is gone without finalizing: its emission goes back to the budget.
+    ///      Submissions check `discarded` from now until the next finalize (the epoch stays, so a
+    ///      report discarded earlier in it could otherwise come back).
+    function _clearReport(uint256 emission) private {
+        State storage s = _state;
+        s.status = ReportStatus.None;
+        s.challengeDeadline = 0;
+        s.signerBitmap = 0;
+        s.emissionBudget += uint96(emission);
+        _pendingDigest = NO_REPORT_AFTER_DISCARD;
     }
 
     function _requireNoReport() private view {
@@ -602,26 +742,33 @@ contract OracleHub is GuardianPausable, EIP712 {
         emit TreasurySet(treasury_);
     }
 
-    /// @dev OpenZeppelin's pause, mirrored into the packed state slot; remembers when it began.
+    /// @dev OpenZeppelin's pause, mirrored into the packed state slot. A pending report whose
+    ///      challenge window is open gets the pause's whole length (until `pausedUntil`) added to its
+    ///      window, since nobody can challenge it meanwhile (M-2); a pause that expires needs no call.
     function _pause() internal override {
         super._pause();
-        _state.paused = true;
-        pausedAt = uint40(block.timestamp);
-    }
-
-    /// @dev OpenZeppelin's unpause, mirrored into the packed state slot. A report whose challenge
-    ///      window was still open when the pause began gets the paused time added to its window,
-    ///      since nobody could challenge it meanwhile (M-2).
-    function _unpause() internal override {
-        super._unpause();
-        uint40 began = pausedAt;
-        pausedAt = 0;
         State memory s = _state;
-        s.paused = false;
-        if (s.status != ReportStatus.None && s.challengeDeadline > began) {
-            s.challengeDeadline += uint40(block.timestamp) - began;
+        s.paused = true;
+        bool moved = s.status == ReportStatus.Pending && s.challengeDeadline > block.timestamp;
+        _pauseMovedDeadline = moved;
+        if (moved) {
+            s.challengeDeadline += MAX_PAUSE_DURATION;
             emit ChallengeWindowExtended(uint64(s.epoch) + 1, _pendingDigest, s.challengeDeadline);
         }
+        _state = s;
+    }
+
+    /// @dev OpenZeppelin's unpause, mirrored into the packed state slot. An early unpause takes the
+    ///      pause time not used back off the window the pause had moved.
+    function _unpause() internal override {
+        super._unpause();
+        State memory s = _state;
+        s.paused = false;
+        if (_pauseMovedDeadline && s.status == ReportStatus.Pending) {
+            s.challengeDeadline -= pausedUntil - uint40(block.timestamp);
+            emit ChallengeWindowExtended(uint64(s.epoch) + 1, _pendingDigest, s.challengeDeadline);
+        }
+        _pauseMovedDeadline = false;
         _state = s;
     }
 

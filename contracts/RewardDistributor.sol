@@ -54,8 +54,12 @@ contract RewardDistributor is GuardianPausable {
     function setRoot(bytes32 newRoot, uint64 newEpoch) external onlyRole(ROOT_SETTER_ROLE) {
         if (newRoot == PAUSED_ROOT) revert ReservedRoot();
         bytes32 previous = root();
-        if (paused()) _heldRoot = newRoot;
-        else _liveRoot = newRoot;
+        if (paused()) {
+            _heldRoot = newRoot;
+        } else {
+            if (_liveRoot == PAUSED_ROOT) _heldRoot = bytes32(0); // a pause that expired: unpark
+            _liveRoot = newRoot;
+        }
         epoch = newEpoch;
         emit RootUpdated(newEpoch, newRoot, previous);
     }
@@ -87,7 +91,8 @@ contract RewardDistributor is GuardianPausable {
 
     /// @notice The current cumulative rewards root (also while paused).
     function root() public view returns (bytes32) {
-        return paused() ? _heldRoot : _liveRoot;
+        bytes32 live = _liveRoot;
+        return live == PAUSED_ROOT ? _heldRoot : live;
     }
 
     /// @notice How much of `token` `account` has claimed in total.
@@ -141,11 +146,20 @@ contract RewardDistributor is GuardianPausable {
         }
     }
 
-    /// @dev Pausing parks the root, so claims see the pause in the root they read anyway.
+    /// @dev Pausing parks the root, so claims see the pause in the root they read anyway. After a
+    ///      pause that expired without an unpause the root is still parked, and stays so.
     function _pause() internal override {
         super._pause();
-        _heldRoot = _liveRoot;
-        _liveRoot = PAUSED_ROOT;
+        if (_liveRoot != PAUSED_ROOT) {
+            _heldRoot = _liveRoot;
+            _liveRoot = PAUSED_ROOT;
+        }
+    }
+
+    /// @dev The OracleHub installs roots.
+    function _hubRoles() internal pure override returns (bytes32[] memory roles) {
+        roles = new bytes32[](1);
+        roles[0] = ROOT_SETTER_ROLE;
     }
 
     /// @dev Unpausing brings back the root (including one installed while paused).
@@ -165,7 +179,11 @@ contract RewardDistributor is GuardianPausable {
         bool skipClaimed
     ) private returns (bool paid) {
         bytes32 currentRoot = _liveRoot;
-        if (currentRoot == PAUSED_ROOT) revert EnforcedPause();
+        if (currentRoot == PAUSED_ROOT) {
+            // Parked by a pause: claims wait while it lasts, and read the held root once it expired.
+            if (paused()) revert EnforcedPause();
+            currentRoot = _heldRoot;
+        }
         if (_processProof(proof, leafHash(account, token, cumulativeAmount)) != currentRoot) {
             revert InvalidProof(account, token, cumulativeAmount);
         }

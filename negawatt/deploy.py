@@ -2,6 +2,14 @@
 
 Used by `ape run deploy` (scripts/deploy.py), the contract tests and the gas benchmark, so all
 three deploy the same system. Needs Ape; the roles never import this module.
+
+The rule for keys (audit M-3): on a local network one key may hold every power, for convenience.
+Anywhere else the deployment refuses, unless `allow_unsafe` is set, to leave admin powers without a
+NegawattTimelock (of at least MIN_TIMELOCK_DELAY) in front of them, to give two powers to one key
+(admin, guardian, arbiter), to keep the treasury on the deployer, to accept a report on one
+signature, to let stake leave within a challenge window, or to deploy the mock stablecoin. The hub
+roles that move escrow, stake and rewards are bound to the OracleHub once (`bindHub`) and no admin
+can grant them again.
 """
 
 from __future__ import annotations
@@ -23,6 +31,13 @@ CONTRACT_NAMES = (
 )
 
 TOKEN = 10**18
+# The shortest timelock delay a non-local deployment accepts: two days to read a change and leave.
+MIN_TIMELOCK_DELAY = 2 * 24 * 3600
+LOCAL_NETWORKS = frozenset({"local"})
+
+
+class UnsafeDeployment(ValueError):
+    """The parameters give a single key more power than a public deployment may (see the module rule)."""
 
 
 class DeployParams(BaseModel):
@@ -30,9 +45,14 @@ class DeployParams(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    admin: str | None = Field(None, description="DEFAULT_ADMIN_ROLE holder; the deployer if unset")
-    guardian: str | None = Field(None, description="GUARDIAN_ROLE holder; the deployer if unset")
+    admin: str | None = Field(None, description="DEFAULT_ADMIN_ROLE holder (with a timelock: its proposer "
+                                                "and executor); the deployer if unset")
+    guardian: str | None = Field(None, description="GUARDIAN_ROLE holder (pause); the deployer if unset")
+    arbiter: str | None = Field(None, description="ARBITER_ROLE holder (resolves challenges); the guardian if unset")
     treasury: str | None = Field(None, description="receives slashed funds; the deployer if unset")
+    timelock_delay: int = Field(0, ge=0, le=30 * 24 * 3600,
+                                description="seconds of NegawattTimelock in front of the admin; 0: none (local only)")
+    allow_unsafe: bool = Field(False, description="deploy outside a local network even with unsafe key settings")
     token_cap: int = Field(1_000_000_000 * TOKEN, gt=0)
     unbonding_delay: int = Field(7 * 24 * 3600, ge=0, le=365 * 24 * 3600)
     bond_per_kw: int = Field(100 * TOKEN, ge=0)
@@ -57,6 +77,13 @@ class DeployParams(BaseModel):
             raise ValueError(f"emission_budget ({value}) exceeds token_cap ({cap})")
         return value
 
+    @field_validator("unbonding_delay")
+    @classmethod
+    def _unbonding_outlasts_challenges(cls, value: int, info: Any) -> int:
+        if value < 3600:
+            raise ValueError(f"unbonding_delay ({value}) is below Staking.MIN_UNBONDING_DELAY (3600)")
+        return value
+
     @field_validator("max_duration")
     @classmethod
     def _max_not_below_min(cls, value: int, info: Any) -> int:
@@ -66,17 +93,48 @@ class DeployParams(BaseModel):
         return value
 
 
-def deploy_all(project: Any, deployer: Any, params: DeployParams | None = None) -> dict[str, Any]:
-    """Deploy every contract from `deployer`, grant the OracleHub its roles, and return the manifest.
+def unsafe_settings(params: DeployParams, deployer: str) -> list[str]:
+    """What in `params` gives one key more power than a public deployment may (empty when none)."""
+    admin = (params.admin or deployer).lower()
+    guardian = (params.guardian or deployer).lower()
+    arbiter = (params.arbiter or params.guardian or deployer).lower()
+    treasury = (params.treasury or deployer).lower()
+    problems = []
+    if params.timelock_delay < MIN_TIMELOCK_DELAY:
+        problems.append(f"timelock_delay {params.timelock_delay} s is below {MIN_TIMELOCK_DELAY} s: "
+                        "admin changes would take effect before users can react")
+    if len({admin, guardian, arbiter}) < 3:
+        problems.append("admin, guardian and arbiter must be three different keys")
+    if treasury == deployer.lower():
+        problems.append("the treasury is the deployer key")
+    if params.threshold < 2:
+        problems.append(f"threshold {params.threshold}: one oracle key alone could settle every request")
+    if params.unbonding_delay <= params.challenge_window:
+        problems.append(f"unbonding_delay {params.unbonding_delay} s does not outlast the challenge window "
+                        f"({params.challenge_window} s): a signer could leave before a challenge reaches it")
+    if params.deploy_mock_stablecoin:
+        problems.append("deploy_mock_stablecoin is on: anyone can mint the mock stablecoin")
+    return problems
 
-    Returns a dict with the deployed Ape contract instances under "instances" and the JSON-able
-    manifest under "manifest".
+
+def deploy_all(project: Any, deployer: Any, params: DeployParams | None = None) -> dict[str, Any]:
+    """Deploy every contract from `deployer`, bind the OracleHub's roles, and return the manifest.
+
+    Raises UnsafeDeployment outside a local network when the parameters are unsafe (see the module
+    rule) and `allow_unsafe` is not set. Returns a dict with the deployed Ape contract instances
+    under "instances" and the JSON-able manifest under "manifest".
     """
     from ape import chain
 
     p = params or DeployParams()
+    network_name = chain.provider.network.name
+    problems = unsafe_settings(p, deployer.address)
+    if problems and network_name not in LOCAL_NETWORKS and not p.allow_unsafe:
+        raise UnsafeDeployment(f"refusing to deploy on {network_name!r}: " + "; ".join(problems)
+                               + " (set allow_unsafe to deploy anyway)")
     admin = p.admin or deployer.address
     guardian = p.guardian or deployer.address
+    arbiter = p.arbiter or guardian
     treasury = p.treasury or deployer.address
     sender = {"sender": deployer}
     deployed: dict[str, Any] = {}
@@ -108,6 +166,7 @@ def deploy_all(project: Any, deployer: Any, params: DeployParams | None = None) 
             project.OracleHub,
             deployer.address,
             guardian,
+            arbiter,
             (market.address, distributor.address, staking.address, token.address),
             (
                 treasury,
@@ -124,15 +183,18 @@ def deploy_all(project: Any, deployer: Any, params: DeployParams | None = None) 
         record("MockStablecoin", deployer.deploy(project.MockStablecoin))
 
     token.grantRole(token.MINTER_ROLE(), hub.address, **sender)
-    staking.grantRole(staking.SLASHER_ROLE(), hub.address, **sender)
-    staking.grantRole(staking.LOCKER_ROLE(), hub.address, **sender)
-    market.grantRole(market.SETTLER_ROLE(), hub.address, **sender)
-    distributor.grantRole(distributor.ROOT_SETTER_ROLE(), hub.address, **sender)
+    for contract in (staking, market, distributor):
+        contract.bindHub(hub.address, **sender)
     hub.setEmissionBudget(p.emission_budget, **sender)
-    if admin != deployer.address:
+    timelock = None
+    if p.timelock_delay:
+        timelock = record("NegawattTimelock",
+                          deployer.deploy(project.NegawattTimelock, p.timelock_delay, [admin], [admin]))
+    governor = timelock.address if timelock is not None else admin
+    if governor != deployer.address:
         for contract in (token, staking, market, distributor, hub):
             admin_role = contract.DEFAULT_ADMIN_ROLE()
-            contract.grantRole(admin_role, admin, **sender)
+            contract.grantRole(admin_role, governor, **sender)
             contract.renounceRole(admin_role, deployer.address, **sender)
 
     manifest = {
@@ -149,8 +211,11 @@ def deploy_all(project: Any, deployer: Any, params: DeployParams | None = None) 
             for name, contract in deployed.items()
         },
         "roles": {
-            "admin": admin,
+            "admin": governor,
+            "timelock": timelock.address if timelock is not None else None,
+            "timelockProposer": admin if timelock is not None else None,
             "guardian": guardian,
+            "arbiter": arbiter,
             "treasury": treasury,
             "minter": [hub.address],
             "slasher": [hub.address],
@@ -158,7 +223,7 @@ def deploy_all(project: Any, deployer: Any, params: DeployParams | None = None) 
             "settler": [hub.address],
             "rootSetter": [hub.address],
         },
-        "parameters": p.model_dump(exclude={"admin", "guardian", "treasury"}),
+        "parameters": p.model_dump(exclude={"admin", "guardian", "arbiter", "treasury", "allow_unsafe"}),
     }
     return {"instances": deployed, "manifest": manifest}
 

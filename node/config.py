@@ -36,7 +36,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from node.drivers.settings import DRIVER_KINDS, ModbusSettings, MqttSettings, OcppSettings
+from node.drivers.settings import DRIVER_KINDS, FILE_FIELDS, ModbusSettings, MqttSettings, OcppSettings
 from protocol.config_files import ConfigError, describe, leave_to_environment, read_toml, root_paths, rooted  # noqa: F401  (ConfigError: re-exported for callers)
 from protocol.kinds import KIND_NUMBERS
 
@@ -120,6 +120,21 @@ class NodeConfig(BaseSettings):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     devices: list[DeviceConfig] = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _ocpp_servers(self) -> NodeConfig:
+        """The chargers on one OCPP port share one server: one TLS certificate (or none), distinct ids."""
+        servers: dict[tuple[str, int], list[OcppSettings]] = {}
+        for device in self.devices:
+            if device.ocpp is not None:
+                servers.setdefault((device.ocpp.host, device.ocpp.port), []).append(device.ocpp)
+        for (host, port), chargers in servers.items():
+            if len({c.server_tls() for c in chargers}) > 1:
+                raise ValueError(f"the OCPP chargers on {host}:{port} must share tls_cert_file and tls_key_file")
+            ids = [c.charge_point_id for c in chargers]
+            if len(set(ids)) < len(ids):
+                raise ValueError(f"two OCPP chargers on {host}:{port} have the same charge_point_id")
+        return self
+
 
 def load_config(path: Path) -> NodeConfig:
     """Read and validate `path` (relative paths are relative to its folder); raise ConfigError."""
@@ -128,6 +143,9 @@ def load_config(path: Path) -> NodeConfig:
     for device in data.get("devices", []) if isinstance(data.get("devices"), list) else []:
         if isinstance(device, dict) and "keystore" in device:
             device["keystore"] = rooted(path, device["keystore"])
+        for table in (device.get(name) for name in ("ocpp", "mqtt")) if isinstance(device, dict) else ():
+            if isinstance(table, dict):  # certificates, keys and password files: relative to node.toml
+                root_paths(path, table, FILE_FIELDS)
     leave_to_environment(data, "NEGAWATT_NODE_")
     try:
         return NodeConfig(**data)

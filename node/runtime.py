@@ -83,7 +83,8 @@ def register(node: Node) -> list[str]:
             continue
         deadline = node.web3.eth.get_block("latest")["timestamp"] + 3_600
         nonce = registry.functions.nonces(device.address).call()
-        permit = {"owner": node.owner.address, "device": device.address, "nonce": nonce, "deadline": deadline}
+        permit = {"owner": node.owner.address, "device": device.address, "kind": kind_number(config.kind),
+                  "capacityW": config.capacity_w, "zone": node.config.zone, "nonce": nonce, "deadline": deadline}
         signature = eip712.sign(device.key, "DevicePermit", permit, node.manifest.chainId, registry.address)
         node.owner.send(registry.functions.register(device.address, kind_number(config.kind), config.capacity_w,
                                                     node.config.zone, deadline, signature))

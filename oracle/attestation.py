@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from oracle import db
 from oracle.chain_view import ChainView, RequestStatus
+from oracle.bonds import read_bond_book
 from oracle.epoch import HISTORY_DAYS, OracleEconomics, compute_epoch, event_window
 from oracle.ingest import Ingestor, Rejected
 from oracle.report_store import ReportStore, report_document
@@ -37,6 +38,7 @@ from oracle.settlement import Ledger
 from protocol.chain import ChainError, Transactor
 from protocol.fast_verify import recover_digest
 from protocol.messages import decode_batch
+from protocol.proposals import sign_proposal
 from protocol.report import MAX_REPORT_ITEMS
 from protocol.report_document import ReportDocument, ReportMismatch
 from protocol.statuses import ReportStatus, StoredReportStatus
@@ -84,6 +86,10 @@ class ProposalRejected(Exception):
         self.detail = detail
 
 
+# A request this close to its settlement timeout is not put in a report (audit L-1).
+EXPIRY_MARGIN_SECONDS = 3_600
+
+
 @dataclass(frozen=True)
 class ChainState:
     """The OracleHub state an attestation decision depends on."""
@@ -127,6 +133,10 @@ class Attestor:
         self.economics = economics
         self.store = ReportStore(engine)
         self.hub = manifest.contract(web3, "OracleHub")
+        self.staking = manifest.contract(web3, "Staking")
+        self.market = manifest.contract(web3, "FlexMarket")
+        self._settlement_timeout = 0
+        self._timeout_read_at: float | None = None
         self.tx = Transactor(web3, key, abis=[entry.abi for entry in manifest.contracts.values()])
         self.data_grace = data_grace_seconds
         self.stagger = stagger_seconds
@@ -177,9 +187,21 @@ class Attestor:
 
     def candidates(self, now: int) -> list[int]:
         """Open requests whose window ended at least `data_grace` seconds ago, oldest first, at most
-        the MAX_REPORT_ITEMS one report may carry (the rest go in the next epochs)."""
+        the MAX_REPORT_ITEMS one report may carry (the rest go in the next epochs). A request within
+        EXPIRY_MARGIN_SECONDS of its settlement timeout is left out: anyone may `expire` it then, and
+        one expired request would make the whole submitReport revert (audit L-1); it is refunded."""
+        timeout = self.settlement_timeout()
         return sorted(r.request_id for r in self.chain_view.requests().values()
-                      if r.status == RequestStatus.OPEN and r.end + self.data_grace <= now)[:MAX_REPORT_ITEMS]
+                      if r.status == RequestStatus.OPEN and r.end + self.data_grace <= now
+                      and r.end + timeout > now + EXPIRY_MARGIN_SECONDS)[:MAX_REPORT_ITEMS]
+
+    def settlement_timeout(self) -> int:
+        """FlexMarket.settlementTimeout, read at most once a minute (an admin may change it)."""
+        now = time.monotonic()
+        if self._timeout_read_at is None or now - self._timeout_read_at > 60:
+            self._settlement_timeout = int(self.market.functions.settlementTimeout().call())
+            self._timeout_read_at = now
+        return self._settlement_timeout
 
     def turn_time(self, state: ChainState, request_ids: list[int]) -> int:
         """When this oracle may propose: the rotation starts at epoch % n, `stagger` s per place."""
@@ -231,11 +253,15 @@ class Attestor:
                 raise ProposalRejected("request_not_open", f"request {request_id} is {request.status.value}")
             if max(now, state.timestamp) < request.end:
                 raise ProposalRejected("request_not_ended", f"request {request_id} ends at {request.end}")
+            if request.end + self.settlement_timeout() <= max(now, state.timestamp) + EXPIRY_MARGIN_SECONDS:
+                raise ProposalRejected("request_near_expiry",
+                                       f"request {request_id} may expire before the report lands (L-1)")
             requests.append(request)
         previous_root, previous_ledger = self.previous(state)
         self.pull_missing_data(state, requests)
         settlement, details = compute_epoch(self.engine, requests, self.chain_view.devices(), self.economics,
-                                            state.epoch + 1, previous_root, previous_ledger, state.emission_budget)
+                                            state.epoch + 1, previous_root, previous_ledger, state.emission_budget,
+                                            bond_reader=lambda owners: read_bond_book(self.staking, owners))
         digest = settlement.report.digest(self.manifest.chainId, self.hub.address)
         body = report_document(digest, settlement, details)
         self.store.save(body, StoredReportStatus.COMPUTED)
@@ -377,8 +403,11 @@ class Attestor:
         return response.json() if response.status_code == 200 else None
 
     def _post(self, url: str, payload: dict) -> dict | None:
+        """POST a proposal to a peer, signed by this oracle's key now (protocol.proposals); its JSON answer."""
+        headers = sign_proposal(self.key, self.manifest.chainId, self.hub.address, payload["epoch"],
+                                payload["previousRoot"], payload["requestIds"], int(self.clock()))
         try:
-            response = self.http.post(url, json=payload)
+            response = self.http.post(url, json=payload, headers=headers)
         except httpx.HTTPError as error:
             log.info("peer %s unreachable: %s", url, error)
             return None

@@ -41,14 +41,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from oracle import db
+from oracle.allowed_methods import allowed_methods
 from oracle.chain_view import ChainView, run_poller
 from oracle.ingest import ChainUnavailable, Ingestor, IngestSettings, Rejected
+from oracle.openapi_doc import ADDRESS_PATTERN, HASH_PATTERN, HEX_PATTERN, install_openapi, problem_responses
 from protocol.chain import connect
 from protocol.fast_verify import RegistryDomainVerifier
+from protocol.http_limits import BodyLimitMiddleware, limited_server
 from protocol.manifest import check_chain, load_manifest
 from protocol.addresses import checksummed
 from protocol.messages import CommitmentMessage, MeterBatchMessage
-from protocol.problems import PROBLEM_MEDIA_TYPE, Problem, ProblemNamespace, Reason, problem_body
+from protocol.problems import PROBLEM_MEDIA_TYPE, ProblemNamespace, Reason, problem_body
 from protocol.settings import ChainSettings
 
 logger = logging.getLogger(__name__)
@@ -105,12 +108,14 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem(400, Reason.INVALID_PAYLOAD, "The request is not valid", _summary(errors), errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         codes = {404: Reason.NOT_FOUND, 405: Reason.METHOD_NOT_ALLOWED}
         code = codes.get(error.status_code, Reason.HTTP_ERROR)
         response = problem(error.status_code, code, str(error.detail), str(error.detail))
         for name, value in (error.headers or {}).items():
             response.headers[name] = value
+        if error.status_code == 405:
+            response.headers["Allow"] = allowed_methods(request)  # every route of the path, not the first
         return response
 
     @app.exception_handler(Exception)
@@ -187,8 +192,8 @@ class AckOut(BaseModel):
 
     status: str = Field(description="accepted")
     kind: str = Field(description="meter_batch or commitment")
-    device: str
-    digest: str
+    device: str = Field(pattern=ADDRESS_PATTERN)
+    digest: str = Field(pattern=HASH_PATTERN)
     received_at: int
     gap: dict[str, Any] | None = Field(description="the sequence gap this batch opened, if any")
 
@@ -196,14 +201,14 @@ class AckOut(BaseModel):
 class StoredBatchOut(BaseModel):
     """A stored meter batch, as signed (re-verifiable), with what the oracle recorded."""
 
-    device: str
+    device: str = Field(pattern=ADDRESS_PATTERN)
     start: int
     intervalSeconds: int
     readings: list[int]
     sequence: int
-    signature: str
-    readingsHash: str
-    digest: str
+    signature: str = Field(pattern=HEX_PATTERN)
+    readingsHash: str = Field(pattern=HASH_PATTERN)
+    digest: str = Field(pattern=HASH_PATTERN)
     receivedAt: int
 
 
@@ -211,17 +216,17 @@ class StoredCommitmentOut(BaseModel):
     """A stored commitment, as signed."""
 
     requestId: int
-    device: str
+    device: str = Field(pattern=ADDRESS_PATTERN)
     watts: int
-    signature: str
-    digest: str
+    signature: str = Field(pattern=HEX_PATTERN)
+    digest: str = Field(pattern=HASH_PATTERN)
     receivedAt: int
 
 
 class GapOut(BaseModel):
     """A recorded sequence gap of a device."""
 
-    device: str
+    device: str = Field(pattern=ADDRESS_PATTERN)
     expected: int
     received: int
     detectedAt: int
@@ -240,7 +245,8 @@ class IngestHealth(BaseModel):
     rules: dict[str, Any]
 
 
-PROBLEMS: dict[int | str, dict[str, Any]] = {status: {"model": Problem} for status in (400, 403, 409, 413, 422, 503)}
+PROBLEMS: dict[int | str, dict[str, Any]] = problem_responses(400, 403, 409, 413, 422, 503)  # what a post may answer
+QUERY_PROBLEMS: dict[int | str, dict[str, Any]] = problem_responses(400)  # a query's only problem: its parameters
 ACKS: dict[int | str, dict[str, Any]] = {200: {"model": AckOut, "description": "a replay: the stored ack"}, **PROBLEMS}
 
 
@@ -257,6 +263,9 @@ def _ack_response(ack: Any) -> Response:
 # the routes
 
 router = APIRouter(prefix="/v1")
+_DEVICE_QUERY = Query(description="a device address (mixed case must carry its EIP-55 checksum)",
+                      json_schema_extra={"pattern": ADDRESS_PATTERN})
+DeviceQuery = Annotated[str, _DEVICE_QUERY]
 
 
 @router.post("/meter-batches", status_code=201, response_model=AckOut, responses=ACKS,
@@ -279,8 +288,8 @@ async def post_commitment(ingestor: IngestorDep, body: Body, clock: Clock) -> Re
     return _ack_response(ack)
 
 
-@router.get("/meter-batches", response_model=list[StoredBatchOut], responses=PROBLEMS)
-def get_meter_batches(ingestor: IngestorDep, device: str,
+@router.get("/meter-batches", response_model=list[StoredBatchOut], responses=QUERY_PROBLEMS)
+def get_meter_batches(ingestor: IngestorDep, device: DeviceQuery,
                       from_: Annotated[int, Query(alias="from", ge=0, le=db.MAX_DB_INT)] = 0,
                       to: Annotated[int, Query(ge=0, le=db.MAX_DB_INT)] = db.MAX_DB_INT,
                       limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000) -> Response:
@@ -292,7 +301,7 @@ def get_meter_batches(ingestor: IngestorDep, device: str,
                   for r in records])
 
 
-@router.get("/commitments", response_model=list[StoredCommitmentOut], responses=PROBLEMS)
+@router.get("/commitments", response_model=list[StoredCommitmentOut], responses=QUERY_PROBLEMS)
 def get_commitments(ingestor: IngestorDep, request_id: Annotated[int, Query(ge=0)]) -> Response:
     """Stored commitments to request `request_id`, by device, as signed."""
     return _json([{"requestId": r.request_id, "device": r.device, "watts": r.watts, "signature": r.signature,
@@ -300,8 +309,8 @@ def get_commitments(ingestor: IngestorDep, request_id: Annotated[int, Query(ge=0
                   for r in db.commitments_of_request(ingestor.engine, request_id)])
 
 
-@router.get("/gaps", response_model=list[GapOut], responses=PROBLEMS)
-def get_gaps(ingestor: IngestorDep, device: str | None = None,
+@router.get("/gaps", response_model=list[GapOut], responses=QUERY_PROBLEMS)
+def get_gaps(ingestor: IngestorDep, device: Annotated[str | None, _DEVICE_QUERY] = None,
              open_only: Annotated[bool, Query(alias="open")] = False,
              limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000) -> Response:
     """Recorded sequence gaps (of one device, or all), with how many sequences are still missing."""
@@ -357,6 +366,9 @@ def create_ingest_app(ingestor: Ingestor, *, clock: Callable[[], float] = time.t
     app.state.clock = clock
     app.state.max_body_bytes = max_body_bytes
     install_problem_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, namespace=ProblemNamespace.INGEST,
+                       reason=Reason.PAYLOAD_TOO_LARGE, title="The request body is too large")
+    install_openapi(app)  # problems as problem+json, no invented 422 (oracle.openapi_doc)
 
     @app.exception_handler(_InvalidPayload)
     async def _invalid_payload(_request: Request, error: _InvalidPayload) -> JSONResponse:
@@ -406,8 +418,6 @@ def app_from_env() -> FastAPI:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m oracle.ingest_api [--host H] [--port P] [--database-url URL] [--rpc-url URL] [--manifest F]`."""
-    import uvicorn
-
     parser = argparse.ArgumentParser(prog="python -m oracle.ingest_api", description=__doc__.splitlines()[0])
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
@@ -422,7 +432,7 @@ def main(argv: list[str] | None = None) -> None:
                             max_body_bytes=settings.max_body_bytes)
     logger.info("ingest listening on http://%s:%d (database %s)", settings.host, settings.port,
                 settings.database_url.split("@")[-1])
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    limited_server(app, host=settings.host, port=settings.port, log_level="warning").run()  # http_limits
 
 
 if __name__ == "__main__":

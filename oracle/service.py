@@ -99,7 +99,7 @@ def attestation_loop(service: OracleService, stop: threading.Event) -> None:
 
 def run(config: OracleConfig) -> None:
     """Run the oracle until interrupted."""
-    import uvicorn
+    from protocol.http_limits import limited_server
 
     service = build_service(config)
     service.chain_view.sync()
@@ -109,7 +109,7 @@ def run(config: OracleConfig) -> None:
     worker.start()
     log.info("oracle %s serving on %s:%d", service.attestor.address, config.host, config.port)
     try:
-        uvicorn.run(service.app, host=config.host, port=config.port, log_level="warning")
+        limited_server(service.app, host=config.host, port=config.port, log_level="warning").run()
     finally:
         stop.set()
         worker.join(timeout=30)

@@ -20,6 +20,9 @@ MESSAGE_TYPES: dict[str, list[dict[str, str]]] = {
     "DevicePermit": [
         {"name": "owner", "type": "address"},
         {"name": "device", "type": "address"},
+        {"name": "kind", "type": "uint8"},
+        {"name": "capacityW", "type": "uint32"},
+        {"name": "zone", "type": "uint32"},
         {"name": "nonce", "type": "uint256"},
         {"name": "deadline", "type": "uint256"},
     ],

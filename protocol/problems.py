@@ -77,6 +77,9 @@ class Reason(str, Enum):
     WRONG_EPOCH = "wrong_epoch"
     WRONG_PREVIOUS_ROOT = "wrong_previous_root"
     NO_REQUESTS = "no_requests"
+    # oracle attestation (who may propose: protocol.proposals)
+    STALE_PROPOSAL = "stale_proposal"
+    NOT_AN_ORACLE = "not_an_oracle"
 
 
 class ProblemNamespace(str, Enum):

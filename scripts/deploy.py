@@ -6,6 +6,9 @@
 The manifest (chain id, addresses, deployment blocks, roles, parameters and ABIs) is what the
 oracle, node and API load through protocol.manifest; it goes to deployments/<ecosystem>-<network>.json
 unless --out names another file.
+
+Outside a local network the deployment refuses unsafe key settings (one key with several powers, no
+timelock, threshold 1, ...; see negawatt.deploy) unless --allow-unsafe is given.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from ape import accounts, project
 from ape.cli import ConnectedProviderCommand
 from pydantic import ValidationError
 
-from negawatt.deploy import DeployParams, deploy_all, write_manifest
+from negawatt.deploy import DeployParams, UnsafeDeployment, deploy_all, write_manifest
 
 
 def _deployer(choice: str | None, network_name: str):
@@ -37,14 +40,21 @@ def _deployer(choice: str | None, network_name: str):
               default=None, help="JSON file of deployment parameters (see negawatt.deploy.DeployParams)")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="where to write the manifest")
-def cli(ecosystem, network, account_choice, params_file, out):
+@click.option("--allow-unsafe", is_flag=True, default=False,
+              help="deploy outside a local network even with unsafe key settings")
+def cli(ecosystem, network, account_choice, params_file, out, allow_unsafe):
     """Deploy negawatt and write its deployment manifest."""
     try:
         params = DeployParams(**json.loads(params_file.read_text())) if params_file else DeployParams()
     except (json.JSONDecodeError, ValidationError) as error:
         raise click.BadParameter(f"{params_file}: {error}", param_hint="--params") from error
+    if allow_unsafe:
+        params = params.model_copy(update={"allow_unsafe": True})
     deployer = _deployer(account_choice, network.name)
-    result = deploy_all(project, deployer, params)
+    try:
+        result = deploy_all(project, deployer, params)
+    except UnsafeDeployment as error:
+        raise click.UsageError(str(error)) from error
     path = out or Path("deployments") / f"{ecosystem.name}-{network.name}.json"
     write_manifest(result["manifest"], path)
     for name, entry in result["manifest"]["contracts"].items():

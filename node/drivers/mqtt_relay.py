@@ -10,6 +10,11 @@ restore switches it back on only if it was on before.
 
 Energy is the device's own counter (Shelly `aenergy.total` in Wh, Tasmota `ENERGY.Total` in kWh),
 parsed as decimals and floored to whole Wh.
+
+Security: with `tls` (or a `tls_ca_file`) the connection is TLS 1.2+ and the broker's certificate
+and host name are verified (optionally presenting a client certificate); a username and a password
+(from `password_env` or `password_file`) log in. A refused login or an untrusted certificate makes
+the device unavailable with the broker's or TLS's reason, retried with back-off.
 """
 
 from __future__ import annotations
@@ -75,19 +80,27 @@ class MqttRelay(LiveDevice):
         self._state_seen = 0  # count of relay-state reports, to wait for a fresh one
         self._serving: asyncio.Future | None = None
         self._connected_at = 0.0
+        settings.password()  # a missing password variable or file is an error now, at start-up
+        self._tls = settings.ssl_context()
 
     async def _connect(self) -> None:
         import aiomqtt
 
         s = self.settings
         self._connected_at = time.monotonic()
-        password = os.environ.get(s.password_env) if s.password_env else None
-        if s.password_env and password is None:
-            raise DriverError(f"the broker password variable {s.password_env} is not set")
+        try:
+            password = s.password()
+        except ValueError as error:
+            raise DriverError(str(error)) from None
         self._stack = contextlib.AsyncExitStack()
-        client = aiomqtt.Client(s.host, s.port, username=s.username, password=password,
+        client = aiomqtt.Client(s.host, s.port, username=s.username, password=password, tls_context=self._tls,
                                 identifier=f"negawatt-{self.device_id[-12:]}-{os.getpid()}", timeout=s.timeout_seconds)
-        self._client = await self._stack.enter_async_context(client)
+        try:
+            self._client = await self._stack.enter_async_context(client)
+        except aiomqtt.MqttCodeError as error:
+            if getattr(error, "rc", None) in (4, 5, 134, 135):  # bad user name or password / not authorized
+                raise DriverError(f"the broker at {s.host}:{s.port} refused the login of {s.username!r}: {error}") from None
+            raise
         for topic in {self.topics["power_topic"], self.topics["energy_topic"], self.topics["state_topic"]} - {None}:
             await self._client.subscribe(topic, qos=1)
         # Available once the device reports: wait (bounded) for its first power and energy.

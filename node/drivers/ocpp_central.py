@@ -12,24 +12,41 @@ ChargingStationMaxProfile (2.0.1, EVSE 0), one period with the limit in W (or in
 phases)); it is honoured once the charger accepted it and its power came down to the limit.
 Restore clears that profile (ClearChargingProfile by its id). The charger is available while it is
 connected and its last meter value is at most `stale_seconds` old.
+
+Security (OCPP security profile 2): with `tls_cert_file`/`tls_key_file` the server speaks only
+wss:// (TLS 1.2+), and every charge point authenticates with HTTP Basic auth on the upgrade request
+(node.drivers.ocpp_auth). Everything is decided before the websocket upgrade: a path naming no
+configured charge point gets 404 (as OCPP-J asks), missing or wrong credentials get 401 with a
+`WWW-Authenticate: Basic` challenge, and the chargers sharing one port must agree on its TLS.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import http
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from node.devices.interface import SetpointResult
 from node.drivers.live import DriverError, LiveDevice
+from node.drivers.ocpp_auth import PasswordCheck, check_length, parse_basic
 from node.drivers.ocpp_meter import parse_meter_values
+from node.drivers.secrets import read_secret
 from node.drivers.ocpp_time import utc_now
 from node.drivers.settings import OcppSettings
 
 log = logging.getLogger("negawatt.node.drivers.ocpp")
 SUBPROTOCOLS = ("ocpp1.6", "ocpp2.0.1")
+REALM = 'Basic realm="negawatt OCPP", charset="UTF-8"'
+
+
+def charge_point_id_of(path: str) -> str:
+    """The charge point id in a request path: its last segment (the query string left out)."""
+    return path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
 class CentralServer:
@@ -40,8 +57,20 @@ class CentralServer:
     def __init__(self, host: str, port: int):
         self.host, self.port = host, port
         self.chargers: dict[str, OcppCharger] = {}
+        self.tls: tuple[Path, Path] | None = None
         self._server = None
         self._lock = asyncio.Lock()
+        self._hashing = asyncio.Semaphore(1)  # at most one PBKDF2 check at a time (one core)
+
+    def register(self, charger: OcppCharger) -> None:
+        """Serve `charger` here; DriverError if its TLS differs from the chargers already on this port."""
+        tls = charger.settings.server_tls()
+        others = [c for c in self.chargers.values() if c is not charger]
+        if (others or self._server is not None) and tls != self.tls:
+            raise DriverError(f"the chargers on {self.host}:{self.port} must share one TLS certificate and key "
+                              f"(or all use plain ws://)")
+        self.tls = tls
+        self.chargers[charger.settings.charge_point_id] = charger
 
     @classmethod
     def for_address(cls, host: str, port: int) -> CentralServer:
@@ -57,9 +86,14 @@ class CentralServer:
             if self._server is None:
                 from websockets.asyncio.server import serve
 
+                from node.drivers.tls import server_context
+
+                context = server_context(*self.tls) if self.tls else None
                 self._server = await serve(self._handle, self.host, self.port, subprotocols=list(SUBPROTOCOLS),
-                                           ping_interval=20, ping_timeout=20)
-                log.info("OCPP central system listening on ws://%s:%d/<charge point id>", self.host, self.port)
+                                           ping_interval=20, ping_timeout=20, ssl=context,
+                                           process_request=self._check_request)
+                log.info("OCPP central system listening on %s://%s:%d/<charge point id>",
+                         "wss" if context else "ws", self.host, self.port)
 
     async def close(self) -> None:
         """Stop listening and drop every charger's connection."""
@@ -69,8 +103,38 @@ class CentralServer:
             self._server = None
         CentralServer._servers.pop((self.host, self.port), None)
 
+    async def _check_request(self, connection, request):
+        """Before the upgrade: 404 for an unknown charge point, 401 for missing or wrong credentials."""
+        charge_point_id = charge_point_id_of(request.path)
+        charger = self.chargers.get(charge_point_id)
+        if charger is None:
+            log.warning("OCPP: refused unknown charge point %r from %s", charge_point_id, _peer(connection))
+            return connection.respond(http.HTTPStatus.NOT_FOUND, "unknown charge point\n")
+        check = charger.password_check
+        if check is None:
+            return None
+        headers = request.headers.get_all("Authorization")
+        credentials = parse_basic(headers[0]) if len(headers) == 1 else None
+        if credentials is None:
+            return self._unauthorized(connection, charge_point_id, "no Basic credentials")
+        username, password = credentials
+        async with self._hashing:
+            password_ok = await check.verify(password)
+        username_ok = hmac.compare_digest(username.encode(), charge_point_id.encode())
+        if not (password_ok and username_ok):
+            return self._unauthorized(connection, charge_point_id,
+                                      "wrong password" if username_ok else "username is not the charge point id")
+        return None
+
+    @staticmethod
+    def _unauthorized(connection, charge_point_id: str, why: str):
+        log.warning("OCPP: refused charge point %r from %s: %s", charge_point_id, _peer(connection), why)
+        response = connection.respond(http.HTTPStatus.UNAUTHORIZED, "charge point authentication failed\n")
+        response.headers["WWW-Authenticate"] = REALM
+        return response
+
     async def _handle(self, connection) -> None:
-        charge_point_id = connection.request.path.rstrip("/").rsplit("/", 1)[-1]
+        charge_point_id = charge_point_id_of(connection.request.path)
         charger = self.chargers.get(charge_point_id)
         version = connection.subprotocol
         if charger is None:
@@ -104,6 +168,7 @@ class OcppCharger(LiveDevice):
         self._last_trigger = 0.0
         self.status: str | None = None
         self.profile_active = False
+        self.password_check = password_check(settings)
 
     # -- connection ------------------------------------------------------------------------------
 
@@ -111,7 +176,7 @@ class OcppCharger(LiveDevice):
         if self._attached is None:
             self._attached = asyncio.Event()
         server = CentralServer.for_address(self.settings.host, self.settings.port)
-        server.chargers[self.settings.charge_point_id] = self
+        server.register(self)
         await server.ensure_listening()
         if self._session is None:
             self._error = f"waiting for charge point {self.settings.charge_point_id!r} to connect"
@@ -256,6 +321,23 @@ class OcppCharger(LiveDevice):
             raise DriverError(f"the charger answered {result.status} to clearing the profile")
         self.profile_active = False
         await self._trigger_meter_values()
+
+
+def password_check(settings: OcppSettings) -> PasswordCheck | None:
+    """The charge point's Basic auth password check (None: no authentication, security profile 0);
+    ValueError naming the variable or file if the password is unset or not 16..40 bytes."""
+    if settings.password_hash:
+        return PasswordCheck(hashed=settings.password_hash)
+    where = settings.password_env and f"the environment variable {settings.password_env}"
+    secret = read_secret(settings.password_env, settings.password_file, f"charge point {settings.charge_point_id}")
+    if secret is None:
+        return None
+    return PasswordCheck(secret=check_length(secret, where or str(settings.password_file)))
+
+
+def _peer(connection) -> str:
+    address = getattr(connection, "remote_address", None)
+    return f"{address[0]}:{address[1]}" if address else "?"
 
 
 def make_session(charger: OcppCharger, connection, version: str):

@@ -1,14 +1,26 @@
 """Validated settings of the real device drivers, as `[devices.modbus]`, `[devices.ocpp]` or
 `[devices.mqtt]` tables of node.toml. Pure pydantic: reading a configuration never imports a
-driver library (a node with only simulated devices stays small)."""
+driver library (a node with only simulated devices stays small).
+
+Security settings are checked when the configuration is read, so a mistake is a start-up error
+naming the field and the file: every configured certificate, key and password file must exist and
+load; passwords come from an environment variable, a file or (OCPP) a hash, never in clear here.
+A password never crosses the network in clear: OCPP Basic authentication needs TLS (security
+profile 2) unless `allow_plaintext_credentials` on a loopback host (the local devnet); an MQTT
+password needs TLS unless the broker is on this machine or `allow_plaintext_credentials` says that
+a LAN broker without TLS is accepted. Modbus TCP has no security of its own: it stays on the home LAN.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from node.drivers.register_map import RegisterMap, default_register_map
+from node.drivers.secrets import read_secret
+from node.drivers.tls import client_context, is_loopback, readable_file, server_context
 
 
 def _port(value: int) -> int:
@@ -25,6 +37,9 @@ def _host(value: str) -> str:
 
 Port = Annotated[int, AfterValidator(_port)]
 Host = Annotated[str, AfterValidator(_host)]
+FilePath = Annotated[Path, AfterValidator(readable_file)]
+# The path-valued security settings, taken relative to node.toml's folder (node.config).
+FILE_FIELDS = ("tls_cert_file", "tls_key_file", "tls_ca_file", "password_file")
 
 
 class DriverSettings(BaseModel):
@@ -53,7 +68,8 @@ class DriverSettings(BaseModel):
 
 
 class ModbusSettings(DriverSettings):
-    """A battery inverter over Modbus TCP."""
+    """A battery inverter over Modbus TCP. Modbus TCP has neither encryption nor authentication:
+    the inverter stays on the home LAN, reachable by the gateway only (never port-forwarded)."""
 
     host: Host
     port: Port = 502
@@ -76,6 +92,53 @@ class OcppSettings(DriverSettings):
     profile_id: int = Field(4711, ge=1, le=2**31 - 1)
     stack_level: int = Field(8, ge=0, le=100)
     stale_seconds: float = Field(60.0, gt=0, le=86_400)
+    tls_cert_file: FilePath | None = Field(None, description="PEM server certificate (chain): wss:// on this port")
+    tls_key_file: FilePath | None = Field(None, description="the unencrypted PEM key of tls_cert_file")
+    password_env: str | None = Field(None, description="environment variable holding this charge point's password")
+    password_file: FilePath | None = Field(None, description="file holding this charge point's password")
+    password_hash: str | None = Field(None, description="pbkdf2_sha256$... (python -m node.drivers.ocpp_auth)")
+    allow_plaintext_credentials: bool = Field(
+        False, description="Basic auth over plain ws:// (security profile 1): only on a loopback host (devnet)")
+
+    @model_validator(mode="after")
+    def _security(self):
+        from node.drivers.ocpp_auth import check_length, parse_hash
+
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.tls_cert_file is not None:
+            server_context(self.tls_cert_file, self.tls_key_file)
+        sources = [n for n in ("password_env", "password_file", "password_hash") if getattr(self, n)]
+        if len(sources) > 1:
+            raise ValueError(f"give one of password_env, password_file and password_hash, not {' and '.join(sources)}")
+        if self.password_file is not None:
+            check_length(read_secret(None, self.password_file, "password_file"), str(self.password_file))
+        if self.password_hash is not None:
+            try:
+                parse_hash(self.password_hash)
+            except ValueError as error:
+                raise ValueError(f"password_hash {error}") from None
+        if self.tls_cert_file is not None and not sources:
+            raise ValueError("TLS is OCPP security profile 2, TLS with Basic authentication: give this charge "
+                             "point's password_env, password_file or password_hash")
+        if self.allow_plaintext_credentials and not is_loopback(self.host):
+            raise ValueError(f"allow_plaintext_credentials is only for a loopback host (the local devnet), not "
+                             f"{self.host}: set tls_cert_file and tls_key_file instead")
+        if sources and self.tls_cert_file is None and not self.allow_plaintext_credentials:
+            raise ValueError("Basic authentication over plain ws:// sends the password in clear: set tls_cert_file "
+                             "and tls_key_file (security profile 2)")
+        return self
+
+    @property
+    def security_profile(self) -> int:
+        """OCPP security profile of this charge point: 0 none, 1 Basic auth, 2 TLS with Basic auth."""
+        if self.tls_cert_file is not None:
+            return 2
+        return 1 if self.password_env or self.password_file or self.password_hash else 0
+
+    def server_tls(self) -> tuple[Path, Path] | None:
+        """The Central System's (certificate, key), None for plain ws://; the same for every charger on a port."""
+        return None if self.tls_cert_file is None else (self.tls_cert_file, self.tls_key_file)
 
 
 class MqttSettings(DriverSettings):
@@ -86,6 +149,13 @@ class MqttSettings(DriverSettings):
     port: Port = 1883
     username: str | None = None
     password_env: str | None = Field(None, description="environment variable holding the broker password")
+    password_file: FilePath | None = Field(None, description="file holding the broker password")
+    tls: bool | None = Field(None, description="TLS 1.2+ to the broker (usually port 8883); None: on if tls_ca_file is set")
+    tls_ca_file: FilePath | None = Field(None, description="PEM CA that signed the broker's certificate (None: system CAs)")
+    tls_cert_file: FilePath | None = Field(None, description="PEM client certificate, for a broker that asks for one")
+    tls_key_file: FilePath | None = Field(None, description="the unencrypted PEM key of tls_cert_file")
+    allow_plaintext_credentials: bool = Field(
+        False, description="send the password to a non-loopback broker without TLS (a LAN broker that has none)")
     topic: str | None = Field(None, description="Shelly: the topic prefix; Tasmota: the device topic")
     power_topic: str | None = None
     power_path: str | None = Field(None, description="dotted JSON path; None: the payload is the number")
@@ -100,6 +170,43 @@ class MqttSettings(DriverSettings):
     payload_off: str = "OFF"
     limit_topic: str | None = Field(None, description="generic: publish the limit in W here instead of switching")
     stale_seconds: float = Field(60.0, gt=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _security(self):
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.tls is False and (self.tls_ca_file or self.tls_cert_file):
+            raise ValueError("tls = false, but TLS files are given")
+        if self.uses_tls:
+            self.ssl_context()  # every file loads
+        if self.password_env and self.password_file:
+            raise ValueError("give one of password_env and password_file")
+        if (self.password_env or self.password_file) and not self.username:
+            raise ValueError("a broker password needs its username")
+        if self.password_file is not None:
+            read_secret(None, self.password_file, "password_file")
+        if ((self.password_env or self.password_file) and not self.uses_tls and not is_loopback(self.host)
+                and not self.allow_plaintext_credentials):
+            raise ValueError(f"the broker password would cross the network to {self.host} in clear: set tls "
+                             "(and tls_ca_file), or allow_plaintext_credentials = true for a LAN broker without TLS")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether the connection to the broker is TLS."""
+        return bool(self.tls) or (self.tls is None and (self.tls_ca_file is not None or self.tls_cert_file is not None))
+
+    def ssl_context(self):
+        """The ssl.SSLContext for the broker (None without TLS); ValueError naming a file that does not load."""
+        if not self.uses_tls:
+            return None
+        return client_context(self.tls_ca_file, self.tls_cert_file, self.tls_key_file)
+
+    def password(self) -> str | None:
+        """The broker password from password_env or password_file (None if none is configured);
+        ValueError naming the variable or file if it is unset or unreadable."""
+        secret = read_secret(self.password_env, self.password_file, "the MQTT broker password")
+        return None if secret is None else secret.decode()
 
     @model_validator(mode="after")
     def _topics(self):

@@ -6,6 +6,7 @@ API itself served by uvicorn on loopback."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -110,7 +111,8 @@ class Chain:
         device = Account.create()
         deadline = self.now() + 3600
         nonce = self.registry.functions.nonces(device.address).call()
-        permit = {"owner": owner.address, "device": device.address, "nonce": nonce, "deadline": deadline}
+        permit = {"owner": owner.address, "device": device.address, "kind": kind, "capacityW": capacity_w,
+                  "zone": zone, "nonce": nonce, "deadline": deadline}
         signature = eip712.sign(device.key, "DevicePermit", permit, self.chain_id, self.registry.address)
         owner.send(self.registry.functions.register(device.address, kind, capacity_w, zone, deadline, signature))
         return device
@@ -202,11 +204,14 @@ class OraclePublisher:
         from sqlalchemy import create_engine
 
         from oracle.attestation_api import add_attestation_routes
+        from oracle.proposal_gate import OracleSet, ProposalGate
         from oracle.report_store import ReportStore
 
         self.store = ReportStore(create_engine(f"sqlite:///{database}"))
         app = FastAPI()
-        add_attestation_routes(app, SimpleNamespace(store=self.store))  # only the publication routes are called
+        # only the publication routes are called: the proposal gate (of an empty oracle set) is never asked
+        gate = ProposalGate(31337, "0x" + "00" * 20, OracleSet(lambda: ()), time.time)
+        add_attestation_routes(app, SimpleNamespace(store=self.store), gate=gate)
         self.url = serve_app(app)
 
     def publish(self, body: dict[str, Any], status: str = "final") -> None:
@@ -291,13 +296,17 @@ def keccak_key(seed: str) -> bytes:
     return keccak(seed.encode())
 
 
-def mirror_app(database_url: str, rate: float = 10_000, burst: int = 10_000, domains: list[str] | None = None):
-    """The API app on an existing mirror, without an indexer."""
+SIWE_DOMAIN = "app.negawatt.test"  # the configured SIWE domain of the mirror apps (not their loopback Host)
+
+
+def mirror_app(database_url: str, rate: float = 10_000, burst: int = 10_000, domains: list[str] | None = None,
+               max_body_bytes: int = 16 * 1024):
+    """The API app on an existing mirror, without an indexer; SIWE messages must name `domains`."""
     from api.app import create_app, make_context
     from api.db import make_engine
 
-    context = make_context(make_engine(database_url), 31337, None, siwe_domains=domains or [])
-    return create_app(context, rate_limit_per_second=rate, rate_limit_burst=burst)
+    context = make_context(make_engine(database_url), 31337, None, siwe_domains=domains or [SIWE_DOMAIN])
+    return create_app(context, rate_limit_per_second=rate, rate_limit_burst=burst, max_body_bytes=max_body_bytes)
 
 
 @pytest.fixture(scope="module")

@@ -155,3 +155,102 @@ def test_an_address_with_a_trailing_newline_is_not_an_address(value):
     with pytest.raises(ApiProblem) as raised:
         params.address(value, "owner")
     assert raised.value.status == 400 and "40 hex digits" in raised.value.detail
+
+
+def _declared(document: dict, method: str, template: str, status: int) -> dict:
+    responses = document["paths"][template][method.lower()]["responses"]
+    assert str(status) in responses, f"{method} {template} sends {status} but declares only {sorted(responses)}"
+    return responses[str(status)]
+
+
+def test_the_openapi_document_declares_what_each_route_sends(client, mirror, serve_app):
+    """Issue 12 #7: for a set of bad inputs per route, the status each answer carries is declared on
+    that route, as application/problem+json with the Problem schema, and the body fits that schema;
+    no route declares the 422 FastAPI would invent (validation errors are 400 here)."""
+    from protocol.problems import Problem
+
+    document = client.get("/openapi.json").json()
+    device, other = mirror.owner_devices[0], mirror.other_devices[0]
+    huge = {"content": b"{" + b" " * 20_000 + b"}", "headers": {"content-type": "application/json"}}
+    bearer = {"headers": {"Authorization": "Bearer nonsense"}}
+    cases = [
+        ("GET", "/v1/devices", "/v1/devices", {"params": {"zone": "x"}}),
+        ("GET", "/v1/devices", "/v1/devices", {"params": {"cursor": "!!"}}),
+        ("GET", "/v1/devices/{address}", "/v1/devices/0x12", {}),
+        ("GET", "/v1/devices/{address}", "/v1/devices/0x" + "00" * 20, {}),
+        ("GET", "/v1/owners/{address}", "/v1/owners/nobody", {}),
+        ("GET", "/v1/owners/{address}/devices", f"/v1/owners/{mirror.owner.address}/devices", {"params": {"limit": 0}}),
+        ("GET", "/v1/rewards/{account}", "/v1/rewards/0x1", {}),
+        ("GET", "/v1/requests", "/v1/requests", {"params": {"from": 9, "to": 1}}),
+        ("GET", "/v1/requests/{request_id}", "/v1/requests/0", {}),
+        ("GET", "/v1/requests/{request_id}", "/v1/requests/99999", {}),
+        ("GET", "/v1/reports", "/v1/reports", {"params": {"status": "weird"}}),
+        ("GET", "/v1/reports/{digest}", "/v1/reports/0x12", {}),
+        ("GET", "/v1/reports/{digest}", "/v1/reports/0x" + "ab" * 32, {}),
+        ("GET", "/v1/zones/{zone}/stats", "/v1/zones/-1/stats", {}),
+        ("GET", "/v1/stream", "/v1/stream", {"params": {"types": "gossip"}}),
+        ("POST", "/v1/auth/login", "/v1/auth/login", {"json": {"message": "hi", "signature": "0x12"}}),
+        ("POST", "/v1/auth/login", "/v1/auth/login", {"json": {"message": "hi", "signature": "0x" + "11" * 65}}),
+        ("POST", "/v1/auth/login", "/v1/auth/login", huge),
+        ("POST", "/v1/auth/logout", "/v1/auth/logout", bearer),
+        ("PUT", "/v1/devices/{address}/profile", f"/v1/devices/{device}/profile", {"json": {"name": "x"}}),
+        ("PUT", "/v1/devices/{address}/profile", f"/v1/devices/{device}/profile", huge),
+        ("DELETE", "/v1/devices/{address}/profile", f"/v1/devices/{other}/profile", {}),
+    ]
+    from test_identity import login
+
+    token = login(client, mirror.owner).json()["token"]
+    signed = {"Authorization": f"Bearer {token}"}
+    cases += [
+        ("PUT", "/v1/devices/{address}/profile", f"/v1/devices/{other}/profile", {"json": {"name": "x"}, "headers": signed}),
+        ("PUT", "/v1/devices/{address}/profile", "/v1/devices/0x" + "00" * 20 + "/profile",
+         {"json": {"name": "x"}, "headers": signed}),
+        ("PUT", "/v1/devices/{address}/profile", f"/v1/devices/{device}/profile",
+         {"json": {"name": "x" * 65}, "headers": signed}),
+        ("DELETE", "/v1/devices/{address}/profile", f"/v1/devices/{other}/profile", {"headers": signed}),
+        ("DELETE", "/v1/devices/{address}/profile", "/v1/devices/0x1/profile", {"headers": signed}),
+    ]
+    seen = set()
+    for method, template, path, options in cases:
+        answer = client.request(method, path, **options)
+        assert 400 <= answer.status_code < 500, (method, path, answer.text)
+        declared = _declared(document, method, template, answer.status_code)
+        assert list(declared["content"]) == [PROBLEM], (method, template, declared)
+        assert declared["content"][PROBLEM]["schema"]["$ref"].endswith("/Problem")
+        assert answer.headers["content-type"].startswith(PROBLEM)
+        Problem.model_validate(answer.json())
+        seen.add(answer.status_code)
+    assert seen == {400, 401, 403, 404, 413}, seen
+
+    limited_url = serve_app(mirror_app(mirror.database_url, rate=0.001, burst=1))
+    with httpx.Client(base_url=limited_url, timeout=30) as limited:
+        for method, template, path in [("GET", "/v1/devices", "/v1/devices"), ("GET", "/v1/stats", "/v1/stats"),
+                                       ("GET", "/v1/auth/nonce", "/v1/auth/nonce")]:
+            limited.get(path)
+            answer = limited.request(method, path)
+            assert answer.status_code == 429
+            assert "Retry-After" in _declared(document, method, template, 429)["headers"]
+
+    for template, operations in document["paths"].items():
+        for method, operation in operations.items():
+            assert "422" not in operation["responses"], (method, template)
+            for status, response in operation["responses"].items():
+                if status.startswith(("4", "5")):
+                    assert list(response["content"]) == [PROBLEM], (method, template, status)
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    schemas = document["components"]["schemas"]
+    assert schemas["DeviceOut"]["properties"]["address"]["pattern"] == "^0x[0-9a-fA-F]{40}$"
+    assert schemas["ReportOut"]["properties"]["digest"]["pattern"] == "^0x[0-9a-fA-F]{64}$"
+    assert schemas["TokenRewards"]["properties"]["cumulative"]["pattern"] == "^[0-9]+$"
+    device_params = {p["name"]: p for p in document["paths"]["/v1/devices/{address}"]["get"]["parameters"]}
+    assert device_params["address"]["schema"]["pattern"] == "^0x[0-9a-fA-F]{40}$"
+    list_params = {p["name"]: p for p in document["paths"]["/v1/devices"]["get"]["parameters"]}
+    assert list_params["cursor"]["schema"]["pattern"] == "^[A-Za-z0-9_-]+$"
+    assert "household" in list_params["kind"]["schema"]["enum"]
+    assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+def test_a_405_lists_every_method_of_the_path(client, mirror):
+    answer = client.post(f"/v1/devices/{mirror.owner_devices[0]}/profile")
+    assert_problem(answer, 405, "method_not_allowed", "Method Not Allowed")
+    assert set(answer.headers["allow"].split(", ")) == {"PUT", "DELETE"}

@@ -62,8 +62,9 @@ money_event = st.one_of(
               st.sampled_from(OWNERS), st.integers(0, 2**200)),
     st.builds(lambda a, b: ("Staking", "Staked", {"account": a, "amount": 1, "bonded": b}),
               st.sampled_from(OWNERS), st.integers(0, 2**100)),
-    st.builds(lambda a, m: ("Staking", "Slashed", {"account": a, "amount": m, "recipient": TOKEN, "requested": m}),
-              st.sampled_from(OWNERS), st.integers(0, 2**90)),
+    st.builds(lambda a, m, b, u: ("Staking", "Slashed", {"account": a, "amount": m, "recipient": TOKEN,
+                                                         "requested": m, "bonded": b, "unbonding": u}),
+              st.sampled_from(OWNERS), st.integers(0, 2**90), st.integers(0, 2**90), st.integers(0, 2**90)),
 )
 event = st.one_of(device_event, request_event, money_event)
 block_events = st.lists(event, min_size=0, max_size=4)

@@ -154,10 +154,14 @@ def chain_id(chain):
 def permit(registry, chain_id):
     """Sign a DevicePermit with the device key (eth-account), as `negawatt node register` will."""
 
-    def sign(device: Device, owner_address: str, deadline: int, nonce: int | None = None, key: bytes | None = None):
+    def sign(device: Device, owner_address: str, deadline: int, nonce: int | None = None, key: bytes | None = None,
+             kind: int = 0, capacity_w: int = 7_000, zone: int = 1):
         message = {
             "owner": owner_address,
             "device": device.address,
+            "kind": kind,
+            "capacityW": capacity_w,
+            "zone": zone,
             "nonce": registry.nonces(device.address) if nonce is None else nonce,
             "deadline": deadline,
         }
@@ -182,7 +186,7 @@ def register(registry, permit, now):
 
     def do(device: Device, owner_account, kind: int = 0, capacity_w: int = 7_000, zone: int = 1):
         deadline = now() + 3600
-        signature = permit(device, owner_account.address, deadline)
+        signature = permit(device, owner_account.address, deadline, kind=kind, capacity_w=capacity_w, zone=zone)
         return registry.register(device.address, kind, capacity_w, zone, deadline, signature, sender=owner_account)
 
     return do

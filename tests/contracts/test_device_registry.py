@@ -33,9 +33,11 @@ def zone_stats(registry, zone=ZONE):
     return tuple(registry.zoneStats(zone))
 
 
-def recovered_by_registry(registry, chain_id, device, owner_address, nonce, deadline, signature):
+def recovered_by_registry(registry, chain_id, device, owner_address, nonce, deadline, signature,
+                          kind=0, capacity_w=CAPACITY_W, zone=ZONE):
     """The address the registry recovers when this signature is submitted with these fields."""
-    message = {"owner": owner_address, "device": device, "nonce": nonce, "deadline": deadline}
+    message = {"owner": owner_address, "device": device, "kind": kind, "capacityW": capacity_w, "zone": zone,
+               "nonce": nonce, "deadline": deadline}
     return eip712.recover("DevicePermit", message, signature, chain_id, registry.address)
 
 
@@ -53,7 +55,7 @@ def registered(device, owner, register):
 def test_constants(registry):
     assert registry.MAX_KIND() == 5
     assert registry.DEVICE_PERMIT_TYPEHASH() == keccak(
-        text="DevicePermit(address owner,address device,uint256 nonce,uint256 deadline)"
+        text="DevicePermit(address owner,address device,uint8 kind,uint32 capacityW,uint32 zone,uint256 nonce,uint256 deadline)"
     )
 
 
@@ -91,7 +93,7 @@ def test_unknown_device_has_an_empty_record(registry, device):
 def test_register_binds_device_to_caller(registry, device, owner, permit, now):
     before = zone_stats(registry, 7)
     deadline = now() + 3600
-    signature = permit(device, owner.address, deadline)
+    signature = permit(device, owner.address, deadline, kind=3, capacity_w=5_000, zone=7)
     tx = registry.register(device.address, 3, 5_000, 7, deadline, signature, sender=owner)
     assert logs(tx) == [
         (
@@ -222,7 +224,8 @@ def test_permit_submitted_for_another_device_reverts(
 @pytest.mark.parametrize("domain", ["chain", "contract"])
 def test_permit_signed_under_another_domain_reverts(registry, chain_id, device, owner, now, domain):
     deadline = now() + 3600
-    message = {"owner": owner.address, "device": device.address, "nonce": 0, "deadline": deadline}
+    message = {"owner": owner.address, "device": device.address, "kind": 0, "capacityW": CAPACITY_W, "zone": ZONE,
+               "nonce": 0, "deadline": deadline}
     foreign = {
         "chain": (chain_id + 1, registry.address),
         "contract": (chain_id, "0x000000000000000000000000000000000000dEaD"),
@@ -346,7 +349,13 @@ def test_managing_an_unregistered_device_reverts(registry, device, owner, action
 
 def test_transfer_moves_ownership_and_keeps_zone_totals(registry, registered, owner, other):
     before = zone_stats(registry)
-    tx = registry.transfer(registered.address, other.address, sender=owner)
+    offer = registry.transfer(registered.address, other.address, sender=owner)
+    assert logs(offer) == [
+        (registry.address, "DeviceTransferOffered",
+         {"device": registered.address, "from": owner.address, "to": other.address})
+    ]
+    assert record(registry, registered)["owner"] == owner.address  # nothing moves before acceptance
+    tx = registry.acceptTransfer(registered.address, sender=other)
     assert logs(tx) == [
         (
             registry.address,
@@ -367,6 +376,7 @@ def test_transfer_moves_ownership_and_keeps_zone_totals(registry, registered, ow
 
 def test_new_owner_manages_a_transferred_device_and_old_owner_cannot(registry, registered, owner, other):
     registry.transfer(registered.address, other.address, sender=owner)
+    registry.acceptTransfer(registered.address, sender=other)
     with reverts(registry.NotDeviceOwner, device=registered.address, caller=owner.address):
         registry.deactivate(registered.address, sender=owner)
     registry.deactivate(registered.address, sender=other)
@@ -419,3 +429,49 @@ def test_unregistering_twice_reverts(registry, registered, owner):
     registry.unregister(registered.address, sender=owner)
     with reverts(registry.DeviceNotRegistered, device=registered.address):
         registry.unregister(registered.address, sender=owner)
+
+
+# ---------------------------------------------------------------- audit M-4
+
+
+def test_m4_a_transfer_nobody_accepted_pushes_nothing_onto_its_target(registry, registered, owner, other, accounts):
+    """The attack: an owner about to be penalised names a staker (an oracle, say) the new owner. Without
+    the target's acceptance the device stays the attacker's, and nobody else can take the offer."""
+    victim, third = other, accounts[15]
+    registry.transfer(registered.address, victim.address, sender=owner)
+    assert registry.deviceInfo(registered.address).owner == owner.address
+    assert registry.pendingOwnerOf(registered.address) == victim.address
+    with reverts(registry.NotPendingOwner, device=registered.address, caller=third.address,
+                 pendingOwner=victim.address):
+        registry.acceptTransfer(registered.address, sender=third)
+    tx = registry.cancelTransfer(registered.address, sender=owner)
+    assert logs(tx) == [(registry.address, "DeviceTransferOffered",
+                         {"device": registered.address, "from": owner.address, "to": ZERO})]
+    with reverts(registry.NotPendingOwner, device=registered.address, caller=victim.address, pendingOwner=ZERO):
+        registry.acceptTransfer(registered.address, sender=victim)
+    assert registry.deviceInfo(registered.address).owner == owner.address
+
+
+def test_m4_an_offer_dies_with_the_device(registry, registered, owner, other, register):
+    registry.transfer(registered.address, other.address, sender=owner)
+    registry.unregister(registered.address, sender=owner)
+    assert registry.pendingOwnerOf(registered.address) == ZERO
+    register(registered, owner, kind=1, capacity_w=CAPACITY_W, zone=ZONE)
+    with reverts(registry.NotPendingOwner, device=registered.address, caller=other.address, pendingOwner=ZERO):
+        registry.acceptTransfer(registered.address, sender=other)
+
+
+@pytest.mark.parametrize("field,value", [("kind", 3), ("capacity_w", 70_000), ("zone", 9)])
+def test_m4_the_permit_binds_kind_capacity_and_zone(registry, chain_id, device, owner, permit, now, field, value):
+    """The attack: the owner takes the device key's consent for a 7 kW charger in zone 1 and registers it
+    as something else (70 kW, or in a zone where flexibility pays more). The device key never signed that."""
+    deadline = now() + 3600
+    signature = permit(device, owner.address, deadline)  # kind 0, CAPACITY_W, ZONE
+    claimed = {"kind": 0, "capacity_w": CAPACITY_W, "zone": ZONE, field: value}
+    recovered = recovered_by_registry(registry, chain_id, device.address, owner.address, 0, deadline, signature,
+                                      **claimed)
+    assert recovered != device.address
+    with reverts(registry.InvalidDeviceSignature, device=device.address, recovered=recovered):
+        registry.register(device.address, claimed["kind"], claimed["capacity_w"], claimed["zone"], deadline,
+                          signature, sender=owner)
+    assert record(registry, device)["owner"] == ZERO

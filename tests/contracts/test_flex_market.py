@@ -83,10 +83,23 @@ class Opened:
 
 
 @pytest.fixture
-def settler(market, admin, accounts):
-    account = accounts[11]
-    market.grantRole(market.SETTLER_ROLE(), account.address, sender=admin)
-    return account
+def settler(accounts):
+    """An account standing in for the OracleHub (the deployed market's SETTLER_ROLE is bound to the hub for good)."""
+    return accounts[11]
+
+
+@pytest.fixture
+def deployed_market(deployment):
+    return deployment["instances"]["FlexMarket"]
+
+
+@pytest.fixture
+def market(project, admin, guardian, params, settler):
+    """A FlexMarket like the deployed one, with its hub role bound to `settler`."""
+    fresh = admin.deploy(project.FlexMarket, admin.address, guardian.address, params.min_duration,
+                         params.max_duration, params.settlement_timeout)
+    fresh.bindHub(settler.address, sender=admin)
+    return fresh
 
 
 @pytest.fixture
@@ -151,13 +164,15 @@ def fee_token_type():
     )
 
 
-def test_deployment_parameters(market, params):
+def test_deployment_parameters(deployed_market, params):
+    market = deployed_market
     assert market.minDuration() == params.min_duration == 15 * 60
     assert market.maxDuration() == params.max_duration == 4 * 3600
     assert market.settlementTimeout() == params.settlement_timeout == 24 * 3600
 
 
-def test_deployment_roles(market, admin, guardian, hub):
+def test_deployment_roles(deployed_market, admin, guardian, hub):
+    market = deployed_market
     assert market.SETTLER_ROLE() == keccak(text="SETTLER_ROLE")
     assert market.hasRole(DEFAULT_ADMIN_ROLE, admin.address)
     assert market.hasRole(market.GUARDIAN_ROLE(), guardian.address)
@@ -679,7 +694,8 @@ def test_new_settlement_timeout_applies_to_open_requests(market, admin, opened, 
 
 def test_guardian_pauses_and_unpauses(market, guardian):
     tx = market.pause(sender=guardian)
-    assert logs(tx) == [(market.address, "Paused", {"account": guardian.address})]
+    assert logs(tx) == [(market.address, "Paused", {"account": guardian.address}),
+                        (market.address, "PausedUntil", {"until": tx.timestamp + 7 * 24 * 3600})]
     assert market.paused()
     tx = market.unpause(sender=guardian)
     assert logs(tx) == [(market.address, "Unpaused", {"account": guardian.address})]

@@ -15,6 +15,8 @@ from negawatt.deploy import TOKEN
 USD = 10**6
 
 PENDING, CHALLENGED, NONE = 1, 2, 0
+MAX_PAUSE = 7 * 24 * 3600
+DAY = 24 * 3600
 
 
 @pytest.fixture(autouse=True)
@@ -305,7 +307,7 @@ def test_oracle_set_is_frozen_while_a_report_is_pending(hub, submit, make_report
 
 
 def test_submit_and_finalize_are_paused_by_the_guardian(hub, submit, finalize, make_report, leaves,
-                                                        oracle_accounts, guardian, other):
+                                                        oracle_accounts, guardian, other, chain):
     report, _ = make_report(leaves)
     tx = hub.pause(sender=guardian)
     assert hub.paused() and [e.account for e in tx.decode_logs(hub.Paused)] == [guardian.address]
@@ -314,6 +316,9 @@ def test_submit_and_finalize_are_paused_by_the_guardian(hub, submit, finalize, m
     hub.unpause(sender=guardian)
     assert not hub.paused()
     submit(report, oracle_accounts[:3])
+    with reverts(hub.PauseCooldown):
+        hub.pause(sender=guardian)  # a new pause waits PAUSE_COOLDOWN after the last one ended
+    chain.mine(timestamp=chain.pending_timestamp + 24 * 3600)
     hub.pause(sender=guardian)
     with reverts(hub.EnforcedPause):
         finalize(report)
@@ -592,15 +597,16 @@ def test_m2_a_pause_freezes_the_challenge_window(
     deadline = hub.pendingReport().challengeDeadline
     paused = hub.pause(sender=guardian)
     paused_at = chain.blocks[paused.block_number].timestamp
-    assert hub.pausedAt() == paused_at
+    assert hub.pausedUntil() == paused_at + MAX_PAUSE
+    (moved,) = paused.decode_logs(hub.ChallengeWindowExtended)  # the pause's whole length, at once
+    assert moved.deadline == deadline + MAX_PAUSE
     chain.mine(timestamp=deadline + 3_600)  # the whole window passes while paused
     tx = hub.unpause(sender=guardian)
     unpaused_at = chain.blocks[tx.block_number].timestamp
-    (event,) = tx.decode_logs(hub.ChallengeWindowExtended)
+    (event,) = tx.decode_logs(hub.ChallengeWindowExtended)  # the unused part taken back
     new_deadline = hub.pendingReport().challengeDeadline
     assert event.deadline == new_deadline and event.digest == digest
     assert new_deadline - deadline == unpaused_at - paused_at
-    assert hub.pausedAt() == 0
     with reverts(hub.ChallengeWindowOpen):
         finalize(report, wait=False)
     hub.challenge(digest, "caught in time", sender=challenger)  # the window is open again
@@ -709,3 +715,168 @@ def test_l4_a_new_minimum_bond_relocks_every_serving_oracle(hub, staking, oracle
     assert len(tx.decode_logs(staking.LockSet)) == len(oracle_accounts[:5])
     for oracle in oracle_accounts[:5]:
         assert staking.lockedOf(oracle.address) == 7 * TOKEN
+
+
+# ---------------------------------------------------------------- audit M-3, L-2, H-1 (issue 12)
+
+
+def test_m3_a_pause_ends_by_itself_and_the_window_keeps_its_length(
+    chain, hub, submit, finalize, make_report, leaves, oracle_accounts, challenger, guardian
+):
+    """The attack: a guardian (or a thief of its key) pauses and never unpauses, freezing cancel, expire,
+    withdraw, claim and settlement for good. A pause now ends after MAX_PAUSE_DURATION by itself, and the
+    window of the pending report was moved on by exactly that time."""
+    report, _ = make_report(leaves)
+    submit(report, oracle_accounts[:3])
+    digest = hub.reportDigest(report.as_tuple())
+    left = hub.pendingReport().challengeDeadline - chain.pending_timestamp
+    tx = hub.pause(sender=guardian)
+    paused_at = chain.blocks[tx.block_number].timestamp
+    assert hub.MAX_PAUSE_DURATION() == MAX_PAUSE and hub.paused()
+    chain.mine(timestamp=paused_at + MAX_PAUSE - 1)
+    assert hub.paused()
+    chain.mine(timestamp=paused_at + MAX_PAUSE)
+    assert not hub.paused()  # no unpause was sent
+    assert hub.pendingReport().challengeDeadline - (paused_at + MAX_PAUSE) >= left - 2
+    hub.challenge(digest, "still in time after the pause", sender=challenger)
+    assert hub.pendingReport().status == CHALLENGED
+
+
+def test_m3_the_guardian_cannot_chain_pauses(chain, hub, guardian):
+    tx = hub.pause(sender=guardian)
+    paused_at = chain.blocks[tx.block_number].timestamp
+    chain.mine(timestamp=paused_at + MAX_PAUSE)
+    with reverts(hub.PauseCooldown, availableAt=paused_at + MAX_PAUSE + DAY):
+        hub.pause(sender=guardian)
+    chain.mine(timestamp=paused_at + MAX_PAUSE + DAY)
+    hub.pause(sender=guardian)
+    assert hub.paused()
+
+
+def test_m3_the_admin_cannot_take_the_hub_roles(hub, market, staking, distributor, admin, token):
+    """The attack: the admin grants itself SETTLER, SLASHER, LOCKER or ROOT_SETTER and drains the escrow,
+    the stake or the rewards. Those roles are bound to the hub once; nobody can grant, revoke or rebind them."""
+    for contract, role in ((market, market.SETTLER_ROLE()), (staking, staking.SLASHER_ROLE()),
+                           (staking, staking.LOCKER_ROLE()), (distributor, distributor.ROOT_SETTER_ROLE())):
+        assert contract.hasRole(role, hub.address)
+        with reverts(contract.AccessControlUnauthorizedAccount):
+            contract.grantRole(role, admin.address, sender=admin)
+        with reverts(contract.AccessControlUnauthorizedAccount):
+            contract.revokeRole(role, hub.address, sender=admin)
+        with reverts(contract.HubAlreadyBound, hub=hub.address):
+            contract.bindHub(admin.address, sender=admin)
+        assert not contract.hasRole(role, admin.address)
+        assert contract.hub() == hub.address
+
+
+def test_m3_only_the_arbiter_resolves_and_the_guardian_cannot(
+    hub, submit, make_report, leaves, oracle_accounts, challenger, guardian, accounts, admin
+):
+    report, _ = make_report(leaves)
+    submit(report, oracle_accounts[:3])
+    hub.challenge(hub.reportDigest(report.as_tuple()), "x", sender=challenger)
+    arbiter = accounts[16]
+    hub.grantRole(hub.ARBITER_ROLE(), arbiter.address, sender=admin)
+    hub.revokeRole(hub.ARBITER_ROLE(), guardian.address, sender=admin)
+    with reverts(hub.AccessControlUnauthorizedAccount, account=guardian.address, neededRole=hub.ARBITER_ROLE()):
+        hub.resolveChallenge(report.as_tuple(), [], False, sender=guardian)
+    hub.resolveChallenge(report.as_tuple(), [], False, sender=arbiter)
+    assert hub.pendingReport().status == PENDING
+
+
+def test_m3_an_unresolved_challenge_falls_back_to_discard_without_slashing(
+    chain, hub, market, staking, token, submit, make_report, leaves, settled_request, oracle_accounts,
+    challenger, params, other
+):
+    """The attack: the arbiter sits on a challenge forever (or is bribed to), so the report is stuck and the
+    escrow with it. After CHALLENGE_RESOLUTION_WINDOW anyone closes it: discarded, nobody slashed, the bond
+    returned, the requests open for another report, and the same report may come again."""
+    report, _ = make_report(leaves, payouts=[(settled_request, 900 * USD)], emission=2 * TOKEN)
+    submit(report, oracle_accounts[:3])
+    digest = hub.reportDigest(report.as_tuple())
+    tx = hub.challenge(digest, "wrong", sender=challenger)
+    challenged_at = chain.blocks[tx.block_number].timestamp
+    window = hub.CHALLENGE_RESOLUTION_WINDOW()
+    with reverts(hub.ResolutionWindowOpen, resolveBy=challenged_at + window):
+        hub.closeExpiredChallenge(report.as_tuple(), report.payout_tuples(), sender=other)
+    before = token.balanceOf(challenger.address)
+    chain.mine(timestamp=challenged_at + window + 1)
+    tx = hub.closeExpiredChallenge(report.as_tuple(), report.payout_tuples(), sender=other)
+    (timed_out,) = tx.decode_logs(hub.ChallengeTimedOut)
+    assert (timed_out.digest, timed_out.challenger) == (digest, challenger.address)
+    assert token.balanceOf(challenger.address) - before == params.challenge_bond
+    for oracle in oracle_accounts[:3]:
+        assert staking.bondedOf(oracle.address) == params.min_oracle_bond
+    assert market.getRequest(settled_request).status == 1  # Open again
+    assert hub.pendingReport().status == NONE and hub.emissionBudget() == params.emission_budget
+    assert not hub.discarded(digest)
+    submit(report, oracle_accounts[:3])  # not judged wrong: it may be submitted again
+    assert hub.pendingReport().status == PENDING
+
+
+def test_h1_a_report_that_cannot_finalize_is_abandoned_after_the_grace(
+    chain, hub, market, staking, submit, finalize, make_report, leaves, settled_request, oracle_accounts,
+    guardian, other, params, admin
+):
+    """The attack: a pending report that finalize cannot get through (here: Staking paused, so its penalty
+    slash reverts) used to hold the hub in Pending: no new report, no oracle change. After FINALIZE_GRACE
+    past its deadline anyone abandons it and the requests are open again."""
+    report, _ = make_report(leaves, payouts=[(settled_request, 900 * USD)], penalties=[(other.address, 1)])
+    submit(report, oracle_accounts[:3])
+    deadline = hub.pendingReport().challengeDeadline
+    staking.pause(sender=guardian)
+    chain.mine(timestamp=deadline)
+    with reverts(hub.EnforcedPause):  # Staking's EnforcedPause, bubbled up through the hub
+        finalize(report)
+    with reverts(hub.FinalizeGraceOpen, abandonableAt=deadline + hub.FINALIZE_GRACE()):
+        hub.abandonReport(report.as_tuple(), report.payout_tuples(), sender=other)
+    chain.mine(timestamp=deadline + hub.FINALIZE_GRACE())
+    tx = hub.abandonReport(report.as_tuple(), report.payout_tuples(), sender=other)
+    assert len(tx.decode_logs(hub.ReportAbandoned)) == 1
+    assert market.getRequest(settled_request).status == 1
+    assert hub.pendingReport().status == NONE and hub.currentEpoch() == 0
+    hub.removeOracle(oracle_accounts[4].address, sender=admin)  # the hub is governable again
+
+
+def test_l2_signers_left_out_by_the_submitter_are_recorded_and_slashed(
+    hub, staking, submit, sign_report, make_report, leaves, oracle_accounts, challenger, guardian, other, params
+):
+    """The attack: five oracles sign a bad report, the submitter passes only three signatures, and the two
+    others escape the slash. Anyone holding their signatures records them before the challenge is upheld."""
+    report, _ = make_report(leaves)
+    submit(report, oracle_accounts[:3])
+    signatures = sign_report(report, oracle_accounts)
+    tx = hub.recordSignatures(signatures, sender=other)  # the three already recorded are skipped
+    (recorded,) = tx.decode_logs(hub.SignersRecorded)
+    assert list(recorded.signers) == [o.address for o in oracle_accounts[3:]]
+    assert set(hub.pendingReport().signers) == {o.address for o in oracle_accounts}
+    with reverts(hub.NotOracle, signer=other.address):
+        hub.recordSignatures(sign_report(report, [other]), sender=other)
+    hub.challenge(hub.reportDigest(report.as_tuple()), "wrong", sender=challenger)
+    hub.resolveChallenge(report.as_tuple(), [], True, sender=guardian)
+    for oracle in oracle_accounts:
+        assert staking.bondedOf(oracle.address) == params.min_oracle_bond - params.oracle_slash_amount
+
+
+def test_l2_a_rejected_front_running_challenge_leaves_the_honest_challenger_its_time(
+    chain, hub, token, minter, submit, make_report, leaves, oracle_accounts, challenger, guardian, accounts
+):
+    """The attack: a challenger colluding with the signers challenges first, near the end of the window,
+    with a weak reason; the arbiter rejects it, and the window has run out meanwhile, so the honest
+    challenger never gets to challenge. A challenge now freezes the window; a rejection restores it."""
+    report, _ = make_report(leaves)
+    submit(report, oracle_accounts[:3])
+    digest = hub.reportDigest(report.as_tuple())
+    deadline = hub.pendingReport().challengeDeadline
+    chain.mine(timestamp=deadline - 60)
+    tx = hub.challenge(digest, "weak", sender=challenger)
+    left = deadline - chain.blocks[tx.block_number].timestamp
+    chain.mine(timestamp=deadline + 3 * DAY)  # the arbiter takes days
+    tx = hub.resolveChallenge(report.as_tuple(), [], False, sender=guardian)
+    rejected_at = chain.blocks[tx.block_number].timestamp
+    assert hub.pendingReport().challengeDeadline == rejected_at + left
+    honest = accounts[17]
+    token.mint(honest.address, 10_000 * TOKEN, sender=minter)
+    token.approve(hub.address, 2**256 - 1, sender=honest)
+    hub.challenge(digest, "the real fault", sender=honest)
+    assert hub.pendingReport().challenger == honest.address

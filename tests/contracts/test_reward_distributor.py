@@ -13,10 +13,17 @@ USD = 10**6
 
 
 @pytest.fixture
-def root_setter(distributor, admin):
-    """The admin may install roots directly here (the OracleHub does it in deployment)."""
-    distributor.grantRole(distributor.ROOT_SETTER_ROLE(), admin.address, sender=admin)
+def root_setter(admin):
+    """The admin stands in for the OracleHub here (the deployed distributor's root setter is bound to the hub)."""
     return admin
+
+
+@pytest.fixture
+def distributor(project, admin, guardian, root_setter):
+    """A RewardDistributor like the deployed one, with its hub role bound to `root_setter`."""
+    fresh = admin.deploy(project.RewardDistributor, admin.address, guardian.address)
+    fresh.bindHub(root_setter.address, sender=admin)
+    return fresh
 
 
 @pytest.fixture
@@ -235,3 +242,20 @@ def test_claimed_never_exceeds_the_cumulative_amount_in_the_root(
             assert usd.balanceOf(distributor.address) == owed
             for holder in holders:
                 assert usd.balanceOf(holder.address) == distributor.claimed(holder.address, usd.address)
+
+
+def test_m3_claims_resume_when_a_pause_expires_without_an_unpause(distributor, usd, publish, owner, guardian, chain):
+    """The attack: the guardian pauses claims and never unpauses. After MAX_PAUSE_DURATION claims work again
+    against the root held during the pause, and a root installed after the expiry is the live one."""
+    leaf = RewardLeaf(owner.address, usd.address, 5 * USD)
+    tree = publish([leaf], epoch=1, fund=5 * USD)
+    tx = distributor.pause(sender=guardian)
+    chain.mine(timestamp=chain.blocks[tx.block_number].timestamp + distributor.MAX_PAUSE_DURATION())
+    assert not distributor.paused() and bytes(distributor.root()) == tree.root
+    distributor.claim(owner.address, usd.address, leaf.amount, tree.proof(leaf), sender=owner)
+    assert usd.balanceOf(owner.address) == 5 * USD
+    grown = RewardLeaf(owner.address, usd.address, 9 * USD)
+    later = publish([grown], epoch=2, fund=4 * USD)
+    assert bytes(distributor.root()) == later.root
+    distributor.claim(owner.address, usd.address, grown.amount, later.proof(grown), sender=owner)
+    assert usd.balanceOf(owner.address) == 9 * USD

@@ -49,7 +49,8 @@ def registered_charger(devnet) -> ChargerOnChain:
     now = web3.eth.get_block("latest")["timestamp"]
     key = Account.create()
     deadline = now + 3_600
-    permit = {"owner": owner.address, "device": key.address, "nonce": 0, "deadline": deadline}
+    permit = {"owner": owner.address, "device": key.address, "kind": 0, "capacityW": 7_400, "zone": 3,
+              "nonce": 0, "deadline": deadline}
     owner.send(registry.functions.register(key.address, 0, 7_400, 3, deadline, eip712.sign(
         key.key, "DevicePermit", permit, manifest.chainId, registry.address)))
     arrival = (now // 60 - 10) * 60

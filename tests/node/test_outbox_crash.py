@@ -47,7 +47,8 @@ def test_kill_9_mid_upload_and_an_oracle_down_lose_and_duplicate_nothing(devnet,
     for _ in range(2):
         device = Account.create()
         deadline = web3.eth.get_block("latest")["timestamp"] + 3600
-        permit = {"owner": owner.address, "device": device.address, "nonce": 0, "deadline": deadline}
+        permit = {"owner": owner.address, "device": device.address, "kind": 5, "capacityW": 3_000, "zone": 1,
+                  "nonce": 0, "deadline": deadline}
         signature = eip712.sign(device.key, "DevicePermit", permit, manifest.chainId, registry.address)
         owner.send(registry.functions.register(device.address, 5, 3_000, 1, deadline, signature))
         devices.append({"address": device.address, "key": "0x" + bytes(device.key).hex()})

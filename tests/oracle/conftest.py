@@ -101,7 +101,8 @@ class ChainOps:
         device = Account.create()
         deadline = self.chain_time() + 3600
         nonce = self.registry.functions.nonces(device.address).call()
-        permit = {"owner": self.owner.address, "device": device.address, "nonce": nonce, "deadline": deadline}
+        permit = {"owner": self.owner.address, "device": device.address, "kind": kind, "capacityW": capacity_w,
+                  "zone": zone, "nonce": nonce, "deadline": deadline}
         signature = eip712.sign(device.key, "DevicePermit", permit, self.chain_id, self.registry.address)
         self.owner.send(self.registry.functions.register(device.address, kind, capacity_w, zone, deadline, signature))
         return device
@@ -112,8 +113,10 @@ class ChainOps:
     def reactivate(self, device: str) -> None:
         self.owner.send(self.registry.functions.reactivate(device))
 
-    def transfer(self, device: str, new_owner: str) -> None:
-        self.owner.send(self.registry.functions.transfer(device, new_owner))
+    def transfer(self, device: str, new_owner: Transactor) -> None:
+        """Offer `device` to `new_owner`, who accepts it (two steps since audit M-4)."""
+        self.owner.send(self.registry.functions.transfer(device, new_owner.address))
+        new_owner.send(self.registry.functions.acceptTransfer(device))
 
     def unregister(self, device: str) -> None:
         self.owner.send(self.registry.functions.unregister(device))

@@ -327,3 +327,23 @@ def test_a_report_is_computed_only_over_open_ended_requests(attestor, requests, 
     with pytest.raises(ProposalRejected) as error:
         attestor.compute(state_of(attestor), requests)
     assert error.value.code == code
+
+
+def test_l1_a_request_near_its_settlement_timeout_is_left_out(attestor, monkeypatch):
+    """The attack: anyone expires one overdue request of a report in the mempool, and the whole submitReport
+    reverts. Requests within EXPIRY_MARGIN_SECONDS of their timeout are no longer proposed nor signed."""
+    from oracle.attestation import EXPIRY_MARGIN_SECONDS, ProposalRejected
+
+    timeout = attestor.settlement_timeout()
+    assert timeout == attestor.market.functions.settlementTimeout().call() > 0
+    cutoff = END + timeout - EXPIRY_MARGIN_SECONDS  # from this time on, request 1 is too close to expiry
+    assert attestor.candidates(cutoff - 1) == [1]
+    assert attestor.candidates(cutoff) == []
+    attestor.clock.now = cutoff
+    monkeypatch.setattr(attestor, "previous", forbid)
+    try:
+        attestor.compute(state_of(attestor, timestamp=cutoff), [1])
+    except ProposalRejected as refused:
+        assert refused.code == "request_near_expiry"
+    else:
+        raise AssertionError("a request about to expire was computed")

@@ -1,23 +1,36 @@
 """The oracle's attestation routes refuse loose input over real HTTP (issue 12, items 6, 8 and 9):
 an epoch beyond uint32 is a 400, not a 500; an address or digest with a trailing newline is not an
-address or digest; a proposal takes JSON integers only, within range, and no unknown fields."""
+address or digest; a proposal takes JSON integers only, within range, and no unknown fields. The
+proposals here are signed by an oracle of a fixed set (who may propose is tests/oracle/
+test_proposals_auth.py's subject, on the chain's set)."""
 
 from __future__ import annotations
 
 import json
+import time
 from types import SimpleNamespace
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import create_engine
+from eth_account import Account
 from uvicorn_server import serve
 
 from oracle.attestation_api import add_attestation_routes
 from oracle.ingest_api import install_problem_handlers
+from oracle.proposal_gate import OracleSet, ProposalGate
 from oracle.report_store import ReportStore
+from protocol.proposals import sign_proposal
 
 ROOT = "0x" + "00" * 32
+CHAIN_ID, HUB = 31337, "0x" + "4b" * 20
+PROPOSER = Account.create()
+
+
+def signed(epoch=2, previous_root=ROOT, request_ids=(3, 1, 3)) -> dict[str, str]:
+    """Credentials of PROPOSER for this proposal, issued now."""
+    return sign_proposal(PROPOSER.key, CHAIN_ID, HUB, epoch, previous_root, list(request_ids), int(time.time()))
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +44,8 @@ def oracle(tmp_path_factory):
 
     app = FastAPI()
     install_problem_handlers(app)  # as the oracle's service app has them
-    add_attestation_routes(app, SimpleNamespace(store=store, answer_proposal=answer_proposal))
+    gate = ProposalGate(CHAIN_ID, HUB, OracleSet(lambda: [PROPOSER.address]), time.time)
+    add_attestation_routes(app, SimpleNamespace(store=store, answer_proposal=answer_proposal), gate)
     url, server, thread = serve(app)
     with httpx.Client(base_url=url, timeout=30) as client:
         yield client, calls
@@ -56,7 +70,8 @@ def test_a_trailing_newline_is_not_part_of_an_address_or_digest(oracle, path):
 
 def test_a_proper_proposal_is_answered(oracle):
     client, calls = oracle
-    response = client.post("/v1/proposals", json={"epoch": 2, "previousRoot": ROOT, "requestIds": [3, 1, 3]})
+    response = client.post("/v1/proposals", json={"epoch": 2, "previousRoot": ROOT, "requestIds": [3, 1, 3]},
+                           headers=signed())
     assert response.status_code == 200, response.text
     assert calls[-1] == (2, ROOT, [1, 3])
 
@@ -70,7 +85,8 @@ def test_a_loose_proposal_is_refused_without_echoing_it(oracle, change):
     client, calls = oracle
     before = len(calls)
     body = {"epoch": 2, "previousRoot": ROOT, "requestIds": [1], **change}
-    response = client.post("/v1/proposals", content=json.dumps(body), headers={"content-type": "application/json"})
+    response = client.post("/v1/proposals", content=json.dumps(body),
+                           headers={"content-type": "application/json", **signed()})
     assert response.status_code == 400, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert "9999999999" not in response.text  # a huge number is not echoed back

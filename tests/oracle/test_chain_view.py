@@ -60,8 +60,8 @@ def test_devices_and_requests_follow_the_chain(tmp_path, devnet, devnet_ops):
     assert view.device(device.address).active is False
     assert view.request(request_id).status is RequestStatus.CANCELLED
     ops.reactivate(device.address)
-    new_owner = Account.create().address
-    ops.transfer(device.address, new_owner)
+    new_owner = ops.buyer.address
+    ops.transfer(device.address, ops.buyer)
     view.sync()
     assert view.device(device.address).active is True
     assert view.device(device.address).owner == new_owner
@@ -154,3 +154,24 @@ def test_a_reorg_rebuilds_the_view_up_to_the_fork(tmp_path, devnet, devnet_ops, 
     assert f"rebuilding up to block {fork_head}" in caplog.text
     assert set(view.devices()) == {kept.address, replacement.address}
     assert view.request(request_id, refresh=False) is None
+
+
+def test_m4_the_bond_book_agrees_with_staking_cover(devnet_ops):
+    """oracle.bonds against the contract: BondBook.covers says what Staking.coversCommitment says."""
+    from oracle.bonds import read_bond_book
+    from protocol.chain import Transactor
+
+    ops = devnet_ops
+    web3, manifest = ops.web3, ops.manifest
+    staking, token = manifest.contract(web3, "Staking"), manifest.contract(web3, "NegawattToken")
+    admin = Transactor(web3, ops.devnet.keys[0], abis=[e.abi for e in manifest.contracts.values()])
+    admin.send(token.functions.grantRole(token.functions.MINTER_ROLE().call(), admin.address))
+    per_kw = staking.functions.bondPerKW().call()
+    amount = 3 * per_kw + 7
+    admin.send(token.functions.mint(ops.owner.address, amount))
+    ops.owner.send(token.functions.approve(staking.address, amount))
+    ops.owner.send(staking.functions.stake(amount))
+    book = read_bond_book(staking, [ops.owner.address, ops.buyer.address])
+    for owner in (ops.owner.address, ops.buyer.address):
+        for watts in (0, 1, 2_999, 3_000, 3_001, 3_007, 3_008, 10_000):
+            assert book.covers(owner, watts) == staking.functions.coversCommitment(owner, watts).call(), (owner, watts)

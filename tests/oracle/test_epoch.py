@@ -177,3 +177,29 @@ def test_event_window_is_on_the_grid_for_any_interval(interval):
     start, end = event_window(request(start=EVENT_START + 7, end=EVENT_START + 7_207), interval)
     assert start % interval == 0 and end % interval == 0
     assert EVENT_START + 7 <= start <= end <= EVENT_START + 7_207
+
+
+# ---------------------------------------------------------------- bond cover (audit M-4)
+
+
+def test_m4_a_commitment_the_owner_s_bond_does_not_cover_earns_nothing():
+    """The attack: an owner commits far more than its bond, so a failed delivery's penalty exceeds what can
+    be slashed. The oracle counts an owner's devices in a request only if the bond covers their sum."""
+    from oracle.bonds import BOND_INSUFFICIENT, BondBook
+
+    start, end = EVENT_START, EVENT_START + 3_600
+    both_owned = {d: DeviceInfo(address=d, owner=OWNERS[0], kind=1, capacity_w=7_400, zone=1, active=True)
+                  for d in DEVICES}
+    commitments = [SimpleNamespace(device=d, watts=1_200) for d in DEVICES]
+    readings = {d: history(start, end) for d in DEVICES}
+    rules = economics(z1=BaselineSpec(HIGH_X_OF_Y, min_days=4))
+    bond_per_kw = 10**18
+    enough = BondBook(bond_per_kw, {OWNERS[0].lower(): 2_400 * bond_per_kw // 1000})
+    short = BondBook(bond_per_kw, {OWNERS[0].lower(): 2_400 * bond_per_kw // 1000 - 1})  # covers one, not both
+    covered, _ = request_input(request(), commitments, both_owned, readings, rules, enough)
+    assert all(d.eligible for d in covered.devices)
+    uncovered, records = request_input(request(), commitments, both_owned, readings, rules, short)
+    assert [d.eligible for d in uncovered.devices] == [False, False]
+    assert all(BOND_INSUFFICIENT in d.reasons and sum(d.curtailed_wh) == 0 for d in uncovered.devices)
+    assert all(BOND_INSUFFICIENT in r["reasons"] for r in records)
+    assert short.required(2_400) == enough.available[OWNERS[0].lower()]

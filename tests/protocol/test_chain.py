@@ -17,7 +17,8 @@ def test_transactor_registers_a_device_and_decodes_a_revert(devnet):
     owner = Transactor(web3, devnet.keys[1], abis=[manifest.contracts["DeviceRegistry"].abi])
     device = Account.create()
     deadline = int(time.time()) + 3600
-    message = {"owner": owner.address, "device": device.address, "nonce": 0, "deadline": deadline}
+    message = {"owner": owner.address, "device": device.address, "kind": 1, "capacityW": 3_000, "zone": 4,
+               "nonce": 0, "deadline": deadline}
     signature = eip712.sign(device.key, "DevicePermit", message, manifest.chainId, registry.address)
     receipt = owner.send(registry.functions.register(device.address, 1, 3_000, 4, deadline, signature))
     assert receipt.gas_used > 21_000

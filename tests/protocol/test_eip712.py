@@ -14,7 +14,8 @@ CONTRACT = "0x" + "ab" * 20
 @pytest.mark.parametrize(
     "primary, message",
     [
-        ("DevicePermit", {"owner": "0x" + "11" * 20, "device": "0x" + "22" * 20, "nonce": 0, "deadline": 10**10}),
+        ("DevicePermit", {"owner": "0x" + "11" * 20, "device": "0x" + "22" * 20, "kind": 1, "capacityW": 3_000,
+                          "zone": 4, "nonce": 0, "deadline": 10**10}),
         ("MeterBatch", {"device": "0x" + "22" * 20, "start": 1_700_000_000, "intervalSeconds": 900,
                         "readingsHash": b"\x01" * 32, "sequence": 7}),
         ("Commitment", {"requestId": 3, "device": "0x" + "22" * 20, "watts": 2_500}),

@@ -30,10 +30,12 @@ class PlugPeer(BackgroundPeer):
     """A plug with a constant load, on an MQTT broker."""
 
     def __init__(self, broker_host: str, broker_port: int, topic: str, *, style: str = "shelly_gen2",
-                 load_w: int = 2_000, publish_seconds: float = 1.0, energy_offset_wh: float = 5_000.0):
+                 load_w: int = 2_000, publish_seconds: float = 1.0, energy_offset_wh: float = 5_000.0,
+                 tls_context=None, username: str | None = None, password: str | None = None):
         if style not in ("shelly_gen2", "tasmota", "generic"):
             raise ValueError(f"unknown style {style!r}")
         self.broker_host, self.broker_port, self.topic, self.style = broker_host, broker_port, topic, style
+        self.tls_context, self.username, self.password = tls_context, username, password  # a secured broker
         self.load_w, self.publish_seconds = load_w, publish_seconds
         self.on = True
         self.limit_w: int | None = None
@@ -114,8 +116,9 @@ class PlugPeer(BackgroundPeer):
         commands = self._command_topics()
         while True:
             try:
-                async with aiomqtt.Client(self.broker_host, self.broker_port,
-                                          identifier=f"negawatt-peer-{self.topic}") as client:
+                async with aiomqtt.Client(self.broker_host, self.broker_port, identifier=f"negawatt-peer-{self.topic}",
+                                          username=self.username, password=self.password,
+                                          tls_context=self.tls_context) as client:
                     self._client = client
                     self.connected = True
                     backoff.reset()

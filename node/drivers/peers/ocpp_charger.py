@@ -32,11 +32,13 @@ class ChargerPeer(BackgroundPeer):
     """An EV charger with a car plugged in, speaking OCPP to a Central System."""
 
     def __init__(self, central_url: str, charge_point_id: str, *, version: str = "1.6", max_power_w: int = 7_400,
-                 meter_seconds: float = 2.0, energy_offset_wh: int = 250_000):
+                 meter_seconds: float = 2.0, energy_offset_wh: int = 250_000, ssl=None, password: str | None = None):
         if version not in ("1.6", "2.0.1"):
             raise ValueError("version must be 1.6 or 2.0.1")
         self.url = central_url.rstrip("/") + "/" + charge_point_id
         self.charge_point_id, self.version, self.meter_seconds = charge_point_id, version, meter_seconds
+        self.ssl, self.password = ssl, password  # security profile 2: wss:// and Basic auth
+        self.last_error = ""
         self.energy_offset_wh = energy_offset_wh
         arrival = int(time.time()) // 60 * 60
         self.ev = EVCharger("peer-ev", EVChargerParams(
@@ -104,7 +106,8 @@ class ChargerPeer(BackgroundPeer):
         backoff = Backoff(0.2, 5.0)
         while True:
             try:
-                async with connect(self.url, subprotocols=[f"ocpp{self.version}"], open_timeout=5) as ws:
+                async with connect(self.url, subprotocols=[f"ocpp{self.version}"], open_timeout=5, ssl=self.ssl,
+                                   additional_headers=self._headers()) as ws:
                     self._cp = make_client(self, ws)
                     self.connected = True
                     backoff.reset()
@@ -116,11 +119,19 @@ class ChargerPeer(BackgroundPeer):
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the Central System went away (or refused us): retry
-                log.info("charger peer %s: connection lost (%s: %s)", self.charge_point_id, type(error).__name__, error)
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.info("charger peer %s: connection lost (%s)", self.charge_point_id, self.last_error)
             finally:
                 self.connected = False
                 self._cp = None
             await asyncio.sleep(backoff.next_delay())
+
+    def _headers(self) -> dict[str, str]:
+        if self.password is None:
+            return {}
+        from node.drivers.ocpp_auth import basic_header
+
+        return {"Authorization": basic_header(self.charge_point_id, self.password)}
 
     async def _session(self) -> None:
         cp = self._cp

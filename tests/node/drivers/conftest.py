@@ -1,10 +1,12 @@
 """Fixtures of the driver tests: a loop for the simulated peers, a real Mosquitto broker on a free
-loopback port, and the drivers a test started (stopped at teardown)."""
+loopback port (plain and anonymous, or TLS with a password file), throwaway TLS material, and the
+drivers a test started (stopped at teardown)."""
 
 from __future__ import annotations
 
 import pytest
 from driver_peers import PeerLoop
+from tls_material import TlsMaterial, make_tls_material, start_secure_broker
 
 from negawatt.localchain import free_port
 from node.drivers.peers.mosquitto import start_broker
@@ -43,3 +45,18 @@ def drivers():
     yield started
     for driver in started:
         driver.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_material(tmp_path_factory) -> TlsMaterial:
+    """A CA, a server and a client certificate it signed, and an untrusted second CA."""
+    return make_tls_material(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def secure_broker(tmp_path, tls_material):
+    """A TLS + password Mosquitto broker on a free loopback port: its port."""
+    port, process = start_secure_broker(tmp_path / "secure-mosquitto", tls_material)
+    yield port
+    process.terminate()
+    process.wait(timeout=10)
