@@ -1,46 +1,15 @@
-"""Per-client rate limiting: a token bucket per client address, as a pure ASGI middleware (cheap
-enough for every request). Over the limit: 429 problem+json with Retry-After."""
+"""Per-client rate limiting: a token bucket per client address (protocol.rate_limit), as a pure ASGI
+middleware (cheap enough for every request). Over the limit: 429 problem+json with Retry-After."""
 
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 from api.problems import PROBLEM_MEDIA_TYPE, Reason, problem_bytes
+from protocol.rate_limit import TokenBuckets
 
-
-class TokenBuckets:
-    """`rate` tokens per second, at most `burst` stored, per key. Old idle buckets are dropped."""
-
-    def __init__(self, rate: float, burst: int, max_clients: int = 100_000):
-        self.rate = rate
-        self.burst = burst
-        self.max_clients = max_clients
-        self._buckets: dict[str, list[float]] = {}
-
-    def take(self, key: str, now: float | None = None) -> float:
-        """Take one token for `key`: 0.0 if allowed, else the seconds until one is available."""
-        now = time.monotonic() if now is None else now
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            if len(self._buckets) >= self.max_clients:
-                self._evict(now)
-            bucket = self._buckets[key] = [float(self.burst), now]
-        tokens = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
-        bucket[1] = now
-        if tokens >= 1.0:
-            bucket[0] = tokens - 1.0
-            return 0.0
-        bucket[0] = tokens
-        return (1.0 - tokens) / self.rate
-
-    def _evict(self, now: float) -> None:
-        full = self.burst / self.rate
-        for key in [k for k, (_, seen) in self._buckets.items() if now - seen > full]:
-            del self._buckets[key]
-        if len(self._buckets) >= self.max_clients:
-            self._buckets.clear()
+MAX_CLIENTS = 100_000  # client addresses with a bucket at once
 
 
 class RateLimitMiddleware:
@@ -48,7 +17,7 @@ class RateLimitMiddleware:
 
     def __init__(self, app: Any, rate: float, burst: int, exempt: tuple[str, ...] = ()):
         self.app = app
-        self.buckets = TokenBuckets(rate, burst)
+        self.buckets = TokenBuckets(rate, burst, max_keys=MAX_CLIENTS)
         self.exempt = exempt
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:

@@ -154,7 +154,7 @@ contract DeviceRegistry is EIP712 {
     ///         the caller from now on.
     function acceptTransfer(address device) external {
         address pending = pendingOwnerOf[device];
-        if (pending != msg.sender || pending == address(0)) revert NotPendingOwner(device, msg.sender, pending);
+        if (pending != msg.sender) revert NotPendingOwner(device, msg.sender, pending); // never zero: no offer
         Device storage record = _devices[device];
         address from = record.owner;
         if (from == address(0)) revert DeviceNotRegistered(device);

@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from oracle.rate_limit import TokenBuckets
+from protocol.rate_limit import TokenBuckets
 from protocol.problems import Reason
 from protocol.proposals import AUTH_SCHEME, ProposalCredentials, credentials_of, proposal_signer
 

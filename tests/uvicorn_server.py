@@ -33,6 +33,26 @@ def serve(app: Any, timeout: float = 15.0, limits: Any = None) -> tuple[str, uvi
     return f"http://127.0.0.1:{port}", server, thread
 
 
+class ServedApps:
+    """The apps one test serves (call it with an app, get its base URL); `stop_all` stops each one,
+    lifespan shutdown included. The API, oracle and limits tests' fixtures all hand out one."""
+
+    def __init__(self) -> None:
+        self._running: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def __call__(self, app: Any, limits: Any = None) -> str:
+        url, server, thread = serve(app, limits=limits)
+        self._running.append((server, thread))
+        return url
+
+    def stop_all(self) -> None:
+        """Stop every app served so far (waiting up to 15 s for each)."""
+        for server, thread in self._running:
+            server.should_exit = True
+            thread.join(timeout=15)
+        self._running.clear()
+
+
 # ---------------------------------------------------------------------- raw HTTP/1.1, for the limits tests
 
 

@@ -5,7 +5,6 @@ API itself served by uvicorn on loopback."""
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -13,10 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from uvicorn_server import serve  # tests/uvicorn_server.py (tests/ is on sys.path)
+from uvicorn_server import ServedApps, serve  # tests/uvicorn_server.py (tests/ is on sys.path)
 from waiting import wait_for  # noqa: F401  (the API tests import it from here)
 
 from negawatt.localchain import open_funded_request
@@ -31,22 +29,9 @@ PARAMS = {"challenge_window": 60, "min_duration": 60, "min_oracle_bond": 10**18}
 @pytest.fixture
 def serve_app():
     """Serve ASGI apps on loopback for this test; each is stopped (lifespan shutdown) at teardown."""
-    running: list[tuple[uvicorn.Server, threading.Thread]] = []
-
-    def start(app: Any) -> str:
-        url, server, thread = serve(app)
-        running.append((server, thread))
-        return url
-
-    def stop_all() -> None:
-        for server, thread in running:
-            server.should_exit = True
-            thread.join(timeout=15)
-        running.clear()
-
-    start.stop_all = stop_all  # type: ignore[attr-defined]
-    yield start
-    stop_all()
+    served = ServedApps()
+    yield served
+    served.stop_all()
 
 
 @dataclass

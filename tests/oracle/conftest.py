@@ -18,7 +18,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import delete
 from sqlmodel import Session, func, select
-from uvicorn_server import serve  # tests/uvicorn_server.py (tests/ is on sys.path)
+from uvicorn_server import ServedApps, serve  # tests/uvicorn_server.py (tests/ is on sys.path)
 
 from negawatt.localchain import open_funded_request
 from oracle import db
@@ -112,6 +112,15 @@ class ChainOps:
 
     def reactivate(self, device: str) -> None:
         self.owner.send(self.registry.functions.reactivate(device))
+
+    def stake(self, who: Transactor, amount: int) -> None:
+        """Mint `amount` protocol tokens to `who` and bond them (the deployer grants itself MINTER_ROLE)."""
+        token, staking = self.manifest.contract(self.web3, "NegawattToken"), self.manifest.contract(self.web3, "Staking")
+        admin = Transactor(self.web3, self.devnet.keys[0], abis=[e.abi for e in self.manifest.contracts.values()])
+        admin.send(token.functions.grantRole(token.functions.MINTER_ROLE().call(), admin.address))
+        admin.send(token.functions.mint(who.address, amount))
+        who.send(token.functions.approve(staking.address, amount))
+        who.send(staking.functions.stake(amount))
 
     def transfer(self, device: str, new_owner: Transactor) -> None:
         """Offer `device` to `new_owner`, who accepts it (two steps since audit M-4)."""
@@ -214,17 +223,9 @@ class Service:
 @pytest.fixture
 def serve_app() -> Callable[[Any], str]:
     """Serve an ASGI app over HTTP on loopback for this test; returns its base URL."""
-    running: list[tuple[uvicorn.Server, threading.Thread]] = []
-
-    def start(app: Any) -> str:
-        url, server, thread = serve(app)
-        running.append((server, thread))
-        return url
-
-    yield start
-    for server, thread in running:
-        server.should_exit = True
-        thread.join(timeout=10)
+    served = ServedApps()
+    yield served
+    served.stop_all()
 
 
 def start_ingest_service(devnet: Any, database: Path, rules: IngestSettings | None = None,

@@ -159,18 +159,10 @@ def test_a_reorg_rebuilds_the_view_up_to_the_fork(tmp_path, devnet, devnet_ops, 
 def test_m4_the_bond_book_agrees_with_staking_cover(devnet_ops):
     """oracle.bonds against the contract: BondBook.covers says what Staking.coversCommitment says."""
     from oracle.bonds import read_bond_book
-    from protocol.chain import Transactor
 
     ops = devnet_ops
-    web3, manifest = ops.web3, ops.manifest
-    staking, token = manifest.contract(web3, "Staking"), manifest.contract(web3, "NegawattToken")
-    admin = Transactor(web3, ops.devnet.keys[0], abis=[e.abi for e in manifest.contracts.values()])
-    admin.send(token.functions.grantRole(token.functions.MINTER_ROLE().call(), admin.address))
-    per_kw = staking.functions.bondPerKW().call()
-    amount = 3 * per_kw + 7
-    admin.send(token.functions.mint(ops.owner.address, amount))
-    ops.owner.send(token.functions.approve(staking.address, amount))
-    ops.owner.send(staking.functions.stake(amount))
+    staking = ops.manifest.contract(ops.web3, "Staking")
+    ops.stake(ops.owner, 3 * staking.functions.bondPerKW().call() + 7)
     book = read_bond_book(staking, [ops.owner.address, ops.buyer.address])
     for owner in (ops.owner.address, ops.buyer.address):
         for watts in (0, 1, 2_999, 3_000, 3_001, 3_007, 3_008, 10_000):

@@ -114,10 +114,7 @@ def test_two_of_three_oracles_settle_an_event(devnet_ops, tmp_path):
         # Three devices with five days of history at 40 Wh per interval, sent to every oracle.
         devices = [ops.register(capacity_w=3_000, zone=1) for _ in range(DEVICES)]
         # The owner bonds what its commitments need: oracles count only covered commitments (M-4).
-        bond = staking.functions.requiredBond(DEVICES * 3_000).call()
-        admin.send(token.functions.mint(ops.owner.address, bond))
-        ops.owner.send(token.functions.approve(staking.address, bond))
-        ops.owner.send(staking.functions.stake(bond))
+        ops.stake(ops.owner, staking.functions.requiredBond(DEVICES * 3_000).call())
         now = ops.chain_time()
         history_start = (now // INTERVAL - 5 * 1440) * INTERVAL
         history_end = (now // INTERVAL) * INTERVAL

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 from fastapi import FastAPI, Request
-from uvicorn_server import parse_answer, post_chunked, post_declared, serve
+from uvicorn_server import ServedApps, parse_answer, post_chunked, post_declared
 
 from protocol.http_limits import BodyLimitMiddleware, HttpLimits, header_deadline_protocol
 from protocol.problems import ProblemNamespace
@@ -47,17 +47,10 @@ def _app() -> tuple[FastAPI, dict[str, int]]:
 
 @pytest.fixture
 def served():
-    started = []
-
-    def start(app, **limits):
-        url, server, thread = serve(app, limits=HttpLimits(**limits))
-        started.append((server, thread))
-        return url
-
-    yield start
-    for server, thread in started:
-        server.should_exit = True
-        thread.join(timeout=15)
+    """Serve an app with the given HttpLimits fields for this test; returns its base URL."""
+    apps = ServedApps()
+    yield lambda app, **limits: apps(app, limits=HttpLimits(**limits))
+    apps.stop_all()
 
 
 def _problem(raw: bytes, status: int = 413) -> dict:

@@ -47,6 +47,15 @@ def drivers():
         driver.stop()
 
 
+@pytest.fixture
+def charger_peers(peer_loop):
+    """Collects started simulated charge points and stops them (on the peer loop) at teardown."""
+    started = []
+    yield started
+    for peer in started:
+        peer_loop.run(peer.stop())
+
+
 @pytest.fixture(scope="session")
 def tls_material(tmp_path_factory) -> TlsMaterial:
     """A CA, a server and a client certificate it signed, and an untrusted second CA."""

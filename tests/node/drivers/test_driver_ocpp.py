@@ -30,14 +30,6 @@ def start(peer_loop, drivers, version, charge_point_id="cp-1", peer_id=None, **s
     return peer, driver
 
 
-@pytest.fixture
-def charger_peers(peer_loop):
-    started = []
-    yield started
-    for peer in started:
-        peer_loop.run(peer.stop())
-
-
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 def test_meter_values_in_and_a_charging_profile_curtails_and_is_cleared(peer_loop, drivers, charger_peers, version):
     peer, driver = start(peer_loop, drivers, version)

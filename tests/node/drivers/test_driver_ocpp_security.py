@@ -27,14 +27,6 @@ CP = "cp-secure"
 FAST = {"poll_seconds": 0.5, "stale_seconds": 3.0, "backoff_initial_seconds": 0.1, "backoff_max_seconds": 0.5}
 
 
-@pytest.fixture
-def charger_peers(peer_loop):
-    started = []
-    yield started
-    for peer in started:
-        peer_loop.run(peer.stop())
-
-
 def password_source(kind: str, tmp_path, monkeypatch) -> dict:
     """The settings giving PASSWORD as a file, an environment variable or a PBKDF2 hash."""
     if kind == "file":

@@ -1,10 +1,11 @@
 """Token buckets: `rate` requests per second per key, bursts of at most `burst`.
 
 Rule: taking a token either succeeds (0.0) or says how long until one is available, never blocks.
-The oracle's proposal route keeps one set of buckets per client address, one per proposing oracle
-and one shared by all oracles (oracle.proposal_gate). The table of keys is bounded: idle full
-buckets are dropped first, and if every key is busy the table starts over (forgetting debts is
-the safe side for honest clients; a flood from many addresses is still cut by the shared bucket).
+The API keeps one bucket per client address (api.ratelimit); the oracle's proposal route keeps one
+set per client address, one per proposing oracle and one shared by all oracles
+(oracle.proposal_gate). The table of keys is bounded: idle full buckets are dropped first, and if
+every key is busy the table starts over (forgetting debts is the safe side for honest clients; a
+flood from many addresses is still cut by a shared bucket or the next request's).
 """
 
 from __future__ import annotations
