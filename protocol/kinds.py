@@ -3,7 +3,8 @@
 One name per on-chain number, used by every role: the node configures devices by name, the chain
 stores the number, the API serves both. Kind 5 is the registry's "other load"; the network calls
 it `household` (a whole-home or otherwise unclassified load), and the API accepts `other` as an
-alias so old links keep working.
+alias so old links keep working. Kind 6 is a site meter: the meter at the premises' boundary (the
+connection to the grid), which the oracles settle against; it is metered, never dispatched.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class DeviceKind(IntEnum):
     BATTERY = 3
     WATER_HEATER = 4
     HOUSEHOLD = 5
+    SITE_METER = 6
 
     @property
     def label(self) -> str:
@@ -30,6 +32,7 @@ class DeviceKind(IntEnum):
 MAX_KIND = max(DeviceKind)
 ALIASES: dict[str, DeviceKind] = {"other": DeviceKind.HOUSEHOLD}
 KIND_NUMBERS: dict[str, int] = {kind.label: int(kind) for kind in DeviceKind}
+CONTROLLABLE_KINDS = frozenset(kind for kind in DeviceKind if kind is not DeviceKind.SITE_METER)
 KIND_NAMES: dict[int, str] = {int(kind): kind.label for kind in DeviceKind}
 
 

@@ -324,6 +324,10 @@ class BaselineBatch:
         self._iso_by_k = {k: d.isoformat() for k, d in self._plan.candidates}
         self._iso_days = [d.isoformat() for d in self._days]
 
+    def quality(self, i: int) -> q.QualityResult:
+        """Row i's placebo-day quality result (the gate the engine applied)."""
+        return self._quality_result(i)
+
     def _quality_result(self, i: int) -> q.QualityResult:
         acc = self._quality
         days = tuple(self._iso_by_k[k] for k in acc.day_k[i].tolist() if k)
