@@ -3,7 +3,8 @@
 A document is the protocol's ReportDocument. It is accepted only if its digest is the report's, the
 Merkle root recomputed from its ledger equals the rewardsRoot the OracleHub recorded, and its
 payouts hash to the on-chain requestsHash (ReportDocument.verify). Proofs are computed here, never
-copied from the oracle.
+copied from the oracle. A per-site request's `verification` (not covered by the root) is read by
+api.verification; one the API cannot read is left out and the document is stored without it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -20,6 +21,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
 from api.models import api_metadata
+from api.verification import UnreadableVerification, read_verification
 from protocol.report_document import ReportDocument, ReportMismatch
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,7 @@ REPORTS = api_metadata.tables["reports"]
 DOCUMENTS = api_metadata.tables["report_documents"]
 REPORT_REQUESTS = api_metadata.tables["report_requests"]
 LEAVES = api_metadata.tables["reward_leaves"]
+REPORT_SITES = api_metadata.tables["report_sites"]
 
 
 class DocumentRejected(ValueError):
@@ -43,6 +46,7 @@ class VerifiedDocument:
     rewards_root: str
     leaves: list[dict[str, Any]]
     requests: list[dict[str, Any]]
+    sites: list[dict[str, Any]] = field(default_factory=list)  # rows of report_sites (per-site requests)
 
 
 def verify_document(body: dict[str, Any] | ReportDocument, digest: str, rewards_root: str,
@@ -55,13 +59,24 @@ def verify_document(body: dict[str, Any] | ReportDocument, digest: str, rewards_
         raise DocumentRejected(str(error)) from None
     except (ValidationError, ValueError, TypeError) as error:
         raise DocumentRejected(f"malformed report document: {str(error)[:500]}") from None
-    requests = [{"request_id": r.requestId, "delivered_wh": r.deliveredWh, "payout": str(r.payout),
-                 "refund": str(r.refund),
-                 "devices": json.dumps([d.model_dump(mode="json") for d in r.devices], sort_keys=True)}
-                for r in document.requests]
+    requests, sites = [], []
+    for r in document.requests:
+        summary = None
+        if r.verification is not None:
+            try:
+                read = read_verification(r.verification)
+            except UnreadableVerification as error:
+                log.warning("report %s, request %d: verification left out: %s", digest, r.requestId, error)
+            else:
+                summary = json.dumps(read.summary, sort_keys=True)
+                sites.extend({"request_id": r.requestId, **row} for row in read.sites)
+        requests.append({"request_id": r.requestId, "delivered_wh": r.deliveredWh, "payout": str(r.payout),
+                         "refund": str(r.refund),
+                         "devices": json.dumps([d.model_dump(mode="json") for d in r.devices], sort_keys=True),
+                         "verification": summary})
     proofs = [{"account": p.account, "token": p.token, "amount": str(p.amount), "proof": json.dumps(p.proof)}
               for p in document.proofs()]
-    return VerifiedDocument(digest.lower(), document.epoch, rewards_root.lower(), proofs, requests)
+    return VerifiedDocument(digest.lower(), document.epoch, rewards_root.lower(), proofs, requests, sites)
 
 
 def store_document(engine: Engine, document: VerifiedDocument, source: str) -> bool:
@@ -74,6 +89,8 @@ def store_document(engine: Engine, document: VerifiedDocument, source: str) -> b
                                                     leaves=len(document.leaves), fetched_at=int(time.time())))
         if document.requests:
             connection.execute(insert(REPORT_REQUESTS), [{"digest": document.digest, **r} for r in document.requests])
+        if document.sites:
+            connection.execute(insert(REPORT_SITES), [{"digest": document.digest, **s} for s in document.sites])
         if document.leaves:
             connection.execute(insert(LEAVES), [{"digest": document.digest, **leaf} for leaf in document.leaves])
     return True

@@ -2,10 +2,11 @@
 
 Chain-derived tables (`devices`, `requests`, `reports`, ...) are written only by the indexer's
 projection, and every write is journalled (`undo_log`) so a reorg can roll it back. Oracle
-documents (`report_documents`, `report_requests`, `reward_leaves`) are content-addressed by report
-digest and stored only after their Merkle root matched the on-chain one, so a reorg never makes
-them wrong (a reorged-away digest is simply no longer referenced). Owner data (`device_profiles`),
-SIWE nonces and sessions are off-chain and written through the authenticated routes only.
+documents (`report_documents`, `report_requests`, `report_sites`, `reward_leaves`) are
+content-addressed by report digest and stored only after their Merkle root matched the on-chain
+one, so a reorg never makes them wrong (a reorged-away digest is simply no longer referenced).
+Owner data (`device_profiles`), SIWE nonces and sessions are off-chain and written through the
+authenticated routes only.
 
 Amounts are uint256 values kept as decimal strings (SQLite integers stop at 2**63); energy and
 power fit 64-bit integers.
@@ -82,7 +83,8 @@ class ChainEvent(ApiTable, table=True):
 
 
 class Device(ApiTable, table=True):
-    """A device as the DeviceRegistry has it."""
+    """A device as the DeviceRegistry has it. `site` is the site meter a device was registered at
+    (DeviceSited; null when metered alone); such a device's `owner` is kept equal to its site's."""
 
     __tablename__ = "devices"
     __table_args__ = (
@@ -90,6 +92,7 @@ class Device(ApiTable, table=True):
         Index("ix_devices_owner", "owner", "address"),
         Index("ix_devices_kind", "kind", "address"),
         Index("ix_devices_active", "active", "address"),
+        Index("ix_devices_site", "site", "address"),
     )
 
     address: str = Field(primary_key=True, max_length=42)
@@ -101,6 +104,7 @@ class Device(ApiTable, table=True):
     registered: bool
     registered_block: int = Field(sa_column=_big())
     updated_block: int = Field(sa_column=_big())
+    site: str | None = Field(default=None, max_length=42)
 
 
 class ZoneTotal(ApiTable, table=True):
@@ -142,6 +146,8 @@ class FlexRequest(ApiTable, table=True):
     opened_block: int = Field(sa_column=_big())
     opened_tx: str = Field(max_length=66)
     updated_block: int = Field(sa_column=_big())
+    holdout_bps: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    gate_closure: int | None = Field(default=None, sa_column=_big(nullable=True))
 
 
 class Report(ApiTable, table=True):
@@ -222,7 +228,9 @@ class ReportDocument(ApiTable, table=True):
 
 
 class ReportRequest(ApiTable, table=True):
-    """One request's settlement in a verified report document: delivered energy and per-device results."""
+    """One request's settlement in a verified report document: delivered energy, per-device (or per
+    settlement unit) results and, for a per-site request, the verification summary (JSON of
+    api.verification.summary; null when the request was settled per device)."""
 
     __tablename__ = "report_requests"
 
@@ -231,6 +239,23 @@ class ReportRequest(ApiTable, table=True):
     delivered_wh: int = Field(sa_column=_big())
     payout: str = Field(max_length=80)
     refund: str = Field(max_length=80)
+    devices: str = Field(sa_column=Column(Text, nullable=False))
+    verification: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class ReportSite(ApiTable, table=True):
+    """One settlement unit (site) of a per-site request in a verified report document: its holdout
+    group and the energy it was paid for (the report's `verification.sites`)."""
+
+    __tablename__ = "report_sites"
+
+    digest: str = Field(primary_key=True, max_length=66)
+    request_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    site: str = Field(primary_key=True, max_length=42)
+    group_name: str = Field(max_length=16, description="treatment (dispatched) or control (held out)")
+    committed_w: int = Field(sa_column=_big())
+    paid_wh: int = Field(sa_column=_big())
+    weight_wh: int = Field(sa_column=_big())
     devices: str = Field(sa_column=Column(Text, nullable=False))
 
 

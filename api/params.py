@@ -9,7 +9,7 @@ import re
 from eth_utils import is_checksum_address, to_checksum_address
 
 from api.problems import ApiProblem, Reason
-from protocol.kinds import ALIASES, KIND_NUMBERS, parse_kind
+from protocol.kinds import ALIASES, KIND_NUMBERS, MAX_KIND, parse_kind
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _DIGEST = re.compile(r"^0x[0-9a-fA-F]{64}$")
@@ -35,12 +35,12 @@ def digest(value: str, name: str = "digest") -> str:
 
 
 def kind(value: str | None) -> int | None:
-    """A device kind by number (0..5), name (ev_charger, heat_pump, hvac, battery, water_heater, household)
-    or alias (`other` for household), as protocol.kinds.parse_kind reads it."""
+    """A device kind by number (0..6), name (ev_charger, heat_pump, hvac, battery, water_heater, household,
+    site_meter) or alias (`other` for household), as protocol.kinds.parse_kind reads it."""
     if value is None:
         return None
     try:
         return int(parse_kind(value))
     except ValueError:
         raise ApiProblem(400, Reason.INVALID_PARAMETER, "Invalid kind",
-                         f"kind: {value[:40]!r} is not one of 0..5 or {', '.join(_KIND_WORDS)}") from None
+                         f"kind: {value[:40]!r} is not one of 0..{int(MAX_KIND)} or {', '.join(_KIND_WORDS)}") from None

@@ -1,6 +1,12 @@
 """Contract events -> mirror tables. One handler per event that changes state the API serves; every
 event (handled or not) is also kept in `chain_events`. Writes go through the Journal so they can
-be rolled back; applying the same events to the same starting state always gives the same rows."""
+be rolled back; applying the same events to the same starting state always gives the same rows.
+
+Sites follow the DeviceRegistry: a site meter (kind SITE_METER) never counts in its zone's totals
+(the chain's zoneStats is flexible capacity only); a device registered at a site (DeviceSited right
+after its DeviceRegistered) records the site, and since its owner is always the site's owner, the
+one DeviceTransferred of a site moves every registered device at it to the new owner too. A
+request's market rules (RequestRules, right after RequestOpened) are kept on the request row."""
 
 from __future__ import annotations
 
@@ -8,18 +14,21 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
 from api.events import ChainLog, json_safe
 from api.journal import Journal
 from api.models import api_metadata
+from protocol.kinds import DeviceKind
 from protocol.statuses import IndexedReportStatus, RequestStatus
 
 EVENTS = api_metadata.tables["chain_events"]
+DEVICES = api_metadata.tables["devices"]
+SITE_METER = int(DeviceKind.SITE_METER)
 
-REQUEST_EVENTS = {"RequestOpened", "RequestCancelled", "RequestSettling", "RequestReleased", "RequestSettled",
-                  "RequestExpired"}
+REQUEST_EVENTS = {"RequestOpened", "RequestRules", "RequestCancelled", "RequestSettling", "RequestReleased",
+                  "RequestSettled", "RequestExpired"}
 REPORT_EVENTS = {"ReportSubmitted", "ReportChallenged", "ChallengeResolved", "ReportDiscarded", "ReportFinalized",
                  "ChallengeWindowExtended", "ChallengeTimedOut", "ReportAbandoned", "SignersRecorded"}
 
@@ -44,10 +53,12 @@ class Projection:
         self._tx_digest: dict[str, str] = {}
         self._handlers: dict[tuple[str, str], Callable[[ChainLog], None]] = {
             ("DeviceRegistry", "DeviceRegistered"): self._device_registered,
+            ("DeviceRegistry", "DeviceSited"): self._device_sited,
             ("DeviceRegistry", "DeviceActiveChanged"): self._device_active,
             ("DeviceRegistry", "DeviceTransferred"): self._device_transferred,
             ("DeviceRegistry", "DeviceUnregistered"): self._device_unregistered,
             ("FlexMarket", "RequestOpened"): self._request_opened,
+            ("FlexMarket", "RequestRules"): self._request_rules,
             ("FlexMarket", "RequestCancelled"): self._request_refunded(RequestStatus.CANCELLED.value),
             ("FlexMarket", "RequestExpired"): self._request_refunded(RequestStatus.EXPIRED.value),
             ("FlexMarket", "RequestSettling"): self._request_settling,
@@ -105,8 +116,18 @@ class Projection:
         self.journal.put("devices", key, {
             "owner": a["owner"], "kind": int(a["kind"]), "capacity_w": int(a["capacityW"]), "zone": int(a["zone"]),
             "active": True, "registered": True, "registered_block": log.block, "updated_block": log.block,
+            "site": None,  # DeviceSited follows in the same transaction for a device registered at a site
         }, log.block, previous=old)
-        self._zone(int(a["zone"]), log.block, devices=1, active_devices=1, active_capacity_w=int(a["capacityW"]))
+        if int(a["kind"]) != SITE_METER:
+            self._zone(int(a["zone"]), log.block, devices=1, active_devices=1,
+                       active_capacity_w=int(a["capacityW"]))
+
+    def _device_sited(self, log: ChainLog) -> None:
+        key = {"address": log.args["device"]}
+        old = self.journal.get("devices", key)
+        if old is not None:
+            self.journal.put("devices", key, {"site": log.args["site"], "updated_block": log.block}, log.block,
+                             previous=old)
 
     def _device_active(self, log: ChainLog) -> None:
         key = {"address": log.args["device"]}
@@ -122,9 +143,22 @@ class Projection:
     def _device_transferred(self, log: ChainLog) -> None:
         key = {"address": log.args["device"]}
         old = self.journal.get("devices", key)
-        if old is not None:
-            self.journal.put("devices", key, {"owner": log.args["to"], "updated_block": log.block}, log.block,
-                             previous=old)
+        if old is None:
+            return
+        self.journal.put("devices", key, {"owner": log.args["to"], "updated_block": log.block}, log.block,
+                         previous=old)
+        if old["kind"] == SITE_METER:
+            for address in self._devices_at(log.args["device"]):
+                member = {"address": address}
+                self.journal.put("devices", member, {"owner": log.args["to"], "updated_block": log.block},
+                                 log.block)
+
+    def _devices_at(self, site: str) -> list[str]:
+        """The registered devices at `site` (at most the registry's MAX_DEVICES_PER_SITE)."""
+        self.journal.flush()  # rows written earlier in this range are in the database from here on
+        rows = self.connection.execute(select(DEVICES.c.address).where(
+            DEVICES.c.site == site, DEVICES.c.registered.is_(True)).order_by(DEVICES.c.address)).all()
+        return [row.address for row in rows]
 
     def _device_unregistered(self, log: ChainLog) -> None:
         key = {"address": log.args["device"]}
@@ -133,6 +167,8 @@ class Projection:
             return
         self.journal.put("devices", key, {"active": False, "registered": False, "updated_block": log.block},
                          log.block, previous=old)
+        if old["kind"] == SITE_METER:
+            return
         if old["active"]:
             self._zone(old["zone"], log.block, devices=-1, active_devices=-1, active_capacity_w=-old["capacity_w"])
         else:
@@ -147,9 +183,14 @@ class Projection:
             "target_w": int(a["targetW"]), "price_per_kwh": str(a["pricePerKWh"]),
             "payment_token": a["paymentToken"], "max_budget": str(a["maxBudget"]), "status": RequestStatus.OPEN.value,
             "payout": None, "refund": None, "report_digest": None, "opened_block": log.block,
-            "opened_tx": log.tx_hash, "updated_block": log.block,
+            "opened_tx": log.tx_hash, "updated_block": log.block, "holdout_bps": None, "gate_closure": None,
         }, log.block)
         self._zone(int(a["zone"]), log.block, requests=1)
+
+    def _request_rules(self, log: ChainLog) -> None:
+        """The holdout and gate closure the request was opened under (FlexMarket RequestRules)."""
+        self._update_request(log, {"holdout_bps": int(log.args["holdoutBps"]),
+                                   "gate_closure": int(log.args["gateClosure"])})
 
     def _update_request(self, log: ChainLog, values: dict[str, Any]) -> dict[str, Any] | None:
         key = {"id": int(log.args["requestId"])}

@@ -1,7 +1,9 @@
 """The queries behind the REST routes: SQL (SQLAlchemy Core, no ORM objects) to the JSON shapes of
 api.schemas. Lists use keyset (cursor) pagination on an indexed column, so a page costs the same
 at any depth. Aggregates that only change when the indexer commits are cached per mirror version.
-Kind names and statuses are protocol's (protocol.kinds, protocol.statuses)."""
+Kind names and statuses are protocol's (protocol.kinds, protocol.statuses). A site meter (kind
+SITE_METER) is listed with the devices, but, as in the chain's zoneStats, never counted in an
+owner's or a zone's device numbers and capacity; its detail lists the devices registered at it."""
 
 from __future__ import annotations
 
@@ -22,7 +24,9 @@ from protocol.statuses import IndexedReportStatus, RequestStatus
 ZERO_HASH = "0x" + "00" * 32
 _FINAL = IndexedReportStatus.FINAL.value  # SQL literals of the statuses the aggregates select
 _SETTLED = RequestStatus.SETTLED.value
-_FALLBACK_KIND = DeviceKind.HOUSEHOLD.label  # the registry's "other load" (no number outside 0..5 is stored)
+_FALLBACK_KIND = DeviceKind.HOUSEHOLD.label  # the registry's "other load" (no number outside 0..6 is stored)
+_SITE_METER = int(DeviceKind.SITE_METER)
+SITES_IN_REQUEST = 50  # settlement units shown in a request's detail; /v1/requests/{id}/sites pages the rest
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{1,200}")
 
@@ -96,6 +100,7 @@ class DeviceFilter:
     kind: int | None = None
     owner: str | None = None
     active: bool | None = None
+    site: str | None = None
 
 
 def _device(row: Any) -> dict[str, Any]:
@@ -106,16 +111,18 @@ def _device(row: Any) -> dict[str, Any]:
             "kindName": KIND_NAMES.get(row.kind, _FALLBACK_KIND),
             "capacityW": row.capacity_w, "zone": row.zone, "active": bool(row.active),
             "registered": bool(row.registered), "registeredBlock": row.registered_block,
-            "updatedBlock": row.updated_block, "profile": profile}
+            "updatedBlock": row.updated_block, "site": row.site, "siteDevices": None, "profile": profile}
 
 
 _DEVICE_COLUMNS = ("d.address, d.owner, d.kind, d.capacity_w, d.zone, d.active, d.registered, d.registered_block, "
-                   "d.updated_block, p.name AS p_name, p.location_label AS p_location, p.updated_at AS p_updated "
+                   "d.updated_block, d.site, p.name AS p_name, p.location_label AS p_location, "
+                   "p.updated_at AS p_updated "
                    "FROM devices d LEFT JOIN device_profiles p ON p.device = d.address AND p.written_by = d.owner")
 
 _REQUEST_COLUMNS = ("r.id, r.buyer, r.zone, r.start, r.\"end\", r.target_w, r.price_per_kwh, r.payment_token, "
                     "r.max_budget, r.status, r.payout, r.refund, r.report_digest, r.opened_block, r.opened_tx, "
-                    "rep.epoch AS epoch, rr.delivered_wh AS delivered_wh, rr.devices AS devices "
+                    "r.holdout_bps, r.gate_closure, rep.epoch AS epoch, rr.delivered_wh AS delivered_wh, "
+                    "rr.devices AS devices, rr.verification AS verification "
                     "FROM requests r LEFT JOIN reports rep ON rep.digest = r.report_digest "
                     "LEFT JOIN report_requests rr ON rr.digest = r.report_digest AND rr.request_id = r.id")
 
@@ -125,10 +132,18 @@ def _request(row: Any, with_devices: bool) -> dict[str, Any]:
            "targetW": row.target_w, "pricePerKWh": row.price_per_kwh, "paymentToken": row.payment_token,
            "maxBudget": row.max_budget, "status": row.status, "payout": row.payout, "refund": row.refund,
            "reportDigest": row.report_digest, "epoch": row.epoch, "openedBlock": row.opened_block,
-           "openedTx": row.opened_tx, "deliveredWh": row.delivered_wh, "devices": None}
+           "openedTx": row.opened_tx, "holdoutBps": row.holdout_bps, "gateClosure": row.gate_closure,
+           "deliveredWh": row.delivered_wh, "devices": None, "verification": None}
     if with_devices and row.devices is not None:
         out["devices"] = json.loads(row.devices)
+    if with_devices and row.verification is not None:
+        out["verification"] = json.loads(row.verification)
     return out
+
+
+def _site_result(row: Any) -> dict[str, Any]:
+    return {"site": row.site, "group": row.group_name, "committedW": row.committed_w, "paidWh": row.paid_wh,
+            "weightWh": row.weight_wh, "devices": json.loads(row.devices)}
 
 
 def _report(row: Any) -> dict[str, Any]:
@@ -173,6 +188,9 @@ class Reads:
         if where.active is not None:
             clauses.append("d.active = :active")
             params["active"] = where.active
+        if where.site is not None:
+            clauses.append("d.site = :site")
+            params["site"] = where.site
         if cursor is not None:
             (after,) = decode_cursor(cursor, (str,))
             if not _ADDRESS.fullmatch(after):
@@ -185,9 +203,17 @@ class Reads:
         return {"items": items, "next": encode_cursor(items[-1]["address"]) if len(rows) > limit else None}
 
     def device(self, address: str) -> dict[str, Any] | None:
-        """One device (registered or not) by checksummed address."""
+        """One device (registered or not) by checksummed address; a site meter with the addresses of
+        its registered devices (at most the registry's MAX_DEVICES_PER_SITE)."""
         row = self._one(f"SELECT {_DEVICE_COLUMNS} WHERE d.address = :address", address=address)
-        return _device(row) if row is not None else None
+        if row is None:
+            return None
+        out = _device(row)
+        if row.kind == _SITE_METER:
+            out["siteDevices"] = [r.address for r in self._all(
+                "SELECT address FROM devices WHERE site = :site AND registered = :yes ORDER BY address",
+                site=address, yes=True)] if row.registered else []
+        return out
 
     def device_owner(self, address: str) -> str | None:
         """The current owner of a registered device."""
@@ -235,12 +261,17 @@ class Reads:
         return {"account": account, "epoch": epoch, "root": root, "verified": verified, "tokens": tokens}
 
     def owner(self, address: str) -> dict[str, Any]:
-        """An owner's device counts, stake and rewards."""
-        row = self._one("SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN active THEN 1 ELSE 0 END), 0) AS active, "
-                        "COALESCE(SUM(CASE WHEN active THEN capacity_w ELSE 0 END), 0) AS capacity "
-                        "FROM devices WHERE owner = :o AND registered = :yes", o=address, yes=True)
+        """An owner's device counts (controllable devices; site meters are counted as `sites`), stake and
+        rewards."""
+        row = self._one("SELECT COALESCE(SUM(CASE WHEN kind = :site THEN 0 ELSE 1 END), 0) AS n, "
+                        "COALESCE(SUM(CASE WHEN active AND kind <> :site THEN 1 ELSE 0 END), 0) AS active, "
+                        "COALESCE(SUM(CASE WHEN active AND kind <> :site THEN capacity_w ELSE 0 END), 0) "
+                        "AS capacity, COALESCE(SUM(CASE WHEN kind = :site THEN 1 ELSE 0 END), 0) AS sites "
+                        "FROM devices WHERE owner = :o AND registered = :yes", o=address, yes=True,
+                        site=_SITE_METER)
         return {"address": address, "devices": int(row.n), "activeDevices": int(row.active),
-                "capacityW": int(row.capacity), "stake": self.stake(address), "rewards": self.rewards(address)}
+                "capacityW": int(row.capacity), "sites": int(row.sites), "stake": self.stake(address),
+                "rewards": self.rewards(address)}
 
     # ------------------------------------------------------------------ requests
 
@@ -268,9 +299,48 @@ class Reads:
         return {"items": items, "next": encode_cursor(items[-1]["id"]) if len(rows) > limit else None}
 
     def request(self, request_id: int) -> dict[str, Any] | None:
-        """One request with per-device results once its report's document is verified."""
+        """One request with per-device results once its report's document is verified, and for a
+        per-site request the verification summary with its first SITES_IN_REQUEST settlement units."""
         row = self._one(f"SELECT {_REQUEST_COLUMNS} WHERE r.id = :id", id=request_id)
-        return _request(row, True) if row is not None else None
+        if row is None:
+            return None
+        out = _request(row, True)
+        if out["verification"] is not None:
+            page = self._sites_page(row.report_digest, request_id, None, None, SITES_IN_REQUEST)
+            out["verification"].update(sites=page["items"], sitesNext=page["next"])
+        return out
+
+    def request_sites(self, request_id: int, group: str | None, cursor: str | None,
+                      limit: int) -> dict[str, Any] | None:
+        """A page of a per-site request's settlement units by address (empty until its report's document
+        is verified, and for a request settled per device); None for an unknown request."""
+        row = self._one("SELECT r.report_digest, rr.verification FROM requests r LEFT JOIN report_requests rr "
+                        "ON rr.digest = r.report_digest AND rr.request_id = r.id WHERE r.id = :id", id=request_id)
+        if row is None:
+            return None
+        after = None
+        if cursor is not None:
+            (after,) = decode_cursor(cursor, (str,))
+            if not _ADDRESS.fullmatch(after):
+                raise BadCursor("not a cursor this API returned")
+        if row.verification is None:
+            return {"items": [], "next": None}
+        return self._sites_page(row.report_digest, request_id, group, after, limit)
+
+    def _sites_page(self, digest: str, request_id: int, group: str | None, after: str | None,
+                    limit: int) -> dict[str, Any]:
+        clauses = ["digest = :digest", "request_id = :id"]
+        params: dict[str, Any] = {"digest": digest, "id": request_id, "limit": limit + 1}
+        if group is not None:
+            clauses.append("group_name = :group")
+            params["group"] = group
+        if after is not None:
+            clauses.append("site > :after")
+            params["after"] = after
+        rows = self._all("SELECT site, group_name, committed_w, paid_wh, weight_wh, devices FROM report_sites "
+                         f"WHERE {' AND '.join(clauses)} ORDER BY site LIMIT :limit", **params)
+        items = [_site_result(r) for r in rows[:limit]]
+        return {"items": items, "next": encode_cursor(items[-1]["site"]) if len(rows) > limit else None}
 
     # ------------------------------------------------------------------ reports
 

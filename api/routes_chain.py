@@ -4,6 +4,8 @@ A module-level router (mounted by api.app); the app state comes in through api.d
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Path, Query
 
 from api import params
@@ -27,6 +29,7 @@ from api.schemas import (
     RequestPage,
     RequestStatusName,
     RewardsOut,
+    SitePage,
     ZoneStats,
 )
 
@@ -54,16 +57,19 @@ async def list_devices(
     ctx: Context,
     zone: int | None = Query(None, ge=0, le=UINT32, description="grid zone"),
     kind: str | None = Query(None, max_length=20, json_schema_extra={"enum": list(params.KIND_WORDS)},
-                             description="0..5 or ev_charger, heat_pump, hvac, battery, water_heater, household "
-                                         "(alias: other)"),
+                             description="0..6 or ev_charger, heat_pump, hvac, battery, water_heater, household "
+                                         "(alias: other), site_meter"),
     owner: str | None = Query(None, max_length=42, json_schema_extra=_ADDRESS, description="owner address"),
     active: bool | None = Query(None, description="only active (true) or inactive (false) devices"),
+    site: str | None = Query(None, max_length=42, json_schema_extra=_ADDRESS,
+                             description="only the devices registered at this site meter"),
     cursor: str | None = Cursor,
     limit: int = Limit,
 ):
     """Registered devices ordered by address, with filters and cursor pagination."""
     where = DeviceFilter(zone=zone, kind=params.kind(kind),
-                         owner=params.address(owner, "owner") if owner is not None else None, active=active)
+                         owner=params.address(owner, "owner") if owner is not None else None, active=active,
+                         site=params.address(site, "site") if site is not None else None)
     try:
         return json_response(await ctx.call(ctx.reads.devices, where, cursor, limit))
     except BadCursor as error:
@@ -72,7 +78,7 @@ async def list_devices(
 
 @router.get("/devices/{address}", response_model=DeviceOut, tags=["devices"], responses=ON_LOOKUP)
 async def get_device(ctx: Context, address: str = Path(..., max_length=42, json_schema_extra=_ADDRESS)):
-    """One device (also an unregistered one, with `registered: false`)."""
+    """One device (also an unregistered one, with `registered: false`); a site meter with `siteDevices`."""
     device = await ctx.call(ctx.reads.device, params.address(address, "address"))
     if device is None:
         raise ApiProblem(404, Reason.UNKNOWN_DEVICE, "Unknown device", f"no device {address} was ever registered")
@@ -130,6 +136,22 @@ async def list_requests(
 async def get_request(ctx: Context, request_id: int = Path(..., ge=1, le=2**63 - 1)):
     """One request; once its report's document is verified, `deliveredWh` and per-device `devices`."""
     found = await ctx.call(ctx.reads.request, request_id)
+    if found is None:
+        raise ApiProblem(404, Reason.UNKNOWN_REQUEST, "Unknown request", f"no request {request_id} on chain (yet)")
+    return json_response(found)
+
+
+@router.get("/requests/{request_id}/sites", response_model=SitePage, tags=["requests"], responses=ON_LOOKUP)
+async def request_sites(ctx: Context, request_id: int = Path(..., ge=1, le=2**63 - 1),
+                        group: Literal["treatment", "control"] | None = Query(
+                            None, description="only dispatched (treatment) or held-out (control) units"),
+                        cursor: str | None = Cursor, limit: int = Limit):
+    """A per-site request's settlement units by address: holdout group and paid energy, from its report's
+    verified document (empty before that, and for a request settled per device)."""
+    try:
+        found = await ctx.call(ctx.reads.request_sites, request_id, group, cursor, limit)
+    except BadCursor as error:
+        raise _cursor_problem(error) from None
     if found is None:
         raise ApiProblem(404, Reason.UNKNOWN_REQUEST, "Unknown request", f"no request {request_id} on chain (yet)")
     return json_response(found)

@@ -49,13 +49,18 @@ class DeviceOut(BaseModel):
     owner: Address
     kind: int
     kindName: str = Field(description="protocol.kinds name: ev_charger, heat_pump, hvac, battery, water_heater, "
-                                      "household")
-    capacityW: int
+                                      "household, site_meter")
+    capacityW: int = Field(description="the most power it can curtail, W (a site meter: the connection's rating)")
     zone: int
     active: bool
     registered: bool
     registeredBlock: int
     updatedBlock: int
+    site: Address | None = Field(description="the site meter it was registered at (DeviceRegistry.siteOf); its "
+                                             "owner is that site's owner. Null when metered on its own")
+    siteDevices: list[Address] | None = Field(
+        description="a site meter's registered devices, at most DeviceRegistry.MAX_DEVICES_PER_SITE (255) "
+                    "(detail route only; null for other kinds and in lists)")
     profile: Profile | None
 
 
@@ -101,9 +106,10 @@ class OwnerOut(BaseModel):
     """An owner: device counts, stake and rewards."""
 
     address: Address
-    devices: int
+    devices: int = Field(description="registered controllable devices (site meters are counted in `sites`)")
     activeDevices: int
-    capacityW: int
+    capacityW: int = Field(description="active controllable capacity, W (as the registry's zoneStats counts it)")
+    sites: int = Field(description="registered site meters")
     stake: StakeOut
     rewards: RewardsOut
 
@@ -128,6 +134,51 @@ class DeviceResult(BaseModel):
     flags: list[str] | None
 
 
+class SiteResult(BaseModel):
+    """One settlement unit of a per-site request (a site meter, or a device metered on its own), from
+    the verified report document's `verification.sites`."""
+
+    site: Address
+    group: Literal["treatment", "control"] = Field(description="treatment: dispatched; control: held out")
+    committedW: int
+    paidWh: int = Field(description="the verified energy it was paid for (0 when held out)")
+    weightWh: int = Field(description="its own clipped reduction, the weight of its share")
+    devices: list[Address] = Field(description="its committed devices, at most 255")
+
+
+class SitePage(BaseModel):
+    """One page of a request's settlement units, by address; pass `next` as `cursor` (null at the end)."""
+
+    items: list[SiteResult]
+    next: Cursor | None
+
+
+class VerificationOut(BaseModel):
+    """How a per-site request was verified, as the oracle's report document states it (not a chain fact:
+    the on-chain roots do not cover it)."""
+
+    holdoutBps: int | None = Field(description="share of units held out (control group), basis points")
+    gateClosure: int | None = Field(description="unix s after which dispatch was fixed")
+    seed: str | None = Field(description="the holdout draw's seed (the gate block's hash)")
+    estimator: str | None
+    estimatedWh: int | None = Field(description="the verified reduction of the dispatched units, Wh")
+    ci95Wh: list[int] | None = Field(min_length=2, max_length=2, description="its 95 % interval [low, high], Wh")
+    method: str | None
+    rule: str | None = Field(description="portfolio, site_fallback or none")
+    fallbackReason: str | None
+    qualityPassed: bool | None
+    treatmentInEstimate: int | None
+    controlInEstimate: int | None
+    error: str | None = Field(description="why no estimate could be made, if none was")
+    siteCount: int
+    dispatchedSites: int
+    heldOutSites: int
+    paidWh: int = Field(description="energy paid over all units, Wh")
+    sites: list[SiteResult] = Field(description="the first 50 units by address; `sitesNext` pages on at "
+                                                "/v1/requests/{id}/sites")
+    sitesNext: Cursor | None
+
+
 class RequestOut(BaseModel):
     """A FlexMarket request. `deliveredWh` and `devices` come with the settling report's verified document."""
 
@@ -147,8 +198,14 @@ class RequestOut(BaseModel):
     epoch: int | None
     openedBlock: int
     openedTx: Hash
+    holdoutBps: int | None = Field(description="the market's holdout share at opening (RequestRules); null when "
+                                               "the market recorded none")
+    gateClosure: int | None = Field(description="unix s of the request's gate closure (RequestRules), or null")
     deliveredWh: int | None
-    devices: list[DeviceResult] | None = Field(None, description="per-device results (detail route only)")
+    devices: list[DeviceResult] | None = Field(None, description="per-device results (detail route only); for a "
+                                                                "per-site request, one per settlement unit")
+    verification: VerificationOut | None = Field(None, description="per-site requests with a verified document "
+                                                                   "(detail route only)")
 
 
 class RequestPage(BaseModel):

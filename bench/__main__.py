@@ -47,6 +47,24 @@ def api(devices: int = typer.Option(100_000, "--devices", min=1), requests: int 
     typer.echo(json.dumps(run(devices, requests, seconds=seconds, clients=clients, connections=connections)))
 
 
+@app.command()
+def mv(sites: int = typer.Option(200, "--sites", min=10, max=20_000, help="number of simulated sites"),
+       events: int = typer.Option(20, "--events", min=2, max=200, help="events, a quarter of them placebo"),
+       seed: int = typer.Option(0, "--seed", min=0), holdout_bps: int = typer.Option(1_500, "--holdout-bps", min=0,
+                                                                                   max=5_000),
+       workers: int = typer.Option(2, "--workers", min=1, max=64)) -> None:
+    """Portfolio M&V against ground truth: N simulated sites, E events with a holdout (bench/mv.py)."""
+    from rich.progress import Progress
+
+    from bench.mv import run
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("simulating sites", total=sites)
+        result = run(sites, events, seed=seed, holdout_bps=holdout_bps, workers=workers,
+                     progress=lambda done, total: bar.update(task, completed=done, total=total))
+    typer.echo(json.dumps(result))
+
+
 @app.callback()
 def main() -> None:
     """negawatt benchmarks."""

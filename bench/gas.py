@@ -4,8 +4,14 @@ The system is deployed as `ape run deploy` deploys it. Five bonded oracles sign 
 Scenario (each figure is the receipt's gasUsed of one transaction):
   register_device            a device joins a zone that already has devices (the common case);
                              register_device_first_in_zone is the zone's first device
+  register_site              a site meter (kind 6) joins; it never touches the zone's totals
+  register_device_at_site    a controllable device joins a site (DeviceAtSitePermit) in a zone that
+                             already has devices; register_device_at_site_first_in_zone is the
+                             zone's first (the site's device count is written nonzero to nonzero
+                             either way: it lives in the site's own record)
   stake                      a device owner's first bond
-  open_request               a buyer's request with escrow
+  open_request               a buyer's request with escrow, under market rules (holdout and gate
+                             lead set, so the RequestRules event is the one a holdout request emits)
   submit_report_k3_of_5      epoch 1: a report settling one request, with an emission, 3 signatures
   finalize                   epoch 1 finalized: payout, refund, emission mint, root installed
   settlement_gas_per_device_10k  (submit + finalize of epoch 1) / 10,000, its tree holding one
@@ -24,6 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 TARGETS = {
     "register_device": 75_000,
+    "register_site": 75_000,
+    "register_device_at_site": 75_000,
     "claim_first_depth20": 98_000,
     "claim_next_depth20": 62_000,
     "submit_report_k3_of_5": 90_000,
@@ -58,7 +66,8 @@ def run(network: str = "ethereum:local:foundry") -> dict:
         test = accounts.test_accounts
         admin, owner, buyer, claimer, submitter = test[0], test[1], test[2], test[3], test[4]
         oracles = [test[5 + i] for i in range(5)]
-        params = DeployParams(threshold=1, challenge_window=60, min_duration=900, min_oracle_bond=10_000 * TOKEN)
+        params = DeployParams(threshold=1, challenge_window=60, min_duration=900, min_oracle_bond=10_000 * TOKEN,
+                              holdout_bps=1_500, gate_lead_seconds=900)
         system = deploy_all(project, admin, params)["instances"]
         token, registry, staking = system["NegawattToken"], system["DeviceRegistry"], system["Staking"]
         market, distributor, hub, usd = (
@@ -84,6 +93,25 @@ def run(network: str = "ethereum:local:foundry") -> dict:
         gas["register_device_first_in_zone"] = register(os.urandom(32), zone=7)
         gas["register_device"] = register(os.urandom(32), zone=7)
 
+        site_key = os.urandom(32)
+        site = Account.from_key(site_key).address
+        deadline = chain.pending_timestamp + 3600
+        message = {"owner": owner.address, "device": site, "kind": 6, "capacityW": 17_250, "zone": 8, "nonce": 0,
+                   "deadline": deadline}
+        signature = eip712.sign(site_key, "DevicePermit", message, chain_id, registry.address)
+        gas["register_site"] = registry.register(site, 6, 17_250, 8, deadline, signature, sender=owner).gas_used
+
+        def register_at_site(device_key: bytes) -> int:
+            device = Account.from_key(device_key).address
+            deadline = chain.pending_timestamp + 3600
+            message = {"owner": owner.address, "device": device, "site": site, "kind": 1, "capacityW": 3_000,
+                       "nonce": 0, "deadline": deadline}
+            signature = eip712.sign(device_key, "DeviceAtSitePermit", message, chain_id, registry.address)
+            return registry.registerAtSite(device, site, 1, 3_000, deadline, signature, sender=owner).gas_used
+
+        gas["register_device_at_site_first_in_zone"] = register_at_site(os.urandom(32))
+        gas["register_device_at_site"] = register_at_site(os.urandom(32))
+
         token.mint(owner.address, 1_000 * TOKEN, sender=admin)
         token.approve(staking.address, 1_000 * TOKEN, sender=owner)
         gas["stake"] = staking.stake(700 * TOKEN, sender=owner).gas_used
@@ -91,7 +119,7 @@ def run(network: str = "ethereum:local:foundry") -> dict:
         budget = 100_000 * usd_unit
         usd.mint(buyer.address, budget, sender=buyer)
         usd.approve(market.address, budget, sender=buyer)
-        start = chain.pending_timestamp + 120
+        start = chain.pending_timestamp + 900 + 120
         gas["open_request"] = market.openRequest(
             7, start, start + 3600, 70_000_000, 200_000, usd.address, budget, sender=buyer).gas_used
         request_id = market.requestCount()

@@ -10,6 +10,13 @@ import {RequestPayout} from "./SettlementTypes.sol";
 /// @notice Buyers (DSOs, TSOs, retailers) ask for curtailment in a zone and window, paying per
 ///         delivered kWh in any ERC-20, with `maxBudget` held in escrow. The OracleHub settles each
 ///         request once: the payout goes to the RewardDistributor and the rest back to the buyer.
+///
+///         Market rules for verified flexibility (issue 13): a share `holdoutBps` of each request's
+///         committed sites is held out as the control group, and commitments close at the request's
+///         gate closure, `gateLeadSeconds` before its start. Both are market-wide, set by the admin,
+///         and snapshotted per request in the RequestRules event at opening (the event is the record
+///         that oracles and nodes follow; the request's storage does not hold them). With both at 0
+///         (the default) a request has no holdout and its gate closes at its start.
 /// @dev Per request, always: paid + refunded + escrow held + owed == deposited.
 ///      Settlement isolates each request (audit H-1): a payment token that reverts, blacklists the
 ///      buyer or the distributor, or burns gas cannot block the other requests of the report. Each
@@ -52,10 +59,21 @@ contract FlexMarket is GuardianPausable {
     uint40 public maxDuration;
     /// @notice After `end + settlementTimeout` an unsettled request can be refunded to its buyer.
     uint40 public settlementTimeout;
+    /// @notice Share of each new request's committed sites held out as the control group, in basis
+    ///         points (at most MAX_HOLDOUT_BPS).
+    uint16 public holdoutBps;
+    /// @notice Seconds before a new request's start at which its gate closes (no commitment is
+    ///         accepted after it); at most MAX_GATE_LEAD_SECONDS.
+    uint40 public gateLeadSeconds;
     /// @notice Number of requests opened so far; ids are 1..requestCount.
     uint256 public requestCount;
     /// @notice Gas one settlement transfer may use; a token that needs more is treated as failing.
     uint256 public constant SETTLEMENT_TRANSFER_GAS = 100_000;
+    /// @notice The largest holdout: half the committed sites (the other half must be dispatched).
+    uint16 public constant MAX_HOLDOUT_BPS = 5_000;
+    /// @notice The longest gate lead: a week (a day-ahead market closes 12 to 36 hours ahead). A fixed
+    ///         bound, independent of the duration limits, so neither setter has to check the other.
+    uint40 public constant MAX_GATE_LEAD_SECONDS = 7 days;
 
     /// @notice An amount a failed settlement transfer still owes, and to whom.
     struct Owed {
@@ -81,6 +99,10 @@ contract FlexMarket is GuardianPausable {
         address paymentToken,
         uint128 maxBudget
     );
+    /// @notice The market rules request `requestId` was opened under (emitted right after its
+    ///         RequestOpened): `holdoutBps` of its committed sites are held out, and commitments close
+    ///         at `gateClosure` (its start minus the gate lead).
+    event RequestRules(uint256 indexed requestId, uint16 holdoutBps, uint40 gateClosure);
     /// @notice The buyer cancelled before the start and got `refund` back.
     event RequestCancelled(uint256 indexed requestId, uint256 refund);
     /// @notice A pending report claims the request with `payout`; it can no longer expire.
@@ -97,6 +119,8 @@ contract FlexMarket is GuardianPausable {
     event RequestExpired(uint256 indexed requestId, uint256 refund);
     /// @notice The window and timeout bounds changed.
     event DurationLimitsSet(uint40 minDuration, uint40 maxDuration, uint40 settlementTimeout);
+    /// @notice The holdout share and the gate lead of new requests changed.
+    event MarketRulesSet(uint16 holdoutBps, uint40 gateLeadSeconds);
 
     /// @notice The window must start in the future.
     error StartNotInFuture(uint256 start, uint256 nowTimestamp);
@@ -132,6 +156,12 @@ contract FlexMarket is GuardianPausable {
     error NothingOwed(uint256 requestId);
     /// @notice Duration limits must satisfy 0 < min <= max.
     error InvalidDurationLimits(uint40 minDuration, uint40 maxDuration);
+    /// @notice The request's gate (its start minus the gate lead) has already closed at opening.
+    error GateAlreadyClosed(uint256 gateClosure, uint256 nowTimestamp);
+    /// @notice The holdout share exceeds MAX_HOLDOUT_BPS.
+    error HoldoutTooLarge(uint16 holdoutBps, uint16 maxHoldoutBps);
+    /// @notice The gate lead exceeds MAX_GATE_LEAD_SECONDS.
+    error GateLeadTooLong(uint40 gateLeadSeconds, uint40 maxGateLeadSeconds);
 
     /// @param admin Receives DEFAULT_ADMIN_ROLE.
     /// @param guardian Receives GUARDIAN_ROLE.
@@ -149,7 +179,9 @@ contract FlexMarket is GuardianPausable {
     }
 
     /// @notice Ask for `targetW` of curtailment in `zone` during [start, end), paying `pricePerKWh`
-    ///         per delivered kWh, at most `maxBudget` (escrowed now; approve it first).
+    ///         per delivered kWh, at most `maxBudget` (escrowed now; approve it first). The request
+    ///         takes the market's current holdout and gate lead (see RequestRules); its gate closure,
+    ///         `start - gateLeadSeconds`, must still be in the future.
     /// @return requestId The new request's id.
     function openRequest(
         uint32 zone,
@@ -161,6 +193,9 @@ contract FlexMarket is GuardianPausable {
         uint256 maxBudget
     ) external whenNotPaused returns (uint256 requestId) {
         if (start <= block.timestamp) revert StartNotInFuture(start, block.timestamp);
+        uint40 lead = gateLeadSeconds;
+        uint40 gateClosure = start > lead ? start - lead : 0;
+        if (gateClosure <= block.timestamp) revert GateAlreadyClosed(gateClosure, block.timestamp);
         if (end <= start) revert InvalidWindow(start, end);
         uint256 duration = end - start;
         if (duration < minDuration || duration > maxDuration) {
@@ -189,6 +224,7 @@ contract FlexMarket is GuardianPausable {
         emit RequestOpened(
             requestId, msg.sender, zone, start, end, targetW, pricePerKWh, address(paymentToken), uint128(maxBudget)
         );
+        emit RequestRules(requestId, holdoutBps, gateClosure);
 
         uint256 before = paymentToken.balanceOf(address(this));
         paymentToken.safeTransferFrom(msg.sender, address(this), maxBudget);
@@ -303,6 +339,19 @@ contract FlexMarket is GuardianPausable {
         onlyRole(DEFAULT_ADMIN_ROLE)
     {
         _setDurationLimits(minDuration_, maxDuration_, settlementTimeout_);
+    }
+
+    /// @notice Set the holdout share and the gate lead that new requests take (open requests keep
+    ///         the rules their RequestRules event recorded).
+    /// @param holdoutBps_ Share of committed sites held out, basis points, at most MAX_HOLDOUT_BPS.
+    /// @param gateLeadSeconds_ Seconds before the start at which commitments close, at most
+    ///        MAX_GATE_LEAD_SECONDS.
+    function setMarketRules(uint16 holdoutBps_, uint40 gateLeadSeconds_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (holdoutBps_ > MAX_HOLDOUT_BPS) revert HoldoutTooLarge(holdoutBps_, MAX_HOLDOUT_BPS);
+        if (gateLeadSeconds_ > MAX_GATE_LEAD_SECONDS) revert GateLeadTooLong(gateLeadSeconds_, MAX_GATE_LEAD_SECONDS);
+        holdoutBps = holdoutBps_;
+        gateLeadSeconds = gateLeadSeconds_;
+        emit MarketRulesSet(holdoutBps_, gateLeadSeconds_);
     }
 
     /// @notice A request's full record.

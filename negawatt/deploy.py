@@ -59,6 +59,12 @@ class DeployParams(BaseModel):
     min_duration: int = Field(15 * 60, gt=0)
     max_duration: int = Field(24 * 3600, gt=0)
     settlement_timeout: int = Field(7 * 24 * 3600, ge=0)
+    holdout_bps: int = Field(0, ge=0, le=5_000,
+                             description="share of each request's committed sites held out as the control group, "
+                                         "basis points (FlexMarket.MAX_HOLDOUT_BPS)")
+    gate_lead_seconds: int = Field(0, ge=0, le=7 * 24 * 3600,
+                                   description="seconds before a request's start at which commitments close "
+                                               "(FlexMarket.MAX_GATE_LEAD_SECONDS)")
     threshold: int = Field(1, ge=1, le=32)
     challenge_window: int = Field(3600, gt=0, le=30 * 24 * 3600)
     challenge_bond: int = Field(1_000 * TOKEN, gt=0, lt=2**96)
@@ -186,6 +192,8 @@ def deploy_all(project: Any, deployer: Any, params: DeployParams | None = None) 
     for contract in (staking, market, distributor):
         contract.bindHub(hub.address, **sender)
     hub.setEmissionBudget(p.emission_budget, **sender)
+    if p.holdout_bps or p.gate_lead_seconds:  # while the deployer is still the market's admin
+        market.setMarketRules(p.holdout_bps, p.gate_lead_seconds, **sender)
     timelock = None
     if p.timelock_delay:
         timelock = record("NegawattTimelock",

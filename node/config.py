@@ -19,6 +19,7 @@
     params = { max_power_w = 7400, seed = 3 }
 
     [[devices]]                               # a real device: driver = "modbus", "ocpp" or "mqtt"
+                                              # (a site meter: "sunspec", "shelly" or "p1")
     keystore = "keys/battery.json"
     kind = "battery"
     capacity_w = 5000
@@ -36,7 +37,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from node.drivers.settings import DRIVER_KINDS, FILE_FIELDS, ModbusSettings, MqttSettings, OcppSettings
+from node.drivers.settings import (DRIVER_KINDS, FILE_FIELDS, DsmrP1Settings, ModbusSettings, MqttSettings,
+                                   OcppSettings, ShellyMeterSettings, SunSpecMeterSettings)
 from protocol.config_files import ConfigError, describe, leave_to_environment, read_toml, root_paths, rooted  # noqa: F401  (ConfigError: re-exported for callers)
 from protocol.kinds import KIND_NUMBERS
 
@@ -50,10 +52,13 @@ class DeviceConfig(BaseModel):
     kind: str
     capacity_w: int = Field(gt=0, le=2**32 - 1)
     params: dict[str, Any] = Field(default_factory=dict)
-    driver: Literal["simulated", "modbus", "ocpp", "mqtt"] = "simulated"
+    driver: Literal["simulated", "modbus", "ocpp", "mqtt", "sunspec", "shelly", "p1"] = "simulated"
     modbus: ModbusSettings | None = None
     ocpp: OcppSettings | None = None
     mqtt: MqttSettings | None = None
+    sunspec: SunSpecMeterSettings | None = None  # site meters (kind site_meter)
+    shelly: ShellyMeterSettings | None = None
+    p1: DsmrP1Settings | None = None
 
     @field_validator("kind")
     @classmethod
@@ -64,7 +69,7 @@ class DeviceConfig(BaseModel):
 
     @model_validator(mode="after")
     def _driver_settings(self) -> DeviceConfig:
-        for name in ("modbus", "ocpp", "mqtt"):
+        for name in DRIVER_KINDS:
             if getattr(self, name) is not None and self.driver != name:
                 raise ValueError(f"a [{name}] table needs driver = \"{name}\" (driver is {self.driver!r})")
         if self.driver == "simulated":
@@ -78,7 +83,8 @@ class DeviceConfig(BaseModel):
                              f"it drives {', '.join(DRIVER_KINDS[self.driver])}")
         return self
 
-    def driver_settings(self) -> ModbusSettings | OcppSettings | MqttSettings | None:
+    def driver_settings(self) -> (ModbusSettings | OcppSettings | MqttSettings | SunSpecMeterSettings
+                                  | ShellyMeterSettings | DsmrP1Settings | None):
         """The settings of the device's real driver (None for a simulated device)."""
         return None if self.driver == "simulated" else getattr(self, self.driver)
 
@@ -121,6 +127,14 @@ class NodeConfig(BaseSettings):
     devices: list[DeviceConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
+    def _one_site_meter(self) -> NodeConfig:
+        """A node meters one premises: at most one site meter."""
+        meters = sum(device.kind == "site_meter" for device in self.devices)
+        if meters > 1:
+            raise ValueError(f"a node has at most one site meter (its premises' connection), not {meters}")
+        return self
+
+    @model_validator(mode="after")
     def _ocpp_servers(self) -> NodeConfig:
         """The chargers on one OCPP port share one server: one TLS certificate (or none), distinct ids."""
         servers: dict[tuple[str, int], list[OcppSettings]] = {}
@@ -143,7 +157,7 @@ def load_config(path: Path) -> NodeConfig:
     for device in data.get("devices", []) if isinstance(data.get("devices"), list) else []:
         if isinstance(device, dict) and "keystore" in device:
             device["keystore"] = rooted(path, device["keystore"])
-        for table in (device.get(name) for name in ("ocpp", "mqtt")) if isinstance(device, dict) else ():
+        for table in (device.get(name) for name in ("ocpp", "mqtt", "shelly")) if isinstance(device, dict) else ():
             if isinstance(table, dict):  # certificates, keys and password files: relative to node.toml
                 root_paths(path, table, FILE_FIELDS)
     leave_to_environment(data, "NEGAWATT_NODE_")

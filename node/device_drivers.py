@@ -22,3 +22,23 @@ def build_node_device(kind: str, device_id: str, capacity_w: int, params: Mappin
         return build_driver(driver, kind, device_id, capacity_w, settings)
     except (TypeError, ValueError) as error:
         raise DeviceConfigError(f"device {device_id!r}: {error}") from None
+
+
+def is_simulated_site_meter(device: Any) -> bool:
+    """Whether a configured device (node.config.DeviceConfig) is a simulated site meter, which is
+    built from the node's other simulated devices (`build_site_meter`)."""
+    return device.kind == "site_meter" and device.driver == "simulated"
+
+
+def build_site_meter(device_id: str, members: list[Device], capacity_w: int, params: Mapping[str, Any], *,
+                     start_time: float = 0.0) -> Device:
+    """A simulated site meter over the node's simulated `members` and its own household (params:
+    node.devices.site_meter.SiteMeterParams)."""
+    from pydantic import ValidationError
+
+    from node.devices.site_meter import SimulatedSiteMeter, SiteMeterParams
+
+    try:
+        return SimulatedSiteMeter(device_id, members, capacity_w, SiteMeterParams(**params), start_time=start_time)
+    except (ValidationError, ValueError) as error:
+        raise DeviceConfigError(f"site meter {device_id!r}: {error}") from None

@@ -27,6 +27,7 @@ from node.outbox import Outbox
 from node.own_baseline import recent_window_w
 from protocol.events import EventDecoder
 from protocol.follower import Batch, Cursor, Follower, Rollback
+from protocol.holdout import is_held_out
 from protocol.meter import Commitment
 from protocol.requests import FlexRequest
 
@@ -40,12 +41,18 @@ CREATE TABLE IF NOT EXISTS participations (
     watts INTEGER NOT NULL,
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
-    state TEXT NOT NULL,            -- committed | applied | restored | cancelled | withdrawn
+    state TEXT NOT NULL,            -- committed | applied | restored | cancelled | withdrawn | held_out
     applied_at REAL,
     latency_ms REAL,
     recent_w INTEGER,               -- the device's recent use in the window (node.own_baseline), if known
     opened_block INTEGER,           -- the block of the request's RequestOpened event, if known
     PRIMARY KEY (request_id, device)
+);
+CREATE TABLE IF NOT EXISTS request_rules (
+    request_id INTEGER PRIMARY KEY,
+    holdout_bps INTEGER NOT NULL,
+    gate_closure INTEGER NOT NULL,
+    drawn INTEGER NOT NULL DEFAULT 0  -- 1 once the holdout draw of this request is known
 );
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY,
@@ -102,8 +109,9 @@ def decide(policy: Policy, request: Request, device: NodeDevice, now: float,
     them would only be paid less and risk a penalty."""
     if request.price_per_kwh < policy.min_price_per_kwh:
         return 0, f"price {request.price_per_kwh} below the minimum {policy.min_price_per_kwh}"
-    if request.start - now < policy.min_lead_seconds:
-        return 0, "too close to the start to commit"
+    if request.gate_time - now < policy.min_lead_seconds:
+        return 0, "too close to the gate closure to commit" if request.gate_time < request.start \
+            else "too close to the start to commit"
     if device.zone != request.zone:
         return 0, "other zone"
     try:  # a device that does not answer makes no commitment
@@ -166,7 +174,8 @@ class RequestWatcher:
         self.market = market
         self.db = db
         self.on_rollback = on_rollback
-        decoder = EventDecoder.for_contract(market, "FlexMarket", events=("RequestOpened", "RequestCancelled"))
+        decoder = EventDecoder.for_contract(market, "FlexMarket",
+                                            events=("RequestOpened", "RequestRules", "RequestCancelled"))
         self.follower = Follower(web3, decoder, _CursorInKv(db), start_block, confirmations=confirmations,
                                  max_range=block_range)
         self._opened: list[FlexRequest] = []
@@ -192,6 +201,9 @@ class RequestWatcher:
         for event in batch.events:
             if event.name == "RequestOpened":
                 self._opened.append(FlexRequest.from_event(event.args, event.block))
+            elif event.name == "RequestRules":  # emitted right after its RequestOpened, in the same transaction
+                request_id = int(event.args["requestId"])
+                self._opened = [r.with_rules(event.args) if r.request_id == request_id else r for r in self._opened]
             elif event.name == "RequestCancelled":
                 self._cancelled.append((event.block, int(event.args["requestId"])))
 
@@ -217,6 +229,8 @@ class Dispatcher:
     registry: str
     oracles: Callable[[], list[str]]
     clock: Callable[[], float] = time.time
+    site: str | None = None  # the node's site meter: the unit the holdout draws (else each device is its own)
+    seed_of: Callable[[int], bytes | None] = lambda gate_closure: None  # protocol.holdout.GateSeeds.seed
     latencies_ms: list[float] = field(default_factory=list)
     retry_seconds: float = 2.0  # between attempts to apply a setpoint on a device that does not answer
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -232,6 +246,9 @@ class Dispatcher:
         now = self.clock()
         committed = 0
         with self._lock:
+            if request.holdout_bps > 0:
+                self.db.execute("INSERT OR IGNORE INTO request_rules (request_id, holdout_bps, gate_closure) "
+                                "VALUES (?, ?, ?)", (request.request_id, request.holdout_bps, request.gate_time))
             for device in self.devices:
                 if device.zone != request.zone:
                     continue
@@ -318,8 +335,11 @@ class Dispatcher:
         setpoints changed."""
         now = self.clock()
         with self._lock:
+            self._draw_holdouts(now)
+            undrawn = {row[0] for row in self.db.execute("SELECT request_id FROM request_rules WHERE drawn = 0")}
             due = self.db.execute("SELECT request_id, device, watts, start, recent_w FROM participations "
                                   "WHERE state = 'committed' AND start <= ? AND end > ?", (now, now)).fetchall()
+            due = [row for row in due if row[0] not in undrawn]  # not before the node knows it is dispatched
             for request_id, address, watts, start, recent in due:
                 device = self._device(address)
                 if time.monotonic() < self._retry_at.get((request_id, address), 0):
@@ -350,6 +370,28 @@ class Dispatcher:
                                 (request_id, address))
                 self._record(request_id, address, "restored", "the request window ended")
         return len(due) + len(ended)
+
+    def _draw_holdouts(self, now: float) -> None:
+        """For each request whose gate has closed, learn from the gate block whether this node's site
+        (or each device, without a site meter) is held out (protocol.holdout); held-out participations
+        are never applied."""
+        rows = self.db.execute("SELECT request_id, holdout_bps, gate_closure FROM request_rules "
+                               "WHERE drawn = 0 AND gate_closure <= ?", (now,)).fetchall()
+        for request_id, holdout_bps, gate_closure in rows:
+            seed = self.seed_of(gate_closure)
+            if seed is None:
+                continue  # no block at or after the gate yet
+            self.db.execute("UPDATE request_rules SET drawn = 1 WHERE request_id = ?", (request_id,))
+            for (address,) in self.db.execute("SELECT device FROM participations WHERE request_id = ? AND "
+                                              "state = 'committed'", (request_id,)).fetchall():
+                unit = self.site or address
+                if is_held_out(seed, request_id, unit, holdout_bps):
+                    self.db.execute("UPDATE participations SET state = 'held_out' WHERE request_id = ? AND device = ?",
+                                    (request_id, address))
+                    self._record(request_id, address, "held_out",
+                                 f"the randomized holdout put site {unit} in the control group (seed 0x{seed.hex()})")
+                else:
+                    self._record(request_id, address, "dispatched", f"site {unit} drawn for dispatch")
 
     def _restore(self, request_id: int, address: str) -> None:
         """Restore a device; one that does not answer is restored by its driver when it answers again."""

@@ -14,7 +14,7 @@ from eth_account import Account
 from node import claims, subscription
 from node.config import NodeConfig
 from node.device_state import DeviceStateStore
-from node.device_drivers import build_node_device
+from node.device_drivers import build_node_device, build_site_meter, is_simulated_site_meter
 from node.devices.interface import DeviceUnavailable, kind_number
 from node.dispatch import Dispatcher, NodeDevice, Policy, RequestWatcher, open_dispatch_db
 from node.drivers import status_file
@@ -26,6 +26,7 @@ from node.uploader import Uploader, run_uploads
 from protocol import eip712
 from protocol.chain import Transactor, connect
 from protocol.clock import ChainClock
+from protocol.holdout import GateSeeds
 from protocol.keys import load_key, read_password
 from protocol.manifest import check_chain, load_manifest
 
@@ -46,6 +47,16 @@ class Node:
     def contract(self, name: str) -> Any:
         return self.manifest.contract(self.web3, name)
 
+    @property
+    def site(self) -> str | None:
+        """The address of the node's site meter (its other devices are registered at it), if it has one."""
+        return next((d.address for d, c in zip(self.devices, self.config.devices) if c.kind == "site_meter"), None)
+
+    @property
+    def flexible_capacity_w(self) -> int:
+        """The capacity the owner bonds for: every device but the site meter."""
+        return sum(d.capacity_w for d, c in zip(self.devices, self.config.devices) if c.kind != "site_meter")
+
     def oracles(self) -> list[str]:
         """The oracles' URLs, as they published them in the OracleHub."""
         _addresses, urls = self.contract("OracleHub").functions.oracles().call()
@@ -61,36 +72,57 @@ def open_node(config: NodeConfig) -> Node:
     owner = Transactor(web3, load_key(config.owner_keystore, password),
                        abis=[entry.abi for entry in manifest.contracts.values()])
     start = time.time()
-    devices = []
-    for device in config.devices:
-        key = load_key(device.keystore, password)
-        address = Account.from_key(key).address
+    devices: list[NodeDevice | None] = [None] * len(config.devices)
+    keys = [load_key(device.keystore, password) for device in config.devices]
+    for index, device in enumerate(config.devices):  # a simulated site meter sums the others: built last
+        if is_simulated_site_meter(device):
+            continue
+        address = Account.from_key(keys[index]).address
         driver = build_node_device(device.kind, address, device.capacity_w, device.params, device.driver,
                                    device.driver_settings(), start_time=start)
-        devices.append(NodeDevice(address, key, driver, config.zone, device.capacity_w))
+        devices[index] = NodeDevice(address, keys[index], driver, config.zone, device.capacity_w)
+    for index, device in enumerate(config.devices):
+        if is_simulated_site_meter(device):
+            members = [d.driver for d in devices if d is not None and not d.driver.live]
+            address = Account.from_key(keys[index]).address
+            driver = build_site_meter(address, members, device.capacity_w, device.params, start_time=start)
+            devices[index] = NodeDevice(address, keys[index], driver, config.zone, device.capacity_w)
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    return Node(config, web3, manifest, owner, devices, Outbox(config.data_dir / "outbox.sqlite"))
+    return Node(config, web3, manifest, owner, [d for d in devices if d is not None],
+                Outbox(config.data_dir / "outbox.sqlite"))
 
 
 def register(node: Node) -> list[str]:
     """Register every device not yet on-chain (device permits) and bond the required stake."""
     registry, staking, token = node.contract("DeviceRegistry"), node.contract("Staking"), node.contract("NegawattToken")
     done = []
-    for device, config in zip(node.devices, node.config.devices):
+    site = node.site
+    pairs = sorted(zip(node.devices, node.config.devices), key=lambda pair: pair[1].kind != "site_meter")
+    for device, config in pairs:  # the site meter first: the other devices are registered at it
         info = registry.functions.deviceInfo(device.address).call()
         if info[0] != "0x" + "00" * 20:
             done.append(f"{device.address}: already registered to {info[0]}")
             continue
         deadline = node.web3.eth.get_block("latest")["timestamp"] + 3_600
         nonce = registry.functions.nonces(device.address).call()
-        permit = {"owner": node.owner.address, "device": device.address, "kind": kind_number(config.kind),
+        kind = kind_number(config.kind)
+        if site is not None and device.address != site:
+            permit = {"owner": node.owner.address, "device": device.address, "site": site, "kind": kind,
+                      "capacityW": config.capacity_w, "nonce": nonce, "deadline": deadline}
+            signature = eip712.sign(device.key, "DeviceAtSitePermit", permit, node.manifest.chainId,
+                                    registry.address)
+            node.owner.send(registry.functions.registerAtSite(device.address, site, kind, config.capacity_w,
+                                                              deadline, signature))
+            done.append(f"{device.address}: registered at site {site} ({config.kind}, {config.capacity_w} W)")
+            continue
+        permit = {"owner": node.owner.address, "device": device.address, "kind": kind,
                   "capacityW": config.capacity_w, "zone": node.config.zone, "nonce": nonce, "deadline": deadline}
         signature = eip712.sign(device.key, "DevicePermit", permit, node.manifest.chainId, registry.address)
-        node.owner.send(registry.functions.register(device.address, kind_number(config.kind), config.capacity_w,
+        node.owner.send(registry.functions.register(device.address, kind, config.capacity_w,
                                                     node.config.zone, deadline, signature))
         done.append(f"{device.address}: registered ({config.kind}, {config.capacity_w} W, zone {node.config.zone})")
     if node.config.stake_per_kw:
-        required = staking.functions.requiredBond(sum(d.capacity_w for d in node.devices)).call()
+        required = staking.functions.requiredBond(node.flexible_capacity_w).call()
         bonded = staking.functions.bondedOf(node.owner.address).call()
         if required > bonded:
             missing = required - bonded
@@ -120,7 +152,7 @@ def status(node: Node) -> dict[str, Any]:
             state = device.driver.state()
         devices.append({"address": device.address, "registered": info[0] != "0x" + "00" * 20, "owner": info[0],
                         "active": info[4], "zone": info[2], "capacityW": info[1], "state": state})
-    capacity = sum(d.capacity_w for d in node.devices)
+    capacity = node.flexible_capacity_w
     oracles = node.oracles()
     rewards = claims.fetch_rewards(oracles, node.owner.address, bytes(distributor.functions.root().call())) or []
     unclaimed = {i.token: str(i.unclaimed) for i in claims.claimable(distributor, node.owner.address, rewards)}
@@ -182,8 +214,9 @@ def run(node: Node, stop: threading.Event) -> None:
         log.info("resumed %d simulated device(s) from their saved state", len(resumed))
     db = open_dispatch_db(str(node.config.data_dir / "dispatch.sqlite"))
     policy = Policy(**node.config.policy.model_dump())
+    seeds = GateSeeds(node.web3)
     dispatcher = Dispatcher(db, node.outbox, node.devices, policy, node.manifest.chainId, registry, oracles,
-                            clock=clock)
+                            clock=clock, site=node.site, seed_of=seeds.seed)
     watcher = RequestWatcher(node.web3, node.contract("FlexMarket"), db, node.manifest.start_block,
                              node.config.confirmations, on_rollback=dispatcher.on_rollback)
     if dispatcher.resume_applied():

@@ -31,12 +31,14 @@ from pydantic import ValidationError
 from oracle import db
 from oracle.chain_view import ChainView, RequestStatus
 from oracle.bonds import read_bond_book
+from oracle.site_settlement import HoldoutSeedUnknown
 from oracle.epoch import HISTORY_DAYS, OracleEconomics, compute_epoch, event_window
 from oracle.ingest import Ingestor, Rejected
 from oracle.report_store import ReportStore, report_document
 from oracle.settlement import Ledger
 from protocol.chain import ChainError, Transactor
 from protocol.fast_verify import recover_digest
+from protocol.holdout import GateSeeds
 from protocol.messages import decode_batch
 from protocol.proposals import sign_proposal
 from protocol.report import MAX_REPORT_ITEMS
@@ -135,6 +137,7 @@ class Attestor:
         self.hub = manifest.contract(web3, "OracleHub")
         self.staking = manifest.contract(web3, "Staking")
         self.market = manifest.contract(web3, "FlexMarket")
+        self.seeds = GateSeeds(web3)
         self._settlement_timeout = 0
         self._timeout_read_at: float | None = None
         self.tx = Transactor(web3, key, abis=[entry.abi for entry in manifest.contracts.values()])
@@ -259,9 +262,13 @@ class Attestor:
             requests.append(request)
         previous_root, previous_ledger = self.previous(state)
         self.pull_missing_data(state, requests)
-        settlement, details = compute_epoch(self.engine, requests, self.chain_view.devices(), self.economics,
-                                            state.epoch + 1, previous_root, previous_ledger, state.emission_budget,
-                                            bond_reader=lambda owners: read_bond_book(self.staking, owners))
+        try:
+            settlement, details = compute_epoch(
+                self.engine, requests, self.chain_view.devices(), self.economics, state.epoch + 1, previous_root,
+                previous_ledger, state.emission_budget, bond_reader=lambda owners: read_bond_book(self.staking, owners),
+                seed_reader=lambda request: self.seeds.seed(request.gate_time), devices_at=self.chain_view.devices_at)
+        except HoldoutSeedUnknown as error:
+            raise ProposalRejected("holdout_seed_unknown", str(error)) from None
         digest = settlement.report.digest(self.manifest.chainId, self.hub.address)
         body = report_document(digest, settlement, details)
         self.store.save(body, StoredReportStatus.COMPUTED)
@@ -368,6 +375,11 @@ class Attestor:
         added = 0
         for request in requests:
             devices = [c.device for c in db.commitments_of_request(self.engine, request.request_id)]
+            for device in list(devices):  # a site's meter and its other devices settle with it
+                info = self.chain_view.device(device, refresh=False)
+                if info is not None and info.site:
+                    devices.extend([info.site, *self.chain_view.devices_at(info.site)])
+            devices = sorted(set(devices))
             start, end = event_window(request, self.economics.params.interval_seconds)
             window = (start - HISTORY_DAYS * SECONDS_PER_DAY, end)
             for device in devices:

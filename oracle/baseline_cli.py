@@ -84,8 +84,19 @@ def parse_dates(values: list[str] | None, name: str) -> frozenset[date]:
     return frozenset(out)
 
 
-def read_readings(path: Path, interval_seconds: int) -> dict[str, dict[int, int]]:
-    """Parse the readings CSV into {device: {timestamp: wh}}, rejecting anything doubtful."""
+def read_readings(
+    path: Path,
+    interval_seconds: int,
+    *,
+    max_rows: int | None = None,
+    max_field_chars: int | None = None,
+    line_numbers: dict[tuple[str, int], int] | None = None,
+) -> dict[str, dict[int, int]]:
+    """Parse the readings CSV into {device: {timestamp: wh}}, rejecting anything doubtful.
+
+    Optional bounds (None = unbounded): at most `max_rows` readings, no field longer than
+    `max_field_chars`. `line_numbers`, if given, is filled with {(device, timestamp): line}.
+    """
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
     except FileNotFoundError:
@@ -93,7 +104,8 @@ def read_readings(path: Path, interval_seconds: int) -> dict[str, dict[int, int]
     except OSError as error:
         raise InputError(f"cannot read {path}: {error.strerror}") from None
     readings: dict[str, dict[int, int]] = {}
-    first_seen: dict[tuple[str, int], int] = {}
+    first_seen: dict[tuple[str, int], int] = {} if line_numbers is None else line_numbers
+    rows = 0
     with handle:
         reader = csv.reader(handle)
         try:
@@ -112,6 +124,16 @@ def read_readings(path: Path, interval_seconds: int) -> dict[str, dict[int, int]
                     raise InputError(
                         f"{path}: line {line}: expected 3 fields (device,timestamp,wh), got {len(row)}"
                     )
+                rows += 1
+                if max_rows is not None and rows > max_rows:
+                    raise InputError(f"{path}: line {line}: more than the limit of {max_rows} readings")
+                if max_field_chars is not None:
+                    for name, value in zip(HEADER, row):
+                        if len(value) > max_field_chars:
+                            raise InputError(
+                                f"{path}: line {line}: {name} is longer than the limit of "
+                                f"{max_field_chars} characters"
+                            )
                 device, stamp, wh_text = row[0].strip(), row[1], row[2].strip()
                 if not device:
                     raise InputError(f"{path}: line {line}: device is empty")

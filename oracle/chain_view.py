@@ -35,9 +35,10 @@ from protocol.statuses import RequestStatus
 logger = logging.getLogger(__name__)
 
 DEFAULT_BLOCK_RANGE = DEFAULT_MAX_RANGE
-REGISTRY_EVENTS = ("DeviceRegistered", "DeviceActiveChanged", "DeviceTransferred", "DeviceUnregistered")
-MARKET_EVENTS = ("RequestOpened", "RequestCancelled", "RequestSettling", "RequestReleased", "RequestSettled",
-                 "RequestExpired")
+REGISTRY_EVENTS = ("DeviceRegistered", "DeviceSited", "DeviceActiveChanged", "DeviceTransferred",
+                   "DeviceUnregistered")
+MARKET_EVENTS = ("RequestOpened", "RequestRules", "RequestCancelled", "RequestSettling", "RequestReleased",
+                 "RequestSettled", "RequestExpired")
 
 RequestInfo = FlexRequest  # the oracle's name for the shared request type
 __all__ = ["ChainView", "DeviceInfo", "RequestInfo", "RequestStatus", "run_poller"]
@@ -45,7 +46,8 @@ __all__ = ["ChainView", "DeviceInfo", "RequestInfo", "RequestStatus", "run_polle
 
 @dataclass(frozen=True)
 class DeviceInfo:
-    """A registered device as the DeviceRegistry describes it."""
+    """A registered device as the DeviceRegistry describes it. A device at a site (`site` set) is
+    owned by whoever owns the site: its `owner` follows the site's transfers."""
 
     address: str
     owner: str
@@ -53,6 +55,12 @@ class DeviceInfo:
     capacity_w: int
     zone: int
     active: bool
+    site: str | None = None
+
+    @property
+    def settlement_unit(self) -> str:
+        """What the oracles settle this device as: its site, or itself when it is metered alone."""
+        return self.site or self.address
 
 
 class _CursorInDatabase:
@@ -102,6 +110,7 @@ class ChainView:
                                  confirmations=confirmations, max_range=block_range)
         self._clock = clock
         self._devices: dict[str, DeviceInfo] = {}
+        self._at_site: dict[str, set[str]] = {}  # site meter -> the devices registered at it
         self._requests: dict[int, FlexRequest] = {}
         self._cursor: int | None = None  # last applied block; None until the first sync loads the history
         self._lock = threading.Lock()
@@ -145,6 +154,10 @@ class ChainView:
         """A snapshot of every registered device, by checksummed address."""
         return dict(self._devices)
 
+    def devices_at(self, site: str) -> list[str]:
+        """The devices registered at `site`, sorted."""
+        return sorted(self._at_site.get(to_checksum_address(site), ()))
+
     def requests(self) -> dict[int, FlexRequest]:
         """A snapshot of every known request, by id."""
         return dict(self._requests)
@@ -177,6 +190,7 @@ class ChainView:
         """Rebuild the cache by replaying the logs up to the stored cursor, once it is known to be
         on this chain (or start fresh)."""
         self._devices.clear()
+        self._at_site.clear()
         self._requests.clear()
         self._rebuilt = False
         cursor = self.follower.check(self)
@@ -209,6 +223,7 @@ class ChainView:
             logger.warning("chain view: reorg; block %d is no longer canonical, rebuilding up to block %d",
                            rollback.abandoned, rollback.fork)
         self._devices.clear()
+        self._at_site.clear()
         self._requests.clear()
         self._replay(rollback.fork)
         self._cursor = rollback.fork
@@ -227,11 +242,22 @@ class ChainView:
     def _on_DeviceActiveChanged(self, args: Any, block: int) -> None:
         self._update_device(args["device"], active=bool(args["active"]))
 
+    def _on_DeviceSited(self, args: Any, block: int) -> None:
+        device, site = to_checksum_address(args["device"]), to_checksum_address(args["site"])
+        self._update_device(device, site=site)
+        self._at_site.setdefault(site, set()).add(device)
+
     def _on_DeviceTransferred(self, args: Any, block: int) -> None:
-        self._update_device(args["device"], owner=to_checksum_address(args["to"]))
+        owner = to_checksum_address(args["to"])
+        site = to_checksum_address(args["device"])
+        self._update_device(site, owner=owner)
+        for device in self._at_site.get(site, ()):  # a site's devices change hands with it
+            self._update_device(device, owner=owner)
 
     def _on_DeviceUnregistered(self, args: Any, block: int) -> None:
-        self._devices.pop(to_checksum_address(args["device"]), None)
+        info = self._devices.pop(to_checksum_address(args["device"]), None)
+        if info is not None and info.site is not None:
+            self._at_site.get(info.site, set()).discard(info.address)
 
     def _update_device(self, address: str, **changes: Any) -> None:
         key = to_checksum_address(address)
@@ -246,6 +272,13 @@ class ChainView:
     def _on_RequestOpened(self, args: Any, block: int) -> None:
         request = FlexRequest.from_event(args, block)
         self._requests[request.request_id] = request
+
+    def _on_RequestRules(self, args: Any, block: int) -> None:
+        info = self._requests.get(int(args["requestId"]))
+        if info is None:
+            logger.warning("chain view: rules for unknown request %s", args["requestId"])
+            return
+        self._requests[info.request_id] = info.with_rules(args)
 
     def _on_RequestCancelled(self, args: Any, block: int) -> None:
         self._set_status(args["requestId"], RequestStatus.CANCELLED)

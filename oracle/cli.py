@@ -1,4 +1,4 @@
-"""`negawatt oracle ...`: run an oracle, and compute baselines from a CSV."""
+"""`negawatt oracle ...`: run an oracle, compute baselines from a CSV, verify a portfolio from CSVs."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from pathlib import Path
 import typer
 
 from oracle.baseline_cli import baseline_command
+from oracle.verify_cli import verify_command
 
 oracle_app = typer.Typer(help="The oracle: verified meter ingest, baselines, k-of-n settlement.",
                          no_args_is_help=True)
 oracle_app.command("baseline")(baseline_command)
+oracle_app.command("verify")(verify_command)
 
 
 @oracle_app.command("run")

@@ -63,6 +63,8 @@ class EconomicsConfig(BaselineConfig):
     fee_account: str | None = Field(None, description="fee recipient; the OracleHub's treasury if unset")
     zone_methods: dict[int, BaselineConfig] = Field(default_factory=dict,
                                                     description="per-zone programs overriding the default")
+    estimator: str = Field("did", description="portfolio estimator of per-site requests: did, regression or site")
+    site_adjustment: str = Field("none", description="same-day adjustment of site baselines (none by default)")
 
     def build(self, fee_account: str, protocol_token: str) -> OracleEconomics:
         """The economics object, validated (raises ConfigError with the reason)."""
@@ -77,7 +79,11 @@ class EconomicsConfig(BaselineConfig):
             zones = {zone: _spec(rule, self.interval_seconds) for zone, rule in self.zone_methods.items()}
         except (BaselineError, ValueError) as error:
             raise ConfigError(f"economics: {error}") from None
-        return OracleEconomics(params, default, zones)
+        try:
+            return OracleEconomics(params, default, zones, estimator=self.estimator,
+                                   site_adjustment=self.site_adjustment)
+        except ValueError as error:
+            raise ConfigError(f"economics: {error}") from None
 
 
 def _spec(rule: BaselineConfig, interval_seconds: int) -> BaselineSpec:

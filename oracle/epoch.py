@@ -5,11 +5,16 @@ event day), their baselines (method per request, see `OracleEconomics.method_for
 `settle_epoch`. The event window is settled over the intervals fully inside [start, end), on the
 oracle's interval grid; a request with no whole interval delivers nothing. An owner's devices count
 only if the owner's bond covers their commitments in the request (oracle/bonds.py).
+
+A request whose committed devices are at sites, or whose market holds sites out, settles per site
+(oracle.site_settlement: the randomized holdout, the portfolio estimate, each site's share); a
+request of devices metered alone without a holdout settles per device, each against its own
+baseline (the device-level `meter-before-after` product and the legacy rule).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
 from sqlalchemy.engine import Engine
@@ -17,8 +22,11 @@ from sqlalchemy.engine import Engine
 from oracle import db
 from oracle.bonds import BOND_INSUFFICIENT, BondBook
 from oracle.baselines import MAX_LOOKBACK_DAYS, BaselineSpec, build_grid, compute_baselines
+from oracle.baselines.spec import ADJUSTMENTS, METER_BEFORE_AFTER
 from oracle.chain_view import DeviceInfo, RequestInfo
+from oracle.estimators import DID, ESTIMATORS
 from oracle.settlement import DeviceInput, EpochSettlement, Ledger, RequestInput, SettlementParams, settle_epoch
+from oracle.site_settlement import site_request_input, uses_sites
 from protocol.units import SECONDS_PER_DAY
 # Readings needed before the event: the look-back of the placebo days (2 x 45 days) and a margin.
 HISTORY_DAYS = 2 * MAX_LOOKBACK_DAYS + 2
@@ -31,6 +39,21 @@ class OracleEconomics:
     params: SettlementParams
     baseline: BaselineSpec
     zone_methods: dict[int, BaselineSpec] = field(default_factory=dict)
+    estimator: str = DID  # the portfolio estimator of per-site requests (oracle.estimators)
+    site_adjustment: str = "none"  # site baselines take no same-day adjustment unless a network says so
+
+    def __post_init__(self) -> None:
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"unknown estimator {self.estimator!r}; one of {', '.join(ESTIMATORS)}")
+        if self.site_adjustment not in ADJUSTMENTS:
+            raise ValueError(f"unknown site_adjustment {self.site_adjustment!r}; one of {', '.join(ADJUSTMENTS)}")
+
+    def site_spec_for(self, request: RequestInfo) -> BaselineSpec:
+        """The baseline rules of a per-site request: the program's, with the site adjustment."""
+        spec = self.method_for(request)
+        if spec.method == METER_BEFORE_AFTER:
+            return spec
+        return replace(spec, adjustment=self.site_adjustment)
 
     def method_for(self, request: RequestInfo) -> BaselineSpec:
         """The baseline rules for a request: the zone's program if it has one, else the default."""
@@ -44,16 +67,27 @@ def event_window(request: RequestInfo, interval_seconds: int) -> tuple[int, int]
     return start, max(start, end)
 
 
-def request_input(
+def request_input(request: RequestInfo, commitments: list[Any], devices: dict[str, DeviceInfo],
+                  readings: dict[str, dict[int, int]], economics: OracleEconomics,
+                  bonds: BondBook | None = None) -> tuple[RequestInput, list[dict]]:
+    """One request's settlement input and its per-unit baseline records (see `settle_input`)."""
+    request_in, records, _verification = settle_input(request, commitments, devices, readings, economics, bonds)
+    return request_in, records
+
+
+def settle_input(
     request: RequestInfo,
     commitments: list[Any],
     devices: dict[str, DeviceInfo],
     readings: dict[str, dict[int, int]],
     economics: OracleEconomics,
     bonds: BondBook | None = None,
-) -> tuple[RequestInput, list[dict]]:
-    """One request's settlement input and the per-device baseline records (for publication).
-    With `bonds`, an owner whose bond does not cover its devices' commitments gets nothing for them."""
+    seed: bytes | None = None,
+    devices_at: Callable[[str], list[str]] = lambda site: [],
+) -> tuple[RequestInput, list[dict], dict | None]:
+    """One request's settlement input, the per-unit baseline records and, for a per-site request, its
+    verification (groups, estimate, shares), for publication. With `bonds`, an owner whose bond does not
+    cover its devices' commitments gets nothing for them. `seed` is the gate block's hash."""
     interval = economics.params.interval_seconds
     start, end = event_window(request, interval)
     intervals = (end - start) // interval
@@ -63,24 +97,32 @@ def request_input(
     records: list[dict] = []
     if intervals == 0 or not committed:
         return RequestInput(request.request_id, request.payment_token, request.price_per_kwh, request.max_budget,
-                            intervals, ()), records
-    grid_start, order, loads = build_grid({d: readings.get(d, {}) for d in committed}, interval, start, end)
-    batch = compute_baselines(spec, grid_start, loads, start, end, devices=order)
+                            intervals, ()), records, None
     owner_watts: dict[str, int] = {}
     for device, watts in committed.items():
         info = devices.get(device)
         if info is not None:
             owner_watts[info.owner.lower()] = owner_watts.get(info.owner.lower(), 0) + watts
+
+    def device_reasons(device: str) -> list[str]:
+        info = devices.get(device)
+        if info is None:
+            return ["device_not_registered"]
+        reasons = [] if info.active else ["device_inactive"]
+        if bonds is not None and not bonds.covers(info.owner, owner_watts[info.owner.lower()]):
+            reasons.append(BOND_INSUFFICIENT)
+        return reasons
+
+    if uses_sites(request, committed, devices):
+        return site_request_input(request, committed, devices, readings, economics.site_spec_for(request),
+                                  economics.estimator, (start, end),
+                                  interval, device_reasons, devices_at, seed, economics.params.penalty_below_bps)
+    grid_start, order, loads = build_grid({d: readings.get(d, {}) for d in committed}, interval, start, end)
+    batch = compute_baselines(spec, grid_start, loads, start, end, devices=order)
     for i, device in enumerate(order):
         record = batch.device(i).to_dict()
         info = devices.get(device)
-        reasons = list(record.get("reasons", []))
-        if info is None:
-            reasons.append("device_not_registered")
-        elif not info.active:
-            reasons.append("device_inactive")
-        if info is not None and bonds is not None and not bonds.covers(info.owner, owner_watts[info.owner.lower()]):
-            reasons.append(BOND_INSUFFICIENT)
+        reasons = list(record.get("reasons", [])) + device_reasons(device)
         eligible = bool(batch.eligible[i]) and not reasons
         record.update({"eligible": eligible, "reasons": reasons, "committed_w": committed[device]})
         records.append(record)
@@ -89,7 +131,7 @@ def request_input(
         inputs.append(DeviceInput(device, owner, committed[device], curtailed, eligible, tuple(reasons),
                                   tuple(record.get("flags", []))))
     return RequestInput(request.request_id, request.payment_token, request.price_per_kwh, request.max_budget,
-                        intervals, tuple(inputs)), records
+                        intervals, tuple(inputs)), records, None
 
 
 def compute_epoch(
@@ -102,23 +144,37 @@ def compute_epoch(
     previous_ledger: Ledger,
     emission_budget: int,
     bond_reader: Callable[[Iterable[str]], BondBook] | None = None,
+    seed_reader: Callable[[RequestInfo], bytes | None] = lambda request: None,
+    devices_at: Callable[[str], list[str]] = lambda site: [],
 ) -> tuple[EpochSettlement, dict[int, list[dict]]]:
-    """Settle `requests` from the stored commitments and readings; also returns baseline records.
-    `bond_reader` gives the bond book of the committed devices' owners (no bond check without it)."""
+    """Settle `requests` from the stored commitments and readings; also returns baseline records
+    (per-site requests' verifications are in `settlement.verifications`).
+    `bond_reader` gives the bond book of the committed devices' owners (no bond check without it);
+    `seed_reader` the gate block hash of a request with a holdout; `devices_at` a site's devices."""
     ordered = sorted(requests, key=lambda r: r.request_id)
     commitments_of = {r.request_id: db.commitments_of_request(engine, r.request_id) for r in ordered}
     bonds = None
     if bond_reader is not None:
         owners = {devices[c.device].owner for cs in commitments_of.values() for c in cs if c.device in devices}
         bonds = bond_reader(owners)
-    inputs, details = [], {}
+    inputs, details, verifications = [], {}, {}
     for request in ordered:
         commitments = commitments_of[request.request_id]
         start, end = event_window(request, economics.params.interval_seconds)
-        readings = db.readings_in_range(engine, [c.device for c in commitments],
-                                        start - HISTORY_DAYS * SECONDS_PER_DAY, end)
-        request_in, records = request_input(request, commitments, devices, readings, economics, bonds)
+        meters = {c.device for c in commitments}
+        for device in list(meters):
+            info = devices.get(device)
+            if info is not None and info.site:
+                meters.add(info.site)
+                meters.update(devices_at(info.site))
+        readings = db.readings_in_range(engine, meters, start - HISTORY_DAYS * SECONDS_PER_DAY, end)
+        seed = seed_reader(request) if request.holdout_bps > 0 else None
+        request_in, records, verification = settle_input(request, commitments, devices, readings, economics,
+                                                         bonds, seed, devices_at)
         inputs.append(request_in)
         details[request.request_id] = records
+        if verification is not None:
+            verifications[request.request_id] = verification
     settlement = settle_epoch(epoch, previous_root, previous_ledger, inputs, economics.params, emission_budget)
+    settlement.verifications = verifications
     return settlement, details

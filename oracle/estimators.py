@@ -12,16 +12,18 @@ site's group (treatment = dispatched, control = held out by the randomized draw)
 covariate-adjusted estimator x_i, the same difference over a pre-window that ended before gate
 closure (so it cannot depend on the draw). With the baseline error e_i = baseline - counterfactual,
 a control site has r_i = e_i and a treatment site r_i = e_i + reduction_i, and the randomization
-makes e equally distributed in both groups.
+makes e equally distributed in both groups. Covariates must be fixed before gate closure, when
+nobody knows its group yet, or a dispatched site could move its own prediction.
 
-* ``did`` (difference in differences): estimate = S_T - floor(n_T * S_C / n_C), i.e.
+* ``did`` (difference in differences): estimate = floor(S_T - n_T * S_C / n_C), i.e.
   n_T * (mean_T(r) - mean_C(r)). Its error against the realized reduction is
   n_T * (mean_T(e) - mean_C(e)), whose variance is estimated from the control group alone:
   Var = s_C^2 * n_T * (n_T + n_C) / n_C, df = n_C - 1.
 * ``regression`` (covariate adjustment fitted on the control group): the control group's least
-  squares line e ~ a + b * x predicts each treatment site's baseline error from its pre-window
-  covariate; estimate = S_T - sum_T (a + b * x_i). Variance from the control residuals s^2:
-  Var = s^2 * (n_T + n_T^2 / n_C + n_T^2 * (xbar_T - xbar_C)^2 / Sxx_C), df = n_C - 2.
+  squares fit e ~ a + b . x predicts each treatment site's baseline error from covariates known
+  before gate closure (the pre-window's baseline - actual, the committed watts); estimate =
+  S_T - sum_T (a + b . x_i). Variance from the control residuals s^2 (df = n_C - 1 - k):
+  Var = s^2 * (n_T + n_T^2 / n_C + n_T^2 * d' Sxx_C^-1 d), d = xbar_T - xbar_C.
 * ``site`` (the fallback when the holdout is too small, or the only rule without one): the
   treatment sites' own like-day baselines, estimate = S_T, with no control correction.
   Variance from each site's placebo days: Var = sum_T mean_d(placebo window error_{i,d}^2),
@@ -77,7 +79,7 @@ class SiteObservation:
     site: str
     treatment: bool
     reduction_wh: int  # r: sum over the event intervals of baseline - actual
-    covariate_wh: int = 0  # x: the same over the pre-window (regression only)
+    covariates: tuple[int, ...] = ()  # known before gate closure (regression only)
     placebo_errors_wh: tuple[int, ...] = ()  # per placebo day, the window's sum of baseline - actual
 
 
@@ -138,38 +140,64 @@ def difference_in_differences(sites: Sequence[SiteObservation]) -> Estimate:
                              f">= {MIN_CONTROL_SITES} held-out sites, got {n_t} and {n_c}")
     s_t = sum(s.reduction_wh for s in treatment)
     s_c = sum(s.reduction_wh for s in control)
-    estimate = s_t - _floor(Fraction(n_t * s_c, n_c))
+    estimate = _floor(s_t - Fraction(n_t * s_c, n_c))
     var_c = _sample_variance([s.reduction_wh for s in control])
     variance = var_c * n_t * (n_t + n_c) / n_c
     return _interval(DID, estimate, variance, n_c - 1, n_t, n_c)
 
 
+def _solve(matrix: list[list[Fraction]], vector: list[Fraction]) -> list[Fraction] | None:
+    """The exact solution of a small linear system (Gauss-Jordan over fractions); None if singular."""
+    n = len(vector)
+    rows = [list(matrix[i]) + [vector[i]] for i in range(n)]
+    for col in range(n):
+        pivot = next((r for r in range(col, n) if rows[r][col] != 0), None)
+        if pivot is None:
+            return None
+        rows[col], rows[pivot] = rows[pivot], rows[col]
+        for r in range(n):
+            if r != col and rows[r][col] != 0:
+                factor = rows[r][col] / rows[col][col]
+                rows[r] = [a - factor * b for a, b in zip(rows[r], rows[col])]
+    return [rows[i][n] / rows[i][i] for i in range(n)]
+
+
 def regression_adjusted(sites: Sequence[SiteObservation]) -> Estimate:
-    """The treatment group's reduction with its baseline errors predicted from the pre-window
-    covariate by a line fitted on the held-out sites (see the module docstring)."""
+    """The treatment group's reduction with its baseline errors predicted from pre-gate covariates by a
+    least-squares fit on the held-out sites (see the module docstring). A covariate without spread
+    in the control group is dropped (with none left this is difference in differences)."""
     treatment, control = _groups(sites)
     n_t, n_c = len(treatment), len(control)
-    if n_t < MIN_TREATMENT_SITES or n_c < max(MIN_CONTROL_SITES, 3):
-        raise EstimatorError(f"regression needs >= {MIN_TREATMENT_SITES} dispatched and >= {MIN_CONTROL_SITES} "
-                             f"held-out sites, got {n_t} and {n_c}")
-    xs = [s.covariate_wh for s in control]
-    ys = [s.reduction_wh for s in control]
-    x_mean = Fraction(sum(xs), n_c)
-    y_mean = Fraction(sum(ys), n_c)
-    sxx = sum((x - x_mean) ** 2 for x in xs)
-    if sxx == 0:  # no spread in the covariate: the line is flat, this is difference in differences
-        slope = Fraction(0)
-    else:
-        slope = sum((x - x_mean) * (y - y_mean) for x, y in zip(xs, ys)) / sxx
-    intercept = y_mean - slope * x_mean
-    predicted = sum(intercept + slope * s.covariate_wh for s in treatment)
-    s_t = sum(s.reduction_wh for s in treatment)
-    estimate = _floor(s_t - predicted)
-    residual = sum((y - intercept - slope * x) ** 2 for x, y in zip(xs, ys)) / (n_c - 2)
-    x_mean_t = Fraction(sum(s.covariate_wh for s in treatment), n_t)
-    spread = (x_mean_t - x_mean) ** 2 / sxx if sxx else Fraction(0)
-    variance = residual * (n_t + Fraction(n_t * n_t, n_c) + n_t * n_t * spread)
-    return _interval(REGRESSION, estimate, variance, n_c - 2, n_t, n_c)
+    width = len(control[0].covariates) if control else 0
+    if n_t < MIN_TREATMENT_SITES or n_c < max(MIN_CONTROL_SITES, width + 2):
+        raise EstimatorError(f"regression needs >= {MIN_TREATMENT_SITES} dispatched and >= "
+                             f"{max(MIN_CONTROL_SITES, width + 2)} held-out sites, got {n_t} and {n_c}")
+    if any(len(s.covariates) != width for s in sites):
+        raise EstimatorError("every site needs the same covariates")
+    ys = [Fraction(s.reduction_wh) for s in control]
+    y_mean = sum(ys) / n_c
+    means = [Fraction(sum(s.covariates[k] for s in control), n_c) for k in range(width)]
+    keep = [k for k in range(width) if any(s.covariates[k] != control[0].covariates[k] for s in control)]
+    centred = [[s.covariates[k] - means[k] for k in keep] for s in control]
+    sxx = [[sum(row[a] * row[b] for row in centred) for b in range(len(keep))] for a in range(len(keep))]
+    sxy = [sum(row[a] * (y - y_mean) for row, y in zip(centred, ys)) for a in range(len(keep))]
+    slopes = _solve(sxx, sxy) if keep else []
+    if slopes is None:  # collinear covariates: fall back to the first one alone
+        keep, centred = keep[:1], [row[:1] for row in centred]
+        sxx, sxy = [[sxx[0][0]]], [sxy[0]]
+        slopes = [sxy[0] / sxx[0][0]]
+    residuals = [y - y_mean - sum(b * x for b, x in zip(slopes, row)) for row, y in zip(centred, ys)]
+    dof = n_c - 1 - len(keep)
+    s2 = sum(r * r for r in residuals) / dof
+    x_t = [Fraction(sum(s.covariates[k] for s in treatment), n_t) - means[k] for k in keep]
+    predicted = n_t * (y_mean + sum(b * x for b, x in zip(slopes, x_t)))
+    estimate = _floor(sum(s.reduction_wh for s in treatment) - predicted)
+    leverage = Fraction(0)
+    if keep:
+        solved = _solve(sxx, x_t)
+        leverage = sum(a * b for a, b in zip(x_t, solved)) if solved else Fraction(0)
+    variance = s2 * (n_t + Fraction(n_t * n_t, n_c) + n_t * n_t * leverage)
+    return _interval(REGRESSION, estimate, variance, dof, n_t, n_c)
 
 
 def site_baselines(sites: Sequence[SiteObservation]) -> Estimate:

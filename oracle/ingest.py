@@ -27,6 +27,7 @@ from sqlmodel import Session
 from oracle import db
 from oracle.chain_view import DeviceInfo, RequestInfo, RequestStatus
 from protocol.fast_verify import RegistryDomainVerifier, recover_digest
+from protocol.kinds import DeviceKind
 from protocol.meter import Commitment, MeterBatch, readings_hash
 from protocol.units import BPS, SECONDS_PER_HOUR
 
@@ -50,6 +51,8 @@ REASONS: dict[str, tuple[int, str]] = {
     "unknown_request": (422, "No such request"),
     "request_not_open": (422, "The request is not open"),
     "request_started": (422, "The request has started; commitments are closed"),
+    "gate_closed": (422, "The request's gate has closed; commitments are closed"),
+    "not_dispatchable": (422, "A site meter meters its site; it cannot commit"),
     "zone_mismatch": (422, "The device is not in the request's zone"),
     "watts_out_of_range": (422, "The committed power is zero or above the device's capacity"),
     "commitment_conflict": (409, "The device committed different watts to this request"),
@@ -247,6 +250,10 @@ class Ingestor:
             raise Rejected("request_not_open", f"request {request_id} is {request.status.value}")
         if now >= request.start:
             raise Rejected("request_started", f"request {request_id} started at {request.start}, now is {now}")
+        if now >= request.gate_time:
+            raise Rejected("gate_closed", f"request {request_id}'s gate closed at {request.gate_time}, now is {now}")
+        if info.kind == DeviceKind.SITE_METER:
+            raise Rejected("not_dispatchable", f"{device} is a site meter")
         if info.zone != request.zone:
             raise Rejected("zone_mismatch", f"device zone {info.zone}, request zone {request.zone}")
         if not 0 < commitment.watts <= info.capacity_w:

@@ -7,16 +7,19 @@ The rule, per request:
    r = sum of (baseline - actual). A site without a baseline or with a missing event reading
    leaves the estimate; the result lists it with its reason.
 2. For the covariate-adjusted estimator the same is computed over a pre-window (`PRE_WINDOW`
-   ending `PRE_GAP` before the start, hence before gate closure, so the draw cannot move it).
+   ending at gate closure, so the draw cannot move it; `DEFAULT_GATE_LEAD` before the start where
+   no gate is known); the site's committed watts, fixed before the gate too, is the second covariate.
 3. Placebo days: the `PLACEBO_DAYS` most recent like-days before the event are settled as if they
    were the event, by the same rules; each site's window error on each of them is kept (it sizes
-   the fallback's interval), and the treatment group's *aggregate* baseline must pass the quality
-   gate on them (RRMSE <= `max_rrmse_bps`, 20 % by default, decided in integers by
+   the fallback's interval), and the treatment group's *aggregate* prediction (its baselines
+   corrected by the held-out sites' error that day) must pass the quality gate on them (RRMSE <= `max_rrmse_bps`, 20 % by default, decided in integers by
    oracle.quality.gate_passes): the settlement unit is the portfolio, so the gate is the portfolio's.
 4. The estimate: the request's estimator (oracle.estimators) when the holdout has at least
    MIN_CONTROL_SITES usable held-out sites and the portfolio passes its gate; otherwise the
    **fallback**: the dispatched sites' own baselines, each site gated at 20 % on its placebo days
-   (sites that fail leave). `rule` says which applied and `fallback_reason` why.
+   (sites that fail leave; if none passes, rule `none`: nothing is verified). `rule` says which
+   applied and `fallback_reason` why; a portfolio estimate the gate refused is still reported
+   (`not_used`), never paid on.
 """
 
 from __future__ import annotations
@@ -40,11 +43,12 @@ GROUPS = (TREATMENT, CONTROL)
 METHODS = ESTIMATORS
 DEFAULT_METHOD = DID
 PLACEBO_DAYS = 5
-PRE_WINDOW_SECONDS = 3 * 3_600
-PRE_GAP_SECONDS = 3_600
+PRE_WINDOW_SECONDS = 3_600
+DEFAULT_GATE_LEAD_SECONDS = 900  # where no gate closure is known, the pre-window ends this long before the start
 
 RULE_PORTFOLIO = "portfolio"
 RULE_SITE_FALLBACK = "site_fallback"
+RULE_NONE = "none"  # the fallback found no dispatched site that passes its own gate: nothing is verified
 FALLBACK_SMALL_HOLDOUT = "holdout_too_small"
 FALLBACK_PORTFOLIO_QUALITY = "portfolio_baseline_quality"
 FALLBACK_NO_HOLDOUT = "no_holdout"
@@ -62,10 +66,11 @@ class SiteWindow:
     group: str
     baseline_wh: tuple[int, ...]
     actual_wh: tuple[int, ...]
-    covariate_wh: int | None
+    covariate_wh: int | None  # sum(baseline - actual) over the pre-window (None: readings missing)
     placebo_errors_wh: tuple[int, ...]
     site_quality_passed: bool
     reasons: tuple[str, ...] = ()
+    committed_w: int | None = None  # the site's commitment, a second covariate when known
 
     @property
     def usable(self) -> bool:
@@ -79,13 +84,16 @@ class SiteWindow:
 
     def observation(self) -> SiteObservation:
         """The estimators' view of the site."""
-        return SiteObservation(self.site, self.group == TREATMENT, self.reduction_wh, self.covariate_wh or 0,
+        covariates = (self.covariate_wh or 0,) + (() if self.committed_w is None else (self.committed_w,))
+        return SiteObservation(self.site, self.group == TREATMENT, self.reduction_wh, covariates,
                                self.placebo_errors_wh)
 
 
 @dataclass(frozen=True)
 class PortfolioQuality:
-    """The treatment group's aggregate baseline on the placebo days (exact integer sums)."""
+    """The treatment group's aggregate prediction on the placebo days (exact integer sums): the sum of
+    its baselines, corrected per interval by n_T times the held-out sites' mean error that day (floor),
+    as the difference in differences corrects the event."""
 
     days: int
     n: int
@@ -116,12 +124,14 @@ class PortfolioResult:
     quality: PortfolioQuality
     sites: tuple[SiteWindow, ...]
     included: frozenset[str] = field(default_factory=frozenset)
+    not_used: Estimate | None = None  # the portfolio estimator's figure when its gate sent it to the fallback
 
     def to_dict(self) -> dict:
         """The JSON form `negawatt oracle verify` prints and the report publishes."""
         portfolio = self.estimate.to_dict()
         portfolio.update({"requested_method": self.requested_method, "rule": self.rule,
-                          "fallback_reason": self.fallback_reason, "quality": self.quality.to_dict()})
+                          "fallback_reason": self.fallback_reason, "quality": self.quality.to_dict(),
+                          "not_used": None if self.not_used is None else self.not_used.to_dict()})
         devices = [{"device": s.site, "group": s.group, "baseline_wh": list(s.baseline_wh),
                     "actual_wh": list(s.actual_wh), "estimated_wh": s.reduction_wh,
                     "included": s.site in self.included, "reasons": list(s.reasons),
@@ -148,7 +158,8 @@ def _window_sums(batch, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def site_windows(spec: BaselineSpec, grid_start: int, loads: np.ndarray, sites: Sequence[str],
                  groups: Mapping[str, str], event_start: int, event_end: int,
-                 placebo_days: int = PLACEBO_DAYS) -> tuple[list[SiteWindow], PortfolioQuality]:
+                 placebo_days: int = PLACEBO_DAYS, gate_closure: int | None = None,
+                 committed_w: Mapping[str, int] | None = None) -> tuple[list[SiteWindow], PortfolioQuality]:
     """Each site's window, covariate and placebo errors, and the treatment group's placebo quality,
     from site-meter loads laid out on a grid (oracle.baselines.build_grid: [sites, T], -1 missing)."""
     for site in sites:
@@ -160,7 +171,8 @@ def site_windows(spec: BaselineSpec, grid_start: int, loads: np.ndarray, sites: 
     batch = compute_baselines(spec, grid_start, loads, event_start, event_end, devices=names)
     complete, _sums = _window_sums(batch, rows)
 
-    pre_end = (event_start - PRE_GAP_SECONDS) // interval * interval
+    gate = event_start - DEFAULT_GATE_LEAD_SECONDS if gate_closure is None else min(gate_closure, event_start)
+    pre_end = gate // interval * interval
     pre_start = pre_end - PRE_WINDOW_SECONDS
     covariates: np.ndarray | None = None
     pre_complete = np.zeros(len(names), dtype=bool)
@@ -185,13 +197,17 @@ def site_windows(spec: BaselineSpec, grid_start: int, loads: np.ndarray, sites: 
         for i in np.flatnonzero(ok).tolist():
             placebo_errors[i].append(int(errors[i]))
         members = ok & treatment & complete
+        controls = ok & ~treatment & complete
         if members.any():
-            predicted = placebo.baseline_wh[members].sum(axis=0)
-            actual = placebo.actual_wh[members].sum(axis=0)
-            diff = (actual - predicted).astype(object)
-            q_sse += int(sum(int(d) * int(d) for d in diff))
-            q_sum += int(actual.sum())
-            q_n += len(diff)
+            predicted = placebo.baseline_wh[members].sum(axis=0).astype(object)
+            actual = placebo.actual_wh[members].sum(axis=0).astype(object)
+            if controls.any():  # the control group's own error that day corrects the prediction, as DiD does
+                control_error = (placebo.actual_wh[controls] - placebo.baseline_wh[controls]).sum(axis=0)
+                n_t, n_c = int(members.sum()), int(controls.sum())
+                predicted = [int(p) + (n_t * int(c)) // n_c for p, c in zip(predicted, control_error)]
+            q_sse += sum((int(a) - int(p)) ** 2 for a, p in zip(actual, predicted))
+            q_sum += int(sum(int(a) for a in actual))
+            q_n += len(actual)
             q_days += 1
     quality = PortfolioQuality(q_days, q_n, q_sse, q_sum, spec.max_rrmse_bps)
 
@@ -205,7 +221,8 @@ def site_windows(spec: BaselineSpec, grid_start: int, loads: np.ndarray, sites: 
             site, groups[site], tuple(int(v) for v in batch.baseline_wh[i]),
             tuple(int(v) for v in batch.actual_wh[i]),
             int(covariates[i]) if covariates is not None and pre_complete[i] else None,
-            tuple(placebo_errors[i]), bool(batch.quality(i).passed), tuple(reasons)))
+            tuple(placebo_errors[i]), bool(batch.quality(i).passed), tuple(reasons),
+            None if committed_w is None else int(committed_w.get(site, 0))))
     return windows, quality
 
 
@@ -236,13 +253,21 @@ def estimate_portfolio(windows: Sequence[SiteWindow], quality: PortfolioQuality,
             raise VerifyError(str(error)) from None
         return PortfolioResult(result, method, RULE_PORTFOLIO, None, quality, tuple(windows),
                                frozenset(w.site for w in usable))
+    not_used = None
+    if reason == FALLBACK_PORTFOLIO_QUALITY:  # shown, never paid on: its placebo days were too noisy
+        try:
+            not_used = estimate(method, [w.observation() for w in usable])
+        except EstimatorError:
+            not_used = None
     gated = [w for w in treatment if w.site_quality_passed]
     if not gated:
-        raise VerifyError("the holdout cannot support a portfolio estimate and no dispatched site passes its own "
-                          "baseline quality gate")
+        nothing = Estimate(SITE, 0, (0, 0), 0, len(control), 0, 1)
+        return PortfolioResult(nothing, method, RULE_NONE, reason or "no_site_passes_quality", quality,
+                               tuple(windows), frozenset(), not_used)
     result = estimate(SITE, [w.observation() for w in gated])
     rule = RULE_PORTFOLIO if method == SITE else RULE_SITE_FALLBACK
-    return PortfolioResult(result, method, rule, reason, quality, tuple(windows), frozenset(w.site for w in gated))
+    return PortfolioResult(result, method, rule, reason, quality, tuple(windows), frozenset(w.site for w in gated),
+                           not_used)
 
 
 def verify_readings(readings: Mapping[str, Mapping[int, int]], groups: Mapping[str, str], event_start: int,

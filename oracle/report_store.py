@@ -72,6 +72,7 @@ def report_document(digest: bytes, settlement: EpochSettlement, details: dict[in
                     for d in r.devices
                 ],
                 "baselines": details.get(r.request_id, []),
+                "verification": settlement.verifications.get(r.request_id),
             }
             for r in settlement.requests
         ],

@@ -19,6 +19,10 @@ Per device d committed to request r with `watts` for the window [start, end):
   penalty       = (committed_wh - delivered_wh) * penalty_per_kwh // 1_000   if ratio < penalty_below
 A device that is not eligible (baseline quality, bond, inactive, missing data) earns nothing and
 pays no penalty; the reasons are reported.
+A unit settled per site (oracle.site_settlement) arrives with its `verified_wh`, its share of the
+portfolio estimate: then delivered_wh = payable_wh = min(verified_wh, committed_wh) with no curve
+(factor 10_000), and the penalty, when the site is `penalised` (clearly under, oracle.site_pay), is
+(committed_wh - delivered_wh) * penalty_per_kwh // 1_000.
 Per request: if the devices' payouts add up to more than the escrow, each is scaled to
 payout * escrow // total. Each device's payout is split: owner = payout * owner_share_bps // 10_000,
 the fee account gets the rest. The epoch's emission is scaled the same way if it would exceed
@@ -104,6 +108,8 @@ class DeviceInput:
     eligible: bool = True
     reasons: tuple[str, ...] = ()
     flags: tuple[str, ...] = ()
+    verified_wh: int | None = None  # a site's share of the portfolio estimate (per-site settlement)
+    penalised: bool = False  # per-site settlement: the site is clearly under its commitment
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,7 @@ class EpochSettlement:
     requests: tuple[RequestResult, ...]
     emission_scaled: bool = False
     notes: list[str] = field(default_factory=list)
+    verifications: dict[int, dict] = field(default_factory=dict)  # per-site requests: groups, estimate, shares
 
     def leaves(self) -> list[RewardLeaf]:
         """The cumulative leaves, sorted by (account, token)."""
@@ -188,6 +195,8 @@ def settle_device(request: RequestInput, device: DeviceInput, params: Settlement
                          f"{request.intervals}")
     cap_wh = energy_wh(device.watts, params.interval_seconds)
     committed_wh = cap_wh * request.intervals
+    if device.verified_wh is not None:
+        return _settle_verified(request, device, params, committed_wh)
     delivered_wh = sum(min(max(0, c), cap_wh) for c in device.curtailed_wh)
     ratio_bps = delivered_wh * BPS // committed_wh if committed_wh else 0
     if not device.eligible:
@@ -203,6 +212,21 @@ def settle_device(request: RequestInput, device: DeviceInput, params: Settlement
     return DeviceResult(request.request_id, _norm(device.device), _norm(device.owner), committed_wh, delivered_wh,
                         ratio_bps, factor_bps, payable_wh, payout, 0, 0, emission, penalty, True, device.reasons,
                         device.flags)
+
+
+def _settle_verified(request: RequestInput, device: DeviceInput, params: SettlementParams,
+                     committed_wh: int) -> DeviceResult:
+    """A per-site unit: paid for its verified share, no curve (see the module docstring)."""
+    assert device.verified_wh is not None
+    delivered_wh = min(max(device.verified_wh, 0), committed_wh)
+    ratio_bps = delivered_wh * BPS // committed_wh if committed_wh else 0
+    if not device.eligible:
+        return DeviceResult(request.request_id, _norm(device.device), _norm(device.owner), committed_wh,
+                            delivered_wh, ratio_bps, 0, 0, 0, 0, 0, 0, 0, False, device.reasons, device.flags)
+    penalty = payment(committed_wh - delivered_wh, params.penalty_per_kwh) if device.penalised else 0
+    return DeviceResult(request.request_id, _norm(device.device), _norm(device.owner), committed_wh, delivered_wh,
+                        ratio_bps, BPS, delivered_wh, payment(delivered_wh, request.price_per_kwh), 0, 0,
+                        payment(delivered_wh, params.emission_per_kwh), penalty, True, device.reasons, device.flags)
 
 
 def _split(result: DeviceResult, payout: int, params: SettlementParams) -> DeviceResult:

@@ -2,7 +2,8 @@
 
 Every message is signed under the domain {name: "negawatt", version: "1", chainId,
 verifyingContract}. The verifying contract is the one that checks (or anchors) the message:
-DeviceRegistry for DevicePermit, MeterBatch and Commitment; OracleHub for SettlementReport.
+DeviceRegistry for DevicePermit, DeviceAtSitePermit, MeterBatch and Commitment; OracleHub for
+SettlementReport.
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ MESSAGE_TYPES: dict[str, list[dict[str, str]]] = {
         {"name": "kind", "type": "uint8"},
         {"name": "capacityW", "type": "uint32"},
         {"name": "zone", "type": "uint32"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"},
+    ],
+    "DeviceAtSitePermit": [
+        {"name": "owner", "type": "address"},
+        {"name": "device", "type": "address"},
+        {"name": "site", "type": "address"},
+        {"name": "kind", "type": "uint8"},
+        {"name": "capacityW", "type": "uint32"},
         {"name": "nonce", "type": "uint256"},
         {"name": "deadline", "type": "uint256"},
     ],

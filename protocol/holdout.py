@@ -22,7 +22,9 @@ oracles) replaces `seed` below; everything else stays as it is.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from typing import Any
 
 from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
@@ -62,3 +64,27 @@ def gate_block_number(timestamp_of: Callable[[int], int], latest: int, gate_clos
         else:
             low = middle + 1
     return low
+
+
+class GateSeeds:
+    """Gate block hashes read from a chain (web3), once per gate time: a block that deep never changes.
+    Oracles settle with them and nodes learn from them whether their site is dispatched."""
+
+    def __init__(self, web3: Any):
+        self.web3 = web3
+        self._known: dict[int, bytes] = {}
+        self._lock = threading.Lock()
+
+    def seed(self, gate_closure: int) -> bytes | None:
+        """The seed of every request whose gate closes at `gate_closure`, or None while no block at or
+        after it exists (the draw is not known yet)."""
+        with self._lock:
+            if gate_closure in self._known:
+                return self._known[gate_closure]
+            latest = int(self.web3.eth.block_number)
+            number = gate_block_number(lambda n: int(self.web3.eth.get_block(n)["timestamp"]), latest, gate_closure)
+            if number is None:
+                return None
+            seed = bytes(self.web3.eth.get_block(number)["hash"])
+            self._known[gate_closure] = seed
+            return seed

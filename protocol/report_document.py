@@ -23,7 +23,7 @@ import json
 from functools import cached_property
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_serializer
 
 from protocol.merkle import RewardLeaf, RewardsTree
 from protocol.report import ZERO_ROOT, Penalty, RequestPayout, SettlementReport
@@ -136,6 +136,16 @@ class RequestOutcome(_Part):
     deliveredWh: Count
     devices: list[DeviceOutcome]
     baselines: list[BaselineRecord] = Field(default_factory=list)
+    verification: dict[str, Any] | None = None  # per-site requests: holdout, groups, estimate, shares
+
+    @model_serializer(mode="wrap")
+    def _without_empty_verification(self, handler: Any) -> dict[str, Any]:
+        """A request settled per device has no verification, and its JSON no such key (so version 1
+        documents keep their bytes)."""
+        data = handler(self)
+        if data.get("verification") is None:
+            data.pop("verification", None)
+        return data
 
 
 class LeafProof(_Part):

@@ -55,7 +55,7 @@ def _run_dir(base: Path | None) -> Path:
 
 NODES = typer.Option(20, "--nodes", help="node daemons (home gateways)")
 DEVICES = typer.Option(3, "--devices-per-node", help="simulated devices per node")
-ZONES = typer.Option(2, "--zones", help="grid zones the nodes are spread over")
+ZONES = typer.Option(1, "--zones", help="grid zones the nodes are spread over (each needs 10+ sites for a holdout)")
 ORACLES = typer.Option(3, "--oracles", help="oracle processes")
 THRESHOLD = typer.Option(2, "--threshold", help="signatures a report needs (k of n)")
 RUN_DIR = typer.Option(None, "--run-dir", help="where configs, keys, databases and logs go (default runs/<time>)")
@@ -121,7 +121,7 @@ def demo(nodes: int = NODES, devices_per_node: int = DEVICES, zones: int = ZONES
     """Bring a devnet up and run one flexibility event end to end, then print the summary and a plot."""
     from negawatt.devnet.network import Devnet, DevnetError
     from negawatt.devnet.scenario import run_event
-    from negawatt.devnet.summary import api_zone_stats, plot, render, render_api, summarize
+    from negawatt.devnet.summary import api_zone_stats, plot, render, render_api, summarize, write_json
 
     spec = _spec(nodes, devices_per_node, zones, oracles, threshold, api, hardware)
     console = _console()
@@ -143,7 +143,8 @@ def demo(nodes: int = NODES, devices_per_node: int = DEVICES, zones: int = ZONES
         if latencies:
             console.print(f"dispatch latency (window start to setpoint applied): median "
                           f"{latencies[len(latencies) // 2]:.0f} ms, max {latencies[-1]:.0f} ms")
-        console.print(f"plot of baseline vs actual load: [bold]{path}[/]")
+        console.print(f"plot of the dispatched and held-out sites against their baselines: [bold]{path}[/]")
+        console.print(f"summary: [bold]{write_json(summary, net.run_dir / 'summary.json')}[/]")
         console.print(f"logs, configs and databases: {net.run_dir}; API was {net.api_url}")
         console.print(f"demo finished in {time.monotonic() - began:.0f} s")
         if keep:

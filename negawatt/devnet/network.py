@@ -34,6 +34,8 @@ log = logging.getLogger("negawatt.devnet")
 TOKEN = 10**18
 DAY = 86_400
 KINDS = ("ev_charger", "heat_pump", "hvac", "battery", "water_heater", "household")
+DEFAULT_KINDS = ("ev_charger", "heat_pump", "hvac", "battery", "water_heater")  # the household is in the site meter
+HOUSEHOLD_MAX_W = 9_000  # the simulated household's own limit (node.devices.household)
 PASSWORD_ENV = "NEGAWATT_DEVNET_PASSWORD"
 
 
@@ -48,7 +50,7 @@ class DevnetSpec(BaseModel):
 
     nodes: int = Field(20, ge=1, le=200)
     devices_per_node: int = Field(3, ge=1, le=10)
-    zones: int = Field(2, ge=1, le=20)
+    zones: int = Field(1, ge=1, le=20, description="one zone by default, so a 20-site holdout has a control group")
     oracles: int = Field(3, ge=1, le=7)
     threshold: int = Field(2, ge=1)
     interval_seconds: int = Field(900, ge=60, le=3_600)
@@ -56,12 +58,16 @@ class DevnetSpec(BaseModel):
     event_hour_utc: int = Field(18, ge=0, le=23, description="the hour of day the demo event starts")
     event_intervals: int = Field(4, ge=1, le=96)
     quality_days: int = Field(5, ge=2, le=10)
-    max_rrmse_bps: int = Field(20_000, ge=0, description="the program's baseline quality gate")
+    max_rrmse_bps: int = Field(2_000, ge=0, description="the quality gate of the settlement unit (portfolio or site)")
+    site_meters: bool = Field(True, description="every node meters its premises with a site meter")
+    holdout_bps: int = Field(5_000, ge=0, le=5_000,
+                             description="share of committed sites held out (a 20-site demo needs half for 5+)")
+    gate_lead_seconds: int = Field(900, ge=0, le=86_400, description="commitments close this long before the start")
     api: bool = Field(True, description="run the API service")
     claim_check_seconds: int = Field(5, ge=1)
     oracle_refresh_seconds: int = Field(30, ge=1, description="how often nodes re-read the oracle set")
     hardware: bool = Field(False, description="one more node driving simulated Modbus, OCPP and MQTT peers")
-    kinds: list[str] = Field(default_factory=lambda: list(KINDS), min_length=1,
+    kinds: list[str] = Field(default_factory=lambda: list(DEFAULT_KINDS), min_length=1,
                              description="device kinds, given to the nodes' devices in turn")
 
     @model_validator(mode="after")
@@ -201,7 +207,8 @@ class Devnet:
         deploy(self.rpc_url, self.manifest_path, {
             "challenge_window": 300, "min_duration": self.spec.interval_seconds, "min_oracle_bond": TOKEN,
             "bond_per_kw": TOKEN, "unbonding_delay": 3_600, "threshold": 1, "challenge_bond": TOKEN,
-            "oracle_slash_amount": TOKEN,
+            "oracle_slash_amount": TOKEN, "holdout_bps": self.spec.holdout_bps,
+            "gate_lead_seconds": self.spec.gate_lead_seconds,
         })
         self.web3 = connect(self.rpc_url)
         self.manifest = load_manifest(self.manifest_path)
@@ -252,7 +259,7 @@ class Devnet:
             "password_env": PASSWORD_ENV, "port": port, "poll_seconds": 1, "data_grace_seconds": 120,
             "stagger_seconds": 4, "max_readings": 96,
             "economics": {"interval_seconds": self.spec.interval_seconds, "method": "high-x-of-y",
-                          "adjustment": "ratio", "quality_days": self.spec.quality_days,
+                          "adjustment": "ratio", "quality_days": self.spec.quality_days, "estimator": "did",
                           "max_rrmse_bps": self.spec.max_rrmse_bps},
         }))
         handle = OracleHandle(name, oracle.address, f"http://127.0.0.1:{port}", config)
@@ -351,14 +358,29 @@ class Devnet:
                 seed = index * 16 + j
                 capacity = build_device({"kind": kind, "device_id": "plan", "seed": seed}).max_power_w
                 specs.append(DeviceSpec(kind, capacity, {"seed": seed}))
+            if self.spec.site_meters:
+                # the connection's rating: whatever the household and every device could draw at once
+                rating = HOUSEHOLD_MAX_W + sum(spec.capacity_w for spec in specs)
+                specs.append(DeviceSpec("site_meter", rating, {"seed": index * 16 + 15}))
             node, _ = self._enrol_node(f"node-{index + 1:02d}", specs, self.zone_of(index))
             state = DeviceStateStore(node.config.data_dir / "devices.sqlite")
+            histories = {}
             for device in node.devices:
+                if device.address == node.site:
+                    continue
                 readings, simulator = backfill_with_state(device.driver, history_start, self.history_end, interval)
                 state.save([(device.address, simulator)])  # the node's devices continue from their history
+                histories[device.address] = readings
+            for device in node.devices:
+                if device.address == node.site:  # the site meter: its household plus the devices, to the Wh
+                    household, simulator = backfill_with_state(device.driver.household, history_start,
+                                                               self.history_end, interval)
+                    state.save([(device.address, simulator)])
+                    histories[device.address] = [h + sum(r[k] for r in histories.values())
+                                                 for k, h in enumerate(household)]
                 enqueue_history(node.outbox, MeteredDevice(device.address, device.key, device.driver), history_start,
-                                readings, interval, self.manifest.chainId, self.manifest.address("DeviceRegistry"),
-                                oracle_urls)
+                                histories[device.address], interval, self.manifest.chainId,
+                                self.manifest.address("DeviceRegistry"), oracle_urls)
             state.close()
             node.outbox.close()
             progress(index + 1)

@@ -63,7 +63,8 @@ def run_event(net: Devnet, step: Callable[[str], None] = lambda m: None, hook: H
     # One request per zone: a quarter of the zone's capacity, for the event hour.
     hours_ppm = (run.end - run.start) * 1_000_000 // 3_600
     for zone in range(1, spec.zones + 1):
-        capacity = sum(c for node in net.nodes if node.zone == zone for _, _, c in node.devices)
+        capacity = sum(c for node in net.nodes if node.zone == zone for _, kind, c in node.devices
+                       if kind != "site_meter")
         target = capacity * TARGET_SHARE_BPS // 10_000
         budget = target * hours_ppm * PRICE_PER_KWH // (1_000 * 1_000_000) * 2
         request_id = open_funded_request(net.buyer, stablecoin, market, zone, run.start, run.end, target,
@@ -82,10 +83,11 @@ def run_event(net: Devnet, step: Callable[[str], None] = lambda m: None, hook: H
         boundary += interval
     net.warp_to(run.start - 2)
     committed = len(net.participations())
-    wait(lambda: len(net.participations("applied")) >= committed - len(net.participations("cancelled")), 60,
-         "the nodes to apply their setpoints")
+    wait(lambda: len(net.participations("applied")) >= committed - len(net.participations("cancelled"))
+         - len(net.participations("held_out")), 60, "the nodes to apply their setpoints")
     run.dispatch_latency_ms = [row[5] for row in net.participations() if row[5] is not None]
-    step(f"event started: {len(net.participations('applied'))} setpoints applied")
+    step(f"event started: {len(net.participations('applied'))} setpoints applied, "
+         f"{len(net.participations('held_out'))} commitments held out by the randomized draw")
     hook("event_started", net)
 
     # Through the event: the boundary at its end meters the last interval and restores the devices.

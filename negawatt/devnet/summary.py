@@ -1,6 +1,8 @@
-"""The demo's summary: requested vs delivered power per zone, payouts per owner, gas spent, and a plot
-of baseline vs actual load in the event. Everything is read back from the chain and from the report
-the oracles published, not from what the devnet intended."""
+"""The demo's summary: the verdict first (requested vs delivered, with the estimate's 95 % interval),
+then per zone the holdout (sites committed, held out, paid), payouts per owner, gas spent, a plot of
+the dispatched group and the held-out group against their baselines, and `summary.json`. Everything
+is read back from the chain and from the report the oracles published, not from what the devnet
+intended."""
 
 from __future__ import annotations
 
@@ -26,8 +28,30 @@ class ZoneSummary:
     escrow: int
     paid: int
     refunded: int
-    baseline_wh: list[int] = field(default_factory=list)  # per interval, summed over the zone's devices
+    baseline_wh: list[int] = field(default_factory=list)  # per interval, summed over the dispatched sites
     actual_wh: list[int] = field(default_factory=list)
+    held_out_baseline_wh: list[int] = field(default_factory=list)  # per interval, the held-out sites
+    held_out_actual_wh: list[int] = field(default_factory=list)
+    estimated_wh: int | None = None  # the portfolio estimate of the dispatched group's reduction
+    ci95_wh: tuple[int, int] | None = None
+    rule: str = "device"  # portfolio, site_fallback, or device (settled per device, no sites)
+    fallback_reason: str | None = None
+    not_used: dict | None = None  # the portfolio estimate its placebo gate refused (shown, not paid on)
+    placebo_rrmse: float | None = None  # the portfolio's prediction error on its placebo days
+    sites_committed: int = 0
+    sites_held_out: int = 0
+    sites_paid: int = 0
+    hours: float = 1.0
+
+    @property
+    def delivered_w(self) -> int:
+        """The verified reduction, as average W over the window (the estimate when there is one)."""
+        energy = self.estimated_wh if self.estimated_wh is not None else self.delivered_wh
+        return round(energy / self.hours)
+
+    @property
+    def delivered_ci95_w(self) -> list[int] | None:
+        return None if self.ci95_wh is None else [round(v / self.hours) for v in self.ci95_wh]
 
 
 @dataclass
@@ -65,18 +89,32 @@ def summarize(net: Devnet, run: EventRun) -> Summary:
         devices = settled["devices"]
         delivered_wh = sum(d["deliveredWh"] for d in devices)
         length = net.spec.event_intervals
-        baseline, actual = [0] * length, [0] * length
+        verification = settled.get("verification") or {}
+        groups = {entry["site"].lower(): entry["group"] for entry in verification.get("sites", [])}
+        series = {"treatment": ([0] * length, [0] * length), "control": ([0] * length, [0] * length)}
         for record in settled.get("baselines", []):
-            for t in range(min(length, len(record["baseline_wh"]))):
+            group = groups.get(record["device"].lower(), "treatment")
+            baseline, actual = series[group]
+            for t in range(min(length, len(record["baseline_wh"] or []))):
                 baseline[t] += record["baseline_wh"][t]
                 actual[t] += max(0, record["actual_wh"][t])
+        portfolio = verification.get("portfolio") or {}
         zones.append(ZoneSummary(
             zone=zone, request_id=request_id, requested_kw=run.targets_w[zone] / 1_000,
-            committed_kw=sum(d["committedWh"] for d in devices) / 1_000 / hours,
+            committed_kw=sum(d["committedWh"] for d in devices if "held_out" not in d["reasons"]) / 1_000 / hours,
             delivered_kw=delivered_wh / 1_000 / hours, delivered_wh=delivered_wh,
             devices=len(devices), eligible=sum(1 for d in devices if d["eligible"]),
             escrow=int(settled["escrow"]), paid=int(settled["payout"]), refunded=int(settled["refund"]),
-            baseline_wh=baseline, actual_wh=actual,
+            baseline_wh=series["treatment"][0], actual_wh=series["treatment"][1],
+            held_out_baseline_wh=series["control"][0], held_out_actual_wh=series["control"][1],
+            estimated_wh=portfolio.get("estimated_wh"),
+            ci95_wh=tuple(portfolio["ci95_wh"]) if portfolio.get("ci95_wh") else None,
+            rule=portfolio.get("rule", "device" if not verification else "no_estimate"),
+            fallback_reason=portfolio.get("fallback_reason") or verification.get("error"),
+            not_used=portfolio.get("not_used"), placebo_rrmse=(portfolio.get("quality") or {}).get("rrmse"),
+            sites_committed=len(groups) if groups else len(devices),
+            sites_held_out=sum(1 for g in groups.values() if g == "control"),
+            sites_paid=sum(1 for d in devices if int(d["payout"]) > 0), hours=hours,
         ))
     owners = []
     stablecoin, token = net.manifest.address("MockStablecoin"), net.manifest.address("NegawattToken")
@@ -96,6 +134,32 @@ def summarize(net: Devnet, run: EventRun) -> Summary:
                                    emission[node.owner], penalty[node.owner], claimed.get(stablecoin, 0),
                                    claimed.get(token, 0)))
     return Summary(zones, owners, gas_spent(net), report)
+
+
+def write_json(summary: Summary, path: Path) -> Path:
+    """`summary.json`: per zone the request, commitment, verified delivery (average W) with its 95 %
+    interval, the holdout and the money; per owner what was paid and claimed (base units)."""
+    import json
+
+    body = {
+        "zones": [{"zone": z.zone, "request_id": z.request_id, "requested_w": round(z.requested_kw * 1_000),
+                   "committed_w": round(z.committed_kw * 1_000), "delivered_w": z.delivered_w,
+                   "delivered_ci95_w": z.delivered_ci95_w, "rule": z.rule, "fallback_reason": z.fallback_reason,
+                   "sites_committed": z.sites_committed, "sites_held_out": z.sites_held_out,
+                   "placebo_rrmse": z.placebo_rrmse,
+                   "portfolio_estimate_not_used_w": None if not z.not_used else round(z.not_used["estimated_wh"] / z.hours),
+                   "portfolio_estimate_not_used_ci95_w": None if not z.not_used else
+                   [round(v / z.hours) for v in z.not_used["ci95_wh"]],
+                   "sites_paid": z.sites_paid, "escrow": str(z.escrow), "paid": str(z.paid),
+                   "refunded": str(z.refunded)} for z in summary.zones],
+        "owners": [{"owner": o.owner, "node": o.node, "paid": str(o.payout), "emission": str(o.emission),
+                    "penalty": str(o.penalty), "claimed": {"payment": str(o.claimed_payment),
+                                                           "protocol": str(o.claimed_protocol)}}
+                   for o in summary.owners],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(body, indent=2) + "\n")
+    return path
 
 
 def gas_spent(net: Devnet) -> dict[str, tuple[int, int]]:
@@ -127,17 +191,27 @@ def plot(summary: Summary, net: Devnet, path: Path) -> Path:
                                 squeeze=False)
     for axis, zone in zip(axes[0], summary.zones):
         minutes = [k * interval / 60 for k in range(len(zone.baseline_wh) + 1)]
-        axis.step(minutes, [w * to_kw for w in zone.baseline_wh] + [zone.baseline_wh[-1] * to_kw], where="post",
-                  label="baseline (oracle, high 4-of-5)", linewidth=2)
-        axis.step(minutes, [w * to_kw for w in zone.actual_wh] + [zone.actual_wh[-1] * to_kw], where="post",
-                  label="actual (signed meter readings)", linewidth=2)
-        axis.set_title(f"zone {zone.zone}, request {zone.request_id}: requested {zone.requested_kw:.1f} kW, "
-                       f"delivered {zone.delivered_kw:.1f} kW", fontsize=9)
+
+        def step(values: list[int], label: str, **style: Any) -> None:
+            if values and any(values):
+                axis.step(minutes, [w * to_kw for w in values] + [values[-1] * to_kw], where="post", label=label,
+                          **style)
+
+        step(zone.baseline_wh, "dispatched sites: baseline", linewidth=2, color="tab:blue", linestyle="--")
+        step(zone.actual_wh, "dispatched sites: actual", linewidth=2, color="tab:blue")
+        step(zone.held_out_baseline_wh, "held-out sites: baseline", linewidth=1.5, color="tab:orange",
+             linestyle="--")
+        step(zone.held_out_actual_wh, "held-out sites: actual", linewidth=1.5, color="tab:orange")
+        verdict = (f"requested {zone.requested_kw:.1f} kW, verified {zone.delivered_w / 1000:.1f} kW"
+                   + (f" (95 % CI {zone.delivered_ci95_w[0] / 1000:.1f} to {zone.delivered_ci95_w[1] / 1000:.1f})"
+                      if zone.delivered_ci95_w else ""))
+        axis.set_title(f"zone {zone.zone}, request {zone.request_id}: {verdict}\n{zone.sites_committed} sites, "
+                       f"{zone.sites_held_out} held out; rule {zone.rule}", fontsize=9)
         axis.set_xlabel("minutes into the event")
-        axis.set_ylabel("load of the committed devices (kW)")
+        axis.set_ylabel("site-meter load (kW)")
         axis.set_ylim(bottom=0)
         axis.legend(fontsize=8)
-    figure.suptitle("negawatt devnet: baseline vs actual load during the flexibility event")
+    figure.suptitle("negawatt devnet: dispatched vs held-out sites against their baselines")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
@@ -150,14 +224,30 @@ def render(summary: Summary, console: Any) -> None:
     """Print the summary as rich tables."""
     from rich.table import Table
 
+    for z in summary.zones:
+        console.print(f"[bold]Verdict, zone {z.zone}:[/] requested {z.requested_kw:.1f} kW, verified "
+                      f"{z.delivered_w / 1000:.1f} kW ({100 * z.delivered_w / 1000 / z.requested_kw:.0f} % of the "
+                      f"request)" + (f", 95 % CI {z.delivered_ci95_w[0] / 1000:.1f} to "
+                                     f"{z.delivered_ci95_w[1] / 1000:.1f} kW" if z.delivered_ci95_w else "")
+                      + f"; rule {z.rule}" + (f" ({z.fallback_reason})" if z.fallback_reason else "")
+                      + f"; {z.sites_paid} of {z.sites_committed - z.sites_held_out} dispatched sites paid")
+        if z.not_used:
+            lo, hi = (v / z.hours / 1000 for v in z.not_used["ci95_wh"])
+            console.print(f"  the portfolio estimate was {z.not_used['estimated_wh'] / z.hours / 1000:.1f} kW "
+                          f"(95 % CI {lo:.1f} to {hi:.1f} kW, {z.sites_committed - z.sites_held_out} dispatched vs "
+                          f"{z.sites_held_out} held-out sites), not paid on: its placebo-day error "
+                          f"(RRMSE {100 * (z.placebo_rrmse or 0):.0f} %) is above the 20 % gate")
+    earned = sum(1 for o in summary.owners if o.payout > 0)
+    console.print(f"[bold]Owners:[/] {earned} of {len(summary.owners)} earned a payout")
     zones = Table(title="Requested vs delivered, per zone")
-    for column in ("zone", "request", "requested kW", "committed kW", "delivered kW", "devices (eligible)",
-                   "escrow mUSD", "paid mUSD", "refunded mUSD"):
+    for column in ("zone", "request", "requested kW", "committed kW", "verified kW", "95 % CI kW",
+                   "sites (held out)", "paid sites", "escrow mUSD", "paid mUSD", "refunded mUSD"):
         zones.add_column(column, justify="right")
     for z in summary.zones:
+        ci = f"{z.delivered_ci95_w[0] / 1000:.1f}..{z.delivered_ci95_w[1] / 1000:.1f}" if z.delivered_ci95_w else "-"
         zones.add_row(str(z.zone), str(z.request_id), f"{z.requested_kw:.1f}", f"{z.committed_kw:.1f}",
-                      f"{z.delivered_kw:.1f}", f"{z.devices} ({z.eligible})", f"{z.escrow / 1e6:.4f}",
-                      f"{z.paid / 1e6:.4f}", f"{z.refunded / 1e6:.4f}")
+                      f"{z.delivered_w / 1000:.1f}", ci, f"{z.sites_committed} ({z.sites_held_out})", str(z.sites_paid),
+                      f"{z.escrow / 1e6:.4f}", f"{z.paid / 1e6:.4f}", f"{z.refunded / 1e6:.4f}")
     console.print(zones)
     owners = Table(title="Payouts per owner (owner's 80% share; emission and under-delivery penalties in NEGA)")
     for column in ("node", "owner", "devices", "delivered Wh", "payout mUSD", "emission NEGA", "penalty NEGA",

@@ -25,7 +25,8 @@ def _shape(hour: float) -> float:
     return 0.45 + 0.9 * bump(7.5, 1.2) + 0.5 * bump(13.0, 2.5) + 1.6 * bump(19.5, 2.0)
 
 
-_SHAPE_MEAN = sum(_shape(minute / 60) for minute in range(24 * 60)) / (24 * 60)
+_SHAPE = [_shape(minute / 60) for minute in range(24 * 60)]  # the shape of every minute, computed once
+_SHAPE_MEAN = sum(_SHAPE) / (24 * 60)
 APPLIANCES = ((2_000, 2, 4), (2_200, 20, 50), (500, 60, 120))  # (W, min minutes, max minutes)
 
 
@@ -64,7 +65,7 @@ class Household(SimulatedDevice):
         p = self.params
         rng = random.Random(day_seed(self.seed, "household", day))
         mean_w = p.daily_kwh * 1000 / 24 / _SHAPE_MEAN
-        watts = [mean_w * _shape(minute / 60) * min(max(rng.gauss(1.0, p.noise), 0.3), 2.0)
+        watts = [mean_w * _SHAPE[minute] * min(max(rng.gauss(1.0, p.noise), 0.3), 2.0)
                  for minute in range(24 * 60)]
         for _ in range(p.appliance_runs_per_day):
             power, shortest, longest = APPLIANCES[rng.randrange(len(APPLIANCES))]

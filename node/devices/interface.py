@@ -41,7 +41,7 @@ from typing import Any, ClassVar
 
 from protocol.kinds import KIND_NUMBERS, parse_kind
 
-__all__ = ["KIND_NUMBERS", "Device", "DeviceUnavailable", "SetpointResult", "kind_number"]
+__all__ = ["KIND_NUMBERS", "NOT_DISPATCHABLE", "Device", "DeviceUnavailable", "SetpointResult", "kind_number"]
 
 
 def kind_number(kind: str) -> int:
@@ -49,6 +49,9 @@ def kind_number(kind: str) -> int:
     if kind not in KIND_NUMBERS:  # names only: a node configures its devices by kind name
         raise ValueError(f"unknown device kind {kind!r}; known kinds: {', '.join(KIND_NUMBERS)}")
     return int(parse_kind(kind))
+
+
+NOT_DISPATCHABLE = "a site meter meters the premises' grid connection and is never dispatched"
 
 
 class DeviceUnavailable(Exception):

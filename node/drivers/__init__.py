@@ -1,7 +1,8 @@
 """Real device drivers: Modbus TCP battery inverters, OCPP chargers (the node is their local Central
-System) and MQTT relays/plugs. Each is a `node.devices.interface.Device`; their I/O runs on one
-background asyncio loop (aioloop). Driver libraries are imported only when a driver of that kind is
-built, so a node with simulated devices only does not load them.
+System), MQTT relays/plugs, and site meters (SunSpec over Modbus, Shelly over MQTT, DSMR P1). Each
+is a `node.devices.interface.Device`; their I/O runs on one background asyncio loop (aioloop). Driver
+libraries are imported only when a driver of that kind is built, so a node with simulated devices
+only does not load them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,18 @@ def build_driver(driver: str, kind: str, device_id: str, capacity_w: int, settin
         from node.drivers.ocpp_central import OcppCharger
 
         return OcppCharger(device_id, kind, capacity_w, settings)
+    if driver == "sunspec":
+        from node.drivers.sunspec_meter import SunSpecMeter
+
+        return SunSpecMeter(device_id, kind, capacity_w, settings)
+    if driver == "shelly":
+        from node.drivers.shelly_meter import ShellyMeter
+
+        return ShellyMeter(device_id, kind, capacity_w, settings)
+    if driver == "p1":
+        from node.drivers.dsmr_p1 import DsmrP1Meter
+
+        return DsmrP1Meter(device_id, kind, capacity_w, settings)
     from node.drivers.mqtt_relay import MqttRelay
 
     return MqttRelay(device_id, kind, capacity_w, settings)

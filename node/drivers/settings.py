@@ -1,5 +1,6 @@
-"""Validated settings of the real device drivers, as `[devices.modbus]`, `[devices.ocpp]` or
-`[devices.mqtt]` tables of node.toml. Pure pydantic: reading a configuration never imports a
+"""Validated settings of the real device drivers, as `[devices.modbus]`, `[devices.ocpp]`,
+`[devices.mqtt]` tables of node.toml, and the site meters' `[devices.sunspec]`, `[devices.shelly]`
+and `[devices.p1]`. Pure pydantic: reading a configuration never imports a
 driver library (a node with only simulated devices stays small).
 
 Security settings are checked when the configuration is read, so a mistake is a start-up error
@@ -8,7 +9,8 @@ load; passwords come from an environment variable, a file or (OCPP) a hash, neve
 A password never crosses the network in clear: OCPP Basic authentication needs TLS (security
 profile 2) unless `allow_plaintext_credentials` on a loopback host (the local devnet); an MQTT
 password needs TLS unless the broker is on this machine or `allow_plaintext_credentials` says that
-a LAN broker without TLS is accepted. Modbus TCP has no security of its own: it stays on the home LAN.
+a LAN broker without TLS is accepted (the Shelly meter shares these broker settings). Modbus TCP
+and a P1 adapter have no security of their own: they stay on the home LAN.
 """
 
 from __future__ import annotations
@@ -141,10 +143,10 @@ class OcppSettings(DriverSettings):
         return None if self.tls_cert_file is None else (self.tls_cert_file, self.tls_key_file)
 
 
-class MqttSettings(DriverSettings):
-    """A smart relay or plug over MQTT: Shelly Gen2, Tasmota or explicit (Home Assistant-style) topics."""
+class MqttBrokerSettings(DriverSettings):
+    """How a driver reaches its MQTT broker: address, login and TLS (shared by the relay and the
+    Shelly meter drivers)."""
 
-    style: Literal["shelly_gen2", "tasmota", "generic"]
     host: Host = "127.0.0.1"
     port: Port = 1883
     username: str | None = None
@@ -156,19 +158,6 @@ class MqttSettings(DriverSettings):
     tls_key_file: FilePath | None = Field(None, description="the unencrypted PEM key of tls_cert_file")
     allow_plaintext_credentials: bool = Field(
         False, description="send the password to a non-loopback broker without TLS (a LAN broker that has none)")
-    topic: str | None = Field(None, description="Shelly: the topic prefix; Tasmota: the device topic")
-    power_topic: str | None = None
-    power_path: str | None = Field(None, description="dotted JSON path; None: the payload is the number")
-    energy_topic: str | None = None
-    energy_path: str | None = None
-    energy_unit: Literal["Wh", "kWh"] = "Wh"
-    state_topic: str | None = None
-    state_path: str | None = None
-    state_on: str = "ON"
-    command_topic: str | None = None
-    payload_on: str = "ON"
-    payload_off: str = "OFF"
-    limit_topic: str | None = Field(None, description="generic: publish the limit in W here instead of switching")
     stale_seconds: float = Field(60.0, gt=0, le=86_400)
 
     @model_validator(mode="after")
@@ -208,6 +197,25 @@ class MqttSettings(DriverSettings):
         secret = read_secret(self.password_env, self.password_file, "the MQTT broker password")
         return None if secret is None else secret.decode()
 
+
+class MqttSettings(MqttBrokerSettings):
+    """A smart relay or plug over MQTT: Shelly Gen2, Tasmota or explicit (Home Assistant-style) topics."""
+
+    style: Literal["shelly_gen2", "tasmota", "generic"]
+    topic: str | None = Field(None, description="Shelly: the topic prefix; Tasmota: the device topic")
+    power_topic: str | None = None
+    power_path: str | None = Field(None, description="dotted JSON path; None: the payload is the number")
+    energy_topic: str | None = None
+    energy_path: str | None = None
+    energy_unit: Literal["Wh", "kWh"] = "Wh"
+    state_topic: str | None = None
+    state_path: str | None = None
+    state_on: str = "ON"
+    command_topic: str | None = None
+    payload_on: str = "ON"
+    payload_off: str = "OFF"
+    limit_topic: str | None = Field(None, description="generic: publish the limit in W here instead of switching")
+
     @model_validator(mode="after")
     def _topics(self):
         for name in ("topic", "power_topic", "energy_topic", "state_topic", "command_topic", "limit_topic"):
@@ -245,11 +253,56 @@ class MqttSettings(DriverSettings):
         return {k: explicit[k] if k in explicit else defaults.get(k, getattr(self, k)) for k in keys}
 
 
+class SunSpecMeterSettings(DriverSettings):
+    """A site meter speaking SunSpec (meter models 201-204, integer + scale factor) over Modbus TCP.
+    Like every Modbus TCP device it stays on the home LAN (no encryption, no authentication)."""
+
+    host: Host
+    port: Port = 502
+    device_id: int = Field(1, ge=0, le=247, description="Modbus unit id")
+    base_address: int | None = Field(None, ge=0, le=65_000,
+                                     description="where the 'SunS' marker is; None: try 40000, 50000 and 0")
+    model: Literal[201, 202, 203, 204] | None = Field(None, description="None: the first meter model in the map")
+    power_sign: Literal[1, -1] = Field(1, description="1: the meter reports grid import as positive W")
+
+
+class ShellyMeterSettings(MqttBrokerSettings):
+    """A Shelly Pro 3EM (`em`, triphase profile: em:0 / emdata:0) or Pro EM / EM Gen3 (`em1`:
+    em1:<channel> / em1data:<channel>) energy meter on an MQTT broker, by its Gen2 RPC notifications."""
+
+    topic: str = Field(min_length=1, max_length=200,
+                       description="the device's MQTT topic prefix (e.g. shellypro3em-<mac>)")
+    profile: Literal["em", "em1"] = "em"
+    channel: int = Field(0, ge=0, le=15, description="em1: the measuring channel (em1:<channel>)")
+
+    @model_validator(mode="after")
+    def _topic(self):
+        if "#" in self.topic or "+" in self.topic or any(c.isspace() for c in self.topic):
+            raise ValueError("topic: must be a topic prefix without wildcards or spaces")
+        return self
+
+
+class DsmrP1Settings(DriverSettings):
+    """A DSMR smart meter's P1 port, read through a P1-to-network adapter (ser2net or a P1 dongle)
+    that forwards the telegrams on a TCP port. P1 is read-only and unauthenticated: the adapter
+    stays on the home LAN."""
+
+    host: Host
+    port: Port
+    dsmr_version: Literal["4", "5"] = Field("5", description="the telegram format (DSMR 4.x or 5.x)")
+    poll_seconds: float = Field(1.0, gt=0, le=3_600, description="the meter pushes a telegram this often (not polled)")
+    stale_seconds: float = Field(30.0, gt=0, le=86_400, description="DSMR 5 sends a telegram every second, 4 every 10 s")
+
+
 DRIVER_SETTINGS: dict[str, type[DriverSettings]] = {"modbus": ModbusSettings, "ocpp": OcppSettings,
-                                                    "mqtt": MqttSettings}
-# The device kinds each driver can stand for (a relay can switch any load).
+                                                    "mqtt": MqttSettings, "sunspec": SunSpecMeterSettings,
+                                                    "shelly": ShellyMeterSettings, "p1": DsmrP1Settings}
+# The device kinds each driver can stand for (a relay can switch any load; a meter only meters the site).
 DRIVER_KINDS: dict[str, tuple[str, ...]] = {
     "modbus": ("battery",),
     "ocpp": ("ev_charger",),
     "mqtt": ("ev_charger", "heat_pump", "hvac", "battery", "water_heater", "household"),
+    "sunspec": ("site_meter",),
+    "shelly": ("site_meter",),
+    "p1": ("site_meter",),
 }

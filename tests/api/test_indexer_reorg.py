@@ -67,6 +67,8 @@ def test_reorg_rolls_back_to_the_canonical_chain(chain, start_api, tmp_path, cap
     abandoned_head = chain.head()
     kind, data = read_event(lines)
     assert kind == "request" and data["event"] == "RequestOpened" and data["args"]["requestId"] == orphan_request
+    kind, data = read_event(lines)  # FlexMarket snapshots the market rules right after each RequestOpened
+    assert kind == "request" and data["event"] == "RequestRules" and data["args"]["requestId"] == orphan_request
 
     assert chain.rpc("evm_revert", [snapshot]) is True
     assert chain.head() == fork_head

@@ -53,7 +53,7 @@ def registered(device, owner, register):
 
 
 def test_constants(registry):
-    assert registry.MAX_KIND() == 5
+    assert registry.MAX_KIND() == 6
     assert registry.DEVICE_PERMIT_TYPEHASH() == keccak(
         text="DevicePermit(address owner,address device,uint8 kind,uint32 capacityW,uint32 zone,uint256 nonce,uint256 deadline)"
     )
@@ -130,7 +130,7 @@ def test_register_accepts_kinds_up_to_max(registry, device, owner, register, kin
     assert registry.deviceInfo(device.address).kind == kind
 
 
-@pytest.mark.parametrize("kind", [6, 255])
+@pytest.mark.parametrize("kind", [7, 255])
 def test_register_rejects_unknown_kind(registry, device, owner, permit, now, kind):
     deadline = now() + 3600
     signature = permit(device, owner.address, deadline)

@@ -231,6 +231,7 @@ def test_open_request_records_the_request_and_escrows_the_budget(market, usd, fu
                 "maxBudget": BUDGET,
             },
         ),
+        (market.address, "RequestRules", {"requestId": count + 1, "holdoutBps": 0, "gateClosure": start}),
         (usd.address, "Transfer", {"from": funded_buyer.address, "to": market.address, "value": BUDGET}),
     ]
     assert market.requestCount() == count + 1

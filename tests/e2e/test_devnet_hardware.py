@@ -17,7 +17,9 @@ def outbox_db(node) -> sqlite3.Connection:
 
 
 def test_a_hardware_node_meters_curtails_and_restores_its_real_protocol_devices(tmp_path):
-    net = Devnet(DevnetSpec(nodes=1, zones=1, oracles=1, threshold=1, api=False, hardware=True), tmp_path / "run")
+    # No holdout: the one real-protocol node must be dispatched (its devices are metered alone).
+    net = Devnet(DevnetSpec(nodes=1, zones=1, oracles=1, threshold=1, api=False, hardware=True, holdout_bps=0),
+                 tmp_path / "run")
     try:
         net.up()
         run = run_event(net)

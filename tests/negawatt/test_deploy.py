@@ -54,7 +54,8 @@ def test_deploy_writes_a_manifest_of_wired_contracts(anvil, tmp_path):
     url, web3 = anvil
     out = tmp_path / "manifest.json"
     params = tmp_path / "params.json"
-    params.write_text(json.dumps({"threshold": 2, "challenge_window": 120}))
+    params.write_text(json.dumps({"threshold": 2, "challenge_window": 120, "holdout_bps": 1_500,
+                                  "gate_lead_seconds": 900}))
     result = run_deploy(url, "--out", str(out), "--params", str(params))
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"manifest written to {out}" in result.stdout
@@ -69,6 +70,8 @@ def test_deploy_writes_a_manifest_of_wired_contracts(anvil, tmp_path):
     registry = manifest.contract(web3, "DeviceRegistry")
     assert hub.functions.threshold().call() == 2
     assert hub.functions.challengeWindow().call() == 120
+    market = manifest.contract(web3, "FlexMarket")
+    assert (market.functions.holdoutBps().call(), market.functions.gateLeadSeconds().call()) == (1_500, 900)
     assert token.functions.hasRole(token.functions.MINTER_ROLE().call(), hub.address).call()
     assert registry.functions.nonces("0x" + "00" * 19 + "01").call() == 0
     assert manifest.roles["minter"] == [hub.address]

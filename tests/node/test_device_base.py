@@ -24,7 +24,7 @@ def make(kind: str, seed: int = 1, start: float = T0, **params):
 
 def test_kind_numbers_match_the_registry():
     assert KIND_NUMBERS == {"ev_charger": 0, "heat_pump": 1, "hvac": 2, "battery": 3, "water_heater": 4,
-                            "household": 5}
+                            "household": 5, "site_meter": 6}
     for kind in KINDS:
         device = make(kind)
         assert isinstance(device, Device)

@@ -107,6 +107,23 @@ class ChainOps:
         self.owner.send(self.registry.functions.register(device.address, kind, capacity_w, zone, deadline, signature))
         return device
 
+    def register_site(self, zone: int = 4, capacity_w: int = 17_250) -> LocalAccount:
+        """A fresh site meter (kind 6) registered to the owner."""
+        return self.register(capacity_w=capacity_w, zone=zone, kind=6)
+
+    def register_at_site(self, site: str, capacity_w: int = 2_000, kind: int = 1,
+                         owner: Transactor | None = None) -> LocalAccount:
+        """A fresh device registered at `site` with its DeviceAtSitePermit (sent by the site's owner)."""
+        owner = owner or self.owner
+        device = Account.create()
+        deadline = self.chain_time() + 3600
+        nonce = self.registry.functions.nonces(device.address).call()
+        permit = {"owner": owner.address, "device": device.address, "site": site, "kind": kind,
+                  "capacityW": capacity_w, "nonce": nonce, "deadline": deadline}
+        signature = eip712.sign(device.key, "DeviceAtSitePermit", permit, self.chain_id, self.registry.address)
+        owner.send(self.registry.functions.registerAtSite(device.address, site, kind, capacity_w, deadline, signature))
+        return device
+
     def deactivate(self, device: str) -> None:
         self.owner.send(self.registry.functions.deactivate(device))
 

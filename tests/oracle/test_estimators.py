@@ -17,30 +17,41 @@ def _sites(treatment, control, covariates_t=None, covariates_c=None, placebo=Non
     for i, r in enumerate(treatment):
         x = covariates_t[i] if covariates_t else 0
         p = tuple(placebo[i]) if placebo else ()
-        out.append(SiteObservation(f"0x{i:040x}", True, r, x, p))
+        out.append(SiteObservation(f"0x{i:040x}", True, r, (x,), p))
     for j, r in enumerate(control):
         x = covariates_c[j] if covariates_c else 0
-        out.append(SiteObservation(f"0x{1000 + j:040x}", False, r, x))
+        out.append(SiteObservation(f"0x{1000 + j:040x}", False, r, (x,)))
     return out
 
 
 def test_difference_in_differences_by_hand():
-    # S_T = 60, n_T = 3; S_C = 15, n_C = 5: 60 - floor(3 * 15 / 5) = 51.
+    # S_T = 60, n_T = 3; S_C = 15, n_C = 5: floor(60 - 3 * 15 / 5) = 51.
     # s_C^2 of 1..5 = 2.5; Var = 2.5 * 3 * (3 + 5) / 5 = 12; isqrt 3; df 4, t = 2.776 -> half floor(8.328) = 8.
     result = estimate(DID, _sites([10, 20, 30], [1, 2, 3, 4, 5]))
     assert (result.estimated_wh, result.ci95_wh, result.variance_wh2, result.df) == (51, (43, 59), 12, 4)
 
 
 def test_difference_in_differences_floors_towards_minus_infinity():
-    assert estimate(DID, _sites([10, 20, 30], [2, 2, 3, 4, 5])).estimated_wh == 60 - 9  # 3 * 16 / 5 = 9.6 -> 9
-    assert estimate(DID, _sites([10, 20, 30], [-2, -2, -3, -4, -5])).estimated_wh == 60 + 10  # -9.6 -> -10
+    assert estimate(DID, _sites([10, 20, 30], [2, 2, 3, 4, 5])).estimated_wh == 50  # floor(60 - 9.6)
+    assert estimate(DID, _sites([10, 20, 30], [-2, -2, -3, -4, -5])).estimated_wh == 69  # floor(60 + 9.6)
+    assert estimate(DID, _sites([-70, 0, 0], [2, 2, 3, 4, 5])).estimated_wh == -80  # floor(-79.6)
 
 
 def test_regression_by_hand():
     # Control: y = 1 + 2x exactly, so the line is (1, 2) with zero residual; treatment x = 1, 2 predicts
-    # baseline errors 3 and 5, so 13 + 25 - 8 = 30 with a zero-width interval; df = 5 - 2.
+    # baseline errors 3 and 5, so 13 + 25 - 8 = 30 with a zero-width interval; df = 5 - 1 - 1.
     result = estimate(REGRESSION, _sites([13, 25], [1, 3, 5, 7, 9], [1, 2], [0, 1, 2, 3, 4]))
     assert (result.estimated_wh, result.ci95_wh, result.df) == (30, (30, 30), 3)
+
+
+def test_regression_with_two_covariates_by_hand():
+    # Control: y = 1 + 2 x1 - x2 exactly (x1, x2 not collinear): the fit is exact, so the treatment
+    # sites' predicted errors are 1 + 2 - 3 = 0 and 1 + 4 - 1 = 4: 10 + 20 - 4 = 26, zero width.
+    treatment = [SiteObservation("0x" + "a1" * 20, True, 10, (1, 3)), SiteObservation("0x" + "a2" * 20, True, 20, (2, 1))]
+    xs = [(0, 0), (1, 0), (0, 1), (2, 1), (1, 3), (3, 2), (4, 4)]
+    control = [SiteObservation(f"0x{0xc0 + j:040x}", False, 1 + 2 * a - b, (a, b)) for j, (a, b) in enumerate(xs)]
+    result = estimate(REGRESSION, treatment + control)
+    assert (result.estimated_wh, result.ci95_wh, result.df) == (26, (26, 26), 4)
 
 
 def test_regression_without_covariate_spread_is_difference_in_differences():
@@ -97,7 +108,7 @@ def test_t_lookup_is_never_narrower_than_the_exact_quantile():
 def test_did_ignores_a_shift_common_to_every_site_and_the_site_order(treatment, control, shift, rng):
     """A baseline that is off by the same amount for everybody (a hot day) moves nothing."""
     base = _sites(treatment, control)
-    shifted = [SiteObservation(s.site, s.treatment, s.reduction_wh + shift) for s in base]
+    shifted = [SiteObservation(s.site, s.treatment, s.reduction_wh + shift, s.covariates) for s in base]
     rng.shuffle(shifted)
     first, second = estimate(DID, base), estimate(DID, shifted)
     assert (first.estimated_wh, first.ci95_wh) == (second.estimated_wh, second.ci95_wh)

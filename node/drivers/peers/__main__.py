@@ -5,7 +5,12 @@
       --charge-point-id ID   (default negawatt-cp-1)  --ocpp-version 1.6|2.0.1 (default 1.6)
     --mqtt-port P            a smart plug on the MQTT broker at --mqtt-host:P (default host: --host)
       --mqtt-topic T         (default negawatt-plug-1)  --mqtt-style shelly_gen2|tasmota|generic
-    --ready-file F           written once the inverter listens and the plug reached its broker
+    --sunspec-port P         a SunSpec site meter (Modbus TCP) listening on --host:P
+      --sunspec-model M      201|202|203|204 (default 203)
+    --shelly-port P          a Shelly Pro 3EM site meter on the MQTT broker at --mqtt-host:P
+      --shelly-topic T       (default negawatt-em-1)
+    --p1-port P              a DSMR 5 site meter's P1 telegrams on --host:P (a P1-to-TCP adapter)
+    --ready-file F           written once the servers listen and the MQTT peers reached their broker
 
 Each peer's state is logged every 30 s.
 """
@@ -49,8 +54,34 @@ async def _main(args: argparse.Namespace) -> None:
         if not plug.connected:
             raise SystemExit(f"the plug could not reach the MQTT broker at {args.mqtt_host or args.host}:{args.mqtt_port}")
         peers.append(("plug", plug))
+    if args.sunspec_port:
+        from node.drivers.peers.sunspec_meter import SunSpecMeterPeer
+
+        sunspec = SunSpecMeterPeer(args.host, args.sunspec_port, model=args.sunspec_model)
+        await sunspec.start()
+        peers.append(("sunspec meter", sunspec))
+    if args.shelly_port:
+        from node.drivers.peers.shelly_em import ShellyEmPeer
+
+        shelly = ShellyEmPeer(args.mqtt_host or args.host, args.shelly_port, args.shelly_topic,
+                              publish_seconds=args.meter_seconds)
+        await shelly.start()
+        deadline = time.monotonic() + 20
+        while not shelly.connected and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if not shelly.connected:
+            raise SystemExit(f"the Shelly meter could not reach the MQTT broker at {args.mqtt_host or args.host}:"
+                             f"{args.shelly_port}")
+        peers.append(("shelly meter", shelly))
+    if args.p1_port:
+        from node.drivers.peers.dsmr_p1 import P1MeterPeer
+
+        p1 = P1MeterPeer(args.host, args.p1_port)
+        await p1.start()
+        peers.append(("p1 meter", p1))
     if not peers:
-        raise SystemExit("nothing to run: give --modbus-port, --ocpp-url and/or --mqtt-port")
+        raise SystemExit("nothing to run: give --modbus-port, --ocpp-url, --mqtt-port, --sunspec-port, --shelly-port "
+                         "and/or --p1-port")
     if args.ready_file:
         Path(args.ready_file).write_text("ready\n")
     log.info("peers running: %s", ", ".join(name for name, _ in peers))
@@ -63,7 +94,8 @@ async def _main(args: argparse.Namespace) -> None:
             await asyncio.wait_for(stop.wait(), 30)
         except TimeoutError:
             for name, peer in peers:
-                log.info("%s: %s", name, {k: v for k, v in peer.snapshot().items() if k != "profiles"})
+                log.info("%s: %s", name, {k: v for k, v in peer.snapshot().items()
+                                          if k not in ("profiles", "last", "requests")})
     for _, peer in peers:
         await peer.stop()
 
@@ -81,7 +113,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mqtt-port", type=int)
     parser.add_argument("--mqtt-topic", default="negawatt-plug-1")
     parser.add_argument("--mqtt-style", choices=("shelly_gen2", "tasmota", "generic"), default="shelly_gen2")
-    parser.add_argument("--meter-seconds", type=float, default=2.0, help="charger and plug reporting period")
+    parser.add_argument("--sunspec-port", type=int)
+    parser.add_argument("--sunspec-model", type=int, choices=(201, 202, 203, 204), default=203)
+    parser.add_argument("--shelly-port", type=int)
+    parser.add_argument("--shelly-topic", default="negawatt-em-1")
+    parser.add_argument("--p1-port", type=int)
+    parser.add_argument("--meter-seconds", type=float, default=2.0,
+                        help="charger, plug and Shelly meter reporting period")
     parser.add_argument("--ready-file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
