@@ -85,6 +85,9 @@ def run_event(net: Devnet, step: Callable[[str], None] = lambda m: None, hook: H
     committed = len(net.participations())
     wait(lambda: len(net.participations("applied")) >= committed - len(net.participations("cancelled"))
          - len(net.participations("held_out")), 60, "the nodes to apply their setpoints")
+    # Every node meters the boundary at the start before the clock jumps on (with every commitment held
+    # out, nothing above waited for the nodes' clocks to pass the start).
+    wait(lambda: net.metered_to() >= run.start, 60, "every node to meter the interval ending at the start")
     run.dispatch_latency_ms = [row[5] for row in net.participations() if row[5] is not None]
     step(f"event started: {len(net.participations('applied'))} setpoints applied, "
          f"{len(net.participations('held_out'))} commitments held out by the randomized draw")
