@@ -258,7 +258,9 @@ class Devnet:
             "database_url": f"sqlite:///{folder / (name + '.sqlite')}", "keystore": str(keystore),
             "password_env": PASSWORD_ENV, "port": port, "poll_seconds": 1, "data_grace_seconds": 120,
             "stagger_seconds": 4, "max_readings": 96,
-            "economics": {"interval_seconds": self.spec.interval_seconds, "method": "high-x-of-y",
+            # CAISO like-days (10 weekdays / 4 weekend days), at least 5 of the 11 days of history;
+            # sites take no same-day adjustment (oracle.epoch.OracleEconomics.site_adjustment)
+            "economics": {"interval_seconds": self.spec.interval_seconds, "method": "caiso-10in10", "min_days": 4,
                           "adjustment": "ratio", "quality_days": self.spec.quality_days, "estimator": "did",
                           "max_rrmse_bps": self.spec.max_rrmse_bps},
         }))

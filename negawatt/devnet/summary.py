@@ -51,7 +51,10 @@ class ZoneSummary:
 
     @property
     def delivered_ci95_w(self) -> list[int] | None:
-        return None if self.ci95_wh is None else [round(v / self.hours) for v in self.ci95_wh]
+        """The 95 % interval of the verified reduction (None when nothing was verified)."""
+        if self.ci95_wh is None or self.rule == "none":
+            return None
+        return [round(v / self.hours) for v in self.ci95_wh]
 
 
 @dataclass
@@ -205,6 +208,9 @@ def plot(summary: Summary, net: Devnet, path: Path) -> Path:
         verdict = (f"requested {zone.requested_kw:.1f} kW, verified {zone.delivered_w / 1000:.1f} kW"
                    + (f" (95 % CI {zone.delivered_ci95_w[0] / 1000:.1f} to {zone.delivered_ci95_w[1] / 1000:.1f})"
                       if zone.delivered_ci95_w else ""))
+        if zone.not_used:
+            verdict += (f"\nportfolio estimate {zone.not_used['estimated_wh'] / zone.hours / 1000:.1f} kW, not paid "
+                        f"on (placebo RRMSE {100 * (zone.placebo_rrmse or 0):.0f} % > 20 %)")
         axis.set_title(f"zone {zone.zone}, request {zone.request_id}: {verdict}\n{zone.sites_committed} sites, "
                        f"{zone.sites_held_out} held out; rule {zone.rule}", fontsize=9)
         axis.set_xlabel("minutes into the event")

@@ -152,9 +152,12 @@ def test_no_operation_declares_a_422_it_never_sends(oracle_url):
 def test_schemathesis_finds_nothing(oracle_url, tmp_path):
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG)
+    # One worker: CPython 3.11 can raise a spurious "AST constructor recursion depth mismatch"
+    # SystemError when threads build ASTs at once (python/cpython#106905), which schemathesis's
+    # worker threads did once in a fresh-clone run.
     result = subprocess.run(
         [str(SCHEMATHESIS), "--config-file", str(config), "run", f"{oracle_url}/openapi.json", "--checks", "all",
-         "--max-examples", "50", "--seed", "12", "--phases", "examples,coverage,fuzzing", "--workers", "2",
+         "--max-examples", "50", "--seed", "12", "--phases", "examples,coverage,fuzzing", "--workers", "1",
          "--no-color", "--generation-database", "none", "--report-dir", str(tmp_path / "report"),
          "--request-timeout", "20"],
         capture_output=True, text=True, timeout=240)
