@@ -52,8 +52,16 @@ def mv(sites: int = typer.Option(200, "--sites", min=10, max=20_000, help="numbe
        events: int = typer.Option(20, "--events", min=2, max=200, help="events, a quarter of them placebo"),
        seed: int = typer.Option(0, "--seed", min=0), holdout_bps: int = typer.Option(1_500, "--holdout-bps", min=0,
                                                                                    max=5_000),
-       workers: int = typer.Option(2, "--workers", min=1, max=64)) -> None:
+       workers: int = typer.Option(2, "--workers", min=1, max=64),
+       without: list[str] = typer.Option([], "--without", help="leave a device kind out (repeatable), e.g. ev_charger")
+       ) -> None:
     """Portfolio M&V against ground truth: N simulated sites, E events with a holdout (bench/mv.py)."""
+    from bench.mv_sites import CONTROLLABLE_KINDS
+
+    unknown = [kind for kind in without if kind not in CONTROLLABLE_KINDS]
+    if unknown:
+        raise typer.BadParameter(f"unknown kind {unknown[0]!r}; one of {', '.join(CONTROLLABLE_KINDS)}",
+                                 param_hint="--without")
     from rich.progress import Progress
 
     from bench.mv import run
@@ -61,7 +69,8 @@ def mv(sites: int = typer.Option(200, "--sites", min=10, max=20_000, help="numbe
     with Progress(transient=True) as bar:
         task = bar.add_task("simulating sites", total=sites)
         result = run(sites, events, seed=seed, holdout_bps=holdout_bps, workers=workers,
-                     progress=lambda done, total: bar.update(task, completed=done, total=total))
+                     progress=lambda done, total: bar.update(task, completed=done, total=total),
+                     without=tuple(without))
     typer.echo(json.dumps(result))
 
 

@@ -164,10 +164,11 @@ def _meets(figures: dict[str, Any]) -> bool:
 
 
 def run(sites: int, events: int, seed: int = 0, holdout_bps: int = 1_500, workers: int = 2,
-        progress=None) -> dict[str, Any]:
-    """Simulate, estimate and compare; one JSON-able object."""
+        progress=None, without: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Simulate, estimate and compare; one JSON-able object (`without`: device kinds left out)."""
     began = time.perf_counter()
-    portfolio = simulate(sites, events, seed=seed, holdout_bps=holdout_bps, workers=workers, progress=progress)
+    portfolio = simulate(sites, events, seed=seed, holdout_bps=holdout_bps, workers=workers, progress=progress,
+                         without=without)
     simulated = time.perf_counter()
     result = evaluate(portfolio)
     committed = [int(e.committed.sum()) for e in portfolio.events]
@@ -175,7 +176,7 @@ def run(sites: int, events: int, seed: int = 0, holdout_bps: int = 1_500, worker
     control = [int(e.control.sum()) for e in portfolio.events]
     true = [int(e.true_wh[e.treatment].sum()) for e in portfolio.events if not e.placebo]
     out = {
-        "sites": sites, "events": events, "seed": seed, "holdout_bps": holdout_bps,
+        "sites": sites, "events": events, "seed": seed, "holdout_bps": holdout_bps, "without_kinds": list(without),
         "placebo_events": sum(e.placebo for e in portfolio.events),
         "history_days": portfolio.history_days,
         "committed_sites_mean": round(float(np.mean(committed)), 1),

@@ -405,7 +405,7 @@ def _check(sites: int, events: int, holdout_bps: int, history_days: int, event_h
 def simulate(sites: int, events: int, *, seed: int = 0, holdout_bps: int = 1500,
              placebo_events: int | None = None, history_days: int = 28, event_hour: int = 17,
              event_intervals: int = 4, interval_seconds: int = 900, workers: int = 2,
-             progress: Progress | None = None) -> Portfolio:
+             progress: Progress | None = None, without: tuple[str, ...] = ()) -> Portfolio:
     """Simulate `sites` sites through `history_days` of history and `events` events (see the module
     docstring) and return the portfolio with its ground truth. `progress(done, total)` is called
     with the number of sites finished. Deterministic for the arguments; `workers` only sets how
@@ -415,7 +415,7 @@ def simulate(sites: int, events: int, *, seed: int = 0, holdout_bps: int = 1500,
     plans, days, end = plan_events(events, seed=seed, placebo_events=placebo_events,
                                    history_days=history_days, event_hour=event_hour,
                                    event_intervals=event_intervals, interval_seconds=interval_seconds)
-    specs = [draw_site(seed, index) for index in range(sites)]
+    specs = [draw_site(seed, index, without) for index in range(sites)]
     size = max(1, min(10, sites // (workers * 8)))
     jobs = [(specs[k:k + size], plans, GRID_START, end, interval_seconds, holdout_bps)
             for k in range(0, sites, size)]

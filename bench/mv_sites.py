@@ -124,16 +124,18 @@ def _water_heater(rng: random.Random) -> dict[str, Any]:
             "inlet_c": round(rng.uniform(8.0, 15.0), 1)}
 
 
-def draw_site(seed: int, index: int) -> SiteSpec:
+def draw_site(seed: int, index: int, without: tuple[str, ...] = ()) -> SiteSpec:
     """Site `index` of the bench run with seed `seed`: a household and 1-3 controllable devices
     (parameters and device seeds drawn as the module docstring says; build them with
-    node.devices.factory.build_device)."""
+    node.devices.factory.build_device). `without` leaves kinds out of the draw (e.g. EV chargers,
+    to see what they do to the estimate); with none left out the draw is unchanged."""
     if index < 0:
         raise ValueError(f"site index must be >= 0, got {index}")
     rng = _rng(seed, index)
     count = rng.choices((1, 2, 3), weights=(4, 4, 2))[0]
     thermal = "heat_pump" if rng.random() < 0.6 else "hvac"
-    kinds = rng.sample(["ev_charger", thermal, "battery", "water_heater"], count)
+    pool = [kind for kind in ("ev_charger", thermal, "battery", "water_heater") if kind not in without]
+    kinds = rng.sample(pool, min(count, len(pool)))
     kinds.sort(key=CONTROLLABLE_KINDS.index)
     configs: list[dict[str, Any]] = [{"kind": "household", **_household(rng)}]
     for kind in kinds:

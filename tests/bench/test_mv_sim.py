@@ -171,3 +171,9 @@ def test_sites_are_drawn_within_the_models_and_stable():
 def test_bad_arguments_are_named(arguments, named):
     with pytest.raises(ValueError, match=named):
         simulate(**arguments)
+
+
+def test_a_kind_left_out_is_never_drawn_and_nothing_else_changes():
+    for index in range(40):
+        assert draw_site(3, index) == draw_site(3, index, ())
+        assert "ev_charger" not in draw_site(3, index, ("ev_charger",)).kinds
