@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from oracle import db
 from oracle.chain_view import ChainView, RequestStatus
 from oracle.bonds import read_bond_book
-from oracle.site_settlement import HoldoutSeedUnknown
+from oracle.site_settlement import HoldoutSeedUnknown, meters_of
 from oracle.epoch import HISTORY_DAYS, OracleEconomics, compute_epoch, event_window
 from oracle.ingest import Ingestor, Rejected
 from oracle.report_store import ReportStore, report_document
@@ -374,12 +374,8 @@ class Attestor:
         """Fetch device-signed batches this oracle lacks from its peers; each is verified on ingest."""
         added = 0
         for request in requests:
-            devices = [c.device for c in db.commitments_of_request(self.engine, request.request_id)]
-            for device in list(devices):  # a site's meter and its other devices settle with it
-                info = self.chain_view.device(device, refresh=False)
-                if info is not None and info.site:
-                    devices.extend([info.site, *self.chain_view.devices_at(info.site)])
-            devices = sorted(set(devices))
+            devices = meters_of((c.device for c in db.commitments_of_request(self.engine, request.request_id)),
+                                self.chain_view.devices(), self.chain_view.devices_at)
             start, end = event_window(request, self.economics.params.interval_seconds)
             window = (start - HISTORY_DAYS * SECONDS_PER_DAY, end)
             for device in devices:

@@ -26,7 +26,7 @@ from oracle.baselines.spec import ADJUSTMENTS, METER_BEFORE_AFTER
 from oracle.chain_view import DeviceInfo, RequestInfo
 from oracle.estimators import DID, ESTIMATORS
 from oracle.settlement import DeviceInput, EpochSettlement, Ledger, RequestInput, SettlementParams, settle_epoch
-from oracle.site_settlement import site_request_input, uses_sites
+from oracle.site_settlement import meters_of, site_request_input, uses_sites
 from protocol.units import SECONDS_PER_DAY
 # Readings needed before the event: the look-back of the placebo days (2 x 45 days) and a margin.
 HISTORY_DAYS = 2 * MAX_LOOKBACK_DAYS + 2
@@ -161,12 +161,7 @@ def compute_epoch(
     for request in ordered:
         commitments = commitments_of[request.request_id]
         start, end = event_window(request, economics.params.interval_seconds)
-        meters = {c.device for c in commitments}
-        for device in list(meters):
-            info = devices.get(device)
-            if info is not None and info.site:
-                meters.add(info.site)
-                meters.update(devices_at(info.site))
+        meters = meters_of((c.device for c in commitments), devices, devices_at)
         readings = db.readings_in_range(engine, meters, start - HISTORY_DAYS * SECONDS_PER_DAY, end)
         seed = seed_reader(request) if request.holdout_bps > 0 else None
         request_in, records, verification = settle_input(request, commitments, devices, readings, economics,

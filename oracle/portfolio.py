@@ -30,6 +30,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from oracle.baselines import BaselineSpec, build_grid, compute_baselines
+from oracle.baselines.vectorised import BaselineBatch
 from oracle.baselines.spec import CAISO, BaselineError, plan_event
 from oracle.estimators import (DID, ESTIMATORS, MIN_CONTROL_SITES, REGRESSION, SITE, Estimate, EstimatorError,
                                SiteObservation, estimate)
@@ -159,16 +160,19 @@ def _window_sums(batch, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def site_windows(spec: BaselineSpec, grid_start: int, loads: np.ndarray, sites: Sequence[str],
                  groups: Mapping[str, str], event_start: int, event_end: int,
                  placebo_days: int = PLACEBO_DAYS, gate_closure: int | None = None,
-                 committed_w: Mapping[str, int] | None = None) -> tuple[list[SiteWindow], PortfolioQuality]:
+                 committed_w: Mapping[str, int] | None = None,
+                 event_batch: BaselineBatch | None = None) -> tuple[list[SiteWindow], PortfolioQuality]:
     """Each site's window, covariate and placebo errors, and the treatment group's placebo quality,
-    from site-meter loads laid out on a grid (oracle.baselines.build_grid: [sites, T], -1 missing)."""
+    from site-meter loads laid out on a grid (oracle.baselines.build_grid: [sites, T], -1 missing).
+    `event_batch` is the event window's compute_baselines over the same rows, if the caller has it."""
     for site in sites:
         if groups.get(site) not in GROUPS:
             raise VerifyError(f"site {site}: group must be one of {', '.join(GROUPS)}, got {groups.get(site)!r}")
     interval = spec.interval_seconds
     names = list(sites)
     rows = np.arange(len(names))
-    batch = compute_baselines(spec, grid_start, loads, event_start, event_end, devices=names)
+    batch = event_batch if event_batch is not None else compute_baselines(spec, grid_start, loads, event_start,
+                                                                          event_end, devices=names)
     complete, _sums = _window_sums(batch, rows)
 
     gate = event_start - DEFAULT_GATE_LEAD_SECONDS if gate_closure is None else min(gate_closure, event_start)

@@ -25,7 +25,7 @@ The rule, for a request whose committed devices are at sites or whose market hol
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Mapping
 
 from oracle.baselines import BaselineSpec, build_grid, compute_baselines
 from oracle.chain_view import DeviceInfo, RequestInfo
@@ -58,6 +58,19 @@ class Unit:
 def uses_sites(request: RequestInfo, committed: dict[str, int], devices: dict[str, DeviceInfo]) -> bool:
     """Whether a request settles per site: one of its committed devices is at a site, or it has a holdout."""
     return request.holdout_bps > 0 or any(devices.get(d) is not None and devices[d].site for d in committed)
+
+
+def meters_of(committed_devices: Iterable[str], devices: Mapping[str, DeviceInfo],
+              devices_at: Callable[[str], list[str]]) -> list[str]:
+    """Every meter a request settles with: its committed devices, and for each one at a site, the
+    site meter and the site's other devices (their readings check the site meter); sorted."""
+    meters = set(committed_devices)
+    for device in list(meters):
+        info = devices.get(device)
+        if info is not None and info.site:
+            meters.add(info.site)
+            meters.update(devices_at(info.site))
+    return sorted(meters)
 
 
 def units_of(committed: dict[str, int], devices: dict[str, DeviceInfo],
@@ -110,14 +123,15 @@ def site_request_input(
               for u in units}
     grid_start, order, loads = build_grid({u.address: readings.get(u.address, {}) for u in units}, interval,
                                           start, end)
-    batch = compute_baselines(spec, grid_start, loads, start, end, devices=order)
+    batch = compute_baselines(spec, grid_start, loads, start, end, devices=order)  # once: records and estimate
     records = {order[i]: batch.device(i).to_dict() for i in range(len(order))}
     verification: dict[str, Any] = {"holdoutBps": request.holdout_bps, "gateClosure": request.gate_time,
                                     "seed": "0x" + seed.hex() if seed else None, "estimator": estimator}
     result: PortfolioResult | None = None
     try:
         windows, quality = site_windows(spec, grid_start, loads, order, groups, start, end,
-                                        gate_closure=request.gate_time, committed_w={u.address: u.watts for u in units})
+                                        gate_closure=request.gate_time, committed_w={u.address: u.watts for u in units},
+                                        event_batch=batch)
         result = estimate_portfolio(windows, quality, estimator)
         verification["portfolio"] = result.to_dict()["portfolio"]
         estimated = result.estimate.estimated_wh
