@@ -62,6 +62,28 @@ def as_decimal(value: Any) -> Decimal | None:
     return number if number.is_finite() else None
 
 
+
+async def connect_broker(stack: contextlib.AsyncExitStack, settings: Any, tls: Any, identifier: str) -> Any:
+    """An aiomqtt client logged in to the broker of `settings` (node.drivers.settings.MqttBrokerSettings),
+    entered on `stack`; a password that cannot be read or a refused login is a DriverError that says so.
+    The MQTT relay and the Shelly meter connect the same way."""
+    import aiomqtt
+
+    try:
+        password = settings.password()
+    except ValueError as error:
+        raise DriverError(str(error)) from None
+    client = aiomqtt.Client(settings.host, settings.port, username=settings.username, password=password,
+                            tls_context=tls, identifier=identifier, timeout=settings.timeout_seconds)
+    try:
+        return await stack.enter_async_context(client)
+    except aiomqtt.MqttCodeError as error:
+        if getattr(error, "rc", None) in (4, 5, 134, 135):  # bad user name or password / not authorized
+            raise DriverError(f"the broker at {settings.host}:{settings.port} refused the login of "
+                              f"{settings.username!r}: {error}") from None
+        raise
+
+
 class MqttRelay(LiveDevice):
     """A relay or plug behind an MQTT broker."""
 
@@ -84,23 +106,11 @@ class MqttRelay(LiveDevice):
         self._tls = settings.ssl_context()
 
     async def _connect(self) -> None:
-        import aiomqtt
-
         s = self.settings
         self._connected_at = time.monotonic()
-        try:
-            password = s.password()
-        except ValueError as error:
-            raise DriverError(str(error)) from None
         self._stack = contextlib.AsyncExitStack()
-        client = aiomqtt.Client(s.host, s.port, username=s.username, password=password, tls_context=self._tls,
-                                identifier=f"negawatt-{self.device_id[-12:]}-{os.getpid()}", timeout=s.timeout_seconds)
-        try:
-            self._client = await self._stack.enter_async_context(client)
-        except aiomqtt.MqttCodeError as error:
-            if getattr(error, "rc", None) in (4, 5, 134, 135):  # bad user name or password / not authorized
-                raise DriverError(f"the broker at {s.host}:{s.port} refused the login of {s.username!r}: {error}") from None
-            raise
+        self._client = await connect_broker(self._stack, s, self._tls,
+                                            f"negawatt-{self.device_id[-12:]}-{os.getpid()}")
         for topic in {self.topics["power_topic"], self.topics["energy_topic"], self.topics["state_topic"]} - {None}:
             await self._client.subscribe(topic, qos=1)
         # Available once the device reports: wait (bounded) for its first power and energy.

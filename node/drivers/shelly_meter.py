@@ -39,7 +39,7 @@ from decimal import Decimal
 from typing import Any
 
 from node.drivers.live import DriverError
-from node.drivers.mqtt_relay import as_decimal
+from node.drivers.mqtt_relay import as_decimal, connect_broker
 from node.drivers.settings import ShellyMeterSettings
 from node.drivers.site_meter import SiteMeterDevice
 
@@ -83,23 +83,10 @@ class ShellyMeter(SiteMeterDevice):
     # -- the connection --------------------------------------------------------------------------
 
     async def _connect(self) -> None:
-        import aiomqtt
-
         s = self.settings
         self._connected_at = time.monotonic()
-        try:
-            password = s.password()
-        except ValueError as error:
-            raise DriverError(str(error)) from None
         self._stack = contextlib.AsyncExitStack()
-        client = aiomqtt.Client(s.host, s.port, username=s.username, password=password, tls_context=self._tls,
-                                identifier=self.src, timeout=s.timeout_seconds)
-        try:
-            self._client = await self._stack.enter_async_context(client)
-        except aiomqtt.MqttCodeError as error:
-            if getattr(error, "rc", None) in (4, 5, 134, 135):  # bad user name or password / not authorized
-                raise DriverError(f"the broker at {s.host}:{s.port} refused the login of {s.username!r}: {error}") from None
-            raise
+        self._client = await connect_broker(self._stack, s, self._tls, self.src)
         for name in ("events", "response", "power_status", "energy_status"):
             await self._client.subscribe(self.topics[name], qos=1)
         self._serving = asyncio.ensure_future(self._listen())
