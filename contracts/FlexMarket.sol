@@ -17,7 +17,20 @@ import {RequestPayout} from "./SettlementTypes.sol";
 ///         and snapshotted per request in the RequestRules event at opening (the event is the record
 ///         that oracles and nodes follow; the request's storage does not hold them). With both at 0
 ///         (the default) a request has no holdout and its gate closes at its start.
-/// @dev Per request, always: paid + refunded + escrow held + owed == deposited.
+///
+///         Clearing (issue 14): the buyer's `pricePerKWh` is a ceiling. After the gate closes, the
+///         oracles clear the sites' offers in merit order and post, through the OracleHub with k
+///         signatures, one allocation per request before its start: the Merkle root of the accepted
+///         (device, watts, clearing price) leaves, the accepted power and the uniform clearing price
+///         (never above the ceiling). Nodes curtail only what their leaf under that root accepts. An
+///         allocated request can no longer be cancelled (the sites it accepted are committed), and its
+///         payout can never exceed accepted energy x clearing price: recordAllocation lowers the
+///         request's escrow (what settlement may pay) to that amount, and the rest of the deposit goes
+///         back to the buyer with the refund. The root, accepted power and clearing price live in the
+///         AllocationPosted event (the record nodes check their acceptance against), not in storage:
+///         posting costs O(1) gas and writes no new slot.
+/// @dev Per request, always: paid + refunded + held + owed == deposited, where `held` is the escrow
+///      before settlement (all of the deposit, or the allocation's cap plus the reserved excess).
 ///      Settlement isolates each request (audit H-1): a payment token that reverts, blacklists the
 ///      buyer or the distributor, or burns gas cannot block the other requests of the report. Each
 ///      settlement transfer runs with at most SETTLEMENT_TRANSFER_GAS; one that fails is kept as an
@@ -38,12 +51,14 @@ contract FlexMarket is GuardianPausable {
         Expired
     }
 
-    /// @notice One flexibility request. Amounts in `paymentToken` base units, power in W.
+    /// @notice One flexibility request. Amounts in `paymentToken` base units, power in W. Once
+    ///         `allocated`, `escrow` is the most the request can still pay (see recordAllocation).
     struct Request {
         address buyer;
         uint40 start;
         uint40 end;
         Status status;
+        bool allocated;
         address paymentToken;
         uint32 zone;
         uint64 targetW;
@@ -103,6 +118,10 @@ contract FlexMarket is GuardianPausable {
     ///         RequestOpened): `holdoutBps` of its committed sites are held out, and commitments close
     ///         at `gateClosure` (its start minus the gate lead).
     event RequestRules(uint256 indexed requestId, uint16 holdoutBps, uint40 gateClosure);
+    /// @notice The oracles cleared request `requestId`: `acceptedW` accepted at `clearingPrice` per kWh,
+    ///         the accepted leaves under `root` (OpenZeppelin StandardMerkleTree of
+    ///         (uint256 requestId, address device, uint256 acceptedW, uint256 clearingPrice)).
+    event AllocationPosted(uint256 indexed requestId, bytes32 root, uint64 acceptedW, uint128 clearingPrice);
     /// @notice The buyer cancelled before the start and got `refund` back.
     event RequestCancelled(uint256 indexed requestId, uint256 refund);
     /// @notice A pending report claims the request with `payout`; it can no longer expire.
@@ -154,6 +173,10 @@ contract FlexMarket is GuardianPausable {
     error SettlementTimeoutNotReached(uint256 requestId, uint256 expiresAt);
     /// @notice Nothing is owed for this request.
     error NothingOwed(uint256 requestId);
+    /// @notice The request already has its allocation (it cannot be cancelled or cleared again).
+    error AlreadyAllocated(uint256 requestId);
+    /// @notice A clearing price above the buyer's ceiling.
+    error ClearingAboveCeiling(uint256 requestId, uint256 clearingPrice, uint256 ceiling);
     /// @notice Duration limits must satisfy 0 < min <= max.
     error InvalidDurationLimits(uint40 minDuration, uint40 maxDuration);
     /// @notice The request's gate (its start minus the gate lead) has already closed at opening.
@@ -213,6 +236,7 @@ contract FlexMarket is GuardianPausable {
             start: start,
             end: end,
             status: Status.Open,
+            allocated: false,
             paymentToken: address(paymentToken),
             zone: zone,
             targetW: targetW,
@@ -238,6 +262,7 @@ contract FlexMarket is GuardianPausable {
         if (r.buyer != msg.sender) revert NotBuyer(requestId, msg.sender);
         if (r.status != Status.Open) revert WrongStatus(requestId, r.status);
         if (block.timestamp >= r.start) revert AlreadyStarted(requestId, r.start);
+        if (r.allocated) revert AlreadyAllocated(requestId);
         uint256 refund = r.escrow;
         r.status = Status.Cancelled;
         r.escrow = 0;
@@ -251,7 +276,7 @@ contract FlexMarket is GuardianPausable {
         if (r.status != Status.Open) revert WrongStatus(requestId, r.status);
         uint256 expiresAt = uint256(r.end) + settlementTimeout;
         if (block.timestamp < expiresAt) revert SettlementTimeoutNotReached(requestId, expiresAt);
-        uint256 refund = r.escrow;
+        uint256 refund = _held(r);
         r.status = Status.Expired;
         r.escrow = 0;
         emit RequestExpired(requestId, refund);
@@ -270,6 +295,27 @@ contract FlexMarket is GuardianPausable {
             r.status = Status.Settling;
             emit RequestSettling(requestId, payouts[i].payout);
         }
+    }
+
+    /// @notice Record request `requestId`'s allocation (see AllocationPosted): once, while the request is
+    ///         open and before its start, at a clearing price no higher than its ceiling. The escrow
+    ///         settlement may pay drops to what the allocation can earn, acceptedW x window x
+    ///         clearingPrice (rounded down, as the oracles' payouts are); the rest is refunded with
+    ///         the settlement or the expiry.
+    /// @dev Called by the OracleHub once k oracles signed the allocation.
+    function recordAllocation(uint256 requestId, bytes32 root, uint64 acceptedW, uint128 clearingPrice)
+        external
+        onlyRole(SETTLER_ROLE)
+    {
+        Request storage r = _existing(requestId);
+        if (r.status != Status.Open) revert WrongStatus(requestId, r.status);
+        if (block.timestamp >= r.start) revert AlreadyStarted(requestId, r.start);
+        if (r.allocated) revert AlreadyAllocated(requestId);
+        if (clearingPrice > r.pricePerKWh) revert ClearingAboveCeiling(requestId, clearingPrice, r.pricePerKWh);
+        uint256 cap = (uint256(acceptedW) * (r.end - r.start) * clearingPrice) / 3_600_000;
+        r.allocated = true;
+        if (cap < r.escrow) r.escrow = uint128(cap);
+        emit AllocationPosted(requestId, root, acceptedW, clearingPrice);
     }
 
     /// @notice Return requests of a discarded report to Open.
@@ -297,7 +343,7 @@ contract FlexMarket is GuardianPausable {
             if (r.status != Status.Settling) revert WrongStatus(requestId, r.status);
             uint256 payout = payouts[i].payout;
             if (payout > r.escrow) revert PayoutExceedsEscrow(requestId, payout, r.escrow);
-            uint256 refund = r.escrow - payout;
+            uint256 refund = _held(r) - payout;
             r.status = Status.Settled;
             r.escrow = 0;
             r.paid = uint128(payout);
@@ -365,6 +411,12 @@ contract FlexMarket is GuardianPausable {
         maxDuration = maxDuration_;
         settlementTimeout = settlementTimeout_;
         emit DurationLimitsSet(minDuration_, maxDuration_, settlementTimeout_);
+    }
+
+    /// @dev What the market holds for an unsettled request: its escrow, or after an allocation lowered
+    ///      the escrow, the whole deposit (nothing is paid before settlement).
+    function _held(Request storage r) private view returns (uint256) {
+        return r.allocated ? r.deposited : r.escrow;
     }
 
     /// @dev ERC-20 transfer with bounded gas that reports failure instead of reverting: false when the

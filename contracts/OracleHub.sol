@@ -41,6 +41,9 @@ contract OracleHub is GuardianPausable, EIP712 {
     bytes32 public constant REPORT_TYPEHASH = keccak256(
         "SettlementReport(uint64 epoch,bytes32 previousRoot,bytes32 rewardsRoot,bytes32 requestsHash,bytes32 penaltiesHash,uint256 emission)"
     );
+    /// @notice EIP-712 type of a request's clearing result, which k oracles sign (see postAllocation).
+    bytes32 public constant ALLOCATION_TYPEHASH =
+        keccak256("Allocation(uint256 requestId,bytes32 root,uint64 acceptedW,uint128 clearingPrice)");
     /// @notice Most oracles the set can hold (signers are tracked in a 32-bit map).
     uint256 public constant MAX_ORACLES = 32;
     /// @notice Most requests, and most penalties, one report may carry: bounds the work of finalize
@@ -314,6 +317,23 @@ contract OracleHub is GuardianPausable, EIP712 {
         emit ReportSubmitted(report.epoch, digest, report, penalties, signers, msg.sender, deadline);
 
         market.beginSettlement(payouts);
+    }
+
+    /// @notice Post request `requestId`'s allocation (the clearing result of its offers, computed by
+    ///         every oracle from the same commitment set) with at least `threshold` signatures of
+    ///         distinct oracles over its EIP-712 digest; FlexMarket records it (once, before the start,
+    ///         at or below the ceiling). Anyone may submit it. O(1) gas in the number of sites.
+    function postAllocation(
+        uint256 requestId,
+        bytes32 root,
+        uint64 acceptedW,
+        uint128 clearingPrice,
+        bytes[] calldata signatures
+    ) external whenNotPaused {
+        uint8 k = _state.threshold;
+        if (signatures.length < k) revert NotEnoughSignatures(signatures.length, k);
+        _verifySignatures(allocationDigest(requestId, root, acceptedW, clearingPrice), signatures);
+        market.recordAllocation(requestId, root, acceptedW, clearingPrice);
     }
 
     /// @notice Dispute the pending report (identified by its digest), posting `challengeBond`
@@ -606,6 +626,15 @@ contract OracleHub is GuardianPausable, EIP712 {
     /// @notice The EIP-712 digest oracles sign for `report`.
     function reportDigest(SettlementReport calldata report) public view returns (bytes32) {
         return _hashTypedDataV4(keccak256(abi.encode(REPORT_TYPEHASH, report)));
+    }
+
+    /// @notice The EIP-712 digest oracles sign for a request's allocation.
+    function allocationDigest(uint256 requestId, bytes32 root, uint64 acceptedW, uint128 clearingPrice)
+        public
+        view
+        returns (bytes32)
+    {
+        return _hashTypedDataV4(keccak256(abi.encode(ALLOCATION_TYPEHASH, requestId, root, acceptedW, clearingPrice)));
     }
 
     /// @notice The EIP-712 domain separator of reports.

@@ -2,8 +2,13 @@
 
 Every message is signed under the domain {name: "negawatt", version: "1", chainId,
 verifyingContract}. The verifying contract is the one that checks (or anchors) the message:
-DeviceRegistry for DevicePermit, DeviceAtSitePermit, MeterBatch and Commitment; OracleHub for
-SettlementReport.
+DeviceRegistry for DevicePermit, DeviceAtSitePermit, MeterBatch, Commitment and FlexForecast;
+OracleHub for SettlementReport and Allocation.
+
+A Commitment is a device's offer to a request: `watts` at no less than `minPricePerKWh`, and
+optionally a second, less certain tranche of `extraWatts` at `extraMinPricePerKWh` (0 watts: none).
+A FlexForecast is a site's signed day-ahead forecast of what it could shed (protocol.forecast).
+An Allocation is a request's clearing result, k-of-n signed by oracles (protocol.clearing).
 """
 
 from __future__ import annotations
@@ -47,6 +52,23 @@ MESSAGE_TYPES: dict[str, list[dict[str, str]]] = {
         {"name": "requestId", "type": "uint256"},
         {"name": "device", "type": "address"},
         {"name": "watts", "type": "uint64"},
+        {"name": "minPricePerKWh", "type": "uint128"},
+        {"name": "extraWatts", "type": "uint64"},
+        {"name": "extraMinPricePerKWh", "type": "uint128"},
+    ],
+    "FlexForecast": [
+        {"name": "site", "type": "address"},
+        {"name": "zone", "type": "uint32"},
+        {"name": "start", "type": "uint64"},
+        {"name": "hours", "type": "uint32"},
+        {"name": "offersHash", "type": "bytes32"},
+        {"name": "sequence", "type": "uint64"},
+    ],
+    "Allocation": [
+        {"name": "requestId", "type": "uint256"},
+        {"name": "root", "type": "bytes32"},
+        {"name": "acceptedW", "type": "uint64"},
+        {"name": "clearingPrice", "type": "uint128"},
     ],
     "SettlementReport": [
         {"name": "epoch", "type": "uint64"},

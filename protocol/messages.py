@@ -3,7 +3,9 @@ reads it: the node's outbox sends it, the oracle's ingest accepts it, and oracle
 data from each other parse it.
 
     MeterBatch   {"device", "start", "intervalSeconds", "readings", "sequence", "signature"}
-    Commitment   {"requestId", "device", "watts", "signature"}
+    Commitment   {"requestId", "device", "watts", "minPricePerKWh", "extraWatts", "extraMinPricePerKWh",
+                  "signature"}   (the three offer fields default to 0; an extra tranche needs a price
+                  no lower than the first's)
 
 Addresses are 0x-hex (any case; mixed case must be EIP-55), signatures 0x-hex, integers JSON
 integers (strict: "2", 2.0 and true are refused) within the EIP-712 field's range, and the readings
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from protocol.addresses import checksummed, hex_bytes
 from protocol.meter import MAX_READING_WH, Commitment, MeterBatch
@@ -26,6 +28,7 @@ MAX_SIGNATURE_CHARS = 1_000
 
 UInt32 = Annotated[int, Field(ge=0, le=MAX_READING_WH)]
 UInt64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
+UInt128 = Annotated[int, Field(ge=0, le=2**128 - 1)]
 UInt256 = Annotated[int, Field(ge=0, le=2**256 - 1)]
 
 
@@ -68,10 +71,23 @@ class CommitmentMessage(_SignedByDevice):
 
     requestId: UInt256
     watts: UInt64
+    minPricePerKWh: UInt128 = 0
+    extraWatts: UInt64 = 0
+    extraMinPricePerKWh: UInt128 = 0
+
+    @model_validator(mode="after")
+    def _tranches_in_order(self) -> "CommitmentMessage":
+        if self.extraWatts and self.extraMinPricePerKWh < self.minPricePerKWh:
+            raise ValueError(f"the extra tranche's price {self.extraMinPricePerKWh} is below the first tranche's "
+                             f"{self.minPricePerKWh} (the less certain tranche cannot be cheaper)")
+        if not self.extraWatts and self.extraMinPricePerKWh:
+            raise ValueError("extraMinPricePerKWh is set without extraWatts")
+        return self
 
     def to_commitment(self) -> Commitment:
         """The protocol message."""
-        return Commitment(self.requestId, self.device, self.watts, hex_bytes(self.signature))
+        return Commitment(self.requestId, self.device, self.watts, self.minPricePerKWh, self.extraWatts,
+                          self.extraMinPricePerKWh, signature=hex_bytes(self.signature))
 
 
 def encode_batch(batch: MeterBatch) -> dict[str, Any]:
@@ -83,7 +99,8 @@ def encode_batch(batch: MeterBatch) -> dict[str, Any]:
 def encode_commitment(commitment: Commitment) -> dict[str, Any]:
     """The JSON object a node sends for `commitment`."""
     return {"requestId": commitment.request_id, "device": commitment.device, "watts": commitment.watts,
-            "signature": "0x" + commitment.signature.hex()}
+            "minPricePerKWh": commitment.min_price_per_kwh, "extraWatts": commitment.extra_watts,
+            "extraMinPricePerKWh": commitment.extra_min_price_per_kwh, "signature": "0x" + commitment.signature.hex()}
 
 
 def decode_batch(data: dict[str, Any] | str | bytes, ignore_extra: bool = False) -> MeterBatch:

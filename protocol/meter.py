@@ -9,12 +9,16 @@ readingsHash, sequence) under the DeviceRegistry's domain, where
 
 (`abi.encodePacked(uint32[])`). `sequence` counts a device's batches from 0, so an oracle sees a
 replay (same sequence again) and a gap (a sequence skipped).
-A Commitment(requestId, device, watts) is the device's opt-in to curtail up to `watts` in a request.
+A Commitment(requestId, device, watts, minPricePerKWh, extraWatts, extraMinPricePerKWh) is the
+device's offer to a request: up to `watts` at a clearing price of at least `minPricePerKWh` (token
+base units per kWh), and optionally a second, less certain tranche of `extraWatts` at
+`extraMinPricePerKWh` (no lower than the first tranche's price). The market accepts part or all of
+it (protocol.clearing); the device curtails only what was accepted.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from eth_utils import keccak, to_checksum_address
 
@@ -71,21 +75,33 @@ class MeterBatch:
 
 @dataclass(frozen=True)
 class Commitment:
-    """A device's opt-in to curtail up to `watts` during request `request_id`."""
+    """A device's offer to curtail during request `request_id`: `watts` at no less than
+    `min_price_per_kwh`, plus an optional less certain tranche (`extra_watts` at
+    `extra_min_price_per_kwh`; 0 watts: none)."""
 
     request_id: int
     device: str
     watts: int
-    signature: bytes = field(default=b"", compare=False)
+    min_price_per_kwh: int = 0
+    extra_watts: int = 0
+    extra_min_price_per_kwh: int = 0
+    signature: bytes = field(default=b"", compare=False, kw_only=True)
 
     def message(self) -> dict:
         """The EIP-712 message fields."""
-        return {"requestId": self.request_id, "device": to_checksum_address(self.device), "watts": self.watts}
+        return {"requestId": self.request_id, "device": to_checksum_address(self.device), "watts": self.watts,
+                "minPricePerKWh": self.min_price_per_kwh, "extraWatts": self.extra_watts,
+                "extraMinPricePerKWh": self.extra_min_price_per_kwh}
+
+    @property
+    def total_watts(self) -> int:
+        """Both tranches: the most the market may accept from this device."""
+        return self.watts + self.extra_watts
 
     def signed(self, device_key: bytes | str, chain_id: int, registry: str) -> "Commitment":
         """This commitment with the device key's signature attached."""
         signature = eip712.sign(device_key, "Commitment", self.message(), chain_id, registry)
-        return Commitment(self.request_id, self.device, self.watts, signature)
+        return replace(self, signature=signature)
 
     def signer(self, chain_id: int, registry: str) -> str:
         """The address that signed this commitment."""

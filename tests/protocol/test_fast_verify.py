@@ -24,10 +24,13 @@ def test_batch_signer_matches_eth_account(start, readings, sequence, chain_id):
 
 
 @settings(max_examples=20, deadline=None)
-@given(request_id=st.integers(0, 2**256 - 1), watts=st.integers(0, 2**64 - 1))
-def test_commitment_signer_matches_eth_account(request_id, watts):
-    commitment = Commitment(request_id, KEY.address, watts).signed(KEY.key, 31337, REGISTRY)
+@given(request_id=st.integers(0, 2**256 - 1), watts=st.integers(0, 2**64 - 1), price=st.integers(0, 2**128 - 1),
+       extra=st.integers(0, 2**64 - 1), extra_price=st.integers(0, 2**128 - 1))
+def test_commitment_signer_matches_eth_account(request_id, watts, price, extra, extra_price):
+    commitment = Commitment(request_id, KEY.address, watts, price, extra, extra_price).signed(KEY.key, 31337,
+                                                                                             REGISTRY)
     assert RegistryDomainVerifier(31337, REGISTRY).commitment_signer(commitment) == KEY.address
+    assert commitment.signer(31337, REGISTRY) == KEY.address
 
 
 def test_a_tampered_batch_recovers_someone_else():

@@ -46,6 +46,30 @@ def test_a_signed_commitment_survives_the_wire():
     assert decoded == commitment and decoded.signer(CHAIN, REGISTRY) == _device()
 
 
+def test_a_tiered_offer_survives_the_wire_and_its_prices_are_signed():
+    offer = Commitment(7, _device(), 2_000, 150_000, 1_000, 300_000).signed(KEY, CHAIN, REGISTRY)
+    body = encode_commitment(offer)
+    assert (body["minPricePerKWh"], body["extraWatts"], body["extraMinPricePerKWh"]) == (150_000, 1_000, 300_000)
+    decoded = decode_commitment(json.dumps(body))
+    assert decoded == offer and decoded.signer(CHAIN, REGISTRY) == _device()
+    body["minPricePerKWh"] = 100_000  # a relay lowering the price: the signature no longer matches
+    assert decode_commitment(body).signer(CHAIN, REGISTRY) != _device()
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"minPricePerKWh": -1}, "minPricePerKWh"),
+    ({"minPricePerKWh": 2**128}, "minPricePerKWh"),
+    ({"minPricePerKWh": "5"}, "minPricePerKWh"),
+    ({"extraWatts": 500, "extraMinPricePerKWh": 100}, "below the first tranche"),
+    ({"extraWatts": 0, "extraMinPricePerKWh": 100}, "without extraWatts"),
+])
+def test_bad_offers_are_refused_with_a_reason(changes, message):
+    body = encode_commitment(Commitment(7, _device(), 2_000, 150_000).signed(KEY, CHAIN, REGISTRY))
+    body.update(changes)
+    with pytest.raises(ValidationError, match=message):
+        decode_commitment(body)
+
+
 @pytest.mark.parametrize("field, value", [
     ("start", "900"), ("start", 900.0), ("sequence", True), ("readings", [1, "2"]), ("readings", [2**32]),
     ("sequence", 2**63), ("device", "0x" + "11" * 20 + "\n"), ("device", "0x" + "ab" * 19 + "aB"),
