@@ -98,6 +98,8 @@ class PolicyConfig(BaseModel):
     max_share_bps: int = Field(8_000, ge=0, le=10_000)
     min_commit_w: int = Field(100, ge=1)
     min_lead_seconds: int = Field(5, ge=0)
+    extra_share_bps: int = Field(0, ge=0, le=10_000, description="share of each offer in the less certain tranche")
+    extra_premium_bps: int = Field(5_000, ge=0, le=100_000, description="that tranche's price above the minimum")
 
 
 class NodeConfig(BaseSettings):

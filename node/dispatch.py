@@ -10,12 +10,22 @@ whether and how much to commit (price, the device's current flexibility, a cap p
 departure needs); the node signs a Commitment per participating device and queues it for every
 oracle. At the window's start it applies the setpoints, at its end it restores; every decision is
 logged with its reason and kept in the database.
+
+A commitment is an offer (issue 14): the owner's minimum price per kWh for the confident part and,
+with `extra_share_bps`, a less certain tranche at `extra_premium_bps` above it (never above the
+buyer's ceiling). For a request the market clears (its gate closes before its start), the node
+curtails ONLY what the request's on-chain allocation accepted for each device: after the
+AllocationPosted event it fetches the device's leaf and proof from an oracle and checks them against
+the event's root (protocol.clearing.verify_acceptance); a device without a verified acceptance by
+the window's start is not curtailed ("not_accepted"), whatever an oracle says.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+
+import httpx
 import threading
 import json
 import time
@@ -27,9 +37,10 @@ from node.outbox import Outbox
 from node.own_baseline import recent_window_w
 from protocol.events import EventDecoder
 from protocol.follower import Batch, Cursor, Follower, Rollback
+from protocol.clearing import verify_acceptance
 from protocol.holdout import is_held_out
 from protocol.meter import Commitment
-from protocol.requests import FlexRequest
+from protocol.requests import FlexRequest, as_bytes32
 
 log = logging.getLogger("negawatt.node.dispatch")
 
@@ -41,7 +52,8 @@ CREATE TABLE IF NOT EXISTS participations (
     watts INTEGER NOT NULL,
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
-    state TEXT NOT NULL,            -- committed | applied | restored | cancelled | withdrawn | held_out
+    state TEXT NOT NULL,            -- committed | accepted | not_accepted | applied | restored | cancelled
+                                    -- | withdrawn | held_out
     applied_at REAL,
     latency_ms REAL,
     recent_w INTEGER,               -- the device's recent use in the window (node.own_baseline), if known
@@ -52,7 +64,10 @@ CREATE TABLE IF NOT EXISTS request_rules (
     request_id INTEGER PRIMARY KEY,
     holdout_bps INTEGER NOT NULL,
     gate_closure INTEGER NOT NULL,
-    drawn INTEGER NOT NULL DEFAULT 0  -- 1 once the holdout draw of this request is known
+    drawn INTEGER NOT NULL DEFAULT 0,  -- 1 once the holdout draw of this request is known
+    clears INTEGER NOT NULL DEFAULT 0,  -- 1: the market clears it; curtail only verified acceptances
+    root TEXT,                          -- its AllocationPosted root (hex), once posted
+    clearing_price TEXT                 -- and its clearing price
 );
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY,
@@ -76,6 +91,19 @@ class Policy:
     max_share_bps: int = 8_000  # at most this share of a device's capacity
     min_commit_w: int = 100
     min_lead_seconds: int = 5  # commitments must reach the oracles before the start
+    extra_share_bps: int = 0  # share of each commitment offered as the less certain tranche
+    extra_premium_bps: int = 5_000  # that tranche's price above min_price_per_kwh (capped at the ceiling)
+
+
+def offer_tranches(policy: Policy, request: FlexRequest, watts: int) -> tuple[int, int, int, int]:
+    """(watts, min price, extra watts, extra min price) of the offer for `watts` committed: the
+    confident part at the owner's minimum price, the rest (extra_share_bps of it) at the premium,
+    capped at the request's ceiling. The node's minimum is already known to be within the ceiling."""
+    extra = watts * policy.extra_share_bps // 10_000
+    if extra == 0 or extra == watts:
+        return watts, policy.min_price_per_kwh, 0, 0
+    premium = policy.min_price_per_kwh * (10_000 + policy.extra_premium_bps) // 10_000
+    return watts - extra, policy.min_price_per_kwh, extra, min(request.price_per_kwh, premium)
 
 
 @dataclass
@@ -138,6 +166,24 @@ def decide(policy: Policy, request: Request, device: NodeDevice, now: float,
     return watts, f"commits {watts} W (flexible {flexible} W, cap {cap} W{history})"
 
 
+def fetch_json(url: str, timeout: float = 3.0) -> tuple[int, Any]:
+    """(HTTP status, JSON body or None) of a GET; (0, None) when the peer is unreachable. The body is
+    read only up to MAX_ACCEPTANCE_BYTES (a proof has at most 64 siblings)."""
+    try:
+        with httpx.stream("GET", url, timeout=timeout) as response:
+            body = b""
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_ACCEPTANCE_BYTES:
+                    return 0, None
+        return response.status_code, json.loads(body) if body else None
+    except (httpx.HTTPError, ValueError):
+        return 0, None
+
+
+MAX_ACCEPTANCE_BYTES = 16_384
+
+
 class _CursorInKv:
     """The follower's cursor in the dispatch database's kv table (block and recent hashes)."""
 
@@ -175,24 +221,32 @@ class RequestWatcher:
         self.db = db
         self.on_rollback = on_rollback
         decoder = EventDecoder.for_contract(market, "FlexMarket",
-                                            events=("RequestOpened", "RequestRules", "RequestCancelled"))
+                                            events=("RequestOpened", "RequestRules", "AllocationPosted",
+                                                    "RequestCancelled"))
         self.follower = Follower(web3, decoder, _CursorInKv(db), start_block, confirmations=confirmations,
                                  max_range=block_range)
         self._opened: list[FlexRequest] = []
         self._cancelled: list[tuple[int, int]] = []  # (block, request id)
+        self._allocated: list[tuple[int, int, bytes, int]] = []  # (block, request id, root, clearing price)
 
     def cursor(self) -> int:
         """The last block whose events were processed."""
         return self.follower.cursor().block
 
     def poll(self) -> tuple[list[FlexRequest], list[int]]:
-        """(opened requests, cancelled request ids) in confirmed blocks after the cursor.
+        """(opened requests, cancelled request ids) in confirmed blocks after the cursor; the posted
+        allocations read are collected for `allocations()`.
 
         What was read before an RPC failure is kept for the next poll (the cursor already moved)."""
         self.follower.poll(self)
         opened, cancelled = self._opened, [request_id for _block, request_id in self._cancelled]
         self._opened, self._cancelled = [], []
         return opened, cancelled
+
+    def allocations(self) -> list[tuple[int, bytes, int]]:
+        """(request id, root, clearing price) of the AllocationPosted events read since the last call."""
+        allocated, self._allocated = self._allocated, []
+        return [(request_id, root, price) for _block, request_id, root, price in allocated]
 
     # the follower's projection: collect what this poll found, hand rollbacks to the dispatcher
 
@@ -206,6 +260,9 @@ class RequestWatcher:
                 self._opened = [r.with_rules(event.args) if r.request_id == request_id else r for r in self._opened]
             elif event.name == "RequestCancelled":
                 self._cancelled.append((event.block, int(event.args["requestId"])))
+            elif event.name == "AllocationPosted":
+                self._allocated.append((event.block, int(event.args["requestId"]), as_bytes32(event.args["root"]),
+                                        int(event.args["clearingPrice"])))
 
     def rollback(self, rollback: Rollback) -> None:
         """Blocks after `rollback.fork` were reorganised away: withdraw what was made from them."""
@@ -213,6 +270,7 @@ class RequestWatcher:
                     rollback.abandoned)
         self._opened = [r for r in self._opened if (r.opened_block or 0) <= rollback.fork]
         self._cancelled = [(block, request_id) for block, request_id in self._cancelled if block <= rollback.fork]
+        self._allocated = [item for item in self._allocated if item[0] <= rollback.fork]
         if self.on_rollback is not None:
             self.on_rollback(rollback.fork)
 
@@ -231,6 +289,7 @@ class Dispatcher:
     clock: Callable[[], float] = time.time
     site: str | None = None  # the node's site meter: the unit the holdout draws (else each device is its own)
     seed_of: Callable[[int], bytes | None] = lambda gate_closure: None  # protocol.holdout.GateSeeds.seed
+    fetch: Callable[[str], tuple[int, Any]] = field(default_factory=lambda: fetch_json)  # GET -> (status, JSON)
     latencies_ms: list[float] = field(default_factory=list)
     retry_seconds: float = 2.0  # between attempts to apply a setpoint on a device that does not answer
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -246,9 +305,11 @@ class Dispatcher:
         now = self.clock()
         committed = 0
         with self._lock:
-            if request.holdout_bps > 0:
-                self.db.execute("INSERT OR IGNORE INTO request_rules (request_id, holdout_bps, gate_closure) "
-                                "VALUES (?, ?, ?)", (request.request_id, request.holdout_bps, request.gate_time))
+            if request.holdout_bps > 0 or request.clears:
+                self.db.execute("INSERT OR IGNORE INTO request_rules (request_id, holdout_bps, gate_closure, drawn, "
+                                "clears) VALUES (?, ?, ?, ?, ?)", (request.request_id, request.holdout_bps,
+                                                                   request.gate_time, int(request.holdout_bps == 0),
+                                                                   int(request.clears)))
             for device in self.devices:
                 if device.zone != request.zone:
                     continue
@@ -259,21 +320,25 @@ class Dispatcher:
                 recent = recent_window_w(self.outbox, device.address, request.start, request.end)
                 watts, reason = decide(self.policy, request, device, now, recent)
                 busy = self.db.execute(
-                    "SELECT request_id FROM participations WHERE device = ? AND state IN ('committed', 'applied')"
+                    "SELECT request_id FROM participations WHERE device = ? AND state IN ('committed', 'accepted', "
+                    "'applied')"
                     " AND start < ? AND end > ?", (device.address, request.end, request.start)).fetchone()
                 if watts and busy:
                     watts, reason = 0, f"already committed to request {busy[0]} in an overlapping window"
                 if not watts:
                     self._record(request.request_id, device.address, "declined", reason)
                     continue
-                commitment = Commitment(request.request_id, device.address, watts).signed(device.key, self.chain_id,
-                                                                                          self.registry)
+                first, price, extra, extra_price = offer_tranches(self.policy, request, watts)
+                commitment = Commitment(request.request_id, device.address, first, price, extra,
+                                        extra_price).signed(device.key, self.chain_id, self.registry)
                 self.outbox.add_commitment(commitment, self.oracles())
                 self.db.execute("INSERT OR REPLACE INTO participations (request_id, device, watts, start, end, "
                                 "state, recent_w, opened_block) VALUES (?, ?, ?, ?, ?, 'committed', ?, ?)",
                                 (request.request_id, device.address, watts, request.start, request.end, recent,
                                  request.opened_block))
-                self._record(request.request_id, device.address, "committed", reason)
+                self._record(request.request_id, device.address, "committed",
+                             reason + (f"; offered {first} W at {price} and {extra} W at {extra_price} per kWh"
+                                       if extra else f"; offered at {price} per kWh"))
                 committed += watts
         return committed
 
@@ -295,7 +360,7 @@ class Dispatcher:
         applied. Returns how many were withdrawn."""
         with self._lock:
             rows = self.db.execute("SELECT request_id, device, state FROM participations WHERE opened_block > ?"
-                                   " AND state IN ('committed', 'applied')", (fork_block,)).fetchall()
+                                   " AND state IN ('committed', 'accepted', 'applied')", (fork_block,)).fetchall()
             for request_id, address, state in rows:
                 self._retry_at.pop((request_id, address), None)
                 if state == "applied":
@@ -336,10 +401,15 @@ class Dispatcher:
         now = self.clock()
         with self._lock:
             self._draw_holdouts(now)
+            self._verify_acceptances(now)
             undrawn = {row[0] for row in self.db.execute("SELECT request_id FROM request_rules WHERE drawn = 0")}
-            due = self.db.execute("SELECT request_id, device, watts, start, recent_w FROM participations "
-                                  "WHERE state = 'committed' AND start <= ? AND end > ?", (now, now)).fetchall()
-            due = [row for row in due if row[0] not in undrawn]  # not before the node knows it is dispatched
+            cleared = {row[0] for row in self.db.execute("SELECT request_id FROM request_rules WHERE clears = 1")}
+            due = self.db.execute("SELECT request_id, device, watts, start, recent_w, state FROM participations "
+                                  "WHERE state IN ('committed', 'accepted') AND start <= ? AND end > ?",
+                                  (now, now)).fetchall()
+            # not before the node knows it is dispatched; for a cleared request, only a verified acceptance
+            due = [row[:5] for row in due if row[0] not in undrawn
+                   and (row[5] == "accepted" if row[0] in cleared else row[5] == "committed")]
             for request_id, address, watts, start, recent in due:
                 device = self._device(address)
                 if time.monotonic() < self._retry_at.get((request_id, address), 0):
@@ -361,15 +431,69 @@ class Dispatcher:
                 self._record(request_id, address, "applied",
                              f"setpoint {target} W, consuming {result.power_w} W"
                              + ("" if result.honoured else f"; not honoured: {result.reason}"))
-            ended = self.db.execute("SELECT request_id, device FROM participations "
-                                    "WHERE state IN ('committed', 'applied') AND end <= ?", (now,)).fetchall()
-            for request_id, address in ended:
+            ended = self.db.execute("SELECT request_id, device, state FROM participations "
+                                    "WHERE state IN ('committed', 'accepted', 'applied') AND end <= ?",
+                                    (now,)).fetchall()
+            for request_id, address, state in ended:
                 self._retry_at.pop((request_id, address), None)
+                if request_id in cleared and state == "committed":  # never accepted: nothing to restore
+                    self.db.execute("UPDATE participations SET state = 'not_accepted' WHERE request_id = ? AND "
+                                    "device = ?", (request_id, address))
+                    self._record(request_id, address, "not_accepted", "no verified acceptance for this device")
+                    continue
                 self._restore(request_id, address)
                 self.db.execute("UPDATE participations SET state = 'restored' WHERE request_id = ? AND device = ?",
                                 (request_id, address))
                 self._record(request_id, address, "restored", "the request window ended")
         return len(due) + len(ended)
+
+    def on_allocation(self, request_id: int, root: bytes, clearing_price: int) -> None:
+        """Record a request's posted allocation (AllocationPosted); its acceptances are verified next."""
+        with self._lock:
+            self.db.execute("UPDATE request_rules SET root = ?, clearing_price = ? WHERE request_id = ?",
+                            ("0x" + root.hex(), str(clearing_price), request_id))
+            self._record(request_id, None, "allocation", f"posted: root 0x{root.hex()}, clearing price "
+                                                         f"{clearing_price} per kWh")
+
+    def _verify_acceptances(self, now: float) -> None:
+        """For each committed device of a cleared request whose allocation is posted, fetch its leaf
+        and proof from the oracles and check them against the on-chain root: a valid one makes the
+        participation `accepted` with the accepted watts; every oracle answering that the device has
+        no leaf makes it `not_accepted`; otherwise it is tried again after retry_seconds."""
+        rows = self.db.execute(
+            "SELECT p.request_id, p.device, r.root, r.clearing_price FROM participations p JOIN request_rules r "
+            "ON p.request_id = r.request_id WHERE r.clears = 1 AND r.root IS NOT NULL AND p.state = 'committed' "
+            "AND p.end > ?", (now,)).fetchall()
+        for request_id, address, root_hex, price in rows:
+            if time.monotonic() < self._retry_at.get(("accept", request_id, address), 0):
+                continue
+            root = bytes.fromhex(root_hex.removeprefix("0x"))
+            answers = [self.fetch(f"{url.rstrip('/')}/v1/allocations/{request_id}/devices/{address}")
+                       for url in self.oracles()]
+            accepted = None
+            for status, body in answers:
+                if status == 200 and isinstance(body, dict):
+                    try:
+                        watts, proof = int(body["acceptedW"]), [bytes.fromhex(p.removeprefix("0x"))
+                                                                 for p in body["proof"]]
+                    except (KeyError, TypeError, ValueError, AttributeError):
+                        continue
+                    if 0 < watts and verify_acceptance(root, request_id, address, watts, int(price), proof):
+                        accepted = watts
+                        break
+                    log.warning("request %d, device %s: an oracle served an acceptance that does not verify "
+                                "against the on-chain root", request_id, address)
+            if accepted is not None:
+                self.db.execute("UPDATE participations SET state = 'accepted', watts = ? WHERE request_id = ? "
+                                "AND device = ?", (accepted, request_id, address))
+                self._record(request_id, address, "accepted",
+                             f"{accepted} W accepted at {price} per kWh (proof verified against root {root_hex})")
+            elif answers and all(status == 404 for status, _ in answers):
+                self.db.execute("UPDATE participations SET state = 'not_accepted' WHERE request_id = ? AND "
+                                "device = ?", (request_id, address))
+                self._record(request_id, address, "not_accepted", "the allocation does not accept this device")
+            else:
+                self._retry_at[("accept", request_id, address)] = time.monotonic() + self.retry_seconds
 
     def _draw_holdouts(self, now: float) -> None:
         """For each request whose gate has closed, learn from the gate block whether this node's site
@@ -444,6 +568,10 @@ def open_dispatch_db(path: str) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.executescript(DISPATCH_SCHEMA)
+    rules = {row[1] for row in db.execute("PRAGMA table_info(request_rules)")}
+    for column, ddl in (("clears", "INTEGER NOT NULL DEFAULT 0"), ("root", "TEXT"), ("clearing_price", "TEXT")):
+        if column not in rules:  # databases from before the market cleared requests
+            db.execute(f"ALTER TABLE request_rules ADD COLUMN {column} {ddl}")
     columns = {row[1] for row in db.execute("PRAGMA table_info(participations)")}
     if "recent_w" not in columns:  # databases from before the node kept its own baseline estimate
         db.execute("ALTER TABLE participations ADD COLUMN recent_w INTEGER")

@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS commitments (
     watts INTEGER NOT NULL,
     signature TEXT NOT NULL,
     created_at INTEGER NOT NULL,
+    offer TEXT NOT NULL DEFAULT '[0, 0, 0]',  -- [min price, extra watts, extra min price] (signed with it)
     UNIQUE (request_id, device)
 );
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -85,6 +86,9 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(commitments)")}
+        if "offer" not in columns:  # outboxes from before commitments carried prices
+            self._db.execute("ALTER TABLE commitments ADD COLUMN offer TEXT NOT NULL DEFAULT '[0, 0, 0]'")
 
     @classmethod
     def reader(cls, path: Path | str) -> "Outbox":
@@ -165,10 +169,11 @@ class Outbox:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 cursor = self._db.execute(
-                    "INSERT OR IGNORE INTO commitments (request_id, device, watts, signature, created_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO commitments (request_id, device, watts, signature, created_at, offer)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
                     (commitment.request_id, commitment.device, commitment.watts, "0x" + commitment.signature.hex(),
-                     int(time.time())))
+                     int(time.time()), json.dumps([str(commitment.min_price_per_kwh), commitment.extra_watts,
+                                                   str(commitment.extra_min_price_per_kwh)])))
                 if cursor.rowcount == 0:
                     self._db.execute("ROLLBACK")
                     return None
@@ -198,18 +203,21 @@ class Outbox:
         """Pending deliveries to `oracle` whose back-off has passed, commitments first, batches in order."""
         rows = self._db.execute(
             "SELECT d.kind, d.item_id, d.attempts, b.device, b.sequence, b.start, b.interval_seconds, b.readings,"
-            " b.signature, c.request_id, c.device, c.watts, c.signature"
+            " b.signature, c.request_id, c.device, c.watts, c.signature, c.offer"
             " FROM deliveries d LEFT JOIN batches b ON d.kind = 'batch' AND b.id = d.item_id"
             " LEFT JOIN commitments c ON d.kind = 'commitment' AND c.id = d.item_id"
             " WHERE d.oracle = ? AND d.status = 'pending' AND d.next_attempt <= ?"
             " ORDER BY d.kind DESC, b.device, b.sequence LIMIT ?", (oracle, now, limit)).fetchall()
         out = []
-        for kind, item_id, attempts, device, sequence, start, interval, readings, bsig, rid, cdev, watts, csig in rows:
+        for kind, item_id, attempts, device, sequence, start, interval, readings, bsig, rid, cdev, watts, csig, offer \
+                in rows:
             if kind == "batch":
                 payload = encode_batch(MeterBatch(device, start, interval, tuple(json.loads(readings)), sequence,
                                                   bytes.fromhex(bsig[2:])))
             else:
-                payload = encode_commitment(Commitment(rid, cdev, watts, bytes.fromhex(csig[2:])))
+                price, extra, extra_price = json.loads(offer)
+                payload = encode_commitment(Commitment(rid, cdev, watts, int(price), int(extra), int(extra_price),
+                                                       signature=bytes.fromhex(csig[2:])))
             out.append(Delivery(kind, item_id, oracle, attempts, payload))
         return out
 

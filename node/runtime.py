@@ -242,6 +242,8 @@ def run(node: Node, stop: threading.Event) -> None:
             dispatcher.on_request(request)
         for request_id in cancelled:
             dispatcher.on_cancelled(request_id)
+        for request_id, root, price in watcher.allocations():
+            dispatcher.on_allocation(request_id, root, price)
 
     def dispatch() -> None:
         changes[0] += dispatcher.step()

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from oracle import db
 from oracle.chain_view import ChainView, RequestStatus
 from oracle.bonds import read_bond_book
+from oracle.accepted import AllocationUnknown
 from oracle.site_settlement import HoldoutSeedUnknown, meters_of
 from oracle.epoch import HISTORY_DAYS, OracleEconomics, compute_epoch, event_window
 from oracle.ingest import Ingestor, Rejected
@@ -145,6 +146,9 @@ class Attestor:
         self.stagger = stagger_seconds
         self.http = httpx.Client(timeout=http_timeout)
         self.clock = clock
+        # A cleared request's verified allocation (oracle.clearing_service.Clearer.settled_allocation,
+        # wired by the service); without it a posted allocation cannot be verified (AllocationUnknown).
+        self.allocation_reader: Callable[[Any], Any] = lambda request: None
 
     # ------------------------------------------------------------------ chain
 
@@ -266,9 +270,12 @@ class Attestor:
             settlement, details = compute_epoch(
                 self.engine, requests, self.chain_view.devices(), self.economics, state.epoch + 1, previous_root,
                 previous_ledger, state.emission_budget, bond_reader=lambda owners: read_bond_book(self.staking, owners),
-                seed_reader=lambda request: self.seeds.seed(request.gate_time), devices_at=self.chain_view.devices_at)
+                seed_reader=lambda request: self.seeds.seed(request.gate_time), devices_at=self.chain_view.devices_at,
+                allocation_reader=self.allocation_reader)
         except HoldoutSeedUnknown as error:
             raise ProposalRejected("holdout_seed_unknown", str(error)) from None
+        except AllocationUnknown as error:
+            raise ProposalRejected("allocation_unknown", str(error)) from None
         digest = settlement.report.digest(self.manifest.chainId, self.hub.address)
         body = report_document(digest, settlement, details)
         self.store.save(body, StoredReportStatus.COMPUTED)

@@ -111,6 +111,8 @@ class OracleConfig(BaseSettings):
     poll_seconds: float = Field(2.0, gt=0, le=3_600)
     data_grace_seconds: int = Field(60, ge=0)
     stagger_seconds: int = Field(20, ge=1)
+    clearing_delay_seconds: int = Field(20, ge=0, le=3_600, description="seconds after a request's gate closure "
+                                        "before this oracle clears it (time for peers' commitments to arrive)")
     max_readings: int = Field(96, ge=1, le=10_000)
     clock_skew_seconds: int = Field(60, ge=0, le=3_600)
     reading_tolerance_bps: int = Field(12_000, ge=10_000)

@@ -21,11 +21,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from eth_utils import keccak, to_checksum_address
-from sqlalchemy import BigInteger, Column, Index, UniqueConstraint, event, text
+from sqlalchemy import BigInteger, Column, Index, UniqueConstraint, event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, Session, SQLModel, create_engine, func, select
 
+from protocol.meter import Commitment
 from protocol.sqlite import make_durable
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,24 @@ class CommitmentRecord(SQLModel, table=True):
     signature: str
     ack: str
     received_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # The offer (issue 14): prices per kWh as decimal strings (uint128 does not fit a SQL integer).
+    min_price: str = Field(default="0", max_length=40)
+    extra_watts: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    extra_min_price: str = Field(default="0", max_length=40)
+
+    def to_commitment(self) -> Commitment:
+        """The signed protocol message this record stores (re-verifiable)."""
+        return Commitment(self.request_id, self.device, self.watts, int(self.min_price), self.extra_watts,
+                          int(self.extra_min_price), signature=bytes.fromhex(self.signature.removeprefix("0x")))
+
+
+# Columns added after a table was first created: (table, column, SQL type and default); init_db adds
+# the missing ones to an existing database, so an oracle upgraded in place keeps its data.
+_ADDED_COLUMNS = (
+    ("commitments", "min_price", "VARCHAR(40) NOT NULL DEFAULT '0'"),
+    ("commitments", "extra_watts", "BIGINT NOT NULL DEFAULT 0"),
+    ("commitments", "extra_min_price", "VARCHAR(40) NOT NULL DEFAULT '0'"),
+)
 
 
 class SequenceGap(SQLModel, table=True):
@@ -152,6 +171,11 @@ def init_db(engine: Engine) -> None:
     SQLModel.metadata.create_all(
         engine, tables=[MeterBatchRecord.__table__, CommitmentRecord.__table__, SequenceGap.__table__,
                         KeyValue.__table__])
+    inspector = inspect(engine)
+    for table, column, ddl in _ADDED_COLUMNS:
+        if column not in {c["name"] for c in inspector.get_columns(table)}:
+            with engine.begin() as connection:
+                connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
 
 
 _process_locks: dict[int, threading.Lock] = {}

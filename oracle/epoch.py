@@ -26,7 +26,9 @@ from oracle.baselines.spec import ADJUSTMENTS, METER_BEFORE_AFTER
 from oracle.chain_view import DeviceInfo, RequestInfo
 from oracle.estimators import DID, ESTIMATORS
 from oracle.settlement import DeviceInput, EpochSettlement, Ledger, RequestInput, SettlementParams, settle_epoch
+from oracle.accepted import settled_commitments
 from oracle.site_settlement import meters_of, site_request_input, uses_sites
+from protocol.clearing import Allocation
 from protocol.units import SECONDS_PER_DAY
 # Readings needed before the event: the look-back of the placebo days (2 x 45 days) and a margin.
 HISTORY_DAYS = 2 * MAX_LOOKBACK_DAYS + 2
@@ -146,11 +148,14 @@ def compute_epoch(
     bond_reader: Callable[[Iterable[str]], BondBook] | None = None,
     seed_reader: Callable[[RequestInfo], bytes | None] = lambda request: None,
     devices_at: Callable[[str], list[str]] = lambda site: [],
+    allocation_reader: Callable[[RequestInfo], Allocation | None] = lambda request: None,
 ) -> tuple[EpochSettlement, dict[int, list[dict]]]:
     """Settle `requests` from the stored commitments and readings; also returns baseline records
     (per-site requests' verifications are in `settlement.verifications`).
     `bond_reader` gives the bond book of the committed devices' owners (no bond check without it);
-    `seed_reader` the gate block hash of a request with a holdout; `devices_at` a site's devices."""
+    `seed_reader` the gate block hash of a request with a holdout; `devices_at` a site's devices;
+    `allocation_reader` a cleared request's verified allocation (oracle.accepted: what it settles with;
+    raises AllocationUnknown when a posted one cannot be verified)."""
     ordered = sorted(requests, key=lambda r: r.request_id)
     commitments_of = {r.request_id: db.commitments_of_request(engine, r.request_id) for r in ordered}
     bonds = None
@@ -158,8 +163,13 @@ def compute_epoch(
         owners = {devices[c.device].owner for cs in commitments_of.values() for c in cs if c.device in devices}
         bonds = bond_reader(owners)
     inputs, details, verifications = [], {}, {}
+    def site_of(device: str) -> str:
+        info = devices.get(device)
+        return info.site if info is not None and info.site else device
+
     for request in ordered:
-        commitments = commitments_of[request.request_id]
+        allocation = allocation_reader(request) if request.clears and request.allocation is not None else None
+        request, commitments = settled_commitments(request, commitments_of[request.request_id], allocation, site_of)
         start, end = event_window(request, economics.params.interval_seconds)
         meters = meters_of((c.device for c in commitments), devices, devices_at)
         readings = db.readings_in_range(engine, meters, start - HISTORY_DAYS * SECONDS_PER_DAY, end)

@@ -55,6 +55,8 @@ REASONS: dict[str, tuple[int, str]] = {
     "not_dispatchable": (422, "A site meter meters its site; it cannot commit"),
     "zone_mismatch": (422, "The device is not in the request's zone"),
     "watts_out_of_range": (422, "The committed power is zero or above the device's capacity"),
+    "offer_above_ceiling": (422, "The offer's minimum price is above the request's ceiling"),
+    "offer_out_of_order": (422, "The extra tranche is priced below the first tranche"),
     "commitment_conflict": (409, "The device committed different watts to this request"),
 }
 
@@ -231,6 +233,9 @@ class Ingestor:
         """
         _check_uint("requestId", commitment.request_id, 256)
         _check_uint("watts", commitment.watts, 64)
+        _check_uint("extraWatts", commitment.extra_watts, 64)
+        _check_uint("minPricePerKWh", commitment.min_price_per_kwh, 128)
+        _check_uint("extraMinPricePerKWh", commitment.extra_min_price_per_kwh, 128)
         device, digest = self._signed_by(commitment.device, lambda: self.verifier.commitment_digest(commitment),
                                          commitment.signature)
         digest_hex = "0x" + digest.hex()
@@ -256,8 +261,14 @@ class Ingestor:
             raise Rejected("not_dispatchable", f"{device} is a site meter")
         if info.zone != request.zone:
             raise Rejected("zone_mismatch", f"device zone {info.zone}, request zone {request.zone}")
-        if not 0 < commitment.watts <= info.capacity_w:
-            raise Rejected("watts_out_of_range", f"{commitment.watts} W; the device's capacity is {info.capacity_w} W")
+        if not 0 < commitment.watts or commitment.total_watts > info.capacity_w:
+            raise Rejected("watts_out_of_range", f"{commitment.watts} W + {commitment.extra_watts} W extra offered; "
+                                                 f"the device's capacity is {info.capacity_w} W")
+        if commitment.min_price_per_kwh > request.price_per_kwh:
+            raise Rejected("offer_above_ceiling", f"minimum price {commitment.min_price_per_kwh} per kWh is above the "
+                                                  f"request's ceiling {request.price_per_kwh}")
+        if commitment.extra_watts and commitment.extra_min_price_per_kwh < commitment.min_price_per_kwh:
+            raise Rejected("offer_out_of_order", "the extra tranche's price is below the first tranche's")
 
         with db.write_transaction(self.engine, f"request:{request_id}") as session:
             stored = db.find_commitment(session, request_id, device)
@@ -270,7 +281,9 @@ class Ingestor:
             })
             session.add(db.CommitmentRecord(
                 request_id=request_id, device=device, watts=commitment.watts, digest=digest_hex,
-                signature="0x" + commitment.signature.hex(), ack=ack, received_at=now))
+                signature="0x" + commitment.signature.hex(), ack=ack, received_at=now,
+                min_price=str(commitment.min_price_per_kwh), extra_watts=commitment.extra_watts,
+                extra_min_price=str(commitment.extra_min_price_per_kwh)))
         logger.debug("accepted commitment %s -> request %d (%d W)", device, request_id, commitment.watts)
         return Ack(ack, replay=False)
 

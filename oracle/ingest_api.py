@@ -1,7 +1,8 @@
 """HTTP front of the ingest: nodes post signed meter batches and commitments; peers and auditors read them.
 
     POST /v1/meter-batches   {"device", "start", "intervalSeconds", "readings", "sequence", "signature"}
-    POST /v1/commitments     {"requestId", "device", "watts", "signature"}
+    POST /v1/commitments     {"requestId", "device", "watts", "minPricePerKWh", "extraWatts",
+                              "extraMinPricePerKWh", "signature"}  (an offer: protocol.messages)
     GET  /v1/meter-batches?device=&from=&to=&limit=    stored batches with signatures (re-verifiable)
     GET  /v1/commitments?request_id=
     GET  /v1/gaps?device=&open=
@@ -218,6 +219,9 @@ class StoredCommitmentOut(BaseModel):
     requestId: int
     device: str = Field(pattern=ADDRESS_PATTERN)
     watts: int
+    minPricePerKWh: int
+    extraWatts: int
+    extraMinPricePerKWh: int
     signature: str = Field(pattern=HEX_PATTERN)
     digest: str = Field(pattern=HASH_PATTERN)
     receivedAt: int
@@ -304,7 +308,9 @@ def get_meter_batches(ingestor: IngestorDep, device: DeviceQuery,
 @router.get("/commitments", response_model=list[StoredCommitmentOut], responses=QUERY_PROBLEMS)
 def get_commitments(ingestor: IngestorDep, request_id: Annotated[int, Query(ge=0)]) -> Response:
     """Stored commitments to request `request_id`, by device, as signed."""
-    return _json([{"requestId": r.request_id, "device": r.device, "watts": r.watts, "signature": r.signature,
+    return _json([{"requestId": r.request_id, "device": r.device, "watts": r.watts,
+                   "minPricePerKWh": int(r.min_price), "extraWatts": r.extra_watts,
+                   "extraMinPricePerKWh": int(r.extra_min_price), "signature": r.signature,
                    "digest": r.digest, "receivedAt": r.received_at}
                   for r in db.commitments_of_request(ingestor.engine, request_id)])
 

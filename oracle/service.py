@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from oracle import db
+from oracle.allocation_api import add_allocation_routes
 from oracle.attestation import Attestor
+from oracle.clearing_service import Clearer
 from oracle.attestation_api import add_attestation_routes
 from oracle.chain_view import ChainView
 from oracle.config import OracleConfig
@@ -38,6 +40,7 @@ class OracleService:
     app: FastAPI
     attestor: Attestor
     chain_view: ChainView
+    clearer: Clearer
 
 
 def build_service(config: OracleConfig) -> OracleService:
@@ -61,9 +64,13 @@ def build_service(config: OracleConfig) -> OracleService:
     attestor = Attestor(web3=web3, manifest=manifest, key=key, engine=engine, chain_view=view, ingestor=ingestor,
                         economics=economics, data_grace_seconds=config.data_grace_seconds,
                         stagger_seconds=config.stagger_seconds, clock=clock)
+    clearer = Clearer(web3=web3, manifest=manifest, key=key, engine=engine, chain_view=view, ingestor=ingestor,
+                      sync_delay_seconds=config.clearing_delay_seconds, clock=clock)
+    attestor.allocation_reader = clearer.settled_allocation
     app = create_ingest_app(ingestor, clock=clock, poll_seconds=None)
     add_attestation_routes(app, attestor)
-    return OracleService(config, app, attestor, view)
+    add_allocation_routes(app, clearer)
+    return OracleService(config, app, attestor, view, clearer)
 
 
 def publish_url(service: OracleService) -> None:
@@ -86,6 +93,7 @@ def attestation_loop(service: OracleService, stop: threading.Event) -> None:
     last = None
     while not stop.is_set():
         try:
+            service.clearer.tick()
             outcome = service.attestor.tick()
             if outcome != last:
                 log.info("attestation: %s", outcome.value)

@@ -39,6 +39,8 @@ class Reason(str, Enum):
     UNKNOWN_DEVICE = "unknown_device"
     UNKNOWN_REQUEST = "unknown_request"
     UNKNOWN_REPORT = "unknown_report"
+    UNKNOWN_ALLOCATION = "unknown_allocation"
+    NOT_ACCEPTED = "not_accepted"
     # API readiness and identity (SIWE)
     INDEXER_LAGGING = "indexer_lagging"
     CHAIN_UNREACHABLE = "chain_unreachable"
@@ -68,6 +70,8 @@ class Reason(str, Enum):
     REQUEST_STARTED = "request_started"
     ZONE_MISMATCH = "zone_mismatch"
     WATTS_OUT_OF_RANGE = "watts_out_of_range"
+    OFFER_ABOVE_CEILING = "offer_above_ceiling"
+    OFFER_OUT_OF_ORDER = "offer_out_of_order"
     COMMITMENT_CONFLICT = "commitment_conflict"
     CHAIN_UNAVAILABLE = "chain_unavailable"
     # oracle attestation (a declined proposal)

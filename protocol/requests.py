@@ -5,6 +5,12 @@ units) and the request's life-cycle status (`protocol.statuses.RequestStatus`, t
 enum). The node only reads the first seven fields, so they come first; `from_event` builds one
 from a decoded RequestOpened event, and `with_rules` adds what the RequestRules event emitted right
 after it says: the share of committed sites held out and the gate closure (protocol.holdout).
+
+A request whose gate closes before its start is CLEARED (issue 14): its price is the buyer's
+ceiling, the oracles post one allocation (`with_allocation`, from AllocationPosted) between the gate
+and the start, and only what the allocation accepted is curtailed and paid, at the uniform clearing
+price, within `payable_budget`. A request whose gate closes at its start (a market without a gate
+lead) has no time to clear: it stays a fixed-price call, every commitment accepted at the price.
 """
 
 from __future__ import annotations
@@ -15,6 +21,22 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from protocol.statuses import RequestStatus
+
+
+def as_bytes32(value: Any) -> bytes:
+    """A bytes32 event argument as bytes, whether the decoder gave bytes or 0x-hex text."""
+    if isinstance(value, str):
+        return bytes.fromhex(value.removeprefix("0x"))
+    return bytes(value)
+
+
+@dataclass(frozen=True)
+class PostedAllocation:
+    """A request's clearing result as FlexMarket recorded it (AllocationPosted)."""
+
+    root: bytes
+    accepted_w: int
+    clearing_price: int
 
 
 @dataclass(frozen=True)
@@ -34,6 +56,26 @@ class FlexRequest:
     opened_block: int | None = None  # the block of its RequestOpened event, when known
     holdout_bps: int = 0  # share of the committed sites held out as the control group (RequestRules)
     gate_closure: int | None = None  # no commitment is accepted from then on (RequestRules; None: the start)
+    allocation: PostedAllocation | None = None  # the posted clearing result (AllocationPosted), if any
+
+    @property
+    def clears(self) -> bool:
+        """Whether the market clears this request (its gate closes before its start; see the module)."""
+        return self.gate_time < self.start
+
+    @property
+    def payable_budget(self) -> int:
+        """The most settlement may pay: the escrow, lowered once allocated to what the allocation can
+        earn (accepted W x window x clearing price, rounded down, as FlexMarket.recordAllocation does)."""
+        if self.allocation is None:
+            return self.max_budget
+        cap = self.allocation.accepted_w * (self.end - self.start) * self.allocation.clearing_price // 3_600_000
+        return min(self.max_budget, cap)
+
+    def with_allocation(self, args: Any) -> "FlexRequest":
+        """This request with the allocation an AllocationPosted event's `args` record."""
+        return replace(self, allocation=PostedAllocation(as_bytes32(args["root"]), int(args["acceptedW"]),
+                                                         int(args["clearingPrice"])))
 
     @property
     def gate_time(self) -> int:

@@ -28,6 +28,7 @@ from oracle.ingest_api import create_ingest_app
 from protocol import eip712
 from protocol.chain import Transactor
 from protocol.fast_verify import RegistryDomainVerifier
+from protocol.messages import encode_commitment
 from protocol.meter import Commitment, MeterBatch
 
 ROOT_CONFTEST = Path(__file__).resolve().parent.parent / "conftest.py"
@@ -166,10 +167,12 @@ class ChainOps:
         return unsigned.signed((signer or device).key, self.chain_id, self.registry.address)
 
     def commitment(self, device: LocalAccount, request_id: int, watts: int,
-                   signer: LocalAccount | None = None) -> Commitment:
-        """A Commitment signed (by `signer`, default the device) with eth-account."""
-        return Commitment(request_id, device.address, watts).signed((signer or device).key, self.chain_id,
-                                                                     self.registry.address)
+                   signer: LocalAccount | None = None, price: int = 0, extra_watts: int = 0,
+                   extra_price: int = 0) -> Commitment:
+        """A Commitment (an offer: `watts` at `price` per kWh, `extra_watts` at `extra_price`) signed (by
+        `signer`, default the device) with eth-account."""
+        return Commitment(request_id, device.address, watts, price, extra_watts, extra_price).signed(
+            (signer or device).key, self.chain_id, self.registry.address)
 
     @staticmethod
     def batch_payload(batch: MeterBatch) -> dict[str, Any]:
@@ -181,8 +184,7 @@ class ChainOps:
     @staticmethod
     def commitment_payload(commitment: Commitment) -> dict[str, Any]:
         """The JSON body of POST /v1/commitments."""
-        return {"requestId": commitment.request_id, "device": commitment.device, "watts": commitment.watts,
-                "signature": "0x" + commitment.signature.hex()}
+        return encode_commitment(commitment)
 
     @staticmethod
     def past_start(now: float, intervals_back: int) -> int:
