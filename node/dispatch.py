@@ -319,10 +319,13 @@ class Dispatcher:
                     continue
                 recent = recent_window_w(self.outbox, device.address, request.start, request.end)
                 watts, reason = decide(self.policy, request, device, now, recent)
+                # one request per window: per device, or with a site meter per site (the site meter
+                # verifies the whole premises, so the oracles count its reduction once: oracle.accepted)
                 busy = self.db.execute(
-                    "SELECT request_id FROM participations WHERE device = ? AND state IN ('committed', 'accepted', "
-                    "'applied')"
-                    " AND start < ? AND end > ?", (device.address, request.end, request.start)).fetchone()
+                    "SELECT request_id FROM participations WHERE (device = ? OR ?) AND request_id != ? AND state IN "
+                    "('committed', 'accepted', 'applied') AND start < ? AND end > ?",
+                    (device.address, self.site is not None, request.request_id, request.end,
+                     request.start)).fetchone()
                 if watts and busy:
                     watts, reason = 0, f"already committed to request {busy[0]} in an overlapping window"
                 if not watts:

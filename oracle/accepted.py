@@ -13,6 +13,14 @@ The rule (issue 14), applied before the settlement rules of oracle.settlement / 
     at the uniform clearing price, within the escrow FlexMarket lowered to what the allocation can
     earn (FlexRequest.payable_budget). Other commitments (not accepted, priced above the clearing
     price) take no part.
+
+Overlapping requests (revenue stacking): a site meter measures the whole premises, so a site's
+reduction in a window can be verified, and paid, for one request only. The priority is the order
+of clearing: the request whose gate closed first (then the lower id) keeps the site; in any later
+request whose window overlaps it, the site is dropped, accepted or control. Nodes and oracles apply
+the same rule before (a node offers a site to one of overlapping requests; the clearing leaves out
+sites already accepted) and settlement applies it again, so no Wh is paid twice even if an
+allocation broke it.
 """
 
 from __future__ import annotations
@@ -37,12 +45,32 @@ class AllocationUnknown(Exception):
     """The request's on-chain allocation root does not match any allocation this oracle can verify."""
 
 
+def overlaps(a: RequestInfo, b: RequestInfo) -> bool:
+    """Whether two requests' windows share any time."""
+    return a.start < b.end and b.start < a.end
+
+
+def clears_before(a: RequestInfo, b: RequestInfo) -> bool:
+    """Whether `a` has priority over `b` for a site they share: its gate closed first, or at the same
+    time with a lower id."""
+    return (a.gate_time, a.request_id) < (b.gate_time, b.request_id)
+
+
+def taken_sites(request: RequestInfo, others: Iterable[tuple[RequestInfo, Allocation]]) -> set[str]:
+    """Sites (lowercase) accepted by a request that overlaps `request` and clears before it."""
+    taken: set[str] = set()
+    for other, allocation in others:
+        if other.request_id != request.request_id and overlaps(other, request) and clears_before(other, request):
+            taken.update(a.site.lower() for a in allocation.accepted)
+    return taken
+
+
 def settled_commitments(request: RequestInfo, commitments: Iterable[Any], allocation: Allocation | None,
-                        site_of: Callable[[str], str]) -> tuple[RequestInfo, list[Any]]:
+                        site_of: Callable[[str], str], taken: set[str] = frozenset()) -> tuple[RequestInfo, list[Any]]:
     """(request as settled, the commitments it settles with) by the module's rule. `allocation` is the
     verified allocation whose root is the one on chain (None when none was posted); `site_of` gives a
     device's site (itself without one). Raises AllocationUnknown for a posted allocation this oracle
-    could not verify."""
+    could not verify. `taken`: sites an overlapping request with priority keeps (see the module)."""
     commitments = list(commitments)
     if not request.clears:
         return request, commitments
@@ -57,6 +85,8 @@ def settled_commitments(request: RequestInfo, commitments: Iterable[Any], alloca
     settled = []
     for commitment in commitments:
         device = commitment.device.lower()
+        if site_of(commitment.device).lower() in taken:
+            continue
         if device in accepted:
             settled.append(SettledCommitment(commitment.device, accepted[device]))
         elif site_of(commitment.device).lower() in control:

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from oracle import db
 from oracle.chain_view import ChainView, RequestStatus
 from oracle.bonds import read_bond_book
-from oracle.accepted import AllocationUnknown
+from oracle.accepted import AllocationUnknown, overlaps
 from oracle.site_settlement import HoldoutSeedUnknown, meters_of
 from oracle.epoch import HISTORY_DAYS, OracleEconomics, compute_epoch, event_window
 from oracle.ingest import Ingestor, Rejected
@@ -271,7 +271,9 @@ class Attestor:
                 self.engine, requests, self.chain_view.devices(), self.economics, state.epoch + 1, previous_root,
                 previous_ledger, state.emission_budget, bond_reader=lambda owners: read_bond_book(self.staking, owners),
                 seed_reader=lambda request: self.seeds.seed(request.gate_time), devices_at=self.chain_view.devices_at,
-                allocation_reader=self.allocation_reader)
+                allocation_reader=self.allocation_reader,
+                overlapping=[r for r in self.chain_view.requests().values() if r.allocation is not None
+                             and r.request_id not in request_ids and any(overlaps(r, q) for q in requests)])
         except HoldoutSeedUnknown as error:
             raise ProposalRejected("holdout_seed_unknown", str(error)) from None
         except AllocationUnknown as error:

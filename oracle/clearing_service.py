@@ -8,7 +8,8 @@ allocation on chain, once its gate closed `sync_delay_seconds` ago and before it
     device's signature, registry, zone, capacity and ceiling checks all apply, and one received at
     or after the gate closure is refused. Honest oracles therefore agree on the union of what any
     of them received before the gate.
- 2. Clearing. protocol.clearing.clear over those offers, with the holdout of the gate block's seed
+ 2. Clearing. protocol.clearing.clear over those offers (less those of sites an overlapping request
+    that cleared first already accepted: oracle.accepted), with the holdout of the gate block's seed
     (protocol.holdout), the sites' delivery records and the zone's margin (oracle.reliability).
     The result is computed once and kept (the key `allocation:{request id}`): it is what this
     oracle signs, publishes at GET /v1/allocations/{id}, and later settles with.
@@ -41,6 +42,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
 from oracle import db
+from oracle.accepted import clears_before, overlaps, taken_sites
 from oracle.chain_view import ChainView, RequestInfo
 from oracle.ingest import ChainUnavailable, Ingestor, Rejected
 from oracle.reliability import delivery_records
@@ -172,8 +174,12 @@ class Clearer:
             info = devices.get(device)
             return info.site if info is not None and info.site else device
 
-        offers = offers_of(db.commitments_of_request(self.engine, request.request_id), site_of)
         requests = self.chain_view.requests()
+        earlier = [(r, a) for r in requests.values() if r.allocation is not None and overlaps(r, request)
+                   and clears_before(r, request) for a in [self.settled_allocation(r)] if a is not None]
+        taken = taken_sites(request, earlier)  # a site already accepted in an overlapping window (oracle.accepted)
+        offers = [o for o in offers_of(db.commitments_of_request(self.engine, request.request_id), site_of)
+                  if o.site.lower() not in taken]
         latest = self.store.latest_final()
         units, zones = delivery_records(self.store, latest.epoch if latest else 0,
                                         lambda rid: requests[rid].zone if rid in requests else None)

@@ -26,7 +26,7 @@ from oracle.baselines.spec import ADJUSTMENTS, METER_BEFORE_AFTER
 from oracle.chain_view import DeviceInfo, RequestInfo
 from oracle.estimators import DID, ESTIMATORS
 from oracle.settlement import DeviceInput, EpochSettlement, Ledger, RequestInput, SettlementParams, settle_epoch
-from oracle.accepted import settled_commitments
+from oracle.accepted import settled_commitments, taken_sites
 from oracle.site_settlement import meters_of, site_request_input, uses_sites
 from protocol.clearing import Allocation
 from protocol.units import SECONDS_PER_DAY
@@ -149,13 +149,15 @@ def compute_epoch(
     seed_reader: Callable[[RequestInfo], bytes | None] = lambda request: None,
     devices_at: Callable[[str], list[str]] = lambda site: [],
     allocation_reader: Callable[[RequestInfo], Allocation | None] = lambda request: None,
+    overlapping: Iterable[RequestInfo] = (),
 ) -> tuple[EpochSettlement, dict[int, list[dict]]]:
     """Settle `requests` from the stored commitments and readings; also returns baseline records
     (per-site requests' verifications are in `settlement.verifications`).
     `bond_reader` gives the bond book of the committed devices' owners (no bond check without it);
     `seed_reader` the gate block hash of a request with a holdout; `devices_at` a site's devices;
     `allocation_reader` a cleared request's verified allocation (oracle.accepted: what it settles with;
-    raises AllocationUnknown when a posted one cannot be verified)."""
+    raises AllocationUnknown when a posted one cannot be verified); `overlapping` other allocated
+    requests whose windows may overlap these (a site they accepted first is not settled again here)."""
     ordered = sorted(requests, key=lambda r: r.request_id)
     commitments_of = {r.request_id: db.commitments_of_request(engine, r.request_id) for r in ordered}
     bonds = None
@@ -167,9 +169,14 @@ def compute_epoch(
         info = devices.get(device)
         return info.site if info is not None and info.site else device
 
+    allocations = {r.request_id: allocation_reader(r) for r in [*ordered, *overlapping]
+                   if r.clears and r.allocation is not None}
+    known = [(r, allocations[r.request_id]) for r in [*ordered, *overlapping]
+             if allocations.get(r.request_id) is not None]
     for request in ordered:
-        allocation = allocation_reader(request) if request.clears and request.allocation is not None else None
-        request, commitments = settled_commitments(request, commitments_of[request.request_id], allocation, site_of)
+        allocation = allocations.get(request.request_id)
+        request, commitments = settled_commitments(request, commitments_of[request.request_id], allocation, site_of,
+                                                   taken_sites(request, known))
         start, end = event_window(request, economics.params.interval_seconds)
         meters = meters_of((c.device for c in commitments), devices, devices_at)
         readings = db.readings_in_range(engine, meters, start - HISTORY_DAYS * SECONDS_PER_DAY, end)

@@ -39,6 +39,15 @@ HOUSEHOLD_MAX_W = 9_000  # the simulated household's own limit (node.devices.hou
 PASSWORD_ENV = "NEGAWATT_DEVNET_PASSWORD"
 
 
+def owner_policy(name: str) -> dict[str, int]:
+    """A node owner's price settings: a minimum from 0.04 to 0.26 mUSD per kWh, spread over the nodes
+    by their number (so the merit order has something to sort), a quarter of each offer in a second
+    tranche at 50 % more. The demo buyer's ceiling is 0.30 mUSD per kWh."""
+    number = int(name.rsplit("-", 1)[-1]) if name.rsplit("-", 1)[-1].isdigit() else 0
+    return {"min_price_per_kwh": 40_000 + (number * 37_000) % 230_000, "extra_share_bps": 2_500,
+            "extra_premium_bps": 5_000}
+
+
 class DevnetError(RuntimeError):
     """The devnet could not be brought up or a step did not happen in time; the message says which."""
 
@@ -328,7 +337,8 @@ class Devnet:
                          password_env=PASSWORD_ENV,
                          extra={"confirmations": 0, "claim_check_seconds": self.spec.claim_check_seconds,
                                 "claim_gas_multiple": 1, "oracle_refresh_seconds": self.spec.oracle_refresh_seconds,
-                                "value_wei_per_unit": {stablecoin.address: 10**12, token.address: 1}})
+                                "value_wei_per_unit": {stablecoin.address: 10**12, token.address: 1},
+                                "policy": owner_policy(name)})
         if device_entries is not None:
             settings = read_toml(made.config_path)
             settings["devices"] = [{"keystore": device["keystore"], **entry}

@@ -19,6 +19,7 @@ from negawatt.localchain import open_funded_request
 log = logging.getLogger("negawatt.devnet")
 PRICE_PER_KWH = 300_000  # 0.30 mUSD (6 decimals)
 TARGET_SHARE_BPS = 2_500  # each request asks for a quarter of its zone's registered capacity
+CLEARING_WAIT_SECONDS = 30  # past the gate: the oracles' clearing delay (20 s) and a block
 
 
 @dataclass
@@ -33,6 +34,10 @@ class EventRun:
     epoch: int = 0
     claimed: dict[str, dict[str, int]] = field(default_factory=dict)  # owner -> token -> amount
     dispatch_latency_ms: list[float] = field(default_factory=list)
+    allocations: dict[int, dict] = field(default_factory=dict)  # zone -> an oracle's published allocation
+    forecast_w: dict[int, int] = field(default_factory=dict)  # zone -> the forecast supply the buyer sized on
+    accepted_devices: set[tuple[str, str]] = field(default_factory=set)  # (node, device) verified accepted
+    applied_devices: set[tuple[str, str]] = field(default_factory=set)  # (node, device) curtailed
 
 
 Hook = Callable[[str, Devnet], None]
@@ -76,15 +81,34 @@ def run_event(net: Devnet, step: Callable[[str], None] = lambda m: None, hook: H
          "the nodes to commit and deliver their commitments")
     step(f"{len(net.participations())} device commitments signed and delivered")
 
-    # Up to the event: one interval at a time, each boundary metered by every node.
+    # Up to the gate: one interval at a time, each boundary metered by every node. At the gate the
+    # oracles clear each request and post its allocation; each node checks its acceptance proofs.
+    lead = market.functions.gateLeadSeconds().call()
     boundary = net.history_end + interval
+    while boundary < run.start - lead:
+        _warp_and_meter(net, boundary, wait)
+        boundary += interval
+    if lead:
+        net.warp_to(run.start - lead + CLEARING_WAIT_SECONDS)
+        wait(lambda: _cleared(net, run), 180, "the oracles to clear the requests and post the allocations")
+        wait(lambda: not net.participations("committed"), 90, "the nodes to verify their acceptances")
+        for zone, request_id in run.request_ids.items():
+            run.allocations[zone] = published_allocation(net, request_id)
+            allocation = run.allocations[zone] or {}
+            step(f"zone {zone}: cleared {allocation.get('offers', 0)} offer tranches: "
+                 f"{allocation.get('acceptedW', 0) / 1000:.1f} kW accepted of {run.targets_w[zone] / 1000:.1f} kW "
+                 f"requested at {int(allocation.get('clearingPrice', 0)) / 1e6:.3f} mUSD/kWh; "
+                 f"{len(net.participations('held_out'))} held out, "
+                 f"{len(net.participations('not_accepted'))} not accepted")
+    # The rest of the way to the event.
     while boundary < run.start:
         _warp_and_meter(net, boundary, wait)
         boundary += interval
     net.warp_to(run.start - 2)
-    committed = len(net.participations())
-    wait(lambda: len(net.participations("applied")) >= committed - len(net.participations("cancelled"))
-         - len(net.participations("held_out")), 60, "the nodes to apply their setpoints")
+    run.accepted_devices = {(row[0], row[2]) for row in net.participations("accepted")}
+    to_apply = len(run.accepted_devices) if lead else len(net.participations("committed"))
+    wait(lambda: len(net.participations("applied")) >= to_apply, 60, "the nodes to apply their setpoints")
+    run.applied_devices = {(row[0], row[2]) for row in net.participations("applied")}
     # Every node meters the boundary at the start before the clock jumps on (with every commitment held
     # out, nothing above waited for the nodes' clocks to pass the start).
     wait(lambda: net.metered_to() >= run.start, 60, "every node to meter the interval ending at the start")
@@ -129,6 +153,31 @@ def run_event(net: Devnet, step: Callable[[str], None] = lambda m: None, hook: H
     wait(claims_done, claim_timeout, "the nodes to claim their rewards")
     step(f"{len(run.claimed)} owners claimed their rewards")
     return run
+
+
+def _cleared(net: Devnet, run: EventRun) -> bool:
+    """Whether every request with a dispatchable commitment has its allocation on chain (a request
+    whose every commitment was held out has nothing to accept, and nothing is posted for it)."""
+    market = net.contract("FlexMarket")
+    posted = {int(e.args.requestId) for e in market.events.AllocationPosted().get_logs(from_block=net.deployed_block)}
+    waiting = {row[1] for row in net.participations() if row[4] not in ("held_out", "cancelled", "withdrawn")}
+    return waiting <= posted
+
+
+def published_allocation(net: Devnet, request_id: int) -> dict | None:
+    """A live oracle's published allocation of `request_id` (oracle.allocation_api), or None."""
+    import httpx
+
+    for oracle in net.oracles:
+        if not net.group.processes[oracle.name].alive():
+            continue
+        try:
+            response = httpx.get(f"{oracle.url}/v1/allocations/{request_id}", timeout=10)
+        except httpx.HTTPError:
+            continue
+        if response.status_code == 200:
+            return response.json()["allocation"]
+    return None
 
 
 def _expected_claimers(net: Devnet, run: EventRun) -> set[str]:

@@ -42,6 +42,17 @@ class ZoneSummary:
     sites_held_out: int = 0
     sites_paid: int = 0
     hours: float = 1.0
+    forecast_w: int | None = None  # the zone's forecast supply at the ceiling, which the buyer sized on
+    accepted_w: int = 0  # the allocation: accepted power, uniform clearing price, offer tranches
+    clearing_price: int = 0
+    offers: int = 0
+    control_sites: int = 0
+    curtailed_unaccepted: int = 0  # devices curtailed without a verified acceptance
+
+    @property
+    def unneeded_w(self) -> int:
+        """Verified delivery above 110 % of the request: accepted capacity that was not needed."""
+        return max(0, self.delivered_w - round(self.requested_kw * 1_000 * 1.1))
 
     @property
     def delivered_w(self) -> int:
@@ -118,6 +129,12 @@ def summarize(net: Devnet, run: EventRun) -> Summary:
             sites_committed=len(groups) if groups else len(devices),
             sites_held_out=sum(1 for g in groups.values() if g == "control"),
             sites_paid=sum(1 for d in devices if int(d["payout"]) > 0), hours=hours,
+            forecast_w=run.forecast_w.get(zone),
+            accepted_w=int((run.allocations.get(zone) or {}).get("acceptedW", 0)),
+            clearing_price=int((run.allocations.get(zone) or {}).get("clearingPrice", 0)),
+            offers=int((run.allocations.get(zone) or {}).get("offers", 0)),
+            control_sites=len((run.allocations.get(zone) or {}).get("controlSites", [])),
+            curtailed_unaccepted=len(run.applied_devices - run.accepted_devices) if run.allocations else 0,
         ))
     owners = []
     stablecoin, token = net.manifest.address("MockStablecoin"), net.manifest.address("NegawattToken")
@@ -153,6 +170,9 @@ def write_json(summary: Summary, path: Path) -> Path:
                    "portfolio_estimate_not_used_w": None if not z.not_used else round(z.not_used["estimated_wh"] / z.hours),
                    "portfolio_estimate_not_used_ci95_w": None if not z.not_used else
                    [round(v / z.hours) for v in z.not_used["ci95_wh"]],
+                   "forecast_w": z.forecast_w, "offers": z.offers, "accepted_w": z.accepted_w,
+                   "clearing_price": str(z.clearing_price), "control_sites": z.control_sites,
+                   "unneeded_w": z.unneeded_w, "curtailed_without_acceptance": z.curtailed_unaccepted,
                    "sites_paid": z.sites_paid, "escrow": str(z.escrow), "paid": str(z.paid),
                    "refunded": str(z.refunded)} for z in summary.zones],
         "owners": [{"owner": o.owner, "node": o.node, "paid": str(o.payout), "emission": str(o.emission),
@@ -237,6 +257,13 @@ def render(summary: Summary, console: Any) -> None:
                                      f"{z.delivered_ci95_w[1] / 1000:.1f} kW" if z.delivered_ci95_w else "")
                       + f"; rule {z.rule}" + (f" ({z.fallback_reason})" if z.fallback_reason else "")
                       + f"; {z.sites_paid} of {z.sites_committed - z.sites_held_out} dispatched sites paid")
+        if z.offers:
+            console.print(f"  clearing: {z.offers} offer tranches"
+                          + (f" (forecast supply {z.forecast_w / 1000:.1f} kW)" if z.forecast_w else "")
+                          + f", {z.accepted_w / 1000:.1f} kW accepted at {z.clearing_price / 1e6:.3f} mUSD/kWh, "
+                          f"{z.control_sites} sites in the control group; "
+                          f"{z.curtailed_unaccepted} devices curtailed without acceptance; "
+                          f"{z.unneeded_w / 1000:.1f} kW delivered beyond 110 % of the request")
         if z.not_used:
             lo, hi = (v / z.hours / 1000 for v in z.not_used["ci95_wh"])
             console.print(f"  the portfolio estimate was {z.not_used['estimated_wh'] / z.hours / 1000:.1f} kW "

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from oracle.accepted import AllocationUnknown, settled_commitments
+from oracle.accepted import AllocationUnknown, overlaps, settled_commitments, taken_sites
 from protocol.clearing import Acceptance, Allocation
 from protocol.requests import FlexRequest, PostedAllocation
 
@@ -58,3 +58,43 @@ def test_an_allocation_that_is_not_the_posted_one_is_refused():
         settled_commitments(request(3_000, ALLOCATION), STORED, other, SITES.get)
     with pytest.raises(AllocationUnknown):
         settled_commitments(request(3_000, ALLOCATION), STORED, None, SITES.get)
+
+
+# ---------------------------------------------------------------- overlapping requests: no Wh paid twice
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+SITE_POOL = ["0x" + f"{i:040x}" for i in range(1, 7)]
+
+
+def _request(request_id: int, start: int, length: int, gate: int, allocation: Allocation) -> FlexRequest:
+    return FlexRequest(request_id, 4, start, start + length, 3_000, 200_000, "0x" + "ee" * 20, max_budget=10**9,
+                       gate_closure=gate, allocation=PostedAllocation(allocation.root(), allocation.accepted_w,
+                                                                      allocation.clearing_price))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6) .map(lambda k: k * 900), st.sampled_from([900, 1_800, 3_600]),
+                          st.integers(1, 900), st.sets(st.sampled_from(SITE_POOL), min_size=1, max_size=4)),
+                min_size=1, max_size=5))
+def test_a_site_is_settled_in_at_most_one_of_overlapping_requests(specs):
+    requests = []
+    for request_id, (start, length, lead, sites) in enumerate(specs, start=1):
+        start += 10_000
+        accepted = tuple(sorted((Acceptance(site, site, 1_000) for site in sites), key=lambda a: a.device))
+        allocation = Allocation(request_id, 80_000, 1_000 * len(sites), 4_400, 1_000, accepted, ())
+        requests.append((_request(request_id, start, length, start - lead, allocation), allocation))
+    settled = {}
+    for request, allocation in requests:
+        commitments = [Stored(a.device, a.watts) for a in allocation.accepted]
+        _, kept = settled_commitments(request, commitments, allocation, lambda d: d, taken_sites(request, requests))
+        settled[request.request_id] = {c.device for c in kept}
+    for a, _ in requests:
+        for b, _ in requests:
+            if a.request_id < b.request_id and overlaps(a, b):
+                assert not settled[a.request_id] & settled[b.request_id], (a, b)
+    # and the request that clears first keeps all of its sites
+    first = min((r for r, _ in requests), key=lambda r: (r.gate_time, r.request_id))
+    assert settled[first.request_id] == {a.device for a in dict((r.request_id, al) for r, al in requests)[
+        first.request_id].accepted}

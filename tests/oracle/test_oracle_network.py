@@ -180,7 +180,7 @@ def test_two_of_three_oracles_settle_an_event(devnet_ops, tmp_path):
         # The chain: request settled, escrow conserved, the root installed.
         settled = ops.market.functions.getRequest(request_id).call()
         assert settled[3] == 4  # Settled
-        assert settled[10] == DEVICES * PAYOUT  # paid
+        assert settled[11] == DEVICES * PAYOUT  # paid (after status and the allocated flag)
         assert ops.stablecoin.functions.balanceOf(ops.buyer.address).call() >= BUDGET - DEVICES * PAYOUT
         root = bytes(distributor.functions.root().call())
 
