@@ -10,9 +10,11 @@ The rule (issue 14), applied before the settlement rules of oracle.settlement / 
       the devices of its control sites (held out, with an offer at or below the clearing price),
       at their offered watts — they are the comparison group of the portfolio estimate and are
       never paid (the holdout draw of oracle.site_settlement puts exactly them in the control group);
-    at the uniform clearing price, within the escrow FlexMarket lowered to what the allocation can
-    earn (FlexRequest.payable_budget). Other commitments (not accepted, priced above the clearing
-    price) take no part.
+    at the uniform clearing price. Each device's pay is clipped to its acceptance, so the total
+    never exceeds what the allocation can earn (FlexRequest.payable_budget, the escrow FlexMarket
+    lowered it to); the report's escrow and refund stay the deposit's, as the chain refunds the
+    deposit less the payout. Other commitments (not accepted, priced above the clearing price)
+    take no part.
 
 Overlapping requests (revenue stacking): a site meter measures the whole premises, so a site's
 reduction in a window can be verified, and paid, for one request only. The priority is the order
@@ -79,7 +81,7 @@ def settled_commitments(request: RequestInfo, commitments: Iterable[Any], alloca
     if allocation is None or allocation.root() != request.allocation.root:
         raise AllocationUnknown(f"request {request.request_id}: no verified allocation for the on-chain root "
                                 f"0x{request.allocation.root.hex()}")
-    priced = replace(request, price_per_kwh=allocation.clearing_price, max_budget=request.payable_budget)
+    priced = replace(request, price_per_kwh=allocation.clearing_price)
     accepted = {a.device.lower(): a.watts for a in allocation.accepted}
     control = {site.lower() for site in allocation.control_sites}
     settled = []

@@ -76,7 +76,7 @@ def check_settlement(net: Devnet, run) -> dict:
     minted = 0
     for zone, request_id in run.request_ids.items():
         request = market.functions.getRequest(request_id).call()
-        deposited, paid = request[9], request[10]
+        deposited, paid = request[10], request[11]  # after the status and the allocated flag
         assert request[3] == 4  # Settled
         assert deposited == run.budgets[zone]
         assert paid == int(settled[request_id]["payout"])

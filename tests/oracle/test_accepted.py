@@ -44,12 +44,14 @@ def test_a_cleared_request_without_an_allocation_settles_nothing():
 
 
 def test_accepted_devices_at_their_acceptance_control_sites_at_their_offer_others_not_at_all():
-    # The allocation can earn 3,300 W x 1 h x 0.08 / kWh = 3.3 kWh x 80,000 = 264,000 base units.
+    # The allocation can earn 3,300 W x 1 h x 0.08 / kWh = 3.3 kWh x 80,000 = 264,000 base units: the
+    # chain's lowered escrow; the report keeps the deposit (its refund is the deposit less the payout).
     settled, commitments = settled_commitments(request(3_000, ALLOCATION), STORED, ALLOCATION, SITES.get)
     assert [(c.device, c.watts) for c in commitments] == [(A, 2_000), (B, 1_300), (C, 1_500)]
-    assert settled.price_per_kwh == 80_000 and settled.max_budget == 264_000
+    assert settled.price_per_kwh == 80_000 and settled.max_budget == 10**9
+    assert settled.payable_budget == 264_000
     low_budget, _ = settled_commitments(request(3_000, ALLOCATION, budget=1_000), STORED, ALLOCATION, SITES.get)
-    assert low_budget.max_budget == 1_000
+    assert low_budget.payable_budget == 1_000
 
 
 def test_an_allocation_that_is_not_the_posted_one_is_refused():
