@@ -187,8 +187,23 @@ def _expected_claimers(net: Devnet, run: EventRun) -> set[str]:
     return {leaf["account"] for leaf in report["ledger"] if leaf["account"] in owners and int(leaf["amount"]) > 0}
 
 
-def published_report(net: Devnet, epoch: int) -> dict:
-    """The final report of `epoch` as a live oracle publishes it (leaves, proofs, per-device results)."""
+def published_report(net: Devnet, epoch: int, timeout: float = 30) -> dict:
+    """The final report of `epoch` as a live oracle publishes it (leaves, proofs, per-device results).
+    An oracle marks the report final just after its finalize transaction is mined, so the chain can
+    show the new epoch a moment before any oracle serves it: this waits up to `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return _published_report_once(net, epoch)
+        except DevnetError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _published_report_once(net: Devnet, epoch: int) -> dict:
     import httpx
 
     for oracle in net.oracles:
