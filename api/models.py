@@ -148,6 +148,9 @@ class FlexRequest(ApiTable, table=True):
     updated_block: int = Field(sa_column=_big())
     holdout_bps: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
     gate_closure: int | None = Field(default=None, sa_column=_big(nullable=True))
+    accepted_w: int | None = Field(default=None, sa_column=_big(nullable=True))
+    clearing_price: str | None = Field(default=None, max_length=80)
+    allocation_root: str | None = Field(default=None, max_length=66)
 
 
 class Report(ApiTable, table=True):

@@ -6,7 +6,9 @@ Sites follow the DeviceRegistry: a site meter (kind SITE_METER) never counts in 
 (the chain's zoneStats is flexible capacity only); a device registered at a site (DeviceSited right
 after its DeviceRegistered) records the site, and since its owner is always the site's owner, the
 one DeviceTransferred of a site moves every registered device at it to the new owner too. A
-request's market rules (RequestRules, right after RequestOpened) are kept on the request row."""
+request's market rules (RequestRules, right after RequestOpened) are kept on the request row, and so is
+its clearing result (AllocationPosted, once per request before its start: the accepted watts, the
+uniform clearing price and the allocation's Merkle root, which live only in that event)."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ EVENTS = api_metadata.tables["chain_events"]
 DEVICES = api_metadata.tables["devices"]
 SITE_METER = int(DeviceKind.SITE_METER)
 
-REQUEST_EVENTS = {"RequestOpened", "RequestRules", "RequestCancelled", "RequestSettling", "RequestReleased",
+REQUEST_EVENTS = {"RequestOpened", "RequestRules", "AllocationPosted", "RequestCancelled", "RequestSettling", "RequestReleased",
                   "RequestSettled", "RequestExpired"}
 REPORT_EVENTS = {"ReportSubmitted", "ReportChallenged", "ChallengeResolved", "ReportDiscarded", "ReportFinalized",
                  "ChallengeWindowExtended", "ChallengeTimedOut", "ReportAbandoned", "SignersRecorded"}
@@ -59,6 +61,7 @@ class Projection:
             ("DeviceRegistry", "DeviceUnregistered"): self._device_unregistered,
             ("FlexMarket", "RequestOpened"): self._request_opened,
             ("FlexMarket", "RequestRules"): self._request_rules,
+            ("FlexMarket", "AllocationPosted"): self._allocation_posted,
             ("FlexMarket", "RequestCancelled"): self._request_refunded(RequestStatus.CANCELLED.value),
             ("FlexMarket", "RequestExpired"): self._request_refunded(RequestStatus.EXPIRED.value),
             ("FlexMarket", "RequestSettling"): self._request_settling,
@@ -184,6 +187,7 @@ class Projection:
             "payment_token": a["paymentToken"], "max_budget": str(a["maxBudget"]), "status": RequestStatus.OPEN.value,
             "payout": None, "refund": None, "report_digest": None, "opened_block": log.block,
             "opened_tx": log.tx_hash, "updated_block": log.block, "holdout_bps": None, "gate_closure": None,
+            "accepted_w": None, "clearing_price": None, "allocation_root": None,
         }, log.block)
         self._zone(int(a["zone"]), log.block, requests=1)
 
@@ -191,6 +195,12 @@ class Projection:
         """The holdout and gate closure the request was opened under (FlexMarket RequestRules)."""
         self._update_request(log, {"holdout_bps": int(log.args["holdoutBps"]),
                                    "gate_closure": int(log.args["gateClosure"])})
+
+    def _allocation_posted(self, log: ChainLog) -> None:
+        """The request's clearing result (FlexMarket AllocationPosted): accepted watts, price and root."""
+        self._update_request(log, {"accepted_w": int(log.args["acceptedW"]),
+                                   "clearing_price": str(log.args["clearingPrice"]),
+                                   "allocation_root": str(log.args["root"]).lower()})
 
     def _update_request(self, log: ChainLog, values: dict[str, Any]) -> dict[str, Any] | None:
         key = {"id": int(log.args["requestId"])}

@@ -201,6 +201,12 @@ class RequestOut(BaseModel):
     holdoutBps: int | None = Field(description="the market's holdout share at opening (RequestRules); null when "
                                                "the market recorded none")
     gateClosure: int | None = Field(description="unix s of the request's gate closure (RequestRules), or null")
+    acceptedW: int | None = Field(None, description="watts the oracles' clearing accepted (AllocationPosted); null "
+                                                    "until the allocation is posted after gate closure")
+    clearingPrice: Amount | None = Field(None, description="the uniform clearing price per kWh in the token's base "
+                                                           "units, at or below pricePerKWh; null until posted")
+    allocationRoot: Hash | None = Field(None, description="Merkle root of the allocation's acceptances, which nodes "
+                                                          "check their acceptance proofs against; null until posted")
     deliveredWh: int | None
     devices: list[DeviceResult] | None = Field(None, description="per-device results (detail route only); for a "
                                                                 "per-site request, one per settlement unit")
