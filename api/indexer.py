@@ -25,6 +25,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 from web3 import Web3
 
+from api.allocation_documents import AllocationFetcher
 from api.documents import DocumentFetcher
 from api.events import EventDecoder
 from api.journal import prune
@@ -84,6 +85,8 @@ class Indexer:
         self.listener = listener or (lambda _kind, _data: None)
         self.decoder = EventDecoder(manifest, web3)
         self.documents = DocumentFetcher(engine, timeout=oracle_timeout)
+        self.allocations = AllocationFetcher(engine, manifest.chainId, manifest.address("OracleHub"),
+                                             timeout=oracle_timeout)
         self.start_block = manifest.start_block
         self.follower = Follower(web3, self.decoder, self, self.start_block, confirmations=confirmations,
                                  max_range=log_range, keep_blocks=undo_depth)
@@ -198,6 +201,9 @@ class Indexer:
         stored = self.documents.fetch_missing(urls)
         if stored:
             self.listener("documents", stored)
+        allocations = self.allocations.fetch_missing(urls)
+        if allocations:
+            self.listener("allocations", allocations)
 
     # ------------------------------------------------------------------ the loop
 
@@ -215,3 +221,4 @@ class Indexer:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 60.0)
         self.documents.close()
+        self.allocations.close()

@@ -4,7 +4,8 @@ Chain-derived tables (`devices`, `requests`, `reports`, ...) are written only by
 projection, and every write is journalled (`undo_log`) so a reorg can roll it back. Oracle
 documents (`report_documents`, `report_requests`, `report_sites`, `reward_leaves`) are
 content-addressed by report digest and stored only after their Merkle root matched the on-chain
-one, so a reorg never makes them wrong (a reorged-away digest is simply no longer referenced).
+one, so a reorg never makes them wrong (a reorged-away digest is simply no longer referenced);
+allocation documents (`allocation_documents`) likewise, by request and the posted root.
 Owner data (`device_profiles`), SIWE nonces and sessions are off-chain and written through the
 authenticated routes only.
 
@@ -227,6 +228,22 @@ class ReportDocument(ApiTable, table=True):
     rewards_root: str = Field(max_length=66)
     source: str = Field(sa_column=Column(Text, nullable=False))
     leaves: int
+    fetched_at: int = Field(sa_column=_big())
+
+
+class AllocationDocumentRow(ApiTable, table=True):
+    """An oracle's published allocation of a request that matched the allocation posted on chain
+    (protocol.allocation_document); keyed by request and root, so a reorg that changes the posted
+    root never serves the old document."""
+
+    __tablename__ = "allocation_documents"
+
+    request_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    root: str = Field(primary_key=True, max_length=66)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    signature: str = Field(max_length=200)
+    signer: str = Field(max_length=42)
+    source: str = Field(sa_column=Column(Text, nullable=False))
     fetched_at: int = Field(sa_column=_big())
 
 

@@ -311,6 +311,23 @@ class Reads:
             out["verification"].update(sites=page["items"], sitesNext=page["next"])
         return out
 
+    def allocation(self, request_id: int) -> dict[str, Any] | str | None:
+        """A request's clearing as the oracles published it and the chain's root confirms
+        (api.allocation_documents): None for an unknown request, "not_posted" before its allocation
+        is posted, "not_fetched" while no oracle has served a matching document yet."""
+        row = self._one("SELECT r.allocation_root, a.body, a.signature, a.signer, a.source FROM requests r "
+                        "LEFT JOIN allocation_documents a ON a.request_id = r.id AND a.root = r.allocation_root "
+                        "WHERE r.id = :id", id=request_id)
+        if row is None:
+            return None
+        if row.allocation_root is None:
+            return "not_posted"
+        if row.body is None:
+            return "not_fetched"
+        document = json.loads(row.body)
+        return {**document, "clearingPrice": str(document["clearingPrice"]), "signature": row.signature,
+                "signer": row.signer, "source": row.source}
+
     def request_sites(self, request_id: int, group: str | None, cursor: str | None,
                       limit: int) -> dict[str, Any] | None:
         """A page of a per-site request's settlement units by address (empty until its report's document

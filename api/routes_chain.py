@@ -16,6 +16,7 @@ from api.responses import json_response
 from api.openapi import problem_responses
 from api.schemas import (
     ADDRESS_PATTERN,
+    AllocationOut,
     CURSOR_PATTERN,
     HASH_PATTERN,
     DeviceOut,
@@ -138,6 +139,25 @@ async def get_request(ctx: Context, request_id: int = Path(..., ge=1, le=2**63 -
     found = await ctx.call(ctx.reads.request, request_id)
     if found is None:
         raise ApiProblem(404, Reason.UNKNOWN_REQUEST, "Unknown request", f"no request {request_id} on chain (yet)")
+    return json_response(found)
+
+
+@router.get("/requests/{request_id}/allocation", response_model=AllocationOut, tags=["requests"],
+            responses=problem_responses(400, 404, 503))
+async def request_allocation(ctx: Context, request_id: int = Path(..., ge=1, le=2**63 - 1)):
+    """The request's clearing: every accepted device with its site and watts, the clearing price and
+    the control sites, as an oracle published it; served only once its leaves matched the root
+    posted on chain and its signer is an active oracle."""
+    found = await ctx.call(ctx.reads.allocation, request_id)
+    if found is None:
+        raise ApiProblem(404, Reason.UNKNOWN_REQUEST, "Unknown request", f"no request {request_id} on chain (yet)")
+    if found == "not_posted":
+        raise ApiProblem(404, Reason.UNKNOWN_ALLOCATION, "Not cleared yet",
+                         f"request {request_id} has no allocation on chain yet (the oracles post it after gate closure)")
+    if found == "not_fetched":
+        raise ApiProblem(503, Reason.ALLOCATION_NOT_FETCHED, "Allocation not fetched yet",
+                         f"request {request_id}'s allocation is posted, but no oracle has served a document matching "
+                         "its root yet; retry shortly", headers={"Retry-After": "5"})
     return json_response(found)
 
 

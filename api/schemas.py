@@ -214,6 +214,31 @@ class RequestOut(BaseModel):
                                                                    "(detail route only)")
 
 
+class AcceptanceOut(BaseModel):
+    """One accepted device of a request's allocation."""
+
+    device: Address
+    site: Address
+    watts: int = Field(description="watts the device must shed during the window")
+
+
+class AllocationOut(BaseModel):
+    """A request's clearing as an oracle published it; its leaves hash to the root posted on chain."""
+
+    requestId: int
+    root: Hash = Field(description="the allocation's Merkle root, equal to the posted AllocationPosted root")
+    acceptedW: int = Field(description="total accepted watts (the sum of `accepted`)")
+    clearingPrice: Amount = Field(description="uniform clearing price per kWh, token base units")
+    capW: int = Field(description="the most the clearing could accept: target x (1 + margin)")
+    marginBps: int = Field(description="over-procurement margin from the zone's delivery record (bps)")
+    offers: int = Field(description="offer tranches the clearing considered")
+    accepted: list[AcceptanceOut]
+    controlSites: list[Address] = Field(description="held-out sites that offered at or below the clearing price")
+    signature: str = Field(description="the publishing oracle's EIP-712 Allocation signature")
+    signer: Address = Field(description="the oracle that signed it (an active OracleHub oracle)")
+    source: str = Field(description="the URL the API fetched it from")
+
+
 class RequestPage(BaseModel):
     """One page of requests, newest first."""
 

@@ -48,8 +48,9 @@ from oracle.ingest import ChainUnavailable, Ingestor, Rejected
 from oracle.reliability import delivery_records
 from oracle.report_store import ReportStore
 from protocol import eip712
+from protocol.allocation_document import AllocationDocument
 from protocol.chain import ChainError, Transactor
-from protocol.clearing import Acceptance, Allocation, Offer, clear, margin_bps_from_history
+from protocol.clearing import Allocation, Offer, clear, margin_bps_from_history
 from protocol.holdout import GateSeeds, is_held_out
 from protocol.messages import decode_commitment
 from protocol.statuses import RequestStatus
@@ -71,20 +72,14 @@ def offers_of(commitments: list[db.CommitmentRecord], site_of: Callable[[str], s
 
 
 def allocation_to_json(allocation: Allocation, offers: int) -> dict[str, Any]:
-    """The published form of an allocation (amounts as JSON integers; addresses checksummed)."""
-    return {"requestId": allocation.request_id, "root": "0x" + allocation.root().hex(),
-            "acceptedW": allocation.accepted_w, "clearingPrice": allocation.clearing_price,
-            "capW": allocation.cap_w, "marginBps": allocation.margin_bps, "offers": offers,
-            "accepted": [{"device": a.device, "site": a.site, "watts": a.watts} for a in allocation.accepted],
-            "controlSites": list(allocation.control_sites)}
+    """The published form of an allocation (protocol.allocation_document)."""
+    return AllocationDocument.of(allocation, offers).as_json()
 
 
 def allocation_from_json(data: dict[str, Any]) -> Allocation:
-    """The Allocation a published (or stored) form describes; its root is recomputed from the leaves."""
-    return Allocation(int(data["requestId"]), int(data["clearingPrice"]), int(data["acceptedW"]), int(data["capW"]),
-                      int(data["marginBps"]),
-                      tuple(Acceptance(a["device"], a["site"], int(a["watts"])) for a in data["accepted"]),
-                      tuple(data["controlSites"]))
+    """The Allocation a published (or stored) form describes, validated, its root recomputed from the
+    leaves; ValueError (pydantic's ValidationError included) if the form is malformed or inconsistent."""
+    return AllocationDocument.model_validate(data).allocation()
 
 
 @dataclass

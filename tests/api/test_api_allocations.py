@@ -1,12 +1,20 @@
 """The API indexes a request's clearing result (FlexMarket AllocationPosted, posted k-of-n through the
 OracleHub): acceptedW, clearingPrice and allocationRoot are null until the oracles post, then match
-the event; a reorg that drops the posting block clears them again."""
+the event; a reorg that drops the posting block clears them again. The allocation document (who was
+accepted for how much) is fetched from the oracles over real HTTP and served only once its leaves
+hash to the posted root and an active oracle signed it."""
 
 from __future__ import annotations
 
-from conftest import http, indexed_to_head
+from typing import Any
+
+from conftest import http, indexed_to_head, wait_for
+from eth_account import Account
+from fastapi import FastAPI
 
 from protocol import eip712
+from protocol.allocation_document import AllocationDocument
+from protocol.clearing import Acceptance, Allocation
 
 ROOT = bytes.fromhex("ab" * 32)
 
@@ -66,3 +74,87 @@ def test_a_reorg_that_drops_the_allocation_clears_it(chain, start_api, tmp_path)
     indexed_to_head(client, chain)
     body = client.get(f"/v1/requests/{request_id}").json()
     assert (body["acceptedW"], body["clearingPrice"], body["allocationRoot"]) == (None, None, None)
+
+
+def _allocation(request_id: int) -> Allocation:
+    devices = sorted((Account.create().address for _ in range(2)), key=str.lower)
+    sites = [Account.create().address for _ in range(2)]
+    accepted = (Acceptance(devices[0], sites[0], 3_000), Acceptance(devices[1], sites[1], 1_250))
+    return Allocation(request_id, clearing_price=150_000, accepted_w=4_250, cap_w=5_500, margin_bps=1_000,
+                      accepted=accepted, control_sites=(Account.create().address,))
+
+
+def _oracle_peer(answers: dict[int, dict[str, Any]], hits: list[int] | None = None) -> FastAPI:
+    """An oracle's allocation route serving fixed answers (what oracle.allocation_api publishes)."""
+    app = FastAPI()
+
+    @app.get("/v1/allocations/{request_id}")
+    def allocation(request_id: int):
+        if hits is not None:
+            hits.append(request_id)
+        return answers.get(request_id, {})
+
+    return app
+
+
+def _signed(allocation: Allocation, key: bytes, chain, document: dict | None = None) -> dict[str, Any]:
+    message = {"requestId": allocation.request_id, "root": allocation.root(), "acceptedW": allocation.accepted_w,
+               "clearingPrice": allocation.clearing_price}
+    signature = eip712.sign(key, "Allocation", message, chain.chain_id, chain.hub.address)
+    return {"allocation": document or AllocationDocument.of(allocation, 5).as_json(),
+            "signature": "0x" + signature.hex(), "signer": Account.from_key(key).address}
+
+
+def test_the_allocation_document_is_served_once_it_matches_the_chain(chain, start_api, serve_app):
+    forged_answers: dict[int, dict[str, Any]] = {}
+    honest_answers: dict[int, dict[str, Any]] = {}
+    forged_hits: list[int] = []
+    urls = [serve_app(_oracle_peer(forged_answers, forged_hits)), serve_app(_oracle_peer(honest_answers))]
+    chain.add_oracles(urls)
+    url, _app = start_api(chain)
+    client = http(url)
+    request_id = chain.open_request(zone=4, start_in=600, duration=3600)
+    indexed_to_head(client, chain)
+    not_posted = client.get(f"/v1/requests/{request_id}/allocation")
+    assert not_posted.status_code == 404 and not_posted.json()["code"] == "unknown_allocation"
+
+    allocation = _allocation(request_id)
+    # the first oracle serves a document whose leaves were changed (device 0 accepted for more): its
+    # recomputed root is not the posted one, so the API must pass it over and take the second oracle's
+    forged = AllocationDocument.of(allocation, 5).as_json()
+    forged["accepted"][0]["watts"] += 500
+    forged["acceptedW"] += 500
+    forged_answers[request_id] = _signed(allocation, chain.oracle_keys[0], chain, document=forged)
+    post_allocation(chain, request_id, allocation.accepted_w, allocation.clearing_price, root=allocation.root())
+    indexed_to_head(client, chain)
+    wait_for(lambda: forged_hits.count(request_id) >= 2, 30, "the API to ask the forging oracle twice")
+    # no honest oracle serves it yet, and the forged document must not have been stored
+    pending = client.get(f"/v1/requests/{request_id}/allocation")
+    assert pending.status_code == 503 and pending.json()["code"] == "allocation_not_fetched"
+
+    honest_answers[request_id] = _signed(allocation, chain.oracle_keys[1], chain)
+    served = wait_for(lambda: (r := client.get(f"/v1/requests/{request_id}/allocation")).status_code == 200 and r,
+                      60, "the API to store the allocation document")
+    body = served.json()
+    assert body["root"] == "0x" + allocation.root().hex()
+    assert [(a["device"], a["watts"]) for a in body["accepted"]] == [(a.device, a.watts) for a in allocation.accepted]
+    assert body["acceptedW"] == 4_250 and body["clearingPrice"] == "150000" and body["capW"] == 5_500
+    assert body["signer"] == Account.from_key(chain.oracle_keys[1]).address
+    assert body["source"].startswith(urls[1])
+
+
+def test_a_document_signed_by_a_non_oracle_is_not_served(chain, start_api, serve_app):
+    answers: dict[int, dict[str, Any]] = {}
+    hits: list[int] = []
+    chain.add_oracles([serve_app(_oracle_peer(answers, hits)), "http://127.0.0.1:1/b"])
+    url, _app = start_api(chain)
+    client = http(url)
+    request_id = chain.open_request(zone=4, start_in=600, duration=3600)
+    allocation = _allocation(request_id)
+    answers[request_id] = _signed(allocation, Account.create().key, chain)  # right leaves, wrong signer
+    post_allocation(chain, request_id, allocation.accepted_w, allocation.clearing_price, root=allocation.root())
+    indexed_to_head(client, chain)
+    wait_for(lambda: hits.count(request_id) >= 2, 30, "the API to ask the oracle twice")
+    assert client.get(f"/v1/requests/{request_id}").json()["acceptedW"] == 4_250
+    pending = client.get(f"/v1/requests/{request_id}/allocation")
+    assert pending.status_code == 503 and pending.json()["code"] == "allocation_not_fetched"

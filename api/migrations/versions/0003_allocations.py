@@ -2,7 +2,8 @@
 
 Issue 14: a request's clearing result, from FlexMarket's AllocationPosted event: the accepted watts,
 the uniform clearing price and the allocation's Merkle root. Nullable: a request has none until the
-oracles post it after gate closure, and a mirror indexed before this revision keeps its rows.
+oracles post it after gate closure, and a mirror indexed before this revision keeps its rows. And the
+oracles' allocation documents that matched the posted root (`allocation_documents`).
 
 Revision ID: 0003
 Revises: 0002
@@ -27,8 +28,20 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('clearing_price', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True))
         batch_op.add_column(sa.Column('allocation_root', sqlmodel.sql.sqltypes.AutoString(length=66), nullable=True))
 
+    op.create_table('allocation_documents',
+    sa.Column('request_id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('root', sqlmodel.sql.sqltypes.AutoString(length=66), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('signature', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('signer', sqlmodel.sql.sqltypes.AutoString(length=42), nullable=False),
+    sa.Column('source', sa.Text(), nullable=False),
+    sa.Column('fetched_at', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('request_id', 'root')
+    )
+
 
 def downgrade() -> None:
+    op.drop_table('allocation_documents')
     with op.batch_alter_table('requests', schema=None) as batch_op:
         batch_op.drop_column('allocation_root')
         batch_op.drop_column('clearing_price')
