@@ -4,7 +4,7 @@ After the indexer has seen a request's AllocationPosted, it asks the oracles (th
 lists, or the configured URLs) for GET /v1/allocations/{requestId}. An answer is stored only if
 
     its document matches the posted allocation (protocol.allocation_document: the root recomputed
-      from its leaves, acceptedW and the clearing price are the chain's), and
+      from its leaves, acceptedW, the clearing price and the availability price are the chain's), and
     its EIP-712 Allocation signature recovers to the `signer` it names, an oracle the mirror lists
       as active.
 
@@ -42,19 +42,20 @@ class AllocationRejected(ValueError):
 
 
 def verify_answer(answer: Any, request_id: int, root: str, accepted_w: int, clearing_price: int,
-                  chain_id: int, hub: str, oracles: set[str]) -> tuple[AllocationDocument, str, str]:
+                  availability_price: int, chain_id: int, hub: str,
+                  oracles: set[str]) -> tuple[AllocationDocument, str, str]:
     """The document, signature and signer of an oracle's answer, if it matches the posted allocation
     and is signed by a listed oracle (module docstring); AllocationRejected says why not."""
     if not isinstance(answer, dict) or not {"allocation", "signature", "signer"} <= set(answer):
         raise AllocationRejected("the answer is not {allocation, signature, signer}")
     try:
         document = AllocationDocument.model_validate(answer["allocation"])
-        document.verify(request_id, root, accepted_w, clearing_price)
+        document.verify(request_id, root, accepted_w, clearing_price, availability_price)
         signature = bytes.fromhex(str(answer["signature"]).removeprefix("0x"))
     except (ValidationError, AllocationMismatch, ValueError) as error:
         raise AllocationRejected(str(error).splitlines()[0]) from None
     message = {"requestId": request_id, "root": bytes.fromhex(root[2:]), "acceptedW": accepted_w,
-               "clearingPrice": clearing_price}
+               "clearingPrice": clearing_price, "availabilityPrice": availability_price}
     try:
         signer = eip712.recover("Allocation", message, signature, chain_id, hub)
     except (ValueError, TypeError) as error:
@@ -87,7 +88,8 @@ class AllocationFetcher:
                                                       ALLOCATIONS.c.root == REQUESTS.c.allocation_root))
         with self.engine.connect() as connection:
             rows = connection.execute(
-                select(REQUESTS.c.id, REQUESTS.c.allocation_root, REQUESTS.c.accepted_w, REQUESTS.c.clearing_price)
+                select(REQUESTS.c.id, REQUESTS.c.allocation_root, REQUESTS.c.accepted_w, REQUESTS.c.clearing_price,
+                       REQUESTS.c.availability_price)
                 .select_from(joined)
                 .where(REQUESTS.c.allocation_root.is_not(None), ALLOCATIONS.c.request_id.is_(None))
                 .order_by(REQUESTS.c.id)
@@ -135,7 +137,7 @@ class AllocationFetcher:
             try:
                 document, signature, signer = verify_answer(
                     response.json(), request_id, root, int(row["accepted_w"]), int(row["clearing_price"]),
-                    self.chain_id, self.hub, oracles)
+                    int(row["availability_price"] or 0), self.chain_id, self.hub, oracles)
             except (AllocationRejected, ValueError) as error:
                 log.warning("rejected allocation %s from %s: %s", request_id, url, error)
                 continue

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from api import routes_auth, routes_chain, routes_ops
+from api import routes_auth, routes_chain, routes_forecast, routes_ops
 from api.context import ApiContext, make_context
 from api.openapi import install_openapi
 from api.problems import install_problem_handlers
@@ -61,6 +61,7 @@ def create_app(context: ApiContext, rate_limit_per_second: float = 50.0, rate_li
     app.include_router(routes_ops.router)
     app.include_router(routes_chain.router)
     app.include_router(routes_auth.router)
+    app.include_router(routes_forecast.router)
     install_openapi(app)
     # innermost first: the body cap sits inside CORS (so a browser can read its 413) and the rate limit
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, namespace=ProblemNamespace.API,

@@ -33,6 +33,7 @@ class ApiContext:
     poll_seconds: float = 2.0
     inline_reads: bool = True
     ready_stale_seconds: float = 30.0
+    registry: str | None = None  # the DeviceRegistry: the EIP-712 domain of the signed forecasts
     stop: threading.Event = field(default_factory=threading.Event)
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -52,7 +53,8 @@ class ApiContext:
 
 def make_context(engine: Engine, chain_id: int, indexer: Indexer | None, *, siwe_domains: list[str],
                  ready_lag_blocks: int = 5, poll_seconds: float = 2.0, nonce_seconds: int = 600,
-                 session_seconds: int = 86_400, ready_stale_seconds: float = 30.0) -> ApiContext:
+                 session_seconds: int = 86_400, ready_stale_seconds: float = 30.0,
+                 registry: str | None = None) -> ApiContext:
     """The context of an app on `engine`; with an indexer, its progress feeds readiness."""
     reads = Reads(engine, VersionCache())
     auth = SiweAuth(engine, chain_id, siwe_domains, nonce_seconds, session_seconds)
@@ -61,7 +63,8 @@ def make_context(engine: Engine, chain_id: int, indexer: Indexer | None, *, siwe
     else:
         progress = lambda: _stored_progress(engine)
     context = ApiContext(engine, reads, auth, Notifier(), progress, ready_lag_blocks, indexer, poll_seconds,
-                         inline_reads=is_sqlite(engine), ready_stale_seconds=ready_stale_seconds)
+                         inline_reads=is_sqlite(engine), ready_stale_seconds=ready_stale_seconds,
+                         registry=registry)
     if indexer is not None:
         indexer.listener = context.changed
     return context

@@ -152,6 +152,8 @@ class FlexRequest(ApiTable, table=True):
     accepted_w: int | None = Field(default=None, sa_column=_big(nullable=True))
     clearing_price: str | None = Field(default=None, max_length=80)
     allocation_root: str | None = Field(default=None, max_length=66)
+    availability_price_per_kwh: str | None = Field(default=None, max_length=80)  # the buyer's ceiling
+    availability_price: str | None = Field(default=None, max_length=80)  # the allocation's uniform price
 
 
 class Report(ApiTable, table=True):

@@ -7,8 +7,9 @@ Sites follow the DeviceRegistry: a site meter (kind SITE_METER) never counts in 
 after its DeviceRegistered) records the site, and since its owner is always the site's owner, the
 one DeviceTransferred of a site moves every registered device at it to the new owner too. A
 request's market rules (RequestRules, right after RequestOpened) are kept on the request row, and so is
-its clearing result (AllocationPosted, once per request before its start: the accepted watts, the
-uniform clearing price and the allocation's Merkle root, which live only in that event)."""
+its availability ceiling (RequestAvailability, for a request that pays availability) and its clearing
+result (AllocationPosted, once per request before its start: the accepted watts, the uniform clearing
+and availability prices and the allocation's Merkle root, which live only in that event)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ EVENTS = api_metadata.tables["chain_events"]
 DEVICES = api_metadata.tables["devices"]
 SITE_METER = int(DeviceKind.SITE_METER)
 
-REQUEST_EVENTS = {"RequestOpened", "RequestRules", "AllocationPosted", "RequestCancelled", "RequestSettling", "RequestReleased",
+REQUEST_EVENTS = {"RequestOpened", "RequestRules", "RequestAvailability", "AllocationPosted", "RequestCancelled", "RequestSettling", "RequestReleased",
                   "RequestSettled", "RequestExpired"}
 REPORT_EVENTS = {"ReportSubmitted", "ReportChallenged", "ChallengeResolved", "ReportDiscarded", "ReportFinalized",
                  "ChallengeWindowExtended", "ChallengeTimedOut", "ReportAbandoned", "SignersRecorded"}
@@ -61,6 +62,7 @@ class Projection:
             ("DeviceRegistry", "DeviceUnregistered"): self._device_unregistered,
             ("FlexMarket", "RequestOpened"): self._request_opened,
             ("FlexMarket", "RequestRules"): self._request_rules,
+            ("FlexMarket", "RequestAvailability"): self._request_availability,
             ("FlexMarket", "AllocationPosted"): self._allocation_posted,
             ("FlexMarket", "RequestCancelled"): self._request_refunded(RequestStatus.CANCELLED.value),
             ("FlexMarket", "RequestExpired"): self._request_refunded(RequestStatus.EXPIRED.value),
@@ -188,6 +190,7 @@ class Projection:
             "payout": None, "refund": None, "report_digest": None, "opened_block": log.block,
             "opened_tx": log.tx_hash, "updated_block": log.block, "holdout_bps": None, "gate_closure": None,
             "accepted_w": None, "clearing_price": None, "allocation_root": None,
+            "availability_price_per_kwh": None, "availability_price": None,
         }, log.block)
         self._zone(int(a["zone"]), log.block, requests=1)
 
@@ -196,10 +199,15 @@ class Projection:
         self._update_request(log, {"holdout_bps": int(log.args["holdoutBps"]),
                                    "gate_closure": int(log.args["gateClosure"])})
 
+    def _request_availability(self, log: ChainLog) -> None:
+        """The availability ceiling of a request that pays availability (FlexMarket RequestAvailability)."""
+        self._update_request(log, {"availability_price_per_kwh": str(log.args["availabilityPricePerKWh"])})
+
     def _allocation_posted(self, log: ChainLog) -> None:
         """The request's clearing result (FlexMarket AllocationPosted): accepted watts, price and root."""
         self._update_request(log, {"accepted_w": int(log.args["acceptedW"]),
                                    "clearing_price": str(log.args["clearingPrice"]),
+                                   "availability_price": str(log.args["availabilityPrice"]),
                                    "allocation_root": str(log.args["root"]).lower()})
 
     def _update_request(self, log: ChainLog, values: dict[str, Any]) -> dict[str, Any] | None:

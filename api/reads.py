@@ -121,7 +121,8 @@ _DEVICE_COLUMNS = ("d.address, d.owner, d.kind, d.capacity_w, d.zone, d.active, 
 
 _REQUEST_COLUMNS = ("r.id, r.buyer, r.zone, r.start, r.\"end\", r.target_w, r.price_per_kwh, r.payment_token, "
                     "r.max_budget, r.status, r.payout, r.refund, r.report_digest, r.opened_block, r.opened_tx, "
-                    "r.holdout_bps, r.gate_closure, r.accepted_w, r.clearing_price, r.allocation_root, rep.epoch AS epoch, rr.delivered_wh AS delivered_wh, "
+                    "r.holdout_bps, r.gate_closure, r.accepted_w, r.clearing_price, r.allocation_root, "
+                    "r.availability_price_per_kwh, r.availability_price, rep.epoch AS epoch, rr.delivered_wh AS delivered_wh, "
                     "rr.devices AS devices, rr.verification AS verification "
                     "FROM requests r LEFT JOIN reports rep ON rep.digest = r.report_digest "
                     "LEFT JOIN report_requests rr ON rr.digest = r.report_digest AND rr.request_id = r.id")
@@ -134,6 +135,7 @@ def _request(row: Any, with_devices: bool) -> dict[str, Any]:
            "reportDigest": row.report_digest, "epoch": row.epoch, "openedBlock": row.opened_block,
            "openedTx": row.opened_tx, "holdoutBps": row.holdout_bps, "gateClosure": row.gate_closure,
            "acceptedW": row.accepted_w, "clearingPrice": row.clearing_price, "allocationRoot": row.allocation_root,
+           "availabilityPricePerKWh": row.availability_price_per_kwh, "availabilityPrice": row.availability_price,
            "deliveredWh": row.delivered_wh, "devices": None, "verification": None}
     if with_devices and row.devices is not None:
         out["devices"] = json.loads(row.devices)
@@ -325,7 +327,8 @@ class Reads:
         if row.body is None:
             return "not_fetched"
         document = json.loads(row.body)
-        return {**document, "clearingPrice": str(document["clearingPrice"]), "signature": row.signature,
+        return {**document, "clearingPrice": str(document["clearingPrice"]),
+                "availabilityPrice": str(document.get("availabilityPrice", 0)), "signature": row.signature,
                 "signer": row.signer, "source": row.source}
 
     def request_sites(self, request_id: int, group: str | None, cursor: str | None,

@@ -207,6 +207,11 @@ class RequestOut(BaseModel):
                                                            "units, at or below pricePerKWh; null until posted")
     allocationRoot: Hash | None = Field(None, description="Merkle root of the allocation's acceptances, which nodes "
                                                           "check their acceptance proofs against; null until posted")
+    availabilityPricePerKWh: Amount | None = Field(None, description="the buyer's availability ceiling per kW of "
+                                                                     "accepted power per hour of the window "
+                                                                     "(RequestAvailability); null: it pays none")
+    availabilityPrice: Amount | None = Field(None, description="the allocation's uniform availability price per kW "
+                                                               "per hour; null until posted")
     deliveredWh: int | None
     devices: list[DeviceResult] | None = Field(None, description="per-device results (detail route only); for a "
                                                                 "per-site request, one per settlement unit")
@@ -229,6 +234,7 @@ class AllocationOut(BaseModel):
     root: Hash = Field(description="the allocation's Merkle root, equal to the posted AllocationPosted root")
     acceptedW: int = Field(description="total accepted watts (the sum of `accepted`)")
     clearingPrice: Amount = Field(description="uniform clearing price per kWh, token base units")
+    availabilityPrice: Amount = Field(description="uniform availability price per kW per hour (0: none)")
     capW: int = Field(description="the most the clearing could accept: target x (1 + margin)")
     marginBps: int = Field(description="over-procurement margin from the zone's delivery record (bps)")
     offers: int = Field(description="offer tranches the clearing considered")

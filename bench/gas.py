@@ -128,11 +128,11 @@ def run(network: str = "ethereum:local:foundry") -> dict:
         request_id = market.requestCount()
         accepted_w, clearing_price, allocation_root = 70_000_000, 150_000, os.urandom(32)
         allocation = {"requestId": request_id, "root": allocation_root, "acceptedW": accepted_w,
-                      "clearingPrice": clearing_price}
+                      "clearingPrice": clearing_price, "availabilityPrice": 0}
         allocation_signatures = [eip712.sign(o.private_key, "Allocation", allocation, chain_id, hub.address)
                                  for o in oracles[:3]]
         chain.mine(timestamp=start - 60)
-        gas["post_allocation"] = hub.postAllocation(request_id, allocation_root, accepted_w, clearing_price,
+        gas["post_allocation"] = hub.postAllocation(request_id, allocation_root, accepted_w, clearing_price, 0,
                                                     allocation_signatures, sender=submitter).gas_used
         chain.mine(timestamp=start + 3601)
 

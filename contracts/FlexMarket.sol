@@ -29,6 +29,13 @@ import {RequestPayout} from "./SettlementTypes.sol";
 ///         back to the buyer with the refund. The root, accepted power and clearing price live in the
 ///         AllocationPosted event (the record nodes check their acceptance against), not in storage:
 ///         posting costs O(1) gas and writes no new slot.
+///
+///         Availability (issue 14): a buyer may also pay for accepted capacity being available,
+///         `availabilityPricePerKWh` per kW of accepted power per hour of the window (a ceiling, like
+///         the utilisation price; openRequestWithAvailability). Then the allocation also posts the
+///         uniform availability clearing price (at or below that ceiling) and the escrow drops to
+///         acceptedW x window x (clearingPrice + availabilityPrice). A request opened with
+///         openRequest pays no availability (its ceiling is 0, so is every availability price).
 /// @dev Per request, always: paid + refunded + held + owed == deposited, where `held` is the escrow
 ///      before settlement (all of the deposit, or the allocation's cap plus the reserved excess).
 ///      Settlement isolates each request (audit H-1): a payment token that reverts, blacklists the
@@ -97,6 +104,9 @@ contract FlexMarket is GuardianPausable {
     }
 
     mapping(uint256 requestId => Request) private _requests;
+    /// @notice The buyer's availability ceiling per kW of accepted power per hour of the window, in
+    ///         payment-token base units; 0 for a request that pays no availability.
+    mapping(uint256 requestId => uint128) public availabilityPriceOf;
     /// @notice What a request's settlement still owes its payout recipient (the distributor).
     mapping(uint256 requestId => Owed) public owedPayout;
     /// @notice What a request's settlement still owes its buyer (the refund).
@@ -118,10 +128,16 @@ contract FlexMarket is GuardianPausable {
     ///         RequestOpened): `holdoutBps` of its committed sites are held out, and commitments close
     ///         at `gateClosure` (its start minus the gate lead).
     event RequestRules(uint256 indexed requestId, uint16 holdoutBps, uint40 gateClosure);
-    /// @notice The oracles cleared request `requestId`: `acceptedW` accepted at `clearingPrice` per kWh,
-    ///         the accepted leaves under `root` (OpenZeppelin StandardMerkleTree of
+    /// @notice Request `requestId` pays availability, at most `availabilityPricePerKWh` per kW per hour
+    ///         (emitted right after its RequestOpened; absent for a request that pays none).
+    event RequestAvailability(uint256 indexed requestId, uint128 availabilityPricePerKWh);
+    /// @notice The oracles cleared request `requestId`: `acceptedW` accepted at `clearingPrice` per kWh
+    ///         and `availabilityPrice` per kW per hour (0 when the request pays no availability), the
+    ///         accepted leaves under `root` (OpenZeppelin StandardMerkleTree of
     ///         (uint256 requestId, address device, uint256 acceptedW, uint256 clearingPrice)).
-    event AllocationPosted(uint256 indexed requestId, bytes32 root, uint64 acceptedW, uint128 clearingPrice);
+    event AllocationPosted(
+        uint256 indexed requestId, bytes32 root, uint64 acceptedW, uint128 clearingPrice, uint128 availabilityPrice
+    );
     /// @notice The buyer cancelled before the start and got `refund` back.
     event RequestCancelled(uint256 indexed requestId, uint256 refund);
     /// @notice A pending report claims the request with `payout`; it can no longer expire.
@@ -177,6 +193,8 @@ contract FlexMarket is GuardianPausable {
     error AlreadyAllocated(uint256 requestId);
     /// @notice A clearing price above the buyer's ceiling.
     error ClearingAboveCeiling(uint256 requestId, uint256 clearingPrice, uint256 ceiling);
+    /// @notice An allocation's availability price is above the request's availability ceiling.
+    error AvailabilityAboveCeiling(uint256 requestId, uint256 availabilityPrice, uint256 ceiling);
     /// @notice Duration limits must satisfy 0 < min <= max.
     error InvalidDurationLimits(uint40 minDuration, uint40 maxDuration);
     /// @notice The request's gate (its start minus the gate lead) has already closed at opening.
@@ -201,10 +219,10 @@ contract FlexMarket is GuardianPausable {
         _setDurationLimits(minDuration_, maxDuration_, settlementTimeout_);
     }
 
-    /// @notice Ask for `targetW` of curtailment in `zone` during [start, end), paying `pricePerKWh`
+    /// @notice Ask for `targetW` of curtailment in `zone` during [start, end), paying at most `pricePerKWh`
     ///         per delivered kWh, at most `maxBudget` (escrowed now; approve it first). The request
     ///         takes the market's current holdout and gate lead (see RequestRules); its gate closure,
-    ///         `start - gateLeadSeconds`, must still be in the future.
+    ///         `start - gateLeadSeconds`, must still be in the future. It pays no availability.
     /// @return requestId The new request's id.
     function openRequest(
         uint32 zone,
@@ -215,45 +233,25 @@ contract FlexMarket is GuardianPausable {
         IERC20 paymentToken,
         uint256 maxBudget
     ) external whenNotPaused returns (uint256 requestId) {
-        if (start <= block.timestamp) revert StartNotInFuture(start, block.timestamp);
-        uint40 lead = gateLeadSeconds;
-        uint40 gateClosure = start > lead ? start - lead : 0;
-        if (gateClosure <= block.timestamp) revert GateAlreadyClosed(gateClosure, block.timestamp);
-        if (end <= start) revert InvalidWindow(start, end);
-        uint256 duration = end - start;
-        if (duration < minDuration || duration > maxDuration) {
-            revert DurationOutOfRange(duration, minDuration, maxDuration);
-        }
-        if (targetW == 0) revert ZeroTarget();
-        if (pricePerKWh == 0) revert ZeroPrice();
-        if (maxBudget == 0) revert ZeroBudget();
-        if (maxBudget > type(uint128).max) revert AmountTooLarge(maxBudget);
-        if (address(paymentToken) == address(0)) revert ZeroAddress();
+        return _open(zone, start, end, targetW, pricePerKWh, 0, paymentToken, maxBudget);
+    }
 
-        requestId = ++requestCount;
-        _requests[requestId] = Request({
-            buyer: msg.sender,
-            start: start,
-            end: end,
-            status: Status.Open,
-            allocated: false,
-            paymentToken: address(paymentToken),
-            zone: zone,
-            targetW: targetW,
-            pricePerKWh: pricePerKWh,
-            escrow: uint128(maxBudget),
-            deposited: uint128(maxBudget),
-            paid: 0
-        });
-        emit RequestOpened(
-            requestId, msg.sender, zone, start, end, targetW, pricePerKWh, address(paymentToken), uint128(maxBudget)
-        );
-        emit RequestRules(requestId, holdoutBps, gateClosure);
-
-        uint256 before = paymentToken.balanceOf(address(this));
-        paymentToken.safeTransferFrom(msg.sender, address(this), maxBudget);
-        uint256 received = paymentToken.balanceOf(address(this)) - before;
-        if (received != maxBudget) revert TransferAmountMismatch(maxBudget, received);
+    /// @notice openRequest, also paying accepted capacity for being available: at most
+    ///         `availabilityPricePerKWh` per kW of accepted power per hour of the window (see the
+    ///         contract's notice). `maxBudget` must cover both; settlement never pays more than it.
+    /// @return requestId The new request's id.
+    function openRequestWithAvailability(
+        uint32 zone,
+        uint40 start,
+        uint40 end,
+        uint64 targetW,
+        uint128 pricePerKWh,
+        uint128 availabilityPricePerKWh,
+        IERC20 paymentToken,
+        uint256 maxBudget
+    ) external whenNotPaused returns (uint256 requestId) {
+        if (availabilityPricePerKWh == 0) revert ZeroPrice();
+        return _open(zone, start, end, targetW, pricePerKWh, availabilityPricePerKWh, paymentToken, maxBudget);
     }
 
     /// @notice Cancel an open request before its window starts; the whole escrow is refunded.
@@ -298,24 +296,32 @@ contract FlexMarket is GuardianPausable {
     }
 
     /// @notice Record request `requestId`'s allocation (see AllocationPosted): once, while the request is
-    ///         open and before its start, at a clearing price no higher than its ceiling. The escrow
-    ///         settlement may pay drops to what the allocation can earn, acceptedW x window x
-    ///         clearingPrice (rounded down, as the oracles' payouts are); the rest is refunded with
-    ///         the settlement or the expiry.
+    ///         open and before its start, at a clearing price and an availability price no higher than
+    ///         their ceilings. The escrow settlement may pay drops to what the allocation can earn,
+    ///         acceptedW x window x (clearingPrice + availabilityPrice) (rounded down, as the oracles'
+    ///         payouts are); the rest is refunded with the settlement or the expiry.
     /// @dev Called by the OracleHub once k oracles signed the allocation.
-    function recordAllocation(uint256 requestId, bytes32 root, uint64 acceptedW, uint128 clearingPrice)
-        external
-        onlyRole(SETTLER_ROLE)
-    {
+    function recordAllocation(
+        uint256 requestId,
+        bytes32 root,
+        uint64 acceptedW,
+        uint128 clearingPrice,
+        uint128 availabilityPrice
+    ) external onlyRole(SETTLER_ROLE) {
         Request storage r = _existing(requestId);
         if (r.status != Status.Open) revert WrongStatus(requestId, r.status);
         if (block.timestamp >= r.start) revert AlreadyStarted(requestId, r.start);
         if (r.allocated) revert AlreadyAllocated(requestId);
         if (clearingPrice > r.pricePerKWh) revert ClearingAboveCeiling(requestId, clearingPrice, r.pricePerKWh);
-        uint256 cap = (uint256(acceptedW) * (r.end - r.start) * clearingPrice) / 3_600_000;
+        if (availabilityPrice != 0) {
+            uint128 ceiling = availabilityPriceOf[requestId];
+            if (availabilityPrice > ceiling) revert AvailabilityAboveCeiling(requestId, availabilityPrice, ceiling);
+        }
+        uint256 cap =
+            (uint256(acceptedW) * (r.end - r.start) * (uint256(clearingPrice) + availabilityPrice)) / 3_600_000;
         r.allocated = true;
         if (cap < r.escrow) r.escrow = uint128(cap);
-        emit AllocationPosted(requestId, root, acceptedW, clearingPrice);
+        emit AllocationPosted(requestId, root, acceptedW, clearingPrice, availabilityPrice);
     }
 
     /// @notice Return requests of a discarded report to Open.
@@ -411,6 +417,62 @@ contract FlexMarket is GuardianPausable {
         maxDuration = maxDuration_;
         settlementTimeout = settlementTimeout_;
         emit DurationLimitsSet(minDuration_, maxDuration_, settlementTimeout_);
+    }
+
+    /// @dev Open a request (both public openers): checks, storage, events, then the escrow transfer.
+    function _open(
+        uint32 zone,
+        uint40 start,
+        uint40 end,
+        uint64 targetW,
+        uint128 pricePerKWh,
+        uint128 availabilityPricePerKWh,
+        IERC20 paymentToken,
+        uint256 maxBudget
+    ) private returns (uint256 requestId) {
+        if (start <= block.timestamp) revert StartNotInFuture(start, block.timestamp);
+        uint40 lead = gateLeadSeconds;
+        uint40 gateClosure = start > lead ? start - lead : 0;
+        if (gateClosure <= block.timestamp) revert GateAlreadyClosed(gateClosure, block.timestamp);
+        if (end <= start) revert InvalidWindow(start, end);
+        uint256 duration = end - start;
+        if (duration < minDuration || duration > maxDuration) {
+            revert DurationOutOfRange(duration, minDuration, maxDuration);
+        }
+        if (targetW == 0) revert ZeroTarget();
+        if (pricePerKWh == 0) revert ZeroPrice();
+        if (maxBudget == 0) revert ZeroBudget();
+        if (maxBudget > type(uint128).max) revert AmountTooLarge(maxBudget);
+        if (address(paymentToken) == address(0)) revert ZeroAddress();
+
+        requestId = ++requestCount;
+        _requests[requestId] = Request({
+            buyer: msg.sender,
+            start: start,
+            end: end,
+            status: Status.Open,
+            allocated: false,
+            paymentToken: address(paymentToken),
+            zone: zone,
+            targetW: targetW,
+            pricePerKWh: pricePerKWh,
+            escrow: uint128(maxBudget),
+            deposited: uint128(maxBudget),
+            paid: 0
+        });
+        emit RequestOpened(
+            requestId, msg.sender, zone, start, end, targetW, pricePerKWh, address(paymentToken), uint128(maxBudget)
+        );
+        emit RequestRules(requestId, holdoutBps, gateClosure);
+        if (availabilityPricePerKWh != 0) {
+            availabilityPriceOf[requestId] = availabilityPricePerKWh;
+            emit RequestAvailability(requestId, availabilityPricePerKWh);
+        }
+
+        uint256 before = paymentToken.balanceOf(address(this));
+        paymentToken.safeTransferFrom(msg.sender, address(this), maxBudget);
+        uint256 received = paymentToken.balanceOf(address(this)) - before;
+        if (received != maxBudget) revert TransferAmountMismatch(maxBudget, received);
     }
 
     /// @dev What the market holds for an unsettled request: its escrow, or after an allocation lowered

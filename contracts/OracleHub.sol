@@ -43,7 +43,9 @@ contract OracleHub is GuardianPausable, EIP712 {
     );
     /// @notice EIP-712 type of a request's clearing result, which k oracles sign (see postAllocation).
     bytes32 public constant ALLOCATION_TYPEHASH =
-        keccak256("Allocation(uint256 requestId,bytes32 root,uint64 acceptedW,uint128 clearingPrice)");
+        keccak256(
+        "Allocation(uint256 requestId,bytes32 root,uint64 acceptedW,uint128 clearingPrice,uint128 availabilityPrice)"
+    );
     /// @notice Most oracles the set can hold (signers are tracked in a 32-bit map).
     uint256 public constant MAX_ORACLES = 32;
     /// @notice Most requests, and most penalties, one report may carry: bounds the work of finalize
@@ -328,12 +330,13 @@ contract OracleHub is GuardianPausable, EIP712 {
         bytes32 root,
         uint64 acceptedW,
         uint128 clearingPrice,
+        uint128 availabilityPrice,
         bytes[] calldata signatures
     ) external whenNotPaused {
         uint8 k = _state.threshold;
         if (signatures.length < k) revert NotEnoughSignatures(signatures.length, k);
-        _verifySignatures(allocationDigest(requestId, root, acceptedW, clearingPrice), signatures);
-        market.recordAllocation(requestId, root, acceptedW, clearingPrice);
+        _verifySignatures(allocationDigest(requestId, root, acceptedW, clearingPrice, availabilityPrice), signatures);
+        market.recordAllocation(requestId, root, acceptedW, clearingPrice, availabilityPrice);
     }
 
     /// @notice Dispute the pending report (identified by its digest), posting `challengeBond`
@@ -629,12 +632,16 @@ contract OracleHub is GuardianPausable, EIP712 {
     }
 
     /// @notice The EIP-712 digest oracles sign for a request's allocation.
-    function allocationDigest(uint256 requestId, bytes32 root, uint64 acceptedW, uint128 clearingPrice)
-        public
-        view
-        returns (bytes32)
-    {
-        return _hashTypedDataV4(keccak256(abi.encode(ALLOCATION_TYPEHASH, requestId, root, acceptedW, clearingPrice)));
+    function allocationDigest(
+        uint256 requestId,
+        bytes32 root,
+        uint64 acceptedW,
+        uint128 clearingPrice,
+        uint128 availabilityPrice
+    ) public view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(abi.encode(ALLOCATION_TYPEHASH, requestId, root, acceptedW, clearingPrice, availabilityPrice))
+        );
     }
 
     /// @notice The EIP-712 domain separator of reports.

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from api.cli import api_app
+from buyer.cli import buyer_app
 from negawatt.devnet.cli import devnet_app
 from node.cli import node_app
 from oracle.cli import oracle_app
@@ -24,6 +25,7 @@ app.add_typer(oracle_app, name="oracle")
 app.add_typer(node_app, name="node")
 app.add_typer(api_app, name="api")
 app.add_typer(devnet_app, name="devnet")
+app.add_typer(buyer_app, name="buyer")
 
 
 def _fail(message: str) -> None:

@@ -100,6 +100,9 @@ class PolicyConfig(BaseModel):
     min_lead_seconds: int = Field(5, ge=0)
     extra_share_bps: int = Field(0, ge=0, le=10_000, description="share of each offer in the less certain tranche")
     extra_premium_bps: int = Field(5_000, ge=0, le=100_000, description="that tranche's price above the minimum")
+    min_availability_price_per_kwh: int = Field(0, ge=0, lt=2**128,
+                                                description="least availability pay per kW per hour accepted, for "
+                                                            "a request that pays availability")
 
 
 class NodeConfig(BaseSettings):
@@ -125,6 +128,11 @@ class NodeConfig(BaseSettings):
     value_wei_per_unit: dict[str, int] = Field(default_factory=dict,
                                                description="token address -> wei one base unit is worth")
     metrics_port: int | None = Field(None, ge=1, le=65_535)
+    api_url: str | None = Field(None, max_length=2_000, pattern=r"^https?://",
+                                description="the negawatt API the node publishes its site's day-ahead forecast "
+                                            "to (none: no forecast)")
+    forecast_check_seconds: int = Field(300, ge=1, le=86_400,
+                                        description="how often `node run` checks its published forecast is current")
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     devices: list[DeviceConfig] = Field(min_length=1)
 

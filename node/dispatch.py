@@ -13,7 +13,9 @@ logged with its reason and kept in the database.
 
 A commitment is an offer (issue 14): the owner's minimum price per kWh for the confident part and,
 with `extra_share_bps`, a less certain tranche at `extra_premium_bps` above it (never above the
-buyer's ceiling). For a request the market clears (its gate closes before its start), the node
+buyer's ceiling); for a request that pays availability (RequestAvailability) it also asks the owner's
+`min_availability_price_per_kwh` per kW per hour, and declines a request whose availability ceiling
+is below it. For a request the market clears (its gate closes before its start), the node
 curtails ONLY what the request's on-chain allocation accepted for each device: after the
 AllocationPosted event it fetches the device's leaf and proof from an oracle and checks them against
 the event's root (protocol.clearing.verify_acceptance); a device without a verified acceptance by
@@ -93,6 +95,7 @@ class Policy:
     min_lead_seconds: int = 5  # commitments must reach the oracles before the start
     extra_share_bps: int = 0  # share of each commitment offered as the less certain tranche
     extra_premium_bps: int = 5_000  # that tranche's price above min_price_per_kwh (capped at the ceiling)
+    min_availability_price_per_kwh: int = 0  # per kW per hour, for a request that pays availability
 
 
 def offer_tranches(policy: Policy, request: FlexRequest, watts: int) -> tuple[int, int, int, int]:
@@ -104,6 +107,12 @@ def offer_tranches(policy: Policy, request: FlexRequest, watts: int) -> tuple[in
         return watts, policy.min_price_per_kwh, 0, 0
     premium = policy.min_price_per_kwh * (10_000 + policy.extra_premium_bps) // 10_000
     return watts - extra, policy.min_price_per_kwh, extra, min(request.price_per_kwh, premium)
+
+
+def policy_availability(policy: Policy, request: FlexRequest) -> int:
+    """The availability price the offer asks (per kW per hour): the owner's minimum for a request
+    that pays availability, 0 for one that does not (the owner then sells on utilisation alone)."""
+    return policy.min_availability_price_per_kwh if request.availability_ceiling > 0 else 0
 
 
 @dataclass
@@ -137,6 +146,9 @@ def decide(policy: Policy, request: Request, device: NodeDevice, now: float,
     them would only be paid less and risk a penalty."""
     if request.price_per_kwh < policy.min_price_per_kwh:
         return 0, f"price {request.price_per_kwh} below the minimum {policy.min_price_per_kwh}"
+    if 0 < request.availability_ceiling < policy.min_availability_price_per_kwh:
+        return 0, (f"availability price {request.availability_ceiling} below the minimum "
+                   f"{policy.min_availability_price_per_kwh}")
     if request.gate_time - now < policy.min_lead_seconds:
         return 0, "too close to the gate closure to commit" if request.gate_time < request.start \
             else "too close to the start to commit"
@@ -221,8 +233,8 @@ class RequestWatcher:
         self.db = db
         self.on_rollback = on_rollback
         decoder = EventDecoder.for_contract(market, "FlexMarket",
-                                            events=("RequestOpened", "RequestRules", "AllocationPosted",
-                                                    "RequestCancelled"))
+                                            events=("RequestOpened", "RequestRules", "RequestAvailability",
+                                                    "AllocationPosted", "RequestCancelled"))
         self.follower = Follower(web3, decoder, _CursorInKv(db), start_block, confirmations=confirmations,
                                  max_range=block_range)
         self._opened: list[FlexRequest] = []
@@ -258,6 +270,10 @@ class RequestWatcher:
             elif event.name == "RequestRules":  # emitted right after its RequestOpened, in the same transaction
                 request_id = int(event.args["requestId"])
                 self._opened = [r.with_rules(event.args) if r.request_id == request_id else r for r in self._opened]
+            elif event.name == "RequestAvailability":  # likewise, for a request that pays availability
+                request_id = int(event.args["requestId"])
+                self._opened = [r.with_availability(event.args) if r.request_id == request_id else r
+                                for r in self._opened]
             elif event.name == "RequestCancelled":
                 self._cancelled.append((event.block, int(event.args["requestId"])))
             elif event.name == "AllocationPosted":
@@ -332,8 +348,9 @@ class Dispatcher:
                     self._record(request.request_id, device.address, "declined", reason)
                     continue
                 first, price, extra, extra_price = offer_tranches(self.policy, request, watts)
-                commitment = Commitment(request.request_id, device.address, first, price, extra,
-                                        extra_price).signed(device.key, self.chain_id, self.registry)
+                availability = policy_availability(self.policy, request)
+                commitment = Commitment(request.request_id, device.address, first, price, extra, extra_price,
+                                        availability).signed(device.key, self.chain_id, self.registry)
                 self.outbox.add_commitment(commitment, self.oracles())
                 self.db.execute("INSERT OR REPLACE INTO participations (request_id, device, watts, start, end, "
                                 "state, recent_w, opened_block) VALUES (?, ?, ?, ?, ?, 'committed', ?, ?)",

@@ -17,6 +17,9 @@ from node.device_state import DeviceStateStore
 from node.device_drivers import build_node_device, build_site_meter, is_simulated_site_meter
 from node.devices.interface import DeviceUnavailable, kind_number
 from node.dispatch import Dispatcher, NodeDevice, Policy, RequestWatcher, open_dispatch_db
+from node.forecast import ForecastPublisher
+from node.forecast_offer import hour_offer
+from node.own_baseline import recent_window_w
 from node.drivers import status_file
 from node.metering import Meter, MeteredDevice
 from node.metrics import NodeMetrics
@@ -187,6 +190,24 @@ def claim_now(node: Node, force: bool = True) -> str:
     return f"claimed {len(items)} token(s) in block {receipt.block_number}"
 
 
+def forecast_publisher(node: Node, policy: Policy, clock: Any, registry: str) -> ForecastPublisher | None:
+    """The publisher of the node's site forecast (node.forecast), when the node has a site meter and
+    an API to publish to; its offers are what the dispatcher would commit (node.forecast_offer)."""
+    site = node.site
+    if site is None or not node.config.api_url:
+        return None
+    meter = next(d for d in node.devices if d.address == site)
+    flexible = [d for d, c in zip(node.devices, node.config.devices) if c.kind != "site_meter"]
+
+    def recent(device: str, start: int, end: int) -> int | None:
+        return recent_window_w(node.outbox, device, start, end)
+
+    return ForecastPublisher(site, meter.key, meter.zone, node.manifest.chainId, registry, node.config.api_url,
+                             lambda start, end: hour_offer(policy, flexible, start, end, clock(), recent),
+                             clock=clock,
+                             state_path=node.config.data_dir / "forecast-state.json")
+
+
 def run(node: Node, stop: threading.Event) -> None:
     """Meter, upload, dispatch and claim until `stop` is set."""
     clock = ChainClock(node.web3)
@@ -261,6 +282,12 @@ def run(node: Node, stop: threading.Event) -> None:
     def check_claims() -> None:
         log.info("claims: %s", claim_now(node, force=False))
 
+    publisher = forecast_publisher(node, policy, clock, registry)
+
+    def publish_forecast() -> None:
+        if publisher is not None:  # the 24 hours from the next whole hour, rebuilt as the hour turns
+            publisher.publish(day_start=(int(clock()) // 3_600 + 1) * 3_600)
+
     Scheduler([
         PeriodicTask("metering", 0, meter_devices),
         PeriodicTask("requests", 2, follow_requests, wake=wake),  # and at once on a FlexMarket log
@@ -268,6 +295,9 @@ def run(node: Node, stop: threading.Event) -> None:
         PeriodicTask("device state", 0, save_device_state),
         PeriodicTask("status", 1, report_status),
         PeriodicTask("claims", node.config.claim_check_seconds, check_claims),
+        PeriodicTask("forecast", node.config.forecast_check_seconds, publish_forecast),
     ]).run(stop, turn_seconds=0.1)
+    if publisher is not None:
+        publisher.close()
     for device in node.devices:
         device.driver.stop()

@@ -44,6 +44,7 @@ class AllocationOut(BaseModel):
     root: str = Field(pattern=HEX32)
     acceptedW: int
     clearingPrice: int
+    availabilityPrice: int
     capW: int
     marginBps: int
     offers: int

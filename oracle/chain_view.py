@@ -37,8 +37,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_BLOCK_RANGE = DEFAULT_MAX_RANGE
 REGISTRY_EVENTS = ("DeviceRegistered", "DeviceSited", "DeviceActiveChanged", "DeviceTransferred",
                    "DeviceUnregistered")
-MARKET_EVENTS = ("RequestOpened", "RequestRules", "AllocationPosted", "RequestCancelled", "RequestSettling",
-                 "RequestReleased", "RequestSettled", "RequestExpired")
+MARKET_EVENTS = ("RequestOpened", "RequestRules", "RequestAvailability", "AllocationPosted", "RequestCancelled",
+                 "RequestSettling", "RequestReleased", "RequestSettled", "RequestExpired")
 
 RequestInfo = FlexRequest  # the oracle's name for the shared request type
 __all__ = ["ChainView", "DeviceInfo", "RequestInfo", "RequestStatus", "run_poller"]
@@ -279,6 +279,13 @@ class ChainView:
             logger.warning("chain view: rules for unknown request %s", args["requestId"])
             return
         self._requests[info.request_id] = info.with_rules(args)
+
+    def _on_RequestAvailability(self, args: Any, block: int) -> None:
+        info = self._requests.get(int(args["requestId"]))
+        if info is None:
+            logger.warning("chain view: availability for unknown request %s", args["requestId"])
+            return
+        self._requests[info.request_id] = info.with_availability(args)
 
     def _on_AllocationPosted(self, args: Any, block: int) -> None:
         info = self._requests.get(int(args["requestId"]))

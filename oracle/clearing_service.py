@@ -14,7 +14,7 @@ allocation on chain, once its gate closed `sync_delay_seconds` ago and before it
     The result is computed once and kept (the key `allocation:{request id}`): it is what this
     oracle signs, publishes at GET /v1/allocations/{id}, and later settles with.
  3. Posting. The oracle collects the peers' published signatures over the same (root, accepted W,
-    clearing price); with `threshold` of them (its own included) it sends OracleHub.postAllocation.
+    clearing price, availability price); with `threshold` of them (its own included) it sends OracleHub.postAllocation.
     Every oracle may post; the first transaction wins and the others are refused (AlreadyAllocated)
     before sending, by gas estimation. An allocation with nothing accepted is not posted: the
     request then pays nothing and the buyer may still cancel it.
@@ -65,9 +65,11 @@ def offers_of(commitments: list[db.CommitmentRecord], site_of: Callable[[str], s
     offers = []
     for record in commitments:
         site = site_of(record.device)
-        offers.append(Offer(site, record.device, 0, record.watts, int(record.min_price)))
+        availability = int(record.min_availability_price)
+        offers.append(Offer(site, record.device, 0, record.watts, int(record.min_price), availability))
         if record.extra_watts:
-            offers.append(Offer(site, record.device, 1, record.extra_watts, int(record.extra_min_price)))
+            offers.append(Offer(site, record.device, 1, record.extra_watts, int(record.extra_min_price),
+                                availability))
     return offers
 
 
@@ -185,7 +187,7 @@ class Clearer:
             return holdout > 0 and is_held_out(seed, request.request_id, site, holdout)
 
         return clear(request.request_id, request.target_w, request.price_per_kwh, offers, units, margin,
-                     held_out), len(offers)
+                     held_out, availability_ceiling=request.availability_ceiling), len(offers)
 
     def stored(self, request_id: int) -> StoredAllocation | None:
         """The allocation this oracle computed for `request_id`, if it did."""
@@ -206,7 +208,8 @@ class Clearer:
                 try:
                     received_at = int(item["receivedAt"])
                     fields = {k: item[k] for k in ("requestId", "device", "watts", "minPricePerKWh", "extraWatts",
-                                                   "extraMinPricePerKWh", "signature") if k in item}
+                                                   "extraMinPricePerKWh", "minAvailabilityPricePerKWh",
+                                                   "signature") if k in item}
                     ack = self.ingestor.accept_commitment(decode_commitment(fields), received_at)
                     added += 0 if ack.replay else 1
                 except Rejected as error:
@@ -243,7 +246,8 @@ class Clearer:
     @staticmethod
     def _matches(allocation: Allocation, posted: Any) -> bool:
         return (allocation.root() == posted.root and allocation.accepted_w == posted.accepted_w
-                and allocation.clearing_price == posted.clearing_price)
+                and allocation.clearing_price == posted.clearing_price
+                and allocation.availability_price == posted.availability_price)
 
     # ------------------------------------------------------------------ posting
 
@@ -259,7 +263,8 @@ class Clearer:
                 theirs = answer["allocation"]
                 same = (theirs["root"].lower() == stored.document["root"].lower()
                         and int(theirs["acceptedW"]) == stored.allocation.accepted_w
-                        and int(theirs["clearingPrice"]) == stored.allocation.clearing_price)
+                        and int(theirs["clearingPrice"]) == stored.allocation.clearing_price
+                        and int(theirs.get("availabilityPrice", 0)) == stored.allocation.availability_price)
                 signature = bytes.fromhex(answer["signature"].removeprefix("0x"))
                 if same and eip712.recover("Allocation", message, signature, self.manifest.chainId,
                                            self.hub.address) == address:
@@ -278,7 +283,8 @@ class Clearer:
         try:
             self.tx.send(self.hub.functions.postAllocation(request.request_id, stored.allocation.root(),
                                                            stored.allocation.accepted_w,
-                                                           stored.allocation.clearing_price, ordered))
+                                                           stored.allocation.clearing_price,
+                                                           stored.allocation.availability_price, ordered))
         except ChainError as error:
             log.info("request %d: allocation not posted by this oracle: %s", request.request_id,
                      error.error or error)
@@ -292,7 +298,7 @@ class Clearer:
     @staticmethod
     def _message(allocation: Allocation) -> dict[str, Any]:
         return {"requestId": allocation.request_id, "root": allocation.root(), "acceptedW": allocation.accepted_w,
-                "clearingPrice": allocation.clearing_price}
+                "clearingPrice": allocation.clearing_price, "availabilityPrice": allocation.availability_price}
 
     def _peers(self) -> list[tuple[str, str]]:
         addresses, urls = self.hub.functions.oracles().call()

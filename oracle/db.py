@@ -81,11 +81,13 @@ class CommitmentRecord(SQLModel, table=True):
     min_price: str = Field(default="0", max_length=40)
     extra_watts: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     extra_min_price: str = Field(default="0", max_length=40)
+    min_availability_price: str = Field(default="0", max_length=40)
 
     def to_commitment(self) -> Commitment:
         """The signed protocol message this record stores (re-verifiable)."""
         return Commitment(self.request_id, self.device, self.watts, int(self.min_price), self.extra_watts,
-                          int(self.extra_min_price), signature=bytes.fromhex(self.signature.removeprefix("0x")))
+                          int(self.extra_min_price), int(self.min_availability_price),
+                          signature=bytes.fromhex(self.signature.removeprefix("0x")))
 
 
 # Columns added after a table was first created: (table, column, SQL type and default); init_db adds
@@ -94,6 +96,7 @@ _ADDED_COLUMNS = (
     ("commitments", "min_price", "VARCHAR(40) NOT NULL DEFAULT '0'"),
     ("commitments", "extra_watts", "BIGINT NOT NULL DEFAULT 0"),
     ("commitments", "extra_min_price", "VARCHAR(40) NOT NULL DEFAULT '0'"),
+    ("commitments", "min_availability_price", "VARCHAR(40) NOT NULL DEFAULT '0'"),
 )
 
 

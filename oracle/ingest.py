@@ -236,6 +236,7 @@ class Ingestor:
         _check_uint("extraWatts", commitment.extra_watts, 64)
         _check_uint("minPricePerKWh", commitment.min_price_per_kwh, 128)
         _check_uint("extraMinPricePerKWh", commitment.extra_min_price_per_kwh, 128)
+        _check_uint("minAvailabilityPricePerKWh", commitment.min_availability_price_per_kwh, 128)
         device, digest = self._signed_by(commitment.device, lambda: self.verifier.commitment_digest(commitment),
                                          commitment.signature)
         digest_hex = "0x" + digest.hex()
@@ -267,6 +268,11 @@ class Ingestor:
         if commitment.min_price_per_kwh > request.price_per_kwh:
             raise Rejected("offer_above_ceiling", f"minimum price {commitment.min_price_per_kwh} per kWh is above the "
                                                   f"request's ceiling {request.price_per_kwh}")
+        if commitment.min_availability_price_per_kwh > request.availability_ceiling:
+            raise Rejected("offer_above_ceiling",
+                           f"minimum availability price {commitment.min_availability_price_per_kwh} per kW per hour is "
+                           f"above the request's availability ceiling {request.availability_ceiling}"
+                           + (" (it pays no availability)" if request.availability_ceiling == 0 else ""))
         if commitment.extra_watts and commitment.extra_min_price_per_kwh < commitment.min_price_per_kwh:
             raise Rejected("offer_out_of_order", "the extra tranche's price is below the first tranche's")
 
@@ -283,7 +289,8 @@ class Ingestor:
                 request_id=request_id, device=device, watts=commitment.watts, digest=digest_hex,
                 signature="0x" + commitment.signature.hex(), ack=ack, received_at=now,
                 min_price=str(commitment.min_price_per_kwh), extra_watts=commitment.extra_watts,
-                extra_min_price=str(commitment.extra_min_price_per_kwh)))
+                extra_min_price=str(commitment.extra_min_price_per_kwh),
+                min_availability_price=str(commitment.min_availability_price_per_kwh)))
         logger.debug("accepted commitment %s -> request %d (%d W)", device, request_id, commitment.watts)
         return Ack(ack, replay=False)
 

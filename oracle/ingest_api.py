@@ -2,7 +2,8 @@
 
     POST /v1/meter-batches   {"device", "start", "intervalSeconds", "readings", "sequence", "signature"}
     POST /v1/commitments     {"requestId", "device", "watts", "minPricePerKWh", "extraWatts",
-                              "extraMinPricePerKWh", "signature"}  (an offer: protocol.messages)
+                              "extraMinPricePerKWh", "minAvailabilityPricePerKWh", "signature"}
+                             (an offer: protocol.messages)
     GET  /v1/meter-batches?device=&from=&to=&limit=    stored batches with signatures (re-verifiable)
     GET  /v1/commitments?request_id=
     GET  /v1/gaps?device=&open=
@@ -222,6 +223,7 @@ class StoredCommitmentOut(BaseModel):
     minPricePerKWh: int
     extraWatts: int
     extraMinPricePerKWh: int
+    minAvailabilityPricePerKWh: int
     signature: str = Field(pattern=HEX_PATTERN)
     digest: str = Field(pattern=HASH_PATTERN)
     receivedAt: int
@@ -310,7 +312,8 @@ def get_commitments(ingestor: IngestorDep, request_id: Annotated[int, Query(ge=0
     """Stored commitments to request `request_id`, by device, as signed."""
     return _json([{"requestId": r.request_id, "device": r.device, "watts": r.watts,
                    "minPricePerKWh": int(r.min_price), "extraWatts": r.extra_watts,
-                   "extraMinPricePerKWh": int(r.extra_min_price), "signature": r.signature,
+                   "extraMinPricePerKWh": int(r.extra_min_price),
+                   "minAvailabilityPricePerKWh": int(r.min_availability_price), "signature": r.signature,
                    "digest": r.digest, "receivedAt": r.received_at}
                   for r in db.commitments_of_request(ingestor.engine, request_id)])
 

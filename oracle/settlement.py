@@ -23,6 +23,13 @@ A unit settled per site (oracle.site_settlement) arrives with its `verified_wh`,
 portfolio estimate: then delivered_wh = payable_wh = min(verified_wh, committed_wh) with no curve
 (factor 10_000), and the penalty, when the site is `penalised` (clearly under, oracle.site_pay), is
 (committed_wh - delivered_wh) * penalty_per_kwh // 1_000.
+Availability (a cleared request that pays it: its allocation's uniform `availability_price` per kW
+of accepted power per hour of the window) is paid on top, for the accepted capacity itself:
+  availability  = committed_wh * availability_price // 1_000
+for an eligible unit that delivered something (delivered_wh > 0) and is not penalised (per site:
+not `penalised`; per device: ratio_bps >= penalty_below), else 0; the device's payout is then
+utilisation payout + availability. Capacity that was not there when called is not paid for being
+available, and an unverifiable request (every unit ineligible) pays neither.
 Per request: if the devices' payouts add up to more than the escrow, each is scaled to
 payout * escrow // total. Each device's payout is split: owner = payout * owner_share_bps // 10_000,
 the fee account gets the rest. The epoch's emission is scaled the same way if it would exceed
@@ -122,6 +129,7 @@ class RequestInput:
     escrow: int
     intervals: int
     devices: tuple[DeviceInput, ...]
+    availability_price: int = 0  # the allocation's uniform availability price per kW per hour (0: none)
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,7 @@ class DeviceResult:
     eligible: bool
     reasons: tuple[str, ...]
     flags: tuple[str, ...]
+    availability: int = 0  # the part of `payout` paid for availability (before the escrow cap)
 
 
 @dataclass(frozen=True)
@@ -209,9 +218,10 @@ def settle_device(request: RequestInput, device: DeviceInput, params: Settlement
     penalty = 0
     if ratio_bps < params.penalty_below_bps:
         penalty = payment(committed_wh - delivered_wh, params.penalty_per_kwh)
+    availability = _availability(request, committed_wh, delivered_wh > 0 and penalty == 0)
     return DeviceResult(request.request_id, _norm(device.device), _norm(device.owner), committed_wh, delivered_wh,
-                        ratio_bps, factor_bps, payable_wh, payout, 0, 0, emission, penalty, True, device.reasons,
-                        device.flags)
+                        ratio_bps, factor_bps, payable_wh, payout + availability, 0, 0, emission, penalty, True,
+                        device.reasons, device.flags, availability)
 
 
 def _settle_verified(request: RequestInput, device: DeviceInput, params: SettlementParams,
@@ -224,9 +234,16 @@ def _settle_verified(request: RequestInput, device: DeviceInput, params: Settlem
         return DeviceResult(request.request_id, _norm(device.device), _norm(device.owner), committed_wh,
                             delivered_wh, ratio_bps, 0, 0, 0, 0, 0, 0, 0, False, device.reasons, device.flags)
     penalty = payment(committed_wh - delivered_wh, params.penalty_per_kwh) if device.penalised else 0
+    availability = _availability(request, committed_wh, delivered_wh > 0 and not device.penalised)
     return DeviceResult(request.request_id, _norm(device.device), _norm(device.owner), committed_wh, delivered_wh,
-                        ratio_bps, BPS, delivered_wh, payment(delivered_wh, request.price_per_kwh), 0, 0,
-                        payment(delivered_wh, params.emission_per_kwh), penalty, True, device.reasons, device.flags)
+                        ratio_bps, BPS, delivered_wh, payment(delivered_wh, request.price_per_kwh) + availability,
+                        0, 0, payment(delivered_wh, params.emission_per_kwh), penalty, True, device.reasons,
+                        device.flags, availability)
+
+
+def _availability(request: RequestInput, committed_wh: int, earned: bool) -> int:
+    """The availability pay of a unit's accepted capacity (module docstring); 0 unless `earned`."""
+    return payment(committed_wh, request.availability_price) if earned and request.availability_price else 0
 
 
 def _split(result: DeviceResult, payout: int, params: SettlementParams) -> DeviceResult:

@@ -176,5 +176,6 @@ def site_request_input(
         inputs.append(DeviceInput(unit.address, unit.owner, unit.watts, curtailed, eligible, tuple(sorted(set(reasons))),
                                   tuple(flags), verified_wh=pay.paid_wh if pay else 0,
                                   penalised=bool(pay and pay.penalised and FLAG_SITE_BELOW_DEVICES not in pay.flags)))
+    availability = request.allocation.availability_price if request.clears and request.allocation else 0
     return (RequestInput(request.request_id, request.payment_token, request.price_per_kwh, request.max_budget,
-                         intervals, tuple(inputs)), out_records, verification)
+                         intervals, tuple(inputs), availability), out_records, verification)

@@ -8,7 +8,8 @@ is trusted only as far as it matches the chain:
         the Merkle root recomputed from its `accepted` leaves equals the root posted on chain
           (the document's own `root` field must equal it too),
         its acceptedW equals the posted acceptedW (and the sum of its acceptances), and
-        its clearingPrice equals the posted clearing price.
+        its clearingPrice equals the posted clearing price, and
+        its availabilityPrice equals the posted availability price (0 when the request pays none).
 
 Everything the root does not cover (the offer count, the cap and margin, the control sites) is the
 publishing oracle's word; a reader that needs it signed takes the oracle's EIP-712 signature from
@@ -65,6 +66,7 @@ class AllocationDocument(BaseModel):
     root: Annotated[str, Field(pattern=HEX32_PATTERN)]
     acceptedW: Annotated[StrictInt, Field(ge=0, lt=2**64)]
     clearingPrice: Amount
+    availabilityPrice: Amount = 0
     capW: Annotated[StrictInt, Field(ge=0, lt=2**64)]
     marginBps: Annotated[StrictInt, Field(ge=0, le=MAX_MARGIN_BPS)]
     offers: Annotated[StrictInt, Field(ge=0, lt=2**32)]
@@ -76,7 +78,7 @@ class AllocationDocument(BaseModel):
         """The published form of `allocation`, which cleared `offers` offer tranches."""
         return cls(requestId=allocation.request_id, root="0x" + allocation.root().hex(),
                    acceptedW=allocation.accepted_w, clearingPrice=allocation.clearing_price,
-                   capW=allocation.cap_w, marginBps=allocation.margin_bps, offers=offers,
+                   availabilityPrice=allocation.availability_price, capW=allocation.cap_w, marginBps=allocation.margin_bps, offers=offers,
                    accepted=[AcceptedEntry(device=a.device, site=a.site, watts=a.watts) for a in allocation.accepted],
                    controlSites=list(allocation.control_sites))
 
@@ -87,12 +89,13 @@ class AllocationDocument(BaseModel):
         accepted = tuple(Acceptance(e.device, e.site, e.watts)
                          for e in sorted(self.accepted, key=lambda e: e.device.lower()))
         allocation = Allocation(self.requestId, self.clearingPrice, self.acceptedW, self.capW, self.marginBps,
-                                accepted, tuple(self.controlSites))
+                                accepted, tuple(self.controlSites), self.availabilityPrice)
         if "0x" + allocation.root().hex() != self.root.lower():
             raise ValueError(f"allocation of request {self.requestId}: its root field is not the root of its leaves")
         return allocation
 
-    def verify(self, request_id: int, root: str, accepted_w: int, clearing_price: int) -> Allocation:
+    def verify(self, request_id: int, root: str, accepted_w: int, clearing_price: int,
+               availability_price: int = 0) -> Allocation:
         """The Allocation, if this document matches request `request_id`'s posted allocation (module
         docstring); AllocationMismatch says what differs."""
         if self.requestId != request_id:
@@ -110,6 +113,9 @@ class AllocationDocument(BaseModel):
         if allocation.clearing_price != clearing_price:
             raise AllocationMismatch(f"request {request_id}: the document's clearing price {allocation.clearing_price}"
                                      f" is not the posted {clearing_price}")
+        if allocation.availability_price != availability_price:
+            raise AllocationMismatch(f"request {request_id}: the document's availability price "
+                                     f"{allocation.availability_price} is not the posted {availability_price}")
         return allocation
 
     def as_json(self) -> dict[str, Any]:

@@ -11,12 +11,19 @@ its own site. An offer with watts <= 0, price < 0, a tranche other than 0 or 1, 
 duplicate (device, tranche) or a device offered under two sites raises ValueError saying which
 (the oracle validates offers before; this is the last guard).
 
-The rule, for request r with target_w, the buyer's ceiling price and margin_bps:
+Availability (Electron-style, a request that pays it): an offer also names the least it takes per kW
+of accepted power per hour of the window (`availability_price`, one per device commitment, the same
+for both tranches), and the buyer sets an availability ceiling (0: the request pays none, and only
+offers asking 0 can clear). Offers are ranked on what a fully delivered kWh costs the buyer,
+utilisation price + availability price (a kW available for an hour and delivered for it is one kWh).
+
+The rule, for request r with target_w, the buyer's ceiling price, its availability ceiling and
+margin_bps:
 
     cap_w          = target_w * (10_000 + margin_bps) // 10_000
     control group  = the sites with held_out(site) True: never accepted
     merit order    = the other offers by
-                       price ascending,
+                       price + availability_price ascending,
                        then the site's merit ratio descending (exact Fraction comparison),
                        then site address, then device address (lowercase hex ascending),
                        then tranche ascending
@@ -27,7 +34,8 @@ The rule, for request r with target_w, the buyer's ceiling price and margin_bps:
                      no more, it is not paid, and an estimate's noise above 100 % must not
                      outrank a site that delivered exactly.
     walk           = in merit order, with remaining = cap_w:
-                       an offer priced above the ceiling ends the walk (every later one is too);
+                       an offer priced above the ceiling, or asking availability above the
+                         availability ceiling, is passed over;
                        a tranche 1 whose device's tranche 0 has not been accepted in full before
                          it is passed over (the less certain tranche stacks on the confident one:
                          a device is never asked for its uncertain watts without its confident
@@ -37,12 +45,17 @@ The rule, for request r with target_w, the buyer's ceiling price and margin_bps:
                        an offer that fits (watts <= remaining) is accepted whole;
                        the first one that does not fit is accepted partially, for the remaining
                          watts (partial acceptance of the marginal offer), and the walk ends.
-    clearing price = the price of the last accepted offer (the marginal one): uniform, paid to
-                     every accepted watt, never above the ceiling; 0 when nothing is accepted
+    clearing price = the highest price among the accepted offers (without availability, the
+                     marginal one's, since the walk is in price order): uniform, paid to every
+                     accepted watt, never above the ceiling; 0 when nothing is accepted
+    availability price = the highest availability_price among the accepted offers: uniform, never
+                     above the availability ceiling; 0 when nothing is accepted. Taking the highest
+                     of each component pays every accepted offer at least what it asked on both.
     acceptance(d)  = the sum of device d's accepted tranches (only devices with watts > 0)
-    control sites  = the held-out sites with at least one offer priced <= the clearing price
-                     (they would have been in the money, so they are a control group comparable
-                     to the accepted sites); empty when nothing is accepted
+    control sites  = the held-out sites with at least one offer priced <= the clearing price and
+                     asking <= the availability price (they would have been in the money, so they
+                     are a control group comparable to the accepted sites); empty when nothing is
+                     accepted
 
 Over-procurement margin (`margin_bps_from_history`), over the zone's last settled requests:
 
@@ -96,6 +109,7 @@ class Offer:
     tranche: int
     watts: int
     price: int
+    availability_price: int = 0  # per kW per hour of availability (payment-token base units)
 
 
 @dataclass(frozen=True)
@@ -132,6 +146,7 @@ class Allocation:
     margin_bps: int
     accepted: tuple[Acceptance, ...]
     control_sites: tuple[str, ...]
+    availability_price: int = 0  # uniform, per kW per hour; 0 for a request that pays no availability
 
     def __post_init__(self) -> None:
         keys = [_key(a.device) for a in self.accepted]
@@ -262,13 +277,15 @@ def clear(
     reliability: Mapping[str, Reliability],
     margin_bps: int,
     held_out: Callable[[str], bool],
+    availability_ceiling: int = 0,
 ) -> Allocation:
     """Clear one request's offers into its allocation by the rule of the module docstring.
 
     Every oracle computes the same allocation from the same offer set, whatever the order it
     received the offers in; ValueError says which input was wrong. `held_out` is called once per
     site, with its checksummed address."""
-    for name, value in (("request_id", request_id), ("target_w", target_w), ("ceiling", ceiling)):
+    for name, value in (("request_id", request_id), ("target_w", target_w), ("ceiling", ceiling),
+                        ("availability_ceiling", availability_ceiling)):
         if not _is_int(value) or not 0 <= value < _UINT256:
             raise ValueError(f"{name} must be an integer within uint256, got {value!r}")
     if not _is_int(margin_bps) or not MIN_MARGIN_BPS <= margin_bps <= MAX_MARGIN_BPS:
@@ -278,7 +295,8 @@ def clear(
     control = {site for site in sorted({o.site for o in normalised}, key=_key) if held_out(site)}
     merit = sorted(
         (o for o in normalised if o.site not in control),
-        key=lambda o: (o.price, -ratios.get(_key(o.site), Fraction(1)), _key(o.site), _key(o.device), o.tranche),
+        key=lambda o: (o.price + o.availability_price, -ratios.get(_key(o.site), Fraction(1)), _key(o.site),
+                       _key(o.device), o.tranche),
     )
     cap_w = cap_for(target_w, margin_bps)
     remaining = cap_w
@@ -286,9 +304,12 @@ def clear(
     full_confident: set[str] = set()
     sites: dict[str, str] = {}
     clearing_price = 0
+    availability_price = 0
     for offer in merit:
-        if offer.price > ceiling or remaining == 0:
+        if remaining == 0:
             break
+        if offer.price > ceiling or offer.availability_price > availability_ceiling:
+            continue
         device = _key(offer.device)
         if offer.tranche == 1 and device not in full_confident:
             continue
@@ -296,7 +317,8 @@ def clear(
         taken[device] = taken.get(device, 0) + take
         sites[device] = offer.site
         remaining -= take
-        clearing_price = offer.price
+        clearing_price = max(clearing_price, offer.price)
+        availability_price = max(availability_price, offer.availability_price)
         if take < offer.watts:
             break
         if offer.tranche == 0:
@@ -306,7 +328,8 @@ def clear(
     )
     control_sites: tuple[str, ...] = ()
     if accepted:
-        in_money = {o.site for o in normalised if o.site in control and o.price <= clearing_price}
+        in_money = {o.site for o in normalised if o.site in control and o.price <= clearing_price
+                    and o.availability_price <= availability_price}
         control_sites = tuple(sorted(in_money, key=_key))
     return Allocation(
         request_id=request_id,
@@ -316,6 +339,7 @@ def clear(
         margin_bps=margin_bps,
         accepted=accepted,
         control_sites=control_sites,
+        availability_price=availability_price,
     )
 
 
@@ -343,7 +367,11 @@ def _normalise_offers(offers: Iterable[Offer]) -> list[Offer]:
         known = site_of.setdefault(_key(device), site)
         if known != site:
             raise ValueError(f"device {device} offered under two sites: {known} and {site}")
-        result.append(Offer(site=site, device=device, tranche=offer.tranche, watts=offer.watts, price=offer.price))
+        if not _is_int(offer.availability_price) or not 0 <= offer.availability_price < _UINT256:
+            raise ValueError(f"offer of device {device} tranche {offer.tranche}: availability price must be an "
+                             f"integer >= 0, got {offer.availability_price!r}")
+        result.append(Offer(site=site, device=device, tranche=offer.tranche, watts=offer.watts, price=offer.price,
+                            availability_price=offer.availability_price))
     return result
 
 

@@ -55,6 +55,7 @@ MESSAGE_TYPES: dict[str, list[dict[str, str]]] = {
         {"name": "minPricePerKWh", "type": "uint128"},
         {"name": "extraWatts", "type": "uint64"},
         {"name": "extraMinPricePerKWh", "type": "uint128"},
+        {"name": "minAvailabilityPricePerKWh", "type": "uint128"},
     ],
     "FlexForecast": [
         {"name": "site", "type": "address"},
@@ -69,6 +70,7 @@ MESSAGE_TYPES: dict[str, list[dict[str, str]]] = {
         {"name": "root", "type": "bytes32"},
         {"name": "acceptedW", "type": "uint64"},
         {"name": "clearingPrice", "type": "uint128"},
+        {"name": "availabilityPrice", "type": "uint128"},
     ],
     "SettlementReport": [
         {"name": "epoch", "type": "uint64"},

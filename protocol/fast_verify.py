@@ -96,7 +96,7 @@ class RegistryDomainVerifier:
         struct = keccak(
             COMMITMENT_TYPEHASH + _word(commitment.request_id) + _address_word(commitment.device)
             + _word(commitment.watts) + _word(commitment.min_price_per_kwh) + _word(commitment.extra_watts)
-            + _word(commitment.extra_min_price_per_kwh)
+            + _word(commitment.extra_min_price_per_kwh) + _word(commitment.min_availability_price_per_kwh)
         )
         return keccak(b"\x19\x01" + self.separator + struct)
 

@@ -74,6 +74,7 @@ class CommitmentMessage(_SignedByDevice):
     minPricePerKWh: UInt128 = 0
     extraWatts: UInt64 = 0
     extraMinPricePerKWh: UInt128 = 0
+    minAvailabilityPricePerKWh: UInt128 = 0
 
     @model_validator(mode="after")
     def _tranches_in_order(self) -> "CommitmentMessage":
@@ -87,7 +88,8 @@ class CommitmentMessage(_SignedByDevice):
     def to_commitment(self) -> Commitment:
         """The protocol message."""
         return Commitment(self.requestId, self.device, self.watts, self.minPricePerKWh, self.extraWatts,
-                          self.extraMinPricePerKWh, signature=hex_bytes(self.signature))
+                          self.extraMinPricePerKWh, self.minAvailabilityPricePerKWh,
+                          signature=hex_bytes(self.signature))
 
 
 def encode_batch(batch: MeterBatch) -> dict[str, Any]:
@@ -100,7 +102,9 @@ def encode_commitment(commitment: Commitment) -> dict[str, Any]:
     """The JSON object a node sends for `commitment`."""
     return {"requestId": commitment.request_id, "device": commitment.device, "watts": commitment.watts,
             "minPricePerKWh": commitment.min_price_per_kwh, "extraWatts": commitment.extra_watts,
-            "extraMinPricePerKWh": commitment.extra_min_price_per_kwh, "signature": "0x" + commitment.signature.hex()}
+            "extraMinPricePerKWh": commitment.extra_min_price_per_kwh,
+            "minAvailabilityPricePerKWh": commitment.min_availability_price_per_kwh,
+            "signature": "0x" + commitment.signature.hex()}
 
 
 def decode_batch(data: dict[str, Any] | str | bytes, ignore_extra: bool = False) -> MeterBatch:

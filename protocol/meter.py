@@ -77,7 +77,8 @@ class MeterBatch:
 class Commitment:
     """A device's offer to curtail during request `request_id`: `watts` at no less than
     `min_price_per_kwh`, plus an optional less certain tranche (`extra_watts` at
-    `extra_min_price_per_kwh`; 0 watts: none)."""
+    `extra_min_price_per_kwh`; 0 watts: none). For a request that pays availability, the
+    accepted watts must also earn at least `min_availability_price_per_kwh` per kW per hour."""
 
     request_id: int
     device: str
@@ -85,13 +86,15 @@ class Commitment:
     min_price_per_kwh: int = 0
     extra_watts: int = 0
     extra_min_price_per_kwh: int = 0
+    min_availability_price_per_kwh: int = 0
     signature: bytes = field(default=b"", compare=False, kw_only=True)
 
     def message(self) -> dict:
         """The EIP-712 message fields."""
         return {"requestId": self.request_id, "device": to_checksum_address(self.device), "watts": self.watts,
                 "minPricePerKWh": self.min_price_per_kwh, "extraWatts": self.extra_watts,
-                "extraMinPricePerKWh": self.extra_min_price_per_kwh}
+                "extraMinPricePerKWh": self.extra_min_price_per_kwh,
+                "minAvailabilityPricePerKWh": self.min_availability_price_per_kwh}
 
     @property
     def total_watts(self) -> int:

@@ -9,7 +9,9 @@ after it says: the share of committed sites held out and the gate closure (proto
 A request whose gate closes before its start is CLEARED (issue 14): its price is the buyer's
 ceiling, the oracles post one allocation (`with_allocation`, from AllocationPosted) between the gate
 and the start, and only what the allocation accepted is curtailed and paid, at the uniform clearing
-price, within `payable_budget`. A request whose gate closes at its start (a market without a gate
+price, within `payable_budget`. A request may also pay availability (RequestAvailability: a ceiling per kW
+of accepted power per hour of the window, `with_availability`); its allocation then carries the
+uniform availability price too. A request whose gate closes at its start (a market without a gate
 lead) has no time to clear: it stays a fixed-price call, every commitment accepted at the price.
 """
 
@@ -37,6 +39,7 @@ class PostedAllocation:
     root: bytes
     accepted_w: int
     clearing_price: int
+    availability_price: int = 0
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class FlexRequest:
     holdout_bps: int = 0  # share of the committed sites held out as the control group (RequestRules)
     gate_closure: int | None = None  # no commitment is accepted from then on (RequestRules; None: the start)
     allocation: PostedAllocation | None = None  # the posted clearing result (AllocationPosted), if any
+    availability_ceiling: int = 0  # most it pays per kW per hour of availability (RequestAvailability); 0: none
 
     @property
     def clears(self) -> bool:
@@ -66,16 +70,23 @@ class FlexRequest:
     @property
     def payable_budget(self) -> int:
         """The most settlement may pay: the escrow, lowered once allocated to what the allocation can
-        earn (accepted W x window x clearing price, rounded down, as FlexMarket.recordAllocation does)."""
+        earn (accepted W x window x (clearing price + availability price), rounded down, as
+        FlexMarket.recordAllocation does)."""
         if self.allocation is None:
             return self.max_budget
-        cap = self.allocation.accepted_w * (self.end - self.start) * self.allocation.clearing_price // 3_600_000
+        price = self.allocation.clearing_price + self.allocation.availability_price
+        cap = self.allocation.accepted_w * (self.end - self.start) * price // 3_600_000
         return min(self.max_budget, cap)
+
+    def with_availability(self, args: Any) -> "FlexRequest":
+        """This request with the availability ceiling a RequestAvailability event's `args` record."""
+        return replace(self, availability_ceiling=int(args["availabilityPricePerKWh"]))
 
     def with_allocation(self, args: Any) -> "FlexRequest":
         """This request with the allocation an AllocationPosted event's `args` record."""
         return replace(self, allocation=PostedAllocation(as_bytes32(args["root"]), int(args["acceptedW"]),
-                                                         int(args["clearingPrice"])))
+                                                         int(args["clearingPrice"]),
+                                                         int(args["availabilityPrice"])))
 
     @property
     def gate_time(self) -> int:

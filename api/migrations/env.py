@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+import api.forecasts  # noqa: F401  (its table is in api_metadata too)
 from api.models import api_metadata
 
 config = context.config

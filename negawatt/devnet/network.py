@@ -42,10 +42,11 @@ PASSWORD_ENV = "NEGAWATT_DEVNET_PASSWORD"
 def owner_policy(name: str) -> dict[str, int]:
     """A node owner's price settings: a minimum from 0.04 to 0.26 mUSD per kWh, spread over the nodes
     by their number (so the merit order has something to sort), a quarter of each offer in a second
-    tranche at 50 % more. The demo buyer's ceiling is 0.30 mUSD per kWh."""
+    tranche at 50 % more, and, for a request that pays availability, a minimum from 0.005 to 0.04
+    mUSD per kW per hour. The demo buyer's ceilings are 0.30 mUSD per kWh and 0.05 per kW·h."""
     number = int(name.rsplit("-", 1)[-1]) if name.rsplit("-", 1)[-1].isdigit() else 0
     return {"min_price_per_kwh": 40_000 + (number * 37_000) % 230_000, "extra_share_bps": 2_500,
-            "extra_premium_bps": 5_000}
+            "extra_premium_bps": 5_000, "min_availability_price_per_kwh": 5_000 + (number * 13_000) % 36_000}
 
 
 class DevnetError(RuntimeError):
@@ -338,7 +339,8 @@ class Devnet:
                          extra={"confirmations": 0, "claim_check_seconds": self.spec.claim_check_seconds,
                                 "claim_gas_multiple": 1, "oracle_refresh_seconds": self.spec.oracle_refresh_seconds,
                                 "value_wei_per_unit": {stablecoin.address: 10**12, token.address: 1},
-                                "policy": owner_policy(name)})
+                                "policy": owner_policy(name),
+                                **({"api_url": self.api_url, "forecast_check_seconds": 2} if self.api_url else {})})
         if device_entries is not None:
             settings = read_toml(made.config_path)
             settings["devices"] = [{"keystore": device["keystore"], **entry}

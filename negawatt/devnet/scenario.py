@@ -1,6 +1,9 @@
 """The demo's flexibility event, driven on a running devnet.
 
-A buyer opens one request per zone for the evening hour; the nodes commit and curtail; the chain's
+A buyer sizes one request per zone for the evening hour on the zone's forecast supply (the nodes'
+signed day-ahead forecasts, aggregated by the API: `negawatt buyer forecast`), at TARGET_SHARE_BPS
+of what can be accepted at its ceiling once the market's holdout is taken out, and opens it with
+`negawatt buyer open` (utilisation and availability ceilings); the nodes commit and curtail; the chain's
 clock moves forward one metering interval at a time (each node meters every boundary); the oracles
 settle k-of-n; the challenge window passes; an oracle finalizes; the nodes claim. Each step waits
 for the network to have done it (readings delivered, setpoints applied, report submitted, claims
@@ -13,12 +16,16 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
+from negawatt.devnet.demo_buyer import DemoBuyer
 from negawatt.devnet.network import Devnet, DevnetError, wait_for
 from negawatt.localchain import open_funded_request
 
 log = logging.getLogger("negawatt.devnet")
-PRICE_PER_KWH = 300_000  # 0.30 mUSD (6 decimals)
-TARGET_SHARE_BPS = 2_500  # each request asks for a quarter of its zone's registered capacity
+PRICE_PER_KWH = 300_000  # 0.30 mUSD (6 decimals): the buyer's utilisation ceiling
+AVAILABILITY_PER_KWH = 50_000  # 0.05 mUSD per kW of accepted power per hour: its availability ceiling
+TARGET_SHARE_BPS = 8_000  # each request asks for 80 % of its zone's forecast supply that can be accepted
+CAPACITY_SHARE_BPS = 2_500  # without an API (no forecasts): a quarter of the zone's registered capacity
+FORECAST_WAIT_SECONDS = 180  # for every site of a zone to have published a forecast covering the event
 CLEARING_WAIT_SECONDS = 30  # past the gate: the oracles' clearing delay (20 s) and a block
 
 
@@ -38,6 +45,7 @@ class EventRun:
     forecast_w: dict[int, int] = field(default_factory=dict)  # zone -> the forecast supply the buyer sized on
     accepted_devices: set[tuple[str, str]] = field(default_factory=set)  # (node, device) verified accepted
     applied_devices: set[tuple[str, str]] = field(default_factory=set)  # (node, device) curtailed
+    buyer_status: dict[int, dict] = field(default_factory=dict)  # zone -> `negawatt buyer status --json`
 
 
 Hook = Callable[[str, Devnet], None]
@@ -65,18 +73,11 @@ def run_event(net: Devnet, step: Callable[[str], None] = lambda m: None, hook: H
     if any(node.name == "node-hw" for node in net.nodes):
         wait(lambda: net.real_devices_available(), 90, "node-hw's Modbus, OCPP and MQTT devices to answer")
 
-    # One request per zone: a quarter of the zone's capacity, for the event hour.
-    hours_ppm = (run.end - run.start) * 1_000_000 // 3_600
-    for zone in range(1, spec.zones + 1):
-        capacity = sum(c for node in net.nodes if node.zone == zone for _, kind, c in node.devices
-                       if kind != "site_meter")
-        target = capacity * TARGET_SHARE_BPS // 10_000
-        budget = target * hours_ppm * PRICE_PER_KWH // (1_000 * 1_000_000) * 2
-        request_id = open_funded_request(net.buyer, stablecoin, market, zone, run.start, run.end, target,
-                                         PRICE_PER_KWH, budget)
-        run.request_ids[zone], run.targets_w[zone], run.budgets[zone] = request_id, target, budget
-        step(f"zone {zone}: request {request_id} for {target / 1000:.1f} kW at 0.30 mUSD/kWh, escrow "
-             f"{budget / 1e6:.2f} mUSD")
+    # One request per zone for the event hour, sized on the zone's forecast supply.
+    if net.api_url:
+        _open_from_forecasts(net, run, step, wait)
+    else:
+        _open_by_capacity(net, run, step, market, stablecoin)
     wait(lambda: len(net.participations()) > 0 and net.outbox_pending() == 0, 120,
          "the nodes to commit and deliver their commitments")
     step(f"{len(net.participations())} device commitments signed and delivered")
@@ -152,7 +153,66 @@ def run_event(net: Devnet, step: Callable[[str], None] = lambda m: None, hook: H
 
     wait(claims_done, claim_timeout, "the nodes to claim their rewards")
     step(f"{len(run.claimed)} owners claimed their rewards")
+    if net.api_url:  # the buyer reads the outcome with its own tool, once the API has the report
+        buyer = _demo_buyer(net)
+        for zone, request_id in run.request_ids.items():
+            run.buyer_status[zone] = wait(lambda: (s := buyer.status(request_id)) and s["deliveredWh"] is not None
+                                          and s, 60, f"the API to serve request {request_id}'s settlement")
+            step(f"negawatt buyer status {request_id}: {run.buyer_status[zone]['verdict']}")
     return run
+
+
+def _open_from_forecasts(net: Devnet, run: EventRun, step: Callable[[str], None], wait) -> None:
+    """Size each zone's request with `negawatt buyer forecast` and open it with `negawatt buyer open`."""
+    buyer = _demo_buyer(net)
+    price, availability = f"{PRICE_PER_KWH / 1e6:.6f}", f"{AVAILABILITY_PER_KWH / 1e6:.6f}"
+    for zone in range(1, net.spec.zones + 1):
+        sites = sum(1 for node in net.nodes if node.zone == zone and any(k == "site_meter" for _, k, _ in node.devices))
+        supply = wait(lambda: (s := _forecast_or_none(buyer, zone, run, price)) and s["sites"] >= sites and s,
+                      FORECAST_WAIT_SECONDS, f"every site of zone {zone} to publish a forecast covering the event")
+        gross = max((p["watts"] for p in supply["curve"] if int(p["price"]) <= PRICE_PER_KWH), default=0)
+        target = supply["sizeNetOfHoldoutW"]
+        if target <= 0:
+            raise DevnetError(f"zone {zone}: the forecast supply at the ceiling is {gross} W; nothing to request")
+        hours = (run.end - run.start) / 3_600
+        budget = target / 1_000 * hours * (PRICE_PER_KWH + AVAILABILITY_PER_KWH) / 1e6  # the most it can pay
+        opened = buyer.open(zone, run.start, run.end, target, price, availability, f"{budget * 1.01:.6f}")
+        request_id = int(opened["requestId"])
+        run.request_ids[zone], run.targets_w[zone] = request_id, target
+        run.budgets[zone] = net.contract("FlexMarket").functions.getRequest(request_id).call()[10]  # deposited
+        run.forecast_w[zone] = gross
+        step(f"zone {zone}: forecast supply {gross / 1000:.1f} kW from {supply['sites']} sites at or below 0.30 "
+             f"mUSD/kWh; {supply['holdoutBps'] / 100:.0f} % of the sites are held out, so the buyer asks for "
+             f"{target / 1000:.1f} kW (80 % of what can be accepted): request {request_id} opened with "
+             f"`negawatt buyer open` ({opened['funding']}), escrow {run.budgets[zone] / 1e6:.2f} mUSD")
+
+
+def _demo_buyer(net: Devnet) -> DemoBuyer:
+    """The buyer's tools with the devnet buyer's key (the one `net.buyer` sends with)."""
+    return DemoBuyer(net.run_dir, net.rpc_url, net.manifest_path, net.api_url, bytes(net.buyer.account.key),
+                     net.password)
+
+
+def _forecast_or_none(buyer: DemoBuyer, zone: int, run: EventRun, price: str) -> dict | None:
+    try:
+        return buyer.forecast(zone, run.start, run.end, price, TARGET_SHARE_BPS)
+    except DevnetError:  # no forecast yet: the nodes publish theirs once they run
+        return None
+
+
+def _open_by_capacity(net: Devnet, run: EventRun, step: Callable[[str], None], market, stablecoin) -> None:
+    """Without an API there are no forecasts: a quarter of each zone's registered capacity."""
+    hours_ppm = (run.end - run.start) * 1_000_000 // 3_600
+    for zone in range(1, net.spec.zones + 1):
+        capacity = sum(c for node in net.nodes if node.zone == zone for _, kind, c in node.devices
+                       if kind != "site_meter")
+        target = capacity * CAPACITY_SHARE_BPS // 10_000
+        budget = target * hours_ppm * PRICE_PER_KWH // (1_000 * 1_000_000) * 2
+        request_id = open_funded_request(net.buyer, stablecoin, market, zone, run.start, run.end, target,
+                                         PRICE_PER_KWH, budget)
+        run.request_ids[zone], run.targets_w[zone], run.budgets[zone] = request_id, target, budget
+        step(f"zone {zone}: request {request_id} for {target / 1000:.1f} kW at 0.30 mUSD/kWh, escrow "
+             f"{budget / 1e6:.2f} mUSD")
 
 
 def _cleared(net: Devnet, run: EventRun) -> bool:

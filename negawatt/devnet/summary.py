@@ -45,9 +45,11 @@ class ZoneSummary:
     forecast_w: int | None = None  # the zone's forecast supply at the ceiling, which the buyer sized on
     accepted_w: int = 0  # the allocation: accepted power, uniform clearing price, offer tranches
     clearing_price: int = 0
+    availability_price: int = 0  # the allocation's uniform availability price per kW per hour
     offers: int = 0
     control_sites: int = 0
     curtailed_unaccepted: int = 0  # devices curtailed without a verified acceptance
+    buyer_verdict: str | None = None  # the first line of `negawatt buyer status`
 
     @property
     def unneeded_w(self) -> int:
@@ -132,6 +134,8 @@ def summarize(net: Devnet, run: EventRun) -> Summary:
             forecast_w=run.forecast_w.get(zone),
             accepted_w=int((run.allocations.get(zone) or {}).get("acceptedW", 0)),
             clearing_price=int((run.allocations.get(zone) or {}).get("clearingPrice", 0)),
+            availability_price=int((run.allocations.get(zone) or {}).get("availabilityPrice", 0)),
+            buyer_verdict=(run.buyer_status.get(zone) or {}).get("verdict"),
             offers=int((run.allocations.get(zone) or {}).get("offers", 0)),
             control_sites=len((run.allocations.get(zone) or {}).get("controlSites", [])),
             curtailed_unaccepted=len(run.applied_devices - run.accepted_devices) if run.allocations else 0,
@@ -171,7 +175,8 @@ def write_json(summary: Summary, path: Path) -> Path:
                    "portfolio_estimate_not_used_ci95_w": None if not z.not_used else
                    [round(v / z.hours) for v in z.not_used["ci95_wh"]],
                    "forecast_w": z.forecast_w, "offers": z.offers, "accepted_w": z.accepted_w,
-                   "clearing_price": str(z.clearing_price), "control_sites": z.control_sites,
+                   "clearing_price": str(z.clearing_price), "availability_price": str(z.availability_price),
+                   "control_sites": z.control_sites, "buyer_status": z.buyer_verdict,
                    "unneeded_w": z.unneeded_w, "curtailed_without_acceptance": z.curtailed_unaccepted,
                    "sites_paid": z.sites_paid, "escrow": str(z.escrow), "paid": str(z.paid),
                    "refunded": str(z.refunded)} for z in summary.zones],
@@ -260,7 +265,9 @@ def render(summary: Summary, console: Any) -> None:
         if z.offers:
             console.print(f"  clearing: {z.offers} offer tranches"
                           + (f" (forecast supply {z.forecast_w / 1000:.1f} kW)" if z.forecast_w else "")
-                          + f", {z.accepted_w / 1000:.1f} kW accepted at {z.clearing_price / 1e6:.3f} mUSD/kWh, "
+                          + f", {z.accepted_w / 1000:.1f} kW accepted at {z.clearing_price / 1e6:.3f} mUSD/kWh"
+                          + (f" + {z.availability_price / 1e6:.3f} mUSD/kW·h availability"
+                             if z.availability_price else "") + ", "
                           f"{z.control_sites} sites in the control group; "
                           f"{z.curtailed_unaccepted} devices curtailed without acceptance; "
                           f"{z.unneeded_w / 1000:.1f} kW delivered beyond 110 % of the request")

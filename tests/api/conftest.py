@@ -290,7 +290,8 @@ def mirror_app(database_url: str, rate: float = 10_000, burst: int = 10_000, dom
     from api.app import create_app, make_context
     from api.db import make_engine
 
-    context = make_context(make_engine(database_url), 31337, None, siwe_domains=domains or [SIWE_DOMAIN])
+    context = make_context(make_engine(database_url), 31337, None, siwe_domains=domains or [SIWE_DOMAIN],
+                           registry="0x" + "5f" * 20)
     return create_app(context, rate_limit_per_second=rate, rate_limit_burst=burst, max_body_bytes=max_body_bytes)
 
 

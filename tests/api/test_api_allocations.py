@@ -19,12 +19,15 @@ from protocol.clearing import Acceptance, Allocation
 ROOT = bytes.fromhex("ab" * 32)
 
 
-def post_allocation(chain, request_id: int, accepted_w: int, clearing_price: int, root: bytes = ROOT) -> None:
+def post_allocation(chain, request_id: int, accepted_w: int, clearing_price: int, root: bytes = ROOT,
+                    availability_price: int = 0) -> None:
     """Both fixture oracles sign the Allocation; a third party sends it (anyone may carry signatures)."""
-    message = {"requestId": request_id, "root": root, "acceptedW": accepted_w, "clearingPrice": clearing_price}
+    message = {"requestId": request_id, "root": root, "acceptedW": accepted_w, "clearingPrice": clearing_price,
+               "availabilityPrice": availability_price}
     signatures = [eip712.sign(key, "Allocation", message, chain.chain_id, chain.hub.address)
                   for key in chain.oracle_keys]
-    chain.other.send(chain.hub.functions.postAllocation(request_id, root, accepted_w, clearing_price, signatures))
+    chain.other.send(chain.hub.functions.postAllocation(request_id, root, accepted_w, clearing_price,
+                                                        availability_price, signatures))
 
 
 def test_allocation_fields_appear_after_posting(chain, start_api):
@@ -99,7 +102,7 @@ def _oracle_peer(answers: dict[int, dict[str, Any]], hits: list[int] | None = No
 
 def _signed(allocation: Allocation, key: bytes, chain, document: dict | None = None) -> dict[str, Any]:
     message = {"requestId": allocation.request_id, "root": allocation.root(), "acceptedW": allocation.accepted_w,
-               "clearingPrice": allocation.clearing_price}
+               "clearingPrice": allocation.clearing_price, "availabilityPrice": allocation.availability_price}
     signature = eip712.sign(key, "Allocation", message, chain.chain_id, chain.hub.address)
     return {"allocation": document or AllocationDocument.of(allocation, 5).as_json(),
             "signature": "0x" + signature.hex(), "signer": Account.from_key(key).address}

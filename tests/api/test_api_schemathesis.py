@@ -34,7 +34,7 @@ include-name = "POST /v1/auth/login"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "429"]
 
 [[operations]]
-include-name-regex = "^GET /v1/(devices|owners/\\\\{address\\\\}/devices|requests|requests/\\\\{request_id\\\\}/sites|reports)$"
+include-name-regex = "^GET /v1/(devices|owners/\\\\{address\\\\}/devices|requests|requests/\\\\{request_id\\\\}/sites|reports|zones/\\\\{zone\\\\}/supply)$"
 # `cursor` is opaque (only a `next` this API returned is one) and /v1/requests needs `from` < `to`
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "404", "429"]
 
@@ -42,6 +42,11 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "404", "429"]
 include-name = "GET /v1/requests/{request_id}/allocation"
 # a request with no posted allocation is 404; a posted one whose document no oracle served yet is 503
 checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "429", "503"]
+
+[[operations]]
+include-name = "POST /v1/forecasts"
+# a schema-valid body is not signed by a registered site meter, and start < end is not in the schema
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "403", "409", "422", "429"]
 
 [[operations]]
 include-path-regex = "/profile$"

@@ -44,10 +44,11 @@ class AllocationPeer:
         """Clear `offers` for the request and post the allocation on chain."""
         allocation = clear(request_id, target_w, ceiling, offers, {}, 1_000, held_out)
         message = {"requestId": request_id, "root": allocation.root(), "acceptedW": allocation.accepted_w,
-                   "clearingPrice": allocation.clearing_price}
+                   "clearingPrice": allocation.clearing_price, "availabilityPrice": allocation.availability_price}
         signature = eip712.sign(self.oracle_key, "Allocation", message, self.manifest.chainId, self.hub.address)
         self.oracle.send(self.hub.functions.postAllocation(request_id, allocation.root(), allocation.accepted_w,
-                                                           allocation.clearing_price, [signature]))
+                                                           allocation.clearing_price, allocation.availability_price,
+                                                           [signature]))
         self.allocations[request_id] = allocation
         return allocation
 

@@ -168,10 +168,10 @@ class ChainOps:
 
     def commitment(self, device: LocalAccount, request_id: int, watts: int,
                    signer: LocalAccount | None = None, price: int = 0, extra_watts: int = 0,
-                   extra_price: int = 0) -> Commitment:
-        """A Commitment (an offer: `watts` at `price` per kWh, `extra_watts` at `extra_price`) signed (by
-        `signer`, default the device) with eth-account."""
-        return Commitment(request_id, device.address, watts, price, extra_watts, extra_price).signed(
+                   extra_price: int = 0, availability: int = 0) -> Commitment:
+        """A Commitment (an offer: `watts` at `price` per kWh, `extra_watts` at `extra_price`, asking
+        `availability` per kW·h) signed (by `signer`, default the device) with eth-account."""
+        return Commitment(request_id, device.address, watts, price, extra_watts, extra_price, availability).signed(
             (signer or device).key, self.chain_id, self.registry.address)
 
     @staticmethod

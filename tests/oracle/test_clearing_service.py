@@ -108,7 +108,7 @@ def test_oracles_agree_the_offer_set_and_post_one_allocation(network):
                                                                           2_000),
          Acceptance(devices["B"].address, sites["B"].address, 300)), key=lambda a: a.device.lower())), ())
     message = {"requestId": request_id, "root": forged.root(), "acceptedW": forged.accepted_w,
-               "clearingPrice": forged.clearing_price}
+               "clearingPrice": forged.clearing_price, "availabilityPrice": 0}
     signature = eip712.sign(clearer_c.key, "Allocation", message, ops.chain_id, hub.address)
     db.put_value(clearer_c.engine, f"allocation:{request_id}",
                  {"allocation": allocation_to_json(forged, 4), "signature": "0x" + signature.hex()})

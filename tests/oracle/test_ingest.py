@@ -233,3 +233,27 @@ def test_a_request_opened_after_start_is_found_and_a_cancellation_is_seen_after_
     ingestor.chain_view.sync()
     assert code_of(lambda: ingestor.accept_commitment(chain_ops.commitment(other, request_id, 100), now)) == \
         "request_not_open"
+
+
+def test_an_offer_asking_more_availability_than_the_request_pays_is_refused(ingest, chain_ops):
+    device = chain_ops.register(capacity_w=3_000)
+    ingestor = ingest.default
+    plain = chain_ops.open_request(zone=4)  # pays no availability: only offers asking none can clear
+    now = chain_ops.chain_time()
+    with pytest.raises(Rejected) as refused:
+        ingestor.accept_commitment(chain_ops.commitment(device, plain, 1_000, availability=1), now)
+    assert refused.value.code == "offer_above_ceiling" and "pays no availability" in str(refused.value)
+    start = chain_ops.chain_time() + 3_600
+    chain_ops.buyer.send(chain_ops.stablecoin.functions.mint(chain_ops.buyer.address, 10**9))
+    chain_ops.buyer.send(chain_ops.stablecoin.functions.approve(chain_ops.market.address, 10**9))
+    chain_ops.buyer.send(chain_ops.market.functions.openRequestWithAvailability(
+        4, start, start + 900, 5_000, 200_000, 40_000, chain_ops.stablecoin.address, 10**9))
+    paying = chain_ops.market.functions.requestCount().call()
+    ingestor.chain_view.sync()
+    assert code_of(lambda: ingestor.accept_commitment(
+        chain_ops.commitment(device, paying, 1_000, availability=40_001), now)) == "offer_above_ceiling"
+    assert db.commitments_of_request(ingestor.engine, paying) == []  # a refusal stores nothing
+    ingestor.accept_commitment(chain_ops.commitment(device, paying, 1_000, availability=40_000), now)
+    stored = db.commitments_of_request(ingestor.engine, paying)
+    assert [(r.watts, r.min_availability_price) for r in stored] == [(1_000, "40000")]
+    assert stored[0].to_commitment().signer(chain_ops.chain_id, chain_ops.registry.address) == device.address

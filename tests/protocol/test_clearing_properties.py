@@ -35,23 +35,27 @@ class Market:
     offers: list[Offer]
     reliability: dict[str, Reliability]
     held: frozenset[str]
+    availability_ceiling: int = 0
 
     def clear(self, offers: list[Offer] | None = None, held: frozenset[str] | None = None) -> Allocation:
         held_set = self.held if held is None else held
         return clear(self.request_id, self.target_w, self.ceiling, self.offers if offers is None else offers,
-                     self.reliability, self.margin_bps, lambda site: site in held_set)
+                     self.reliability, self.margin_bps, lambda site: site in held_set,
+                     availability_ceiling=self.availability_ceiling)
 
 
 @st.composite
-def markets(draw, with_tranche_one: bool = True) -> Market:
+def markets(draw, with_tranche_one: bool = True, with_availability: bool = True) -> Market:
     devices = draw(st.lists(st.sampled_from(DEVICES), min_size=0, max_size=len(DEVICES), unique=True))
     offers: list[Offer] = []
     for device in devices:
         site = draw(st.sampled_from(SITES + [device]))  # a device without a site meter is its own site
         price = draw(st.integers(0, 500))
-        offers.append(Offer(site, device, 0, draw(st.integers(1, 20_000)), price))
+        availability = draw(st.integers(0, 300)) if with_availability and draw(st.booleans()) else 0
+        offers.append(Offer(site, device, 0, draw(st.integers(1, 20_000)), price, availability))
         if with_tranche_one and draw(st.booleans()):
-            offers.append(Offer(site, device, 1, draw(st.integers(1, 10_000)), price + draw(st.integers(0, 200))))
+            offers.append(Offer(site, device, 1, draw(st.integers(1, 10_000)), price + draw(st.integers(0, 200)),
+                                availability))
     sites = sorted({o.site for o in offers})
     reliability = {
         site: Reliability(draw(st.integers(0, 5_000)), draw(st.integers(0, 5_000)))
@@ -67,6 +71,7 @@ def markets(draw, with_tranche_one: bool = True) -> Market:
         offers=offers,
         reliability=reliability,
         held=held,
+        availability_ceiling=draw(st.integers(0, 400)) if with_availability else 0,
     )
 
 
@@ -81,10 +86,12 @@ def test_cap_ceiling_and_uniform_price(market):
     assert allocation.cap_w == market.target_w * (10_000 + market.margin_bps) // 10_000
     assert allocation.accepted_w == sum(a.watts for a in allocation.accepted) <= allocation.cap_w
     assert 0 <= allocation.clearing_price <= market.ceiling
+    assert 0 <= allocation.availability_price <= market.availability_ceiling
     by_key = offered(market)
     for acceptance in allocation.accepted:
         confident = by_key[(acceptance.device, 0)]
         assert confident.price <= allocation.clearing_price  # its tranche 0 was accepted
+        assert confident.availability_price <= allocation.availability_price
         if acceptance.watts > confident.watts:  # more than tranche 0: tranche 1 was accepted too
             assert by_key[(acceptance.device, 1)].price <= allocation.clearing_price
     if not allocation.accepted:
@@ -95,6 +102,15 @@ def test_cap_ceiling_and_uniform_price(market):
 
 @settings(max_examples=300, deadline=None)
 @given(markets(with_tranche_one=False))
+def test_fills_the_cap_or_the_supply_under_both_ceilings(market):
+    allocation = market.clear(held=frozenset())
+    supply = sum(o.watts for o in market.offers
+                 if o.price <= market.ceiling and o.availability_price <= market.availability_ceiling)
+    assert allocation.accepted_w == min(allocation.cap_w, supply)
+
+
+@settings(max_examples=300, deadline=None)
+@given(markets(with_tranche_one=False, with_availability=False))
 def test_fills_the_cap_or_the_supply_under_the_ceiling(market):
     allocation = market.clear(held=frozenset())
     supply = sum(o.watts for o in market.offers if o.price <= market.ceiling)
@@ -114,7 +130,8 @@ def test_same_offer_set_in_any_order_gives_the_same_root(market, random):
     keys = list(market.reliability)
     random.shuffle(keys)
     again = clear(market.request_id, market.target_w, market.ceiling, offers,
-                  {k: market.reliability[k] for k in keys}, market.margin_bps, lambda site: site in market.held)
+                  {k: market.reliability[k] for k in keys}, market.margin_bps, lambda site: site in market.held,
+                  availability_ceiling=market.availability_ceiling)
     assert again == first
     assert again.root() == first.root()
 
@@ -126,7 +143,8 @@ def test_control_group_is_never_accepted_and_devices_never_exceed_their_offers(m
     assert not {a.site for a in allocation.accepted} & market.held
     assert set(allocation.control_sites) <= market.held
     if allocation.accepted:
-        in_money = {o.site for o in market.offers if o.site in market.held and o.price <= allocation.clearing_price}
+        in_money = {o.site for o in market.offers if o.site in market.held and o.price <= allocation.clearing_price
+                    and o.availability_price <= allocation.availability_price}
         assert set(allocation.control_sites) == in_money
     for acceptance in allocation.accepted:
         assert 0 < acceptance.watts <= sum(o.watts for o in market.offers if o.device == acceptance.device)

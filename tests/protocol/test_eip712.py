@@ -18,7 +18,7 @@ CONTRACT = "0x" + "ab" * 20
                           "zone": 4, "nonce": 0, "deadline": 10**10}),
         ("MeterBatch", {"device": "0x" + "22" * 20, "start": 1_700_000_000, "intervalSeconds": 900,
                         "readingsHash": b"\x01" * 32, "sequence": 7}),
-        ("Commitment", {"requestId": 3, "device": "0x" + "22" * 20, "watts": 2_500, "minPricePerKWh": 150_000, "extraWatts": 500, "extraMinPricePerKWh": 200_000}),
+        ("Commitment", {"requestId": 3, "device": "0x" + "22" * 20, "watts": 2_500, "minPricePerKWh": 150_000, "extraWatts": 500, "extraMinPricePerKWh": 200_000, "minAvailabilityPricePerKWh": 30_000}),
         ("SettlementReport", {"epoch": 1, "previousRoot": bytes(32), "rewardsRoot": b"\x02" * 32,
                               "requestsHash": b"\x03" * 32, "penaltiesHash": b"\x04" * 32, "emission": 5}),
     ],
@@ -32,7 +32,7 @@ def test_every_message_type_signs_and_recovers(primary, message):
 
 def test_signature_is_bound_to_chain_and_contract():
     signer = Account.create()
-    message = {"requestId": 3, "device": "0x" + "22" * 20, "watts": 2_500, "minPricePerKWh": 150_000, "extraWatts": 500, "extraMinPricePerKWh": 200_000}
+    message = {"requestId": 3, "device": "0x" + "22" * 20, "watts": 2_500, "minPricePerKWh": 150_000, "extraWatts": 500, "extraMinPricePerKWh": 200_000, "minAvailabilityPricePerKWh": 30_000}
     signature = eip712.sign(signer.key, "Commitment", message, 1, CONTRACT)
     assert eip712.recover("Commitment", message, signature, 2, CONTRACT) != signer.address
     assert eip712.recover("Commitment", message, signature, 1, "0x" + "cd" * 20) != signer.address
@@ -56,6 +56,6 @@ def test_digest_is_what_the_signature_recovers_from():
 
     signer = Account.create()
     message = {"requestId": 9, "device": "0x" + "22" * 20, "watts": 10, "minPricePerKWh": 0, "extraWatts": 0,
-               "extraMinPricePerKWh": 0}
+               "extraMinPricePerKWh": 0, "minAvailabilityPricePerKWh": 0}
     signature = eip712.sign(signer.key, "Commitment", message, 7, CONTRACT)
     assert recover_digest(eip712.digest("Commitment", message, 7, CONTRACT), signature) == signer.address

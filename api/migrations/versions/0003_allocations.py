@@ -1,7 +1,8 @@
 """request allocations
 
 Issue 14: a request's clearing result, from FlexMarket's AllocationPosted event: the accepted watts,
-the uniform clearing price and the allocation's Merkle root. Nullable: a request has none until the
+the uniform clearing (and availability) price and the allocation's Merkle root, and the availability
+ceiling of a request that pays availability (RequestAvailability). Nullable: a request has none until the
 oracles post it after gate closure, and a mirror indexed before this revision keeps its rows. And the
 oracles' allocation documents that matched the posted root (`allocation_documents`).
 
@@ -27,6 +28,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('accepted_w', sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column('clearing_price', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True))
         batch_op.add_column(sa.Column('allocation_root', sqlmodel.sql.sqltypes.AutoString(length=66), nullable=True))
+        batch_op.add_column(sa.Column('availability_price_per_kwh', sqlmodel.sql.sqltypes.AutoString(length=80),
+                                      nullable=True))
+        batch_op.add_column(sa.Column('availability_price', sqlmodel.sql.sqltypes.AutoString(length=80),
+                                      nullable=True))
 
     op.create_table('allocation_documents',
     sa.Column('request_id', sa.BigInteger(), autoincrement=False, nullable=False),
@@ -43,6 +48,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table('allocation_documents')
     with op.batch_alter_table('requests', schema=None) as batch_op:
+        batch_op.drop_column('availability_price')
+        batch_op.drop_column('availability_price_per_kwh')
         batch_op.drop_column('allocation_root')
         batch_op.drop_column('clearing_price')
         batch_op.drop_column('accepted_w')

@@ -1,0 +1,53 @@
+"""What a site would offer in a future hour: the content of its day-ahead forecast (node.forecast).
+
+The rule is the dispatcher's own, applied to a request the node imagines for that hour, in the
+device's zone, at no more than the owner's price and with the gate far enough ahead:
+
+    per flexible device d:  watts_d = decide(policy, that request, d, now, recent_d)
+                            (node.dispatch.decide: the simulator's forecast of what it can shed in
+                            the hour, or a real device's flexibility now, capped at max_share_bps
+                            of its capacity and at recent_d, its use in that hour on recent days
+                            (node.own_baseline), as a commitment is; 0 below min_commit_w)
+    split as an offer:      offer_tranches(policy, ...) of each watts_d: the confident part at the
+                            owner's min_price_per_kwh, the extra_share_bps part at the premium
+    the site's hour:        tranche 1 = the sum of the confident parts at min_price_per_kwh,
+                            tranche 2 = the sum of the extra parts at the premium price,
+                            merged into one tranche when the premium equals the minimum.
+
+So the forecast promises what the node would commit if asked, no more: a buyer that sizes a request
+on it can expect these offers at the gate, give or take what the devices do before then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from node.dispatch import NodeDevice, Policy, decide, offer_tranches
+from protocol.forecast import MAX_PRICE, Tranche
+from protocol.requests import FlexRequest
+
+
+def hour_offer(policy: Policy, devices: Iterable[NodeDevice], hour_start: int, hour_end: int, now: float,
+               recent_of: Callable[[str, int, int], int | None] = lambda device, start, end: None) -> list[Tranche]:
+    """The site's tranches for [hour_start, hour_end) by the module's rule (an empty list: nothing).
+    `recent_of(device, start, end)` is the device's recent use in the window, when known."""
+    confident = extra = 0
+    premium = policy.min_price_per_kwh
+    for device in devices:
+        imagined = FlexRequest(request_id=0, zone=device.zone, start=hour_start, end=hour_end,
+                               target_w=device.capacity_w, price_per_kwh=MAX_PRICE, payment_token="0x" + "00" * 20)
+        watts, _reason = decide(policy, imagined, device, now, recent_of(device.address, hour_start, hour_end))
+        if watts <= 0:
+            continue
+        first, _price, more, more_price = offer_tranches(policy, imagined, watts)
+        confident += first
+        extra += more
+        if more:
+            premium = more_price
+    tranches = [Tranche(confident, policy.min_price_per_kwh)] if confident else []
+    if extra:
+        if tranches and premium == policy.min_price_per_kwh:
+            tranches = [Tranche(confident + extra, premium)]
+        else:
+            tranches.append(Tranche(extra, premium))
+    return tranches
