@@ -156,7 +156,13 @@ def verdict(view: StatusView) -> str:
             text += f" + {view.money(view.allocation.availability_price)}/kW·h availability"
         parts.append(text)
     delivered = view.delivered_w
-    if delivered is None:
+    verification = view.api.verification if view.api is not None else None
+    if verification is not None and verification.rule == "none":
+        # no estimate passed its quality gate: the delivery is not verified (a 0 here would read as
+        # "measured nothing"), and nothing is paid for it
+        reason = verification.fallbackReason or verification.error or "no estimate passed its quality gate"
+        parts.append(f"delivered: not verified ({reason}), so not paid")
+    elif delivered is None:
         parts.append("delivered — (not settled yet)" if r.status in (RequestStatus.OPEN, RequestStatus.SETTLING)
                      else "delivered —")
     else:

@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS commitments (
     watts INTEGER NOT NULL,
     signature TEXT NOT NULL,
     created_at INTEGER NOT NULL,
-    offer TEXT NOT NULL DEFAULT '[0, 0, 0]',  -- [min price, extra watts, extra min price] (signed with it)
+    offer TEXT NOT NULL DEFAULT '[0, 0, 0]',  -- [min price, extra watts, extra min price, min availability
+                                              --  price] (signed with it; rows from before availability have 3)
     UNIQUE (request_id, device)
 );
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -173,7 +174,8 @@ class Outbox:
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     (commitment.request_id, commitment.device, commitment.watts, "0x" + commitment.signature.hex(),
                      int(time.time()), json.dumps([str(commitment.min_price_per_kwh), commitment.extra_watts,
-                                                   str(commitment.extra_min_price_per_kwh)])))
+                                                   str(commitment.extra_min_price_per_kwh),
+                                                   str(commitment.min_availability_price_per_kwh)])))
                 if cursor.rowcount == 0:
                     self._db.execute("ROLLBACK")
                     return None
@@ -215,8 +217,9 @@ class Outbox:
                 payload = encode_batch(MeterBatch(device, start, interval, tuple(json.loads(readings)), sequence,
                                                   bytes.fromhex(bsig[2:])))
             else:
-                price, extra, extra_price = json.loads(offer)
+                price, extra, extra_price, *availability = json.loads(offer)
                 payload = encode_commitment(Commitment(rid, cdev, watts, int(price), int(extra), int(extra_price),
+                                                       int(availability[0]) if availability else 0,
                                                        signature=bytes.fromhex(csig[2:])))
             out.append(Delivery(kind, item_id, oracle, attempts, payload))
         return out

@@ -176,7 +176,9 @@ def _open_from_forecasts(net: Devnet, run: EventRun, step: Callable[[str], None]
             raise DevnetError(f"zone {zone}: the forecast supply at the ceiling is {gross} W; nothing to request")
         hours = (run.end - run.start) / 3_600
         budget = target / 1_000 * hours * (PRICE_PER_KWH + AVAILABILITY_PER_KWH) / 1e6  # the most it can pay
-        opened = buyer.open(zone, run.start, run.end, target, price, availability, f"{budget * 1.01:.6f}")
+        escrow = round(budget * 1.01 * 1e6)
+        net.buyer.send(net.contract("MockStablecoin").functions.mint(net.buyer.address, escrow))  # the devnet faucet
+        opened = buyer.open(zone, run.start, run.end, target, price, availability, f"{escrow / 1e6:.6f}")
         request_id = int(opened["requestId"])
         run.request_ids[zone], run.targets_w[zone] = request_id, target
         run.budgets[zone] = net.contract("FlexMarket").functions.getRequest(request_id).call()[10]  # deposited

@@ -42,3 +42,14 @@ def test_a_settling_request_shows_its_pending_payout():
                                 escrow=1_375_000, deposited=2_000_000, paid=0)
     text = verdict(view)
     assert "paid 0 mUSD (1.1 mUSD pending in a report), refunded 0 mUSD" in text
+
+
+def test_an_unverified_delivery_is_not_shown_as_zero():
+    view = settled_view()
+    view.api = ApiRequest.model_validate({
+        **view.api.model_dump(), "payout": "0", "refund": "2000000", "deliveredWh": 0,
+        "verification": {"estimatedWh": 0, "ci95Wh": None, "rule": "none", "fallbackReason":
+                         "portfolio_baseline_quality", "sites": []}})
+    text = verdict(view)
+    assert "delivered: not verified (portfolio_baseline_quality), so not paid" in text
+    assert "delivered 0 kW" not in text and "CI 0" not in text

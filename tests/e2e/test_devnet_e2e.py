@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from negawatt.devnet.network import Devnet, DevnetSpec, wait_for
-from negawatt.devnet.scenario import published_report, run_event
+from negawatt.devnet.scenario import AVAILABILITY_PER_KWH, published_report, run_event
 from negawatt.devnet.summary import gas_spent, plot, summarize
 
 
@@ -133,6 +133,22 @@ def test_demo_event_settles_and_every_claim_matches_its_leaf(devnet, tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     gas = gas_spent(devnet)
     assert gas["oracles"][0] >= 2 and gas["buyer"][0] == 3  # submit + finalize; mint, approve, open
+
+    # The buyer sized each request on the zone's forecast supply (the sites' signed forecasts, as the
+    # API aggregates them; nothing is held out here), opened it with `negawatt buyer open`, and read
+    # the outcome with `negawatt buyer status`, which agrees with the report.
+    market = devnet.contract("FlexMarket")
+    for zone, request_id in run.request_ids.items():
+        assert run.forecast_w[zone] > 0 and run.targets_w[zone] == run.forecast_w[zone] * 8_000 // 10_000
+        assert market.functions.availabilityPriceOf(request_id).call() == AVAILABILITY_PER_KWH
+        status = run.buyer_status[zone]
+        settled_request = next(r for r in report["requests"] if r["requestId"] == request_id)
+        assert (status["requestId"], status["status"], status["paid"], status["refunded"]) == (
+            request_id, "settled", settled_request["payout"], settled_request["refund"])
+        assert status["verdict"].startswith(f"request {request_id} (settled): requested ")
+        allocation = run.allocations[zone]
+        assert status["acceptedW"] == allocation["acceptedW"] and int(status["availabilityPrice"]) == int(
+            allocation["availabilityPrice"]) <= AVAILABILITY_PER_KWH
 
     # The API indexed the same settlement and serves the proofs the claims used.
     api = devnet.api_url

@@ -47,3 +47,18 @@ def test_a_commitment_is_stored_once_and_a_new_oracle_is_owed_recent_items(tmp_p
     due = outbox.due("http://new", time.time())
     assert [(d.kind, d.payload.get("requestId", d.payload.get("sequence"))) for d in due] == [("commitment", 4),
                                                                                              ("batch", 0)]
+
+
+def test_a_priced_offer_leaves_the_outbox_as_it_was_signed(tmp_path):
+    # every signed field of the offer, availability included, must survive the outbox: a field lost
+    # on the way changes the EIP-712 digest and the oracle recovers someone else (bad_signature)
+    from protocol.messages import decode_commitment
+
+    key = Account.create()
+    outbox = Outbox(tmp_path / "o.sqlite")
+    signed = Commitment(4, key.address, 1_500, 120_000, 500, 180_000, 25_000).signed(key.key, 1, REGISTRY)
+    outbox.add_commitment(signed, ["http://a"])
+    (delivery,) = outbox.due("http://a", time.time())
+    sent = decode_commitment(delivery.payload)
+    assert sent == signed and sent.min_availability_price_per_kwh == 25_000
+    assert sent.signer(1, REGISTRY) == key.address
