@@ -126,6 +126,10 @@ def run(network: str = "ethereum:local:foundry") -> dict:
         gas["open_request"] = market.openRequest(
             7, start, start + 3600, 70_000_000, 200_000, usd.address, budget, sender=buyer).gas_used
         request_id = market.requestCount()
+        usd.mint(buyer.address, budget, sender=buyer)  # the same again, for a request that pays availability
+        usd.approve(market.address, budget, sender=buyer)
+        gas["open_request_with_availability"] = market.openRequestWithAvailability(
+            7, start, start + 3600, 70_000_000, 200_000, 40_000, usd.address, budget, sender=buyer).gas_used
         accepted_w, clearing_price, allocation_root = 70_000_000, 150_000, os.urandom(32)
         allocation = {"requestId": request_id, "root": allocation_root, "acceptedW": accepted_w,
                       "clearingPrice": clearing_price, "availabilityPrice": 0}
