@@ -115,7 +115,6 @@ def settle_input(
             reasons.append(BOND_INSUFFICIENT)
         return reasons
 
-    availability = request.allocation.availability_price if request.clears and request.allocation else 0
     if uses_sites(request, committed, devices):
         return site_request_input(request, committed, devices, readings, economics.site_spec_for(request),
                                   economics.estimator, (start, end),
@@ -134,7 +133,7 @@ def settle_input(
         inputs.append(DeviceInput(device, owner, committed[device], curtailed, eligible, tuple(reasons),
                                   tuple(record.get("flags", []))))
     return RequestInput(request.request_id, request.payment_token, request.price_per_kwh, request.max_budget,
-                        intervals, tuple(inputs), availability), records, None
+                        intervals, tuple(inputs), request.availability_price), records, None
 
 
 def compute_epoch(

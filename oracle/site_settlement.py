@@ -8,8 +8,8 @@ The rule, for a request whose committed devices are at sites or whose market hol
 * Groups: with `holdout_bps` > 0 and the gate block's hash as seed, a unit is held out iff
   protocol.holdout.is_held_out(seed, request id, unit, holdout_bps). Held-out units are the control
   group: they were not dispatched, are owed nothing for the event and pay no penalty (their chance
-  of being held out is the same on every request; no availability share is paid, because FlexMarket
-  pays for delivered energy only).
+  of being held out is the same on every request; no availability share is paid to them: availability
+  pays accepted capacity, and a held-out unit is never accepted).
 * The estimate: oracle.portfolio over the units' meters (baseline method of the request's program,
   the program's estimator, the portfolio's quality gate, the site fallback), in Wh over the whole
   intervals of the window.
@@ -176,6 +176,5 @@ def site_request_input(
         inputs.append(DeviceInput(unit.address, unit.owner, unit.watts, curtailed, eligible, tuple(sorted(set(reasons))),
                                   tuple(flags), verified_wh=pay.paid_wh if pay else 0,
                                   penalised=bool(pay and pay.penalised and FLAG_SITE_BELOW_DEVICES not in pay.flags)))
-    availability = request.allocation.availability_price if request.clears and request.allocation else 0
     return (RequestInput(request.request_id, request.payment_token, request.price_per_kwh, request.max_budget,
-                         intervals, tuple(inputs), availability), out_records, verification)
+                         intervals, tuple(inputs), request.availability_price), out_records, verification)

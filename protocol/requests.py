@@ -78,6 +78,12 @@ class FlexRequest:
         cap = self.allocation.accepted_w * (self.end - self.start) * price // 3_600_000
         return min(self.max_budget, cap)
 
+    @property
+    def availability_price(self) -> int:
+        """The uniform availability price its allocation pays per kW per hour; 0 when it pays none
+        (not cleared, not allocated, or opened without availability)."""
+        return self.allocation.availability_price if self.clears and self.allocation is not None else 0
+
     def with_availability(self, args: Any) -> "FlexRequest":
         """This request with the availability ceiling a RequestAvailability event's `args` record."""
         return replace(self, availability_ceiling=int(args["availabilityPricePerKWh"]))

@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
+from buyer.checks import max_payment
 from negawatt.devnet.demo_buyer import DemoBuyer
 from negawatt.devnet.network import Devnet, DevnetError, wait_for
 from negawatt.localchain import open_funded_request
@@ -165,7 +166,7 @@ def run_event(net: Devnet, step: Callable[[str], None] = lambda m: None, hook: H
 def _open_from_forecasts(net: Devnet, run: EventRun, step: Callable[[str], None], wait) -> None:
     """Size each zone's request with `negawatt buyer forecast` and open it with `negawatt buyer open`."""
     buyer = _demo_buyer(net)
-    price, availability = f"{PRICE_PER_KWH / 1e6:.6f}", f"{AVAILABILITY_PER_KWH / 1e6:.6f}"
+    price, availability = _musd(PRICE_PER_KWH), _musd(AVAILABILITY_PER_KWH)
     for zone in range(1, net.spec.zones + 1):
         sites = sum(1 for node in net.nodes if node.zone == zone and any(k == "site_meter" for _, k, _ in node.devices))
         supply = wait(lambda: (s := _forecast_or_none(buyer, zone, run, price)) and s["sites"] >= sites and s,
@@ -174,11 +175,10 @@ def _open_from_forecasts(net: Devnet, run: EventRun, step: Callable[[str], None]
         target = supply["sizeNetOfHoldoutW"]
         if target <= 0:
             raise DevnetError(f"zone {zone}: the forecast supply at the ceiling is {gross} W; nothing to request")
-        hours = (run.end - run.start) / 3_600
-        budget = target / 1_000 * hours * (PRICE_PER_KWH + AVAILABILITY_PER_KWH) / 1e6  # the most it can pay
-        escrow = round(budget * 1.01 * 1e6)
+        # the most the request can pay (integer base units, as the buyer's check computes it), plus 1 %
+        escrow = max_payment(target, run.end - run.start, PRICE_PER_KWH, AVAILABILITY_PER_KWH) * 101 // 100
         net.buyer.send(net.contract("MockStablecoin").functions.mint(net.buyer.address, escrow))  # the devnet faucet
-        opened = buyer.open(zone, run.start, run.end, target, price, availability, f"{escrow / 1e6:.6f}")
+        opened = buyer.open(zone, run.start, run.end, target, price, availability, _musd(escrow))
         request_id = int(opened["requestId"])
         run.request_ids[zone], run.targets_w[zone] = request_id, target
         run.budgets[zone] = net.contract("FlexMarket").functions.getRequest(request_id).call()[10]  # deposited
@@ -187,6 +187,11 @@ def _open_from_forecasts(net: Devnet, run: EventRun, step: Callable[[str], None]
              f"mUSD/kWh; {supply['holdoutBps'] / 100:.0f} % of the sites are held out, so the buyer asks for "
              f"{target / 1000:.1f} kW (80 % of what can be accepted): request {request_id} opened with "
              f"`negawatt buyer open` ({opened['funding']}), escrow {run.budgets[zone] / 1e6:.2f} mUSD")
+
+
+def _musd(base_units: int) -> str:
+    """mUSD base units (6 decimals) as the exact decimal text `negawatt buyer` takes."""
+    return f"{base_units // 10**6}.{base_units % 10**6:06d}"
 
 
 def _demo_buyer(net: Devnet) -> DemoBuyer:

@@ -45,7 +45,7 @@ def _readings() -> dict[str, dict[int, int]]:
 def _pinned_inputs():
     request = SimpleNamespace(request_id=7, buyer="0x" + "b0" * 20, zone=1, start=EVENT_START, end=EVENT_END,
                               target_w=9_000, price_per_kwh=250_000, payment_token=TOKEN, max_budget=5 * 10**6,
-                              holdout_bps=0, clears=False, allocation=None)
+                              holdout_bps=0, availability_price=0)
     # no holdout, no sites, no clearing: settled per device, as in version 1
     devices = {device: SimpleNamespace(address=device, owner=owner, kind=0, capacity_w=7_400, zone=1, active=True,
                                        site=None)
