@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from eth_utils import is_address, to_checksum_address
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from protocol.units import SECONDS_PER_HOUR, W_PER_KW
+from protocol.units import SECONDS_PER_HOUR, W_PER_KW, format_units  # noqa: F401  (re-exported for the buyer CLI)
 
 MAX_TEXT = 64  # longest amount, power or time argument read (bounded before parsing)
 UINT32 = 2**32 - 1
@@ -103,14 +103,6 @@ def kw_to_watts(text: str, what: str = "--target-kw") -> int:
     if scaled is None:
         raise BuyerError(f"{what} {text} is finer than 1 W (at most 3 decimals of kW)")
     return scaled
-
-
-def format_units(amount: int, decimals: int, symbol: str = "") -> str:
-    """Base units as an exact decimal string of token units (trailing zeros dropped)."""
-    sign = "-" if amount < 0 else ""
-    whole, fraction = divmod(abs(amount), 10**decimals)
-    text = f"{whole}.{fraction:0{decimals}d}".rstrip("0").rstrip(".") if decimals else str(whole)
-    return f"{sign}{text} {symbol}".rstrip()
 
 
 def format_kw(watts: int) -> str:

@@ -24,3 +24,11 @@ def payment(energy_wh_: int, price_per_kwh: int) -> int:
 def bps_of(amount: int, bps: int) -> int:
     """`bps` basis points of `amount` (rounded down)."""
     return amount * bps // BPS
+
+
+def format_units(amount: int, decimals: int, symbol: str = "") -> str:
+    """Base units as an exact decimal string of token units (trailing zeros dropped)."""
+    sign = "-" if amount < 0 else ""
+    whole, fraction = divmod(abs(amount), 10**decimals)
+    text = f"{whole}.{fraction:0{decimals}d}".rstrip("0").rstrip(".") if decimals else str(whole)
+    return f"{sign}{text} {symbol}".rstrip()
