@@ -215,22 +215,50 @@ def check_budget(order: OpenOrder, decimals: int, symbol: str) -> None:
             f"{format_kw(order.target_w)} x {hours} h x {price} = {format_units(most, decimals, symbol)}")
 
 
-def check_balance(balance: int, budget: int, decimals: int, symbol: str) -> None:
-    """The buyer holds the budget it escrows."""
+ETH_DECIMALS = 18
+OPEN_GAS = 600_000  # gas units opening takes at most: a permit or approval, then openRequestWithAvailability
+_DEVNET_FLAGS = {"mUSD": "--musd", "NEGA": "--nega"}  # the devnet faucet's flag for a token's symbol
+
+
+def gas_needed(gas_price: int) -> int:
+    """Wei the buyer needs to open a request at `gas_price` (OPEN_GAS units, a bound, not an estimate)."""
+    return OPEN_GAS * gas_price
+
+
+def check_balance(balance: int, budget: int, decimals: int, symbol: str, buyer: str | None = None,
+                  gas_balance: int | None = None, gas_wei: int = 0) -> None:
+    """The buyer holds the budget it escrows and the ether its two transactions cost. A shortfall is
+    one line naming the buyer's address, what it holds and what it needs, in token units, and how
+    to fund it on a devnet (`negawatt devnet fund`)."""
+    short: list[str] = []
+    flags: list[str] = []
     if balance < budget:
-        raise BuyerError(f"the buyer holds {format_units(balance, decimals, symbol)}, below the budget "
-                         f"{format_units(budget, decimals, symbol)}")
+        short.append(f"holds {format_units(balance, decimals, symbol)}, below the budget "
+                     f"{format_units(budget, decimals, symbol)} (needs {format_units(budget - balance, decimals, symbol)} "
+                     "more)")
+        if symbol in _DEVNET_FLAGS:
+            flags.append(f"{_DEVNET_FLAGS[symbol]} {format_units(budget - balance, decimals)}")
+    if gas_balance is not None and (gas_balance == 0 or gas_balance < gas_wei):
+        short.append(f"has {format_units(gas_balance, ETH_DECIMALS, 'ETH')} for gas, below the "
+                     f"{format_units(gas_wei, ETH_DECIMALS, 'ETH')} opening can cost" if gas_wei
+                     else "has no ETH to pay gas")
+        flags.append(f"--eth {max(1, -(-(gas_wei - gas_balance) // 10**ETH_DECIMALS))}")
+    if not short:
+        return
+    who = f"the buyer {buyer}" if buyer else "the buyer"
+    fix = f"; send it the difference, or on a devnet run `negawatt devnet fund {buyer or 'ADDRESS'} " \
+          f"{' '.join(flags)} --run-dir RUN_DIR`" if flags else "; send it the difference"
+    raise BuyerError(f"{who} {' and '.join(short)}{fix}")
 
 
 def check_order(order: OpenOrder, rules: MarketRules, decimals: int, symbol: str, balance: int,
-                gas_balance: int | None = None) -> None:
-    """All the checks of one order, in the order a buyer would fix them; raises the first failure."""
+                gas_balance: int | None = None, buyer: str | None = None, gas_wei: int = 0) -> None:
+    """All the checks of one order, in the order a buyer would fix them; raises the first failure
+    (the budget's token and the gas money are checked together, so one line names both)."""
     if rules.paused:
         raise BuyerError("FlexMarket is paused: no request can be opened now")
     check_availability(order.availability_price, rules.pays_availability)
     check_amounts(order.target_w, order.price_per_kwh, order.budget)
     check_window(order.start, order.end, rules)
     check_budget(order, decimals, symbol)
-    check_balance(balance, order.budget, decimals, symbol)
-    if gas_balance is not None and gas_balance == 0:
-        raise BuyerError("the buyer's account has no ether to pay gas")
+    check_balance(balance, order.budget, decimals, symbol, buyer, gas_balance, gas_wei)

@@ -16,9 +16,11 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from web3.exceptions import Web3Exception
 
 from buyer.chain_view import read_allocation, read_request
-from buyer.checks import BuyerError, MarketRules, OpenOrder, check_order, format_kw, format_units, make_order
+from buyer.checks import (BuyerError, MarketRules, OpenOrder, check_order, format_kw, format_units, gas_needed,
+                          make_order)
 from buyer.token import ERC20_PERMIT_ABI, TokenInfo, inspect_token, token_contract
 from protocol.chain import ChainError, Transactor
 from protocol.events import EventDecoder
@@ -79,7 +81,8 @@ def prepare_open(web3: Any, manifest: Manifest, buyer: str, order: OpenOrder,
     market = market_of(web3, manifest)
     token = token or inspect_token(web3, order.token, buyer, market.address)
     rules = read_rules(web3, market)
-    check_order(order, rules, token.decimals, token.symbol, token.balance, int(web3.eth.get_balance(buyer)))
+    check_order(order, rules, token.decimals, token.symbol, token.balance, int(web3.eth.get_balance(buyer)),
+                buyer=buyer, gas_wei=gas_needed(int(web3.eth.gas_price)))
     return token, rules
 
 
@@ -117,7 +120,7 @@ def send_open(web3: Any, manifest: Manifest, key: bytes, order: OpenOrder, token
     sent: list[str] = []
     try:
         how, tx = _fund(web3, sender, key, token, market.address, order.budget, rules.now)
-    except ChainError as error:
+    except (ChainError, Web3Exception) as error:
         raise BuyerError(f"the {'permit' if token.has_permit else 'approval'} was refused: {error}") from None
     if tx:
         sent.append(tx)
@@ -131,7 +134,7 @@ def send_open(web3: Any, manifest: Manifest, key: bytes, order: OpenOrder, token
                                             order.price_per_kwh, token.address, order.budget)
     try:
         receipt = sender.send(call)
-    except ChainError as error:
+    except (ChainError, Web3Exception) as error:
         done = f" (the {how} in {tx} was sent)" if tx else ""
         raise BuyerError(f"openRequest was refused: {error}{done}") from None
     sent.append(receipt.tx_hash)

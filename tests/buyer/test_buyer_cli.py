@@ -130,7 +130,7 @@ def test_open_list_status_cancel(buyer):
     ("not a token", "has no decimals(), it is not an ERC-20 token"),
     ("too precise", "--budget 2.0000001 has more decimals than the token's 6"),
     ("too short", "the window lasts 30 s; this market takes 60 to 86400 s"),
-    ("poor", "the buyer holds 10 mUSD, below the budget 11 mUSD"),
+    ("poor", "holds 10 mUSD, below the budget 11 mUSD (needs 1 mUSD more)"),
     ("naive time", "has no timezone"),
 ])
 def test_a_bad_argument_is_refused_before_any_transaction(buyer, case, message):
