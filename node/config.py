@@ -133,6 +133,9 @@ class NodeConfig(BaseSettings):
                                             "to (none: no forecast)")
     forecast_check_seconds: int = Field(300, ge=1, le=86_400,
                                         description="how often `node run` checks its published forecast is current")
+    eligibility_check_seconds: int = Field(300, ge=1, le=86_400,
+                                           description="how often `node run` checks whether each device can earn "
+                                                       "(node.eligibility; a warning is logged once)")
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     devices: list[DeviceConfig] = Field(min_length=1)
 

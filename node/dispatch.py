@@ -11,6 +11,12 @@ departure needs); the node signs a Commitment per participating device and queue
 oracle. At the window's start it applies the setpoints, at its end it restores; every decision is
 logged with its reason and kept in the database.
 
+A device that does not answer when a request arrives (a real driver still connecting after a
+start, or gone for a while) is declined for now and kept in the `reconsider` table: each `step`
+decides for it again (every `retry_seconds`) while commitments are still accepted (`min_lead_seconds`
+before the gate closure); once it answers it is committed or declined for good, and it is dropped
+when the gate is too close. A device is committed at most once per request (the participation row).
+
 A commitment is an offer (issue 14): the owner's minimum price per kWh for the confident part and,
 with `extra_share_bps`, a less certain tranche at `extra_premium_bps` above it (never above the
 buyer's ceiling); for a request that pays availability (RequestAvailability) it also asks the owner's
@@ -71,6 +77,12 @@ CREATE TABLE IF NOT EXISTS request_rules (
     root TEXT,                          -- its AllocationPosted root (hex), once posted
     clearing_price TEXT                 -- and its clearing price
 );
+CREATE TABLE IF NOT EXISTS reconsider (  -- declined because the device did not answer: decided again once it does
+    request_id INTEGER NOT NULL,
+    device TEXT NOT NULL,
+    request TEXT NOT NULL,              -- the request (JSON, request_to_json), for deciding again
+    PRIMARY KEY (request_id, device)
+);
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY,
     at REAL NOT NULL,
@@ -83,6 +95,26 @@ CREATE TABLE IF NOT EXISTS decisions (
 
 
 Request = FlexRequest  # the node's name for the shared request type (protocol.requests)
+
+
+UNAVAILABLE = "device unavailable"  # the reason prefix of a decline the node reconsiders (Dispatcher)
+
+
+def request_to_json(request: FlexRequest) -> str:
+    """A request as JSON, kept with a device to reconsider (the fields decide and commit read)."""
+    return json.dumps({"request_id": request.request_id, "zone": request.zone, "start": request.start,
+                       "end": request.end, "target_w": request.target_w, "price_per_kwh": request.price_per_kwh,
+                       "payment_token": request.payment_token, "buyer": request.buyer,
+                       "max_budget": str(request.max_budget), "opened_block": request.opened_block,
+                       "holdout_bps": request.holdout_bps, "gate_closure": request.gate_closure,
+                       "availability_ceiling": str(request.availability_ceiling)})
+
+
+def request_from_json(text: str) -> FlexRequest:
+    """The request `request_to_json` wrote."""
+    data = json.loads(text)
+    return FlexRequest(**{**data, "max_budget": int(data["max_budget"]),
+                          "availability_ceiling": int(data["availability_ceiling"])})
 
 
 @dataclass(frozen=True)
@@ -168,7 +200,7 @@ def decide(policy: Policy, request: Request, device: NodeDevice, now: float,
             if keep is not None:
                 watts = min(watts, max(0, device.driver.power_w() - keep))
     except DeviceUnavailable as error:
-        return 0, f"device unavailable: {error}"
+        return 0, f"{UNAVAILABLE}: {error}"
     history = ""
     if recent_w is not None:
         history = f", recent use in this window {recent_w} W"
@@ -329,42 +361,95 @@ class Dispatcher:
             for device in self.devices:
                 if device.zone != request.zone:
                     continue
-                known = self.db.execute("SELECT 1 FROM participations WHERE request_id = ? AND device = ?"
-                                        " AND state != 'withdrawn'", (request.request_id, device.address)).fetchone()
-                if known:
-                    continue
-                recent = recent_window_w(self.outbox, device.address, request.start, request.end)
-                watts, reason = decide(self.policy, request, device, now, recent)
-                # one request per window: per device, or with a site meter per site (the site meter
-                # verifies the whole premises, so the oracles count its reduction once: oracle.accepted)
-                busy = self.db.execute(
-                    "SELECT request_id FROM participations WHERE (device = ? OR ?) AND request_id != ? AND state IN "
-                    "('committed', 'accepted', 'applied') AND start < ? AND end > ?",
-                    (device.address, self.site is not None, request.request_id, request.end,
-                     request.start)).fetchone()
-                if watts and busy:
-                    watts, reason = 0, f"already committed to request {busy[0]} in an overlapping window"
-                if not watts:
-                    self._record(request.request_id, device.address, "declined", reason)
-                    continue
-                first, price, extra, extra_price = offer_tranches(self.policy, request, watts)
-                availability = policy_availability(self.policy, request)
-                commitment = Commitment(request.request_id, device.address, first, price, extra, extra_price,
-                                        availability).signed(device.key, self.chain_id, self.registry)
-                self.outbox.add_commitment(commitment, self.oracles())
-                self.db.execute("INSERT OR REPLACE INTO participations (request_id, device, watts, start, end, "
-                                "state, recent_w, opened_block) VALUES (?, ?, ?, ?, ?, 'committed', ?, ?)",
-                                (request.request_id, device.address, watts, request.start, request.end, recent,
-                                 request.opened_block))
-                self._record(request.request_id, device.address, "committed",
-                             reason + (f"; offered {first} W at {price} and {extra} W at {extra_price} per kWh"
-                                       if extra else f"; offered at {price} per kWh"))
-                committed += watts
+                committed += self._consider(request, device, now)
         return committed
+
+    def _consider(self, request: Request, device: NodeDevice, now: float) -> int:
+        """Decide for one device (under the lock): commit it (signed, queued for the oracles) or
+        decline it with the reason; a device that does not answer is kept for reconsideration.
+        Returns the watts committed."""
+        known = self.db.execute("SELECT 1 FROM participations WHERE request_id = ? AND device = ?"
+                                " AND state != 'withdrawn'", (request.request_id, device.address)).fetchone()
+        if known:  # committed once already: never offered twice
+            self.db.execute("DELETE FROM reconsider WHERE request_id = ? AND device = ?",
+                            (request.request_id, device.address))
+            return 0
+        recent = recent_window_w(self.outbox, device.address, request.start, request.end)
+        watts, reason = decide(self.policy, request, device, now, recent)
+        # one request per window: per device, or with a site meter per site (the site meter
+        # verifies the whole premises, so the oracles count its reduction once: oracle.accepted)
+        busy = self.db.execute(
+            "SELECT request_id FROM participations WHERE (device = ? OR ?) AND request_id != ? AND state IN "
+            "('committed', 'accepted', 'applied') AND start < ? AND end > ?",
+            (device.address, self.site is not None, request.request_id, request.end,
+             request.start)).fetchone()
+        if watts and busy:
+            watts, reason = 0, f"already committed to request {busy[0]} in an overlapping window"
+        if not watts:
+            waiting = self.db.execute("SELECT 1 FROM reconsider WHERE request_id = ? AND device = ?",
+                                      (request.request_id, device.address)).fetchone()
+            if reason.startswith(UNAVAILABLE):
+                if not waiting:  # recorded once; decided again at each step while the gate is open
+                    self.db.execute("INSERT INTO reconsider (request_id, device, request) VALUES (?, ?, ?)",
+                                    (request.request_id, device.address, request_to_json(request)))
+                    self._record(request.request_id, device.address, "declined",
+                                 reason + "; reconsidered once it answers, until the gate closure")
+                return 0
+            if waiting:
+                self.db.execute("DELETE FROM reconsider WHERE request_id = ? AND device = ?",
+                                (request.request_id, device.address))
+            self._record(request.request_id, device.address, "declined", reason)
+            return 0
+        self.db.execute("DELETE FROM reconsider WHERE request_id = ? AND device = ?",
+                        (request.request_id, device.address))
+        first, price, extra, extra_price = offer_tranches(self.policy, request, watts)
+        availability = policy_availability(self.policy, request)
+        commitment = Commitment(request.request_id, device.address, first, price, extra, extra_price,
+                                availability).signed(device.key, self.chain_id, self.registry)
+        self.outbox.add_commitment(commitment, self.oracles())
+        self.db.execute("INSERT OR REPLACE INTO participations (request_id, device, watts, start, end, "
+                        "state, recent_w, opened_block) VALUES (?, ?, ?, ?, ?, 'committed', ?, ?)",
+                        (request.request_id, device.address, watts, request.start, request.end, recent,
+                         request.opened_block))
+        self._record(request.request_id, device.address, "committed",
+                     reason + (f"; offered {first} W at {price} and {extra} W at {extra_price} per kWh"
+                               if extra else f"; offered at {price} per kWh"))
+        return watts
+
+    def _reconsider(self, now: float) -> int:
+        """Decide again for the devices declined because they did not answer, while commitments
+        are still accepted; drop those whose gate is too close. Returns the watts committed."""
+        committed = 0
+        for request_id, address, text in self.db.execute(
+                "SELECT request_id, device, request FROM reconsider ORDER BY request_id, device").fetchall():
+            request = request_from_json(text)
+            if request.gate_time - now < self.policy.min_lead_seconds:
+                self.db.execute("DELETE FROM reconsider WHERE request_id = ? AND device = ?", (request_id, address))
+                self._retry_at.pop(("reconsider", request_id, address), None)
+                self._record(request_id, address, "declined",
+                             "the device did not answer before the gate closure; no longer reconsidered")
+                continue
+            if time.monotonic() < self._retry_at.get(("reconsider", request_id, address), 0):
+                continue
+            device = next((d for d in self.devices if d.address == address), None)
+            if device is None:  # no longer one of the node's devices
+                self.db.execute("DELETE FROM reconsider WHERE request_id = ? AND device = ?", (request_id, address))
+                continue
+            watts = self._consider(request, device, now)
+            committed += watts
+            self._retry_at[("reconsider", request_id, address)] = time.monotonic() + self.retry_seconds
+            if watts:
+                log.info("request %d, device %s: reconsidered once it answered", request_id, address)
+        return committed
+
+    def reconsidering(self) -> list[tuple[int, str]]:
+        """(request id, device) of the declined-for-unavailability devices still reconsidered."""
+        return self.db.execute("SELECT request_id, device FROM reconsider ORDER BY request_id, device").fetchall()
 
     def on_cancelled(self, request_id: int) -> None:
         """Forget a cancelled request (restoring devices if it had started)."""
         with self._lock:
+            self.db.execute("DELETE FROM reconsider WHERE request_id = ?", (request_id,))
             rows = self.db.execute("SELECT device, state FROM participations WHERE request_id = ?",
                                    (request_id,)).fetchall()
             for address, state in rows:
@@ -379,6 +464,11 @@ class Dispatcher:
         restore a device whose window had started, mark the participation `withdrawn` so it is never
         applied. Returns how many were withdrawn."""
         with self._lock:
+            for request_id, address, text in self.db.execute("SELECT request_id, device, request FROM reconsider"
+                                                             ).fetchall():
+                if (request_from_json(text).opened_block or 0) > fork_block:
+                    self.db.execute("DELETE FROM reconsider WHERE request_id = ? AND device = ?",
+                                    (request_id, address))
             rows = self.db.execute("SELECT request_id, device, state FROM participations WHERE opened_block > ?"
                                    " AND state IN ('committed', 'accepted', 'applied')", (fork_block,)).fetchall()
             for request_id, address, state in rows:
@@ -420,6 +510,7 @@ class Dispatcher:
         setpoints changed."""
         now = self.clock()
         with self._lock:
+            self._reconsider(now)
             self._draw_holdouts(now)
             self._verify_acceptances(now)
             undrawn = {row[0] for row in self.db.execute("SELECT request_id FROM request_rules WHERE drawn = 0")}

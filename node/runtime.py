@@ -16,9 +16,12 @@ from node.config import NodeConfig
 from node.device_state import DeviceStateStore
 from node.device_drivers import build_node_device, build_site_meter, is_simulated_site_meter
 from node.devices.interface import DeviceUnavailable, kind_number
-from node.dispatch import Dispatcher, NodeDevice, Policy, RequestWatcher, open_dispatch_db
+from node.dispatch import Dispatcher, NodeDevice, Policy, RequestWatcher, fetch_json, open_dispatch_db
+from node.eligibility import (EarningWarning, WarningLog, bond_warning, fetch_rule, history_warning,
+                              registration_warning)
 from node.forecast import ForecastPublisher
 from node.forecast_offer import hour_offer
+from node.funding import devnet_run_dir, funding_error, shortfalls, token_units
 from node.own_baseline import recent_window_w
 from node.drivers import status_file
 from node.metering import Meter, MeteredDevice
@@ -32,6 +35,7 @@ from protocol.clock import ChainClock
 from protocol.holdout import GateSeeds
 from protocol.keys import load_key, read_password
 from protocol.manifest import check_chain, load_manifest
+from protocol.units import format_units
 
 log = logging.getLogger("negawatt.node")
 
@@ -95,18 +99,19 @@ def open_node(config: NodeConfig) -> Node:
                 Outbox(config.data_dir / "outbox.sqlite"))
 
 
-def register(node: Node) -> list[str]:
-    """Register every device not yet on-chain (device permits) and bond the required stake."""
-    registry, staking, token = node.contract("DeviceRegistry"), node.contract("Staking"), node.contract("NegawattToken")
-    done = []
+def registration_steps(node: Node) -> tuple[list[str], list[tuple[Any, str]], int, int]:
+    """What `register` would do: (lines for devices already registered, [(call, line)] for each device
+    to register with its signed permit, the bond still missing, the bond required), read from the chain."""
+    registry, staking = node.contract("DeviceRegistry"), node.contract("Staking")
+    already, calls = [], []
     site = node.site
+    deadline = node.web3.eth.get_block("latest")["timestamp"] + 3_600
     pairs = sorted(zip(node.devices, node.config.devices), key=lambda pair: pair[1].kind != "site_meter")
     for device, config in pairs:  # the site meter first: the other devices are registered at it
         info = registry.functions.deviceInfo(device.address).call()
         if info[0] != "0x" + "00" * 20:
-            done.append(f"{device.address}: already registered to {info[0]}")
+            already.append(f"{device.address}: already registered to {info[0]}")
             continue
-        deadline = node.web3.eth.get_block("latest")["timestamp"] + 3_600
         nonce = registry.functions.nonces(device.address).call()
         kind = kind_number(config.kind)
         if site is not None and device.address != site:
@@ -114,35 +119,116 @@ def register(node: Node) -> list[str]:
                       "capacityW": config.capacity_w, "nonce": nonce, "deadline": deadline}
             signature = eip712.sign(device.key, "DeviceAtSitePermit", permit, node.manifest.chainId,
                                     registry.address)
-            node.owner.send(registry.functions.registerAtSite(device.address, site, kind, config.capacity_w,
-                                                              deadline, signature))
-            done.append(f"{device.address}: registered at site {site} ({config.kind}, {config.capacity_w} W)")
+            calls.append((registry.functions.registerAtSite(device.address, site, kind, config.capacity_w,
+                                                            deadline, signature),
+                          f"{device.address}: registered at site {site} ({config.kind}, {config.capacity_w} W)"))
             continue
         permit = {"owner": node.owner.address, "device": device.address, "kind": kind,
                   "capacityW": config.capacity_w, "zone": node.config.zone, "nonce": nonce, "deadline": deadline}
         signature = eip712.sign(device.key, "DevicePermit", permit, node.manifest.chainId, registry.address)
-        node.owner.send(registry.functions.register(device.address, kind, config.capacity_w,
-                                                    node.config.zone, deadline, signature))
-        done.append(f"{device.address}: registered ({config.kind}, {config.capacity_w} W, zone {node.config.zone})")
+        calls.append((registry.functions.register(device.address, kind, config.capacity_w, node.config.zone,
+                                                  deadline, signature),
+                      f"{device.address}: registered ({config.kind}, {config.capacity_w} W, zone {node.config.zone})"))
+    required = missing = 0
     if node.config.stake_per_kw:
         required = staking.functions.requiredBond(node.flexible_capacity_w).call()
-        bonded = staking.functions.bondedOf(node.owner.address).call()
-        if required > bonded:
-            missing = required - bonded
+        missing = max(0, required - staking.functions.bondedOf(node.owner.address).call())
+    return already, calls, missing, required
+
+
+def check_funds(node: Node, calls: list[Any], missing: int, required: int) -> None:
+    """Raise FundsError (one line: the owner's address, how much ETH and NEGA it lacks, what to run)
+    when the owner cannot pay for `calls` and the `missing` bond; see node.funding."""
+    token, staking = node.contract("NegawattToken"), node.contract("Staking")
+    short = shortfalls(node.web3, node.owner.address, calls, token, missing, spender=staking.address)
+    if short:
+        symbol, decimals = token_units(token)
+        per_kw = staking.functions.bondPerKW().call()
+        rule = (f"the bond for {node.flexible_capacity_w} W at {format_units(per_kw, decimals, symbol)} per kW is "
+                f"{format_units(required, decimals, symbol)}" if missing else "")
+        raise funding_error(node.owner.address, short, node.manifest.chainId, rule,
+                            devnet_run_dir(node.config.manifest))
+
+
+def register(node: Node) -> list[str]:
+    """Register every device not yet on-chain (device permits) and bond the required stake, after
+    checking the owner can pay for it all (FundsError before anything is sent if not)."""
+    staking, token = node.contract("Staking"), node.contract("NegawattToken")
+    done, calls, missing, required = registration_steps(node)
+    check_funds(node, [call for call, _line in calls], missing, required)
+    for call, line in calls:
+        node.owner.send(call)
+        done.append(line)
+    if node.config.stake_per_kw:
+        symbol, decimals = token_units(token)
+        if missing:
             node.owner.send(token.functions.approve(staking.address, missing))
             node.owner.send(staking.functions.stake(missing))
-            done.append(f"staked {missing} (bond now {required})")
+            done.append(f"staked {format_units(missing, decimals, symbol)} "
+                        f"(bond now {format_units(required, decimals, symbol)})")
         else:
-            done.append(f"bond {bonded} covers the required {required}")
+            bonded = staking.functions.bondedOf(node.owner.address).call()
+            done.append(f"bond {format_units(bonded, decimals, symbol)} covers the required "
+                        f"{format_units(required, decimals, symbol)}")
     return done
 
 
-def status(node: Node) -> dict[str, Any]:
-    """Devices and their registration, the owner's stake, the outbox per oracle, unclaimed rewards."""
-    registry, staking, distributor = (node.contract("DeviceRegistry"), node.contract("Staking"),
-                                      node.contract("RewardDistributor"))
-    devices = []
+def token_info(node: Node, address: str) -> dict[str, Any]:
+    """{"symbol", "decimals"} of an ERC-20 token, read from its contract (the standard calls of the
+    NegawattToken ABI); a token that does not answer them is shown in base units ("?", 0)."""
+    token = node.web3.eth.contract(address=address, abi=node.manifest.contracts["NegawattToken"].abi)
+    try:
+        symbol, decimals = token_units(token)
+    except Exception:  # not an ERC-20 with metadata: base units, said so
+        return {"symbol": "?", "decimals": 0}
+    return {"symbol": symbol, "decimals": decimals}
+
+
+def earning_warnings(node: Node, records: dict[str, tuple[bool, bool]], free_bond: int, required: int,
+                     stake_token: dict[str, Any], oracles: list[str], now: float | None = None) -> list[EarningWarning]:
+    """Why the node's devices (or its owner) cannot earn yet (node.eligibility): `records` maps each
+    device to (registered, active); the bond figures are the owner's free bond and what the devices'
+    flexible capacity needs; `now` is the node's (chain) clock, read from the chain if not given."""
+    rule = fetch_rule(oracles, node.config.zone, fetch_json)
+    warnings = []
+    bond = bond_warning(free_bond, required, node.flexible_capacity_w, stake_token["symbol"], stake_token["decimals"])
+    if bond is not None and node.config.stake_per_kw:
+        warnings.append(bond)
+    now = ChainClock(node.web3)() if now is None else now
     for device in node.devices:
+        registered, active = records[device.address]
+        found = registration_warning(device.address, registered, active) or history_warning(
+            node.outbox, device.address, now, rule)
+        if found is not None:
+            warnings.append(found)
+    return warnings
+
+
+def _free_bond(node: Node) -> tuple[int, int, int]:
+    """(bonded, bonded above the lock, required for the devices' flexible capacity) of the owner."""
+    staking = node.contract("Staking")
+    bonded = staking.functions.bondedOf(node.owner.address).call()
+    locked = staking.functions.lockedOf(node.owner.address).call()
+    return bonded, max(0, bonded - locked), staking.functions.requiredBond(node.flexible_capacity_w).call()
+
+
+def device_records(node: Node) -> dict[str, tuple[bool, bool]]:
+    """(registered, active) of each device, from the DeviceRegistry."""
+    registry = node.contract("DeviceRegistry")
+    records = {}
+    for device in node.devices:
+        info = registry.functions.deviceInfo(device.address).call()
+        records[device.address] = (info[0] != "0x" + "00" * 20, bool(info[4]))
+    return records
+
+
+def status(node: Node) -> dict[str, Any]:
+    """Devices and their registration, the owner's stake, the outbox per oracle, unclaimed rewards,
+    and why a device cannot earn yet (`warnings`, node.eligibility); `tokens` gives the symbol and
+    decimals of each token an amount is in (`stakeToken`, and the keys of `unclaimed`)."""
+    registry, distributor = node.contract("DeviceRegistry"), node.contract("RewardDistributor")
+    devices = []
+    for device, config in zip(node.devices, node.config.devices):
         info = registry.functions.deviceInfo(device.address).call()
         if device.driver.live:  # a real device: what the running node last saw of it
             state = status_file.read(node.config.data_dir, device.address) or {
@@ -154,20 +240,29 @@ def status(node: Node) -> dict[str, Any]:
                 pass
             state = device.driver.state()
         devices.append({"address": device.address, "registered": info[0] != "0x" + "00" * 20, "owner": info[0],
-                        "active": info[4], "zone": info[2], "capacityW": info[1], "state": state})
-    capacity = node.flexible_capacity_w
+                        "active": info[4], "zone": info[2], "capacityW": info[1], "state": state,
+                        "kind": config.kind, "driver": config.driver})
     oracles = node.oracles()
     rewards = claims.fetch_rewards(oracles, node.owner.address, bytes(distributor.functions.root().call())) or []
     unclaimed = {i.token: str(i.unclaimed) for i in claims.claimable(distributor, node.owner.address, rewards)}
+    stake_address = node.manifest.address("NegawattToken")
+    tokens = {address: token_info(node, address) for address in {stake_address, *unclaimed}}
+    bonded, free, required = _free_bond(node)
+    records = {d["address"]: (d["registered"], bool(d["active"])) for d in devices}
+    warnings = earning_warnings(node, records, free, required, tokens[stake_address], oracles)
+    for entry in devices:
+        entry["warnings"] = [w.to_dict() for w in warnings if w.device == entry["address"]]
     return {
         "owner": node.owner.address,
         "devices": devices,
-        "stake": {"bonded": str(staking.functions.bondedOf(node.owner.address).call()),
-                  "required": str(staking.functions.requiredBond(capacity).call())},
+        "stake": {"bonded": str(bonded), "required": str(required), "free": str(free)},
+        "stakeToken": stake_address,
         "outbox": {"pending": node.outbox.depth(), "lastAck": node.outbox.last_ack(),
                    "rejected": len(node.outbox.rejected())},
         "oracles": oracles,
         "unclaimed": unclaimed,
+        "tokens": tokens,
+        "warnings": [w.to_dict() for w in warnings if w.device is None],
     }
 
 
@@ -283,6 +378,13 @@ def run(node: Node, stop: threading.Event) -> None:
         log.info("claims: %s", claim_now(node, force=False))
 
     publisher = forecast_publisher(node, policy, clock, registry)
+    warning_log = WarningLog(log)  # each "cannot earn yet" warning logged once, not every check
+    stake_token = token_info(node, node.manifest.address("NegawattToken"))
+
+    def check_earning() -> None:
+        _bonded, free, required = _free_bond(node)
+        warning_log.update(earning_warnings(node, device_records(node), free, required, stake_token, oracles(),
+                                            clock()))
 
     def publish_forecast() -> None:
         if publisher is not None:  # the 24 hours from the next whole hour, rebuilt as the hour turns
@@ -296,6 +398,7 @@ def run(node: Node, stop: threading.Event) -> None:
         PeriodicTask("status", 1, report_status),
         PeriodicTask("claims", node.config.claim_check_seconds, check_claims),
         PeriodicTask("forecast", node.config.forecast_check_seconds, publish_forecast),
+        PeriodicTask("earning", node.config.eligibility_check_seconds, check_earning),
     ]).run(stop, turn_seconds=0.1)
     if publisher is not None:
         publisher.close()

@@ -28,18 +28,29 @@ def test_init_register_status_and_claim(devnet, tmp_path, monkeypatch):
     config = str(tmp_path / "node.toml")
     result = runner.invoke(app, ["node", "register", "--config", config])
     assert result.exit_code == 0, result.output
-    assert result.stdout.count("registered (") == 2 and "staked 1040000000000000000000" in result.stdout
+    assert result.stdout.count("registered (") == 2 and "staked 1040 NEGA" in result.stdout
 
     again = runner.invoke(app, ["node", "register", "--config", config])
     assert again.exit_code == 0 and again.stdout.count("already registered") == 2 and "covers" in again.stdout
 
-    status = runner.invoke(app, ["node", "status", "--config", config])
+    status = runner.invoke(app, ["node", "status", "--json", "--config", config])
     assert status.exit_code == 0, status.output
     body = json.loads(status.stdout)
     assert body["owner"] == owner
     assert [(d["registered"], d["zone"], d["capacityW"]) for d in body["devices"]] == [(True, 2, 7_400),
                                                                                        (True, 2, 3_000)]
-    assert body["stake"] == {"bonded": str(1_040 * 10**18), "required": str(1_040 * 10**18)}
+    assert body["stake"] == {"bonded": str(1_040 * 10**18), "required": str(1_040 * 10**18), "free": str(1_040 * 10**18)}
+    assert body["tokens"][body["stakeToken"]] == {"symbol": "NEGA", "decimals": 18} and body["warnings"] == []
+    assert [d["kind"] for d in body["devices"]] == ["ev_charger", "heat_pump"]
+    # no oracle publishes its baseline rules here, and the devices have no complete day of readings
+    assert all([w["code"] for w in d["warnings"]] == ["insufficient_history"] for d in body["devices"])
+
+    human = runner.invoke(app, ["node", "status", "--config", config])
+    assert human.exit_code == 0, human.output
+    assert f"owner    {owner}" in human.stdout and "1040 NEGA bonded, 1040 NEGA required" in human.stdout
+    assert "nothing to claim" in human.stdout and "ev_charger, 7400 W, zone 2: registered; drawing" in human.stdout
+    assert human.stdout.count("! cannot earn yet (insufficient_history): no complete day of readings yet") == 2
+    assert "1040000000000000000000" not in human.stdout
     assert body["outbox"]["pending"] == {} and body["unclaimed"] == {}
 
     claim = runner.invoke(app, ["node", "claim", "--config", config])

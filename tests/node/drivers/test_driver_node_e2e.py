@@ -52,7 +52,7 @@ def test_a_node_meters_and_curtails_a_modbus_inverter_an_ocpp_charger_and_an_mqt
         addresses = [line.split(": ")[1].split()[0] for line in out.splitlines() if line.startswith("device ")]
         config = work / "node.toml"
         head = config.read_text().split("[[devices]]")[0]
-        config.write_text(head + f"confirmations = 0\nmetrics_port = {free_port()}\n\n"
+        config.write_text(head + f"confirmations = 0\nmetrics_port = {free_port()}\neligibility_check_seconds = 1\n\n"
                           + peers.devices_toml([f"keys/device-{i}.json" for i in range(3)]))
 
         web3, manifest = devnet.web3(), devnet.manifest()
@@ -77,7 +77,7 @@ def test_a_node_meters_and_curtails_a_modbus_inverter_an_ocpp_charger_and_an_mqt
         drivers = {s["driver"]: s for s in reported().values()}
         assert drivers["modbus"]["power_w"] == 5_000 and drivers["ocpp"]["power_w"] == 7_400
         assert drivers["mqtt"]["power_w"] == 2_000 and drivers["ocpp"]["ocpp_version"] == "ocpp1.6"
-        status = json.loads(negawatt("node", "status", "--config", str(config), env=env, cwd=work))
+        status = json.loads(negawatt("node", "status", "--json", "--config", str(config), env=env, cwd=work))
         assert [(d["state"]["driver"], d["state"]["available"]) for d in status["devices"]] == [
             ("modbus", True), ("ocpp", True), ("mqtt", True)]
 
@@ -125,3 +125,7 @@ def test_a_node_meters_and_curtails_a_modbus_inverter_an_ocpp_charger_and_an_mqt
         peers.stop()
     log = (tmp_path / "node.log").read_text()
     assert node.returncode == 0 and "node step failed" not in log, log[-3000:]
+    # new devices without a day of history: warned once each in the log (checked every second), and in status
+    for address in addresses:
+        assert log.count(f"{address} cannot earn yet (insufficient_history)") == 1, log[-3000:]
+    assert all([w["code"] for w in d["warnings"]] == ["insufficient_history"] for d in status["devices"])
