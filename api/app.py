@@ -15,6 +15,8 @@ from starlette.middleware.cors import CORSMiddleware
 
 from api import routes_auth, routes_chain, routes_forecast, routes_ops
 from api.context import ApiContext, make_context
+from api.docs_pages import install_docs
+from api.metrics import MetricsMiddleware
 from api.openapi import install_openapi
 from api.problems import install_problem_handlers
 from api.ratelimit import RateLimitMiddleware
@@ -53,21 +55,27 @@ def create_app(context: ApiContext, rate_limit_per_second: float = 50.0, rate_li
         version="1.0.0",
         description="Devices, flexibility requests, settlement reports, rewards with claim proofs and network "
                     "statistics, mirrored from the chain and verified oracle documents. Errors are "
-                    "`application/problem+json` (RFC 9457). Amounts are decimal strings of token base units.",
-        lifespan=lifespan,
+                    "`application/problem+json` (RFC 9457). Every token amount, in REST bodies and in the SSE "
+                    "stream's event arguments, is a decimal string of the token's base units; `GET /v1/tokens` "
+                    "gives each token's symbol and decimals.",
+        lifespan=lifespan, docs_url=None, redoc_url=None,
     )
     app.state.context = context
     install_problem_handlers(app)
     app.include_router(routes_ops.router)
+    app.include_router(routes_ops.metrics_router)
     app.include_router(routes_chain.router)
     app.include_router(routes_auth.router)
     app.include_router(routes_forecast.router)
     install_openapi(app)
+    install_docs(app)
     # innermost first: the body cap sits inside CORS (so a browser can read its 413) and the rate limit
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, namespace=ProblemNamespace.API,
                        reason=Reason.TOO_LARGE, title="Request body too large")
     app.add_middleware(CORSMiddleware, allow_origins=cors_origins or ["*"], allow_methods=["GET", "PUT", "POST",
                        "DELETE"], allow_headers=["Authorization", "Content-Type", "Last-Event-ID"])
     app.add_middleware(RateLimitMiddleware, rate=rate_limit_per_second, burst=rate_limit_burst,
-                       exempt=("/v1/health", "/v1/ready"))
+                       exempt=("/v1/health", "/v1/ready", "/metrics"))
+    if context.metrics is not None:  # outermost: 429s and 413s are counted too
+        app.add_middleware(MetricsMiddleware, metrics=context.metrics)
     return app

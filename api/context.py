@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.db import is_sqlite
 from api.indexer import Indexer, Progress
+from api.metrics import ApiMetrics
 from api.reads import Reads, VersionCache
 from api.siwe_auth import SiweAuth
 from api.stream import Notifier
@@ -35,6 +36,8 @@ class ApiContext:
     ready_stale_seconds: float = 30.0
     registry: str | None = None  # the DeviceRegistry: the EIP-712 domain of the signed forecasts
     stop: threading.Event = field(default_factory=threading.Event)
+    stream_keepalive: float = 15.0  # seconds without an event before the SSE stream sends a heartbeat
+    metrics: ApiMetrics | None = None
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a read: inline on SQLite (sub-millisecond, no thread hop), in the thread pool otherwise."""
@@ -43,8 +46,10 @@ class ApiContext:
         return await run_in_threadpool(fn, *args)
 
     def changed(self, kind: str, data: Any) -> None:
-        """Indexer listener: invalidate cached aggregates and wake the streams."""
+        """Indexer listener: invalidate cached aggregates, count the events and wake the streams."""
         self.reads.cache.bump()
+        if kind == "events" and self.metrics is not None:
+            self.metrics.count_events(data)
         if kind == "reorg":
             self.notifier.reorg(int(data))
         else:
@@ -54,8 +59,8 @@ class ApiContext:
 def make_context(engine: Engine, chain_id: int, indexer: Indexer | None, *, siwe_domains: list[str],
                  ready_lag_blocks: int = 5, poll_seconds: float = 2.0, nonce_seconds: int = 600,
                  session_seconds: int = 86_400, ready_stale_seconds: float = 30.0,
-                 registry: str | None = None) -> ApiContext:
-    """The context of an app on `engine`; with an indexer, its progress feeds readiness."""
+                 registry: str | None = None, stream_keepalive: float = 15.0) -> ApiContext:
+    """The context of an app on `engine`; with an indexer, its progress feeds readiness and /metrics."""
     reads = Reads(engine, VersionCache())
     auth = SiweAuth(engine, chain_id, siwe_domains, nonce_seconds, session_seconds)
     if indexer is not None:
@@ -64,7 +69,9 @@ def make_context(engine: Engine, chain_id: int, indexer: Indexer | None, *, siwe
         progress = lambda: _stored_progress(engine)
     context = ApiContext(engine, reads, auth, Notifier(), progress, ready_lag_blocks, indexer, poll_seconds,
                          inline_reads=is_sqlite(engine), ready_stale_seconds=ready_stale_seconds,
-                         registry=registry)
+                         registry=registry, stream_keepalive=stream_keepalive)
+    context.metrics = ApiMetrics(progress, lambda: context.notifier.subscribers)
+    context.metrics.instrument(engine)
     if indexer is not None:
         indexer.listener = context.changed
     return context

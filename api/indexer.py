@@ -8,7 +8,8 @@ mirror and re-indexes from the deployment block); (2) the follower reads up to
 `head - confirmations` with eth_getLogs in bounded ranges and the indexer commits each range in one
 database transaction, with the cursor (`indexer_state`) and the block hashes, so a restart resumes
 after the last committed range; (3) the indexer fetches and verifies the oracle documents of
-reports that lack one. A range is committed only if the chain did not move under it (the follower
+reports that lack one, and looks up the metadata of tokens it has not seen (api.tokens). A range
+is committed only if the chain did not move under it (the follower
 checks the hashes of its first parent and last block before and after the getLogs call).
 """
 
@@ -32,6 +33,7 @@ from api.journal import prune
 from api.journal import rollback as rollback_journal
 from api.models import CHAIN_TABLES, api_metadata
 from api.projection import Projection
+from api.tokens import TokenBook
 from protocol.follower import Batch, ChainMoved, Cursor, Follower, Rollback
 from protocol.manifest import Manifest
 
@@ -87,6 +89,8 @@ class Indexer:
         self.documents = DocumentFetcher(engine, timeout=oracle_timeout)
         self.allocations = AllocationFetcher(engine, manifest.chainId, manifest.address("OracleHub"),
                                              timeout=oracle_timeout)
+        stablecoin = (manifest.address("MockStablecoin"),) if "MockStablecoin" in manifest.contracts else ()
+        self.tokens = TokenBook(engine, web3, manifest.address("NegawattToken"), known_payment=stablecoin)
         self.start_block = manifest.start_block
         self.follower = Follower(web3, self.decoder, self, self.start_block, confirmations=confirmations,
                                  max_range=log_range, keep_blocks=undo_depth)
@@ -131,6 +135,8 @@ class Indexer:
         self._indexed = 0
         cursor = self.follower.poll(self)
         self._fetch_documents()
+        if self.tokens.fetch_missing():
+            self.listener("tokens", None)
         # published after the documents were tried: a client that sees block N indexed also sees the
         # verified documents of the reports up to N that an oracle served
         self.progress = Progress(cursor.block, self.follower.last_head, time.monotonic())

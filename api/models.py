@@ -326,5 +326,23 @@ class SessionRow(ApiTable, table=True):
     created_at: int = Field(sa_column=_big())
 
 
+class TokenRow(ApiTable, table=True):
+    """An ERC-20 the API states amounts in, read from the chain once (api.tokens): its metadata is
+    fixed once deployed. `stake`: the protocol's stake token; `payment`: a buyer pays requests in it
+    (the manifest's stablecoin, or seen in a RequestOpened). `error` says why a lookup failed (the
+    symbol and decimals are then null and the token is not asked again)."""
+
+    __tablename__ = "tokens"
+
+    address: str = Field(primary_key=True, max_length=42)
+    symbol: str | None = Field(default=None, max_length=32)
+    name: str | None = Field(default=None, max_length=64)
+    decimals: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    stake: bool = False
+    payment: bool = False
+    error: str | None = Field(default=None, max_length=200)
+    looked_up_at: int = Field(sa_column=_big())
+
+
 CHAIN_TABLES = ("devices", "zone_totals", "requests", "reports", "claims", "stakes", "oracles")
 """Tables the projection writes (journalled, rolled back on reorg)."""

@@ -449,6 +449,11 @@ class Reads:
                          f"WHERE kind IN ({placeholders}) AND (block > :b OR (block = :b AND log_index > :i)) "
                          "ORDER BY block, log_index LIMIT :limit", b=block, i=log_index, limit=limit, **params)
 
+    def has_event(self, block: int, log_index: int) -> bool:
+        """Whether the mirror holds the event at (block, log_index) (a stream's resume point)."""
+        return self._one("SELECT 1 AS found FROM chain_events WHERE block = :b AND log_index = :i",
+                         b=block, i=log_index) is not None
+
     def last_event_position(self) -> tuple[int, int]:
         """(block, log_index) of the newest stored event, or (-1, -1)."""
         row = self._one("SELECT block, log_index FROM chain_events ORDER BY block DESC, log_index DESC LIMIT 1")

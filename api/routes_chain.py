@@ -31,8 +31,10 @@ from api.schemas import (
     RequestStatusName,
     RewardsOut,
     SitePage,
+    TokenList,
     ZoneStats,
 )
+from api.tokens import token_rows
 
 UINT32 = 2**32 - 1
 Limit = Query(50, ge=1, le=200, description="page size")
@@ -207,3 +209,10 @@ async def network_stats(ctx: Context):
     """Network-wide totals."""
     progress = ctx.progress()
     return json_response(await ctx.call(ctx.reads.network_stats, progress.indexed_block, progress.head_block))
+
+
+@router.get("/tokens", response_model=TokenList, tags=["stats"])
+async def tokens(ctx: Context):
+    """The tokens amounts are in: the stake token and the payment tokens, with symbol and decimals read
+    from the chain (amounts everywhere are decimal strings of these tokens' base units)."""
+    return json_response({"items": await ctx.call(token_rows, ctx.engine)})

@@ -1,4 +1,5 @@
-"""Operational routes: liveness, readiness (indexer lag) and the live event stream.
+"""Operational routes: liveness, readiness (indexer lag), the live event stream and Prometheus
+`/metrics` (api.metrics; at the root, where scrapers look, not under /v1).
 
 A module-level router (mounted by api.app); the app state comes in through api.deps."""
 
@@ -6,10 +7,11 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Header, Query, Request
-from starlette.responses import StreamingResponse
+from fastapi import APIRouter, Header, Query
+from starlette.responses import Response, StreamingResponse
 
 from api.deps import Context
+from api.metrics import CONTENT_TYPE
 from api.openapi import problem_responses
 from api.problems import ApiProblem, Reason, problem
 from api.responses import json_response
@@ -17,6 +19,16 @@ from api.schemas import Health, Ready
 from api.stream import STREAM_KINDS, event_stream, parse_event_id
 
 router = APIRouter(prefix="/v1")
+metrics_router = APIRouter()
+
+
+@metrics_router.get("/metrics", tags=["operations"], response_class=Response,
+                    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                                     "description": "Prometheus text format: indexer lag, events indexed, HTTP "
+                                                    "requests and latency, SSE subscribers, DB query latency"}})
+async def metrics(ctx: Context):
+    """Prometheus metrics of this API process (not rate limited)."""
+    return Response(ctx.metrics.render(), media_type=CONTENT_TYPE)
 
 
 @router.get("/health", response_model=Health, tags=["operations"])
@@ -48,11 +60,15 @@ async def ready(ctx: Context):
             responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
                              "description": "SSE: events request, report, claim, reorg"},
                        **problem_responses(400, 429)})
-async def stream(ctx: Context, request: Request,
+async def stream(ctx: Context,
                  types: str | None = Query(None, max_length=40, description="comma-separated: request,report,claim"),
                  after: str | None = Query(None, max_length=40, description="resume after this event id"),
                  last_event_id: str | None = Header(None, max_length=40)):
-    """Server-Sent Events of new requests, reports and claims (`id: <block>-<logIndex>`)."""
+    """Server-Sent Events of new requests, reports and claims (`id: <block>-<logIndex>`; resume with
+    `Last-Event-ID` or `after`). `data` is `{block, logIndex, txHash, contract, event, args}`; in `args`
+    every token amount is a decimal string of base units, as in every REST body (see `GET /v1/tokens`).
+    A `: keepalive` comment comes after a quiet while; `event: reorg` `{forkBlock}` says events after
+    that block were rolled back and follow again."""
     kinds = STREAM_KINDS
     if types is not None:
         kinds = tuple(sorted({t.strip() for t in types.split(",") if t.strip()}))
@@ -67,6 +83,10 @@ async def stream(ctx: Context, request: Request,
         if start is None:
             raise ApiProblem(400, Reason.INVALID_PARAMETER, "Invalid event id",
                              f"{resume[:40]!r} is not <block>-<logIndex>")
-    return StreamingResponse(event_stream(ctx.reads, ctx.notifier, kinds, start, request.is_disconnected),
+    def progress() -> tuple[int, int]:
+        now = ctx.progress()
+        return now.indexed_block, now.head_block
+
+    return StreamingResponse(event_stream(ctx.reads, ctx.notifier, kinds, start, progress, ctx.stream_keepalive),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -24,7 +24,9 @@ AMOUNT_PATTERN = r"^[0-9]+$"  # uint256 token base units as a decimal string
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"  # opaque, base64url without padding
 Address = Annotated[str, Field(pattern=ADDRESS_PATTERN, examples=["0x52908400098527886E0F7030069857D2E4169EE7"])]
 Hash = Annotated[str, Field(pattern=HASH_PATTERN)]
-Amount = Annotated[str, Field(pattern=AMOUNT_PATTERN, examples=["1000000"])]
+Amount = Annotated[str, Field(pattern=AMOUNT_PATTERN, examples=["1000000"],
+                              description="token base units as a decimal string (the token's `decimals` are "
+                                          "in GET /v1/tokens)")]
 Cursor = Annotated[str, Field(pattern=CURSOR_PATTERN, description="pass as `cursor` for the next page")]
 
 # What a request or report of the mirror can be (a request the chain knows is never `none`).
@@ -366,3 +368,22 @@ class ProfileIn(BaseModel):
 
     name: str | None = Field(None, min_length=1, max_length=64)
     locationLabel: str | None = Field(None, min_length=1, max_length=128)
+
+
+class TokenOut(BaseModel):
+    """An ERC-20 the API states amounts in, as the chain answered `symbol()`, `name()` and `decimals()`."""
+
+    address: Address
+    symbol: str | None = Field(description="null when the token did not answer a usable symbol (see `error`)")
+    name: str | None
+    decimals: int | None = Field(ge=0, le=77, description="an amount of `n` base units is n / 10**decimals tokens")
+    roles: list[Literal["stake", "payment"]] = Field(description="`stake`: the protocol token bonded in Staking "
+                                                                 "(NEGA); `payment`: requests are paid in it")
+    error: str | None = Field(description="why the lookup failed, or null")
+
+
+class TokenList(BaseModel):
+    """Every token the API has seen, by address. Amounts everywhere (REST and SSE) are decimal strings of
+    a token's base units."""
+
+    items: list[TokenOut]

@@ -61,6 +61,8 @@ class ApiSettings(BaseSettings):
                                                                    "line and headers before it is disconnected")
     keep_alive_timeout: int = Field(5, ge=1, le=600, description="seconds an idle keep-alive connection stays open")
     max_connections: int = Field(1_000, ge=1, description="open connections before new requests get 503")
+    stream_keepalive_seconds: float = Field(15.0, ge=0.05, le=300, description="seconds without an event before "
+                                                                             "the SSE stream sends a heartbeat")
 
     @field_validator("oracles")
     @classmethod
