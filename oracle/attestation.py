@@ -13,6 +13,10 @@ pulling, from its peers, device-signed meter batches it is missing) and signs on
 a proposer keeps only signatures over its own digest; a report learned from a peer is checked
 against its digest and the on-chain root. A restarted oracle reads the chain before acting, so it
 never submits twice (the contract would refuse a second pending report anyway).
+
+Each decision is one INFO line (a report proposed, signed for a peer, submitted, finalized) and is
+counted in `metrics` (oracle.metrics: the hub's epoch and pending status, peers' replication lag
+and errors, the last report's ineligible devices by reason).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from oracle.accepted import AllocationUnknown, overlaps
 from oracle.site_settlement import HoldoutSeedUnknown, meters_of
 from oracle.epoch import HISTORY_DAYS, OracleEconomics, compute_epoch, event_window
 from oracle.ingest import Ingestor, Rejected
+from oracle.logs import RepeatFilter
+from oracle.metrics import OracleMetrics
 from oracle.report_store import ReportStore, report_document
 from oracle.settlement import Ledger
 from protocol.chain import ChainError, Transactor
@@ -48,6 +54,7 @@ from protocol.statuses import ReportStatus, StoredReportStatus
 from protocol.units import SECONDS_PER_DAY
 
 log = logging.getLogger("negawatt.oracle.attestation")
+repeats = RepeatFilter(log)  # decisions retried every tick: INFO once, DEBUG while unchanged
 
 
 class TickOutcome(str, Enum):
@@ -149,6 +156,7 @@ class Attestor:
         # A cleared request's verified allocation (oracle.clearing_service.Clearer.settled_allocation,
         # wired by the service); without it a posted allocation cannot be verified (AllocationUnknown).
         self.allocation_reader: Callable[[Any], Any] = lambda request: None
+        self.metrics = OracleMetrics()  # the service passes its own, served at /metrics
 
     # ------------------------------------------------------------------ chain
 
@@ -173,6 +181,7 @@ class Attestor:
         """One step of the protocol; returns what it did (an enum member, for logs and tests)."""
         self.chain_view.sync()
         state = self.chain_state()
+        self.metrics.chain_state(state.epoch, state.pending_status)
         self.reconcile(state)
         if state.pending_status is ReportStatus.PENDING:
             if max(state.timestamp, int(self.clock())) >= state.pending_deadline:
@@ -281,6 +290,10 @@ class Attestor:
         digest = settlement.report.digest(self.manifest.chainId, self.hub.address)
         body = report_document(digest, settlement, details)
         self.store.save(body, StoredReportStatus.COMPUTED)
+        devices = [device for request in body.requests for device in request.devices]
+        self.metrics.report_computed(device.reasons for device in devices if not device.eligible)
+        log.info("computed report %s for epoch %d over requests %s: %d of %d devices eligible", body.digest,
+                 body.epoch, sorted(set(request_ids)), sum(1 for d in devices if d.eligible), len(devices))
         return body
 
     def sign(self, body: ReportDocument) -> bytes:
@@ -301,17 +314,21 @@ class Attestor:
         if not request_ids:
             raise ProposalRejected("no_requests", "a proposal settles at least one request")
         body = self.compute(state, request_ids)
-        return {"oracle": self.address, "digest": body.digest, "signature": "0x" + self.sign(body).hex()}
+        signature = self.sign(body)
+        log.info("signed report %s of epoch %d for the proposer", body.digest, epoch)
+        return {"oracle": self.address, "digest": body.digest, "signature": "0x" + signature.hex()}
 
     def propose(self, state: ChainState, request_ids: list[int]) -> ProposeOutcome | SubmitOutcome:
         """Compute, collect `threshold` matching signatures from the oracles, and submit."""
         try:
             body = self.compute(state, request_ids)
         except ProposalRejected as error:
-            log.info("cannot propose epoch %d: %s", state.epoch + 1, error.detail)
+            repeats.info("propose", "cannot propose epoch %d: %s", state.epoch + 1, error.detail)
             return ProposeOutcome.CANNOT_PROPOSE
         digest = bytes.fromhex(body.digest[2:])
         signatures = {self.address: self.sign(body)}
+        log.info("proposing report %s for epoch %d over requests %s: %d more signatures needed, %d peers asked",
+                 body.digest, state.epoch + 1, request_ids, max(0, state.threshold - 1), len(self._peers(state)))
         for address, url in self._peers(state):
             if len(signatures) >= state.threshold:
                 break
@@ -330,7 +347,8 @@ class Attestor:
             except (KeyError, ValueError) as error:
                 log.warning("oracle %s sent an unusable signature: %s", address, error)
         if len(signatures) < state.threshold:
-            log.info("only %d of %d signatures for epoch %d", len(signatures), state.threshold, state.epoch + 1)
+            repeats.info("propose", "only %d of %d signatures for epoch %d", len(signatures), state.threshold,
+                         state.epoch + 1)
             return ProposeOutcome.TOO_FEW_SIGNATURES
         return self.submit(body, list(signatures.values()))
 
@@ -364,14 +382,14 @@ class Attestor:
                     self.store.save(body, StoredReportStatus.SUBMITTED)
                     break
         if body is None:
-            log.info("pending report %s is unknown here", digest)
+            repeats.info("finalize", "pending report %s is unknown here", digest)
             return TickOutcome.PENDING_REPORT_UNKNOWN
         report = body.settlement_report()
         try:
             self.tx.send(self.hub.functions.finalize(report.as_tuple(), report.payout_tuples(),
                                                      report.penalty_tuples()))
         except ChainError as error:
-            log.info("finalize of report %s refused: %s", digest, error.error or error)
+            repeats.info("finalize", "finalize of report %s refused: %s", digest, error.error or error)
             return TickOutcome.FINALIZE_REFUSED
         self.store.set_status(digest, StoredReportStatus.FINAL)
         log.info("finalized epoch %d (report %s)", body.epoch, digest)
@@ -380,8 +398,11 @@ class Attestor:
     # ------------------------------------------------------------------ data from peers
 
     def pull_missing_data(self, state: ChainState, requests: list[Any]) -> int:
-        """Fetch device-signed batches this oracle lacks from its peers; each is verified on ingest."""
+        """Fetch device-signed batches this oracle lacks from its peers; each is verified on ingest.
+        Per peer, how many it held that were missing here is the replication lag in the metrics."""
         added = 0
+        per_peer: dict[str, list[int]] = {}  # peer URL -> [missing here, taken]
+        silent: set[str] = set()  # peers that did not answer: not asked again in this pull
         for request in requests:
             devices = meters_of((c.device for c in db.commitments_of_request(self.engine, request.request_id)),
                                 self.chain_view.devices(), self.chain_view.devices_at)
@@ -390,18 +411,28 @@ class Attestor:
             for device in devices:
                 have = {(b.sequence) for b in db.batches_of_device(self.engine, device, *window, limit=100_000)}
                 for _address, url in self._peers(state):
+                    if url in silent:
+                        continue
                     listing = self._fetch(f"{url}/v1/meter-batches", {"device": device, "from": window[0],
                                                                       "to": window[1], "limit": 10_000})
+                    if listing is None:
+                        silent.add(url)
+                        continue
+                    lag = per_peer.setdefault(url, [0, 0])
                     for item in listing if isinstance(listing, list) else []:
                         if item.get("sequence") in have:
                             continue
+                        lag[0] += 1
                         try:
                             batch = decode_batch(item, ignore_extra=True)
                             self.ingestor.accept_batch(batch, int(self.clock()))
                             have.add(batch.sequence)
                             added += 1
+                            lag[1] += 1
                         except (Rejected, ValidationError, ValueError, TypeError) as error:
                             log.warning("batch from %s not taken: %s", url, error)
+        for url, (missing, pulled) in per_peer.items():
+            self.metrics.peer_pull(url, missing, pulled)
         if added:
             log.info("pulled %d missing meter batches from peers", added)
         return added
@@ -412,26 +443,49 @@ class Attestor:
         return [(a, u.rstrip("/")) for a, u in state.oracles if a != self.address and u]
 
     def _fetch(self, url: str, params: dict | None = None) -> Any:
+        peer = _peer_of(url)
         try:
             response = self.http.get(url, params=params)
         except httpx.HTTPError as error:
-            log.info("peer %s unreachable: %s", url, error)
+            repeats.info(("fetch", peer), "peer %s unreachable: %s", peer, error)
+            self.metrics.peer_failed(peer)
             return None
-        return response.json() if response.status_code == 200 else None
+        self.metrics.peer_answered(peer)
+        repeats.clear(("fetch", peer))
+        if response.status_code != 200:
+            if response.status_code != 404:  # a report the peer does not have (yet) is an answer, not an error
+                self.metrics.peer_failed(peer)
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            log.warning("peer %s answered %s with something that is not JSON", peer, url)
+            self.metrics.peer_failed(peer)
+            return None
 
     def _post(self, url: str, payload: dict) -> dict | None:
         """POST a proposal to a peer, signed by this oracle's key now (protocol.proposals); its JSON answer."""
         headers = sign_proposal(self.key, self.manifest.chainId, self.hub.address, payload["epoch"],
                                 payload["previousRoot"], payload["requestIds"], int(self.clock()))
+        peer = _peer_of(url)
         try:
             response = self.http.post(url, json=payload, headers=headers)
         except httpx.HTTPError as error:
-            log.info("peer %s unreachable: %s", url, error)
+            repeats.info(("post", peer), "peer %s unreachable: %s", peer, error)
+            self.metrics.peer_failed(peer)
             return None
+        self.metrics.peer_answered(peer)
         if response.status_code != 200:
-            log.info("peer %s declined: %s %s", url, response.status_code, response.text[:300])
+            repeats.info(("post", peer), "peer %s declined %s: %s %s", peer, httpx.URL(url).path,
+                         response.status_code, response.text[:300])
+            self.metrics.peer_failed(peer)
             return None
-        return response.json()
+        repeats.clear(("post", peer))
+        try:
+            return response.json()
+        except ValueError:
+            log.warning("peer %s answered the proposal with something that is not JSON", peer)
+            return None
 
     def _digest_of(self, body: ReportDocument) -> str:
         return "0x" + body.settlement_report().digest(self.manifest.chainId, self.hub.address).hex()
@@ -454,3 +508,9 @@ class Attestor:
         except ReportMismatch:
             return False
         return body.epoch == state.epoch and body.rewardsRoot == "0x" + state.root.hex()
+
+
+def _peer_of(url: str) -> str:
+    """The peer's base URL (scheme://host:port) of a call to it: the label of its metrics."""
+    parsed = httpx.URL(url)
+    return f"{parsed.scheme}://{parsed.netloc.decode()}"

@@ -45,6 +45,7 @@ from oracle import db
 from oracle.accepted import clears_before, overlaps, taken_sites
 from oracle.chain_view import ChainView, RequestInfo
 from oracle.ingest import ChainUnavailable, Ingestor, Rejected
+from oracle.logs import RepeatFilter
 from oracle.reliability import delivery_records
 from oracle.report_store import ReportStore
 from protocol import eip712
@@ -56,6 +57,7 @@ from protocol.messages import decode_commitment
 from protocol.statuses import RequestStatus
 
 log = logging.getLogger("negawatt.oracle.clearing")
+repeats = RepeatFilter(log)  # retried every tick: INFO once, DEBUG while unchanged
 
 MAX_PEER_COMMITMENTS = 100_000  # a peer's listing longer than this is not read
 
@@ -276,8 +278,8 @@ class Clearer:
                 log.warning("malformed allocation from %s: %s", url, error)
         threshold = self.hub.functions.threshold().call()
         if len(signatures) < threshold:
-            log.info("request %d: %d of %d signatures for the allocation so far", request.request_id,
-                     len(signatures), threshold)
+            repeats.info(("post", request.request_id), "request %d: %d of %d signatures for the allocation so far",
+                         request.request_id, len(signatures), threshold)
             return 0
         ordered = [signatures[a] for a in sorted(signatures, key=str.lower)][:threshold]
         try:
@@ -286,8 +288,8 @@ class Clearer:
                                                            stored.allocation.clearing_price,
                                                            stored.allocation.availability_price, ordered))
         except ChainError as error:
-            log.info("request %d: allocation not posted by this oracle: %s", request.request_id,
-                     error.error or error)
+            repeats.info(("post", request.request_id), "request %d: allocation not posted by this oracle: %s",
+                         request.request_id, error.error or error)
             return 0
         log.info("request %d: allocation posted (%d W at %d per kWh)", request.request_id,
                  stored.allocation.accepted_w, stored.allocation.clearing_price)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import typer
@@ -19,17 +18,18 @@ oracle_app.command("verify")(verify_command)
 @oracle_app.command("run")
 def run_command(
     config: Path = typer.Option(..., "--config", "-c", help="oracle TOML config (see oracle/config.py)"),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging"),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True,
+                                help="-v: negawatt's debug lines; -vv: the libraries' (web3, httpx) too"),
 ) -> None:
     """Run the oracle: ingest over HTTP, settle ended requests with the other oracles, finalize."""
     from oracle.config import ConfigError, load_config
+    from oracle.logs import configure_logging
     from oracle.service import run
     from protocol.chain import ChainError
     from protocol.keys import KeyError_
     from protocol.manifest import ManifestError
 
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(verbose)  # INFO by default, one line per decision, no library chatter (oracle.logs)
     try:
         run(load_config(config))
     except (ConfigError, ManifestError, KeyError_, ChainError) as error:

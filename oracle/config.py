@@ -8,6 +8,7 @@
     host = "127.0.0.1"
     port = 8101
     public_url = "http://127.0.0.1:8101"              # published in the OracleHub for nodes and peers
+    ready_max_lag_blocks = 10                         # GET /v1/ready: 503 beyond confirmations + this
 
     [economics]                                       # identical on every oracle of the network
     interval_seconds = 900
@@ -113,6 +114,8 @@ class OracleConfig(BaseSettings):
     stagger_seconds: int = Field(20, ge=1)
     clearing_delay_seconds: int = Field(20, ge=0, le=3_600, description="seconds after a request's gate closure "
                                         "before this oracle clears it (time for peers' commitments to arrive)")
+    ready_max_lag_blocks: int = Field(10, ge=0, le=100_000, description="/v1/ready fails when the chain view is "
+                                      "more than confirmations + this many blocks behind the head")
     max_readings: int = Field(96, ge=1, le=10_000)
     clock_skew_seconds: int = Field(60, ge=0, le=3_600)
     reading_tolerance_bps: int = Field(12_000, ge=10_000)

@@ -7,6 +7,15 @@ runs in `write_transaction`, which serializes writers: a process-wide lock plus 
 on SQLite, a transaction-scoped advisory lock per key on PostgreSQL. Unique constraints on
 (device, sequence) and (request_id, device) are the last line of defence.
 
+The rule that keeps SQLite from answering `database is locked`: every write, of every module, goes
+through `write_transaction`. A transaction that begins deferred, reads, then writes (a plain
+`Session.commit()`) fails at once in WAL mode when another writer committed after its read — the
+busy timeout does not apply to it. Writers that take the write lock first (`BEGIN IMMEDIATE`) only
+ever wait: for one another inside the process (the process lock), for other processes up to the
+busy timeout. If the lock is still not free then, `DatabaseBusy` is raised with nothing written, so
+a caller (an HTTP client, the next tick) may retry the whole decision. `observe_writes` lets the
+metrics time each write transaction (lock wait and total).
+
 Integers are stored as signed 64-bit columns; callers keep sequence numbers, timestamps and request
 ids below 2**63 (the ingest rejects larger ones before they reach this module).
 """
@@ -16,13 +25,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from eth_utils import keccak, to_checksum_address
 from sqlalchemy import BigInteger, Column, Index, UniqueConstraint, event, inspect, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, Session, SQLModel, create_engine, func, select
 
@@ -170,19 +181,32 @@ def make_engine(url: str) -> Engine:
 
 
 def init_db(engine: Engine) -> None:
-    """Create the tables and indexes that do not exist yet (idempotent)."""
-    SQLModel.metadata.create_all(
-        engine, tables=[MeterBatchRecord.__table__, CommitmentRecord.__table__, SequenceGap.__table__,
-                        KeyValue.__table__])
-    inspector = inspect(engine)
-    for table, column, ddl in _ADDED_COLUMNS:
-        if column not in {c["name"] for c in inspector.get_columns(table)}:
-            with engine.begin() as connection:
+    """Create the tables and indexes that do not exist yet, and add missing columns (idempotent).
+
+    Runs as one write transaction, so it can race neither another process's init nor a writer."""
+    with write_transaction(engine, "schema") as session:
+        connection = session.connection()
+        SQLModel.metadata.create_all(
+            connection, tables=[MeterBatchRecord.__table__, CommitmentRecord.__table__, SequenceGap.__table__,
+                                KeyValue.__table__])
+        inspector = inspect(connection)
+        for table, column, ddl in _ADDED_COLUMNS:
+            if column not in {c["name"] for c in inspector.get_columns(table)}:
                 connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
 
 
+class DatabaseBusy(Exception):
+    """The database's write lock stayed taken (by another process) past the busy timeout; nothing
+    was written, and the same write may be retried later."""
+
+
+# (lock kind, seconds waited for the lock, seconds in all) -> None; see observe_writes.
+WriteObserver = Callable[[str, float, float], None]
+
 _process_locks: dict[int, threading.Lock] = {}
 _process_locks_guard = threading.Lock()
+_observers: dict[int, list[WriteObserver]] = {}
+_in_write = threading.local()
 
 
 def _engine_lock(engine: Engine) -> threading.Lock:
@@ -194,25 +218,62 @@ def _advisory_key(lock_key: str) -> int:
     return int.from_bytes(keccak(text=lock_key)[:8], "big", signed=True)
 
 
+def observe_writes(engine: Engine, observer: WriteObserver) -> None:
+    """Call `observer(kind, wait_seconds, total_seconds)` after each write transaction on `engine`
+    (kind: the lock key up to its first colon, e.g. "device", "request", "kv", "report")."""
+    with _process_locks_guard:
+        _observers.setdefault(id(engine), []).append(observer)
+
+
+def is_locked_error(error: BaseException) -> bool:
+    """Whether `error` is SQLite's "database is locked" / "database table is locked" / busy."""
+    text_ = str(getattr(error, "orig", error)).lower()
+    return isinstance(error, OperationalError) and ("locked" in text_ or "busy" in text_)
+
+
 @contextmanager
 def write_transaction(engine: Engine, lock_key: str) -> Iterator[Session]:
     """A session in one write transaction, serialized with other writers of `lock_key`.
 
     Commits when the block exits normally (the data is durable when this returns) and rolls back
     on an exception. Use it for check-then-insert decisions so two requests cannot both pass a
-    check: SQLite serializes all writers (process lock and BEGIN IMMEDIATE); PostgreSQL takes
-    `pg_advisory_xact_lock` on a hash of `lock_key`.
+    check, and for every other write (see the module docstring): SQLite serializes all writers
+    (process lock and BEGIN IMMEDIATE); PostgreSQL takes `pg_advisory_xact_lock` on a hash of
+    `lock_key`. Raises DatabaseBusy when SQLite's lock stays taken past the busy timeout, and
+    RuntimeError when called inside another write transaction of the same thread (it would wait
+    for itself).
     """
-    if engine.dialect.name == "sqlite":
-        immediate = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-        with _engine_lock(engine), Session(immediate) as session, session.begin():
-            session.connection()  # BEGIN IMMEDIATE now, before the first read
-            yield session
-        return
-    with Session(engine) as session, session.begin():
-        if engine.dialect.name == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _advisory_key(lock_key)})
-        yield session
+    if getattr(_in_write, "active", False):
+        raise RuntimeError(f"write_transaction({lock_key!r}) inside another write transaction of this thread")
+    kind = lock_key.split(":", 1)[0]
+    asked = time.perf_counter()
+    waited = 0.0
+    _in_write.active = True
+    try:
+        if engine.dialect.name == "sqlite":
+            immediate = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+            with _engine_lock(engine):
+                try:
+                    with Session(immediate) as session, session.begin():
+                        session.connection()  # BEGIN IMMEDIATE now, before the first read
+                        waited = time.perf_counter() - asked
+                        yield session
+                except OperationalError as error:
+                    if is_locked_error(error):
+                        raise DatabaseBusy(f"the database stayed locked for {SQLITE_BUSY_TIMEOUT_SECONDS:g} s "
+                                           "(another process is writing); nothing was written") from error
+                    raise
+        else:
+            with Session(engine) as session, session.begin():
+                if engine.dialect.name == "postgresql":
+                    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _advisory_key(lock_key)})
+                waited = time.perf_counter() - asked
+                yield session
+    finally:
+        _in_write.active = False
+    total = time.perf_counter() - asked
+    for observer in _observers.get(id(engine), ()):
+        observer(kind, waited, total)
 
 
 # ------------------------------------------------------------------------------------------------

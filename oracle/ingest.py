@@ -316,6 +316,8 @@ class Ingestor:
     def _lookup(self, what: str, key: Any) -> Any:
         try:
             return getattr(self.chain_view, what)(key)
+        except db.DatabaseBusy:  # the sync could not store its cursor: the database's answer, not the chain's
+            raise
         except Exception as error:  # web3 / transport errors of a sync triggered by the lookup
             logger.warning("chain view could not look up %s %s: %s", what, key, error)
             raise ChainUnavailable(f"the chain is not reachable to look up {what} {key}") from error

@@ -7,12 +7,16 @@
     GET  /v1/meter-batches?device=&from=&to=&limit=    stored batches with signatures (re-verifiable)
     GET  /v1/commitments?request_id=
     GET  /v1/gaps?device=&open=
-    GET  /v1/health
+    GET  /v1/health                                    liveness
+    GET  /v1/ready, GET /metrics                       readiness and Prometheus metrics (oracle.ops_api)
 
 201 with the ack for a new acceptance, 200 with the identical stored ack for a replay. Every
 rejection is a 4xx `application/problem+json` body {"type", "title", "status", "detail", "code"}
-(RFC 9457); the one 5xx a client can meet is 503 `chain_unavailable` when the RPC is down and an
-unknown device or request cannot be looked up (retry later).
+(RFC 9457); the 5xx a client can meet are 503 `chain_unavailable` when the RPC is down and an
+unknown device or request cannot be looked up, and 503 `database_busy` when another process held
+the database's write lock past the busy timeout (oracle.db; nothing was stored): retry later.
+Every answer to a POST is counted in the metrics (accepted, replayed, refused by reason) and logged
+as a decision (oracle.logs.IngestLog).
 
 The routes are a module-level `router`; they reach the app's Ingestor, clock and body limit
 through the dependencies below (`app.state`), set by `create_ingest_app`. The problem format and
@@ -46,6 +50,10 @@ from oracle import db
 from oracle.allowed_methods import allowed_methods
 from oracle.chain_view import ChainView, run_poller
 from oracle.ingest import ChainUnavailable, Ingestor, IngestSettings, Rejected
+from oracle.logs import IngestLog, configure_logging
+from oracle.metrics import OracleMetrics
+from oracle.ops_api import add_ops_routes
+from oracle.readiness import DEFAULT_MAX_LAG_BLOCKS, Readiness, rpc_url_of
 from oracle.openapi_doc import ADDRESS_PATTERN, HASH_PATTERN, HEX_PATTERN, install_openapi, problem_responses
 from protocol.chain import connect
 from protocol.fast_verify import RegistryDomainVerifier
@@ -91,22 +99,55 @@ def _summary(errors: list[dict[str, Any]], shown: int = 3) -> str:
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
+# The POST routes whose answers are counted and logged as ingest decisions, by message kind.
+INGEST_PATHS = {"/v1/meter-batches": "meter_batch", "/v1/commitments": "commitment"}
+DATABASE_BUSY = "database_busy"
+
+
+def _ingest_kind(request: Request) -> str | None:
+    return INGEST_PATHS.get(request.url.path) if request.method == "POST" else None
+
+
+def record_refusal(request: Request, code: Reason | str, detail: str) -> None:
+    """Count and log a refused ingest message (a no-op for other routes or an app without metrics)."""
+    kind = _ingest_kind(request)
+    code = code.value if isinstance(code, Reason) else str(code)
+    if kind is None:
+        logger.info("refused %s %s: %s (%s)", request.method, request.url.path, code, detail)
+        return
+    state = request.app.state
+    if getattr(state, "metrics", None) is not None:
+        state.metrics.rejected(kind, code)
+    if getattr(state, "ingest_log", None) is not None:
+        state.ingest_log.refused(kind, code, detail)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Every error of an oracle app as application/problem+json (never echoing the input back)."""
     @app.exception_handler(Rejected)
     async def _rejected(request: Request, error: Rejected) -> JSONResponse:
-        logger.info("rejected %s %s: %s (%s)", request.method, request.url.path, error.code, error.detail)
+        record_refusal(request, error.code, error.detail)
         return problem(error.status, error.code, error.title, error.detail)
 
     @app.exception_handler(ChainUnavailable)
-    async def _unavailable(_request: Request, error: ChainUnavailable) -> JSONResponse:
+    async def _unavailable(request: Request, error: ChainUnavailable) -> JSONResponse:
+        record_refusal(request, Reason.CHAIN_UNAVAILABLE, str(error))
         response = problem(503, Reason.CHAIN_UNAVAILABLE, "The chain is not reachable; retry later", str(error))
         response.headers["Retry-After"] = "5"
         return response
 
+    @app.exception_handler(db.DatabaseBusy)
+    async def _busy(request: Request, error: db.DatabaseBusy) -> JSONResponse:
+        logger.warning("%s %s: %s", request.method, request.url.path, error)
+        record_refusal(request, DATABASE_BUSY, str(error))
+        response = problem(503, DATABASE_BUSY, "The database is busy; retry later", str(error))
+        response.headers["Retry-After"] = "2"
+        return response
+
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         errors = _errors(error)
+        record_refusal(request, Reason.INVALID_PAYLOAD, _summary(errors))
         return problem(400, Reason.INVALID_PAYLOAD, "The request is not valid", _summary(errors), errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
@@ -261,7 +302,19 @@ def _json(data: Any) -> JSONResponse:
     return JSONResponse(jsonable_encoder(data))
 
 
-def _ack_response(ack: Any) -> Response:
+def _ack_response(request: Request, kind: str, ack: Any, readings: int = 0, detail: tuple = ()) -> Response:
+    """The ack as the answer (201 new, 200 replay), counted and logged as a decision."""
+    state = request.app.state
+    if getattr(state, "metrics", None) is not None:
+        state.metrics.accepted(kind, readings, replay=ack.replay)
+    ingest_log = getattr(state, "ingest_log", None)
+    if ingest_log is not None:
+        if ack.replay:
+            ingest_log.replayed()
+        elif kind == "meter_batch":
+            ingest_log.batch_accepted(*detail)
+        else:
+            ingest_log.commitment_accepted(*detail)
     return Response(ack.json, status_code=200 if ack.replay else 201, media_type="application/json")
 
 
@@ -277,21 +330,25 @@ DeviceQuery = Annotated[str, _DEVICE_QUERY]
 @router.post("/meter-batches", status_code=201, response_model=AckOut, responses=ACKS,
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/json": {"schema": MeterBatchPayload.model_json_schema()}}}})
-async def post_meter_batch(ingestor: IngestorDep, body: Body, clock: Clock) -> Response:
+async def post_meter_batch(request: Request, ingestor: IngestorDep, body: Body, clock: Clock) -> Response:
     """Accept one signed meter batch (201), or return the stored ack of a replay (200)."""
     payload = _parse(MeterBatchPayload, body)
-    ack = await run_in_threadpool(ingestor.accept_batch, payload.to_batch(), int(clock()))
-    return _ack_response(ack)
+    batch = payload.to_batch()
+    ack = await run_in_threadpool(ingestor.accept_batch, batch, int(clock()))
+    readings = len(batch.readings)
+    return _ack_response(request, "meter_batch", ack, readings, (ack.body.get("device", batch.device), readings))
 
 
 @router.post("/commitments", status_code=201, response_model=AckOut, responses=ACKS,
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/json": {"schema": CommitmentPayload.model_json_schema()}}}})
-async def post_commitment(ingestor: IngestorDep, body: Body, clock: Clock) -> Response:
+async def post_commitment(request: Request, ingestor: IngestorDep, body: Body, clock: Clock) -> Response:
     """Accept one signed commitment (201), or return the stored ack of a replay (200)."""
     payload = _parse(CommitmentPayload, body)
-    ack = await run_in_threadpool(ingestor.accept_commitment, payload.to_commitment(), int(clock()))
-    return _ack_response(ack)
+    commitment = payload.to_commitment()
+    ack = await run_in_threadpool(ingestor.accept_commitment, commitment, int(clock()))
+    return _ack_response(request, "commitment", ack,
+                         detail=(ack.body.get("device", commitment.device), commitment.request_id, commitment.watts))
 
 
 @router.get("/meter-batches", response_model=list[StoredBatchOut], responses=QUERY_PROBLEMS)
@@ -348,14 +405,29 @@ def health(ingestor: IngestorDep) -> Response:
 
 
 def create_ingest_app(ingestor: Ingestor, *, clock: Callable[[], float] = time.time,
-                      poll_seconds: float | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
-    """The ingest HTTP app around `ingestor`.
+                      poll_seconds: float | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                      metrics: OracleMetrics | None = None, readiness: Readiness | None = None,
+                      ingest_log: IngestLog | None = None,
+                      max_lag_blocks: int = DEFAULT_MAX_LAG_BLOCKS) -> FastAPI:
+    """The ingest HTTP app around `ingestor`, with /metrics and /v1/ready (oracle.ops_api).
 
     `clock` gives "now" (unix seconds) for each message; `poll_seconds` starts a background thread
     that keeps the chain view in sync (for deactivations and cancellations; lookup misses sync
-    on their own); `max_body_bytes` caps request bodies.
+    on their own); `max_body_bytes` caps request bodies. `metrics`, `readiness` and `ingest_log`
+    default to new ones for this ingest (readiness: database, chain RPC, follower within
+    `max_lag_blocks` of the head; no key); the oracle service passes its own (app.state).
     """
     view = ingestor.chain_view
+    metrics = metrics or OracleMetrics()
+    engine = getattr(ingestor, "engine", None)  # (an app built around a stand-in has none)
+    if engine is not None:
+        metrics.instrument(engine)
+    if readiness is None:
+        follower = getattr(view, "follower", None)
+        readiness = Readiness(engine, rpc_url_of(getattr(view, "web3", None)), view,
+                              confirmations=getattr(follower, "confirmations", 0), max_lag_blocks=max_lag_blocks)
+    metrics.watch(chain=readiness.chain)
+    ingest_log = ingest_log or IngestLog()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -369,18 +441,22 @@ def create_ingest_app(ingestor: Ingestor, *, clock: Callable[[], float] = time.t
         stop.set()
         if poller is not None:
             poller.join(timeout=10)
+        ingest_log.flush()
 
     app = FastAPI(title="negawatt oracle ingest", version="1", lifespan=lifespan)
     app.state.ingestor = ingestor
     app.state.clock = clock
     app.state.max_body_bytes = max_body_bytes
+    app.state.ingest_log = ingest_log
+    add_ops_routes(app, metrics, readiness)
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, namespace=ProblemNamespace.INGEST,
                        reason=Reason.PAYLOAD_TOO_LARGE, title="The request body is too large")
     install_openapi(app)  # problems as problem+json, no invented 422 (oracle.openapi_doc)
 
     @app.exception_handler(_InvalidPayload)
-    async def _invalid_payload(_request: Request, error: _InvalidPayload) -> JSONResponse:
+    async def _invalid_payload(request: Request, error: _InvalidPayload) -> JSONResponse:
+        record_refusal(request, Reason.INVALID_PAYLOAD, _summary(error.errors))
         return problem(400, Reason.INVALID_PAYLOAD, "The request body is not a valid payload",
                        _summary(error.errors), errors=error.errors)
 
@@ -436,7 +512,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--confirmations", type=int)
     args = parser.parse_args(argv)
     settings = IngestServiceSettings(**{k: v for k, v in vars(args).items() if v is not None})
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(0)
     app = create_ingest_app(build_ingestor(settings), poll_seconds=settings.poll_seconds,
                             max_body_bytes=settings.max_body_bytes)
     logger.info("ingest listening on http://%s:%d (database %s)", settings.host, settings.port,

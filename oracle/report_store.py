@@ -5,6 +5,9 @@ JSON under its EIP-712 digest, with a status (protocol.statuses.StoredReportStat
 forward: computed -> submitted -> final (or discarded). The cumulative ledger of the last final
 report is the starting point of the next epoch, and its leaves with proofs are what the oracle
 publishes.
+
+Every write goes through `oracle.db.write_transaction` (never a read-then-`commit()` session), so a
+report stored while the ingest writes cannot meet SQLite's `database is locked` (see oracle/db.py).
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import time
 
 from sqlalchemy import BigInteger, Column, Text
 from sqlalchemy.engine import Engine
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Field, Session, SQLModel, func, select
 
+from oracle import db
 from oracle.settlement import EpochSettlement
 from protocol.report_document import ReportDocument
 from protocol.statuses import StoredReportStatus
@@ -33,8 +37,9 @@ class ReportRecord(SQLModel, table=True):
 
 
 def init_reports(engine: Engine) -> None:
-    """Create the reports table if it does not exist."""
-    ReportRecord.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+    """Create the reports table if it does not exist (in a write transaction: see oracle.db)."""
+    with db.write_transaction(engine, "schema") as session:
+        ReportRecord.__table__.create(session.connection(), checkfirst=True)  # type: ignore[attr-defined]
 
 
 def _hex(value: bytes) -> str:
@@ -90,7 +95,7 @@ class ReportStore:
     def save(self, document: ReportDocument, status: StoredReportStatus | str) -> None:
         """Store a report (idempotent by digest); an existing record keeps the later status."""
         status = StoredReportStatus(status)
-        with Session(self.engine) as session:
+        with db.write_transaction(self.engine, f"report:{document.digest}") as session:
             record = session.get(ReportRecord, document.digest)
             if record is None:
                 session.add(ReportRecord(digest=document.digest, epoch=document.epoch, status=status.value,
@@ -99,18 +104,23 @@ class ReportStore:
                 record.status = status.value
                 record.updated_at = int(time.time())
                 session.add(record)
-            session.commit()
 
     def set_status(self, digest: str, status: StoredReportStatus | str) -> None:
         """Move a stored report forward to `status` (no-op if unknown or already past it)."""
         status = StoredReportStatus(status)
-        with Session(self.engine) as session:
+        with db.write_transaction(self.engine, f"report:{digest}") as session:
             record = session.get(ReportRecord, digest)
             if record is not None and status.rank > StoredReportStatus(record.status).rank:
                 record.status = status.value
                 record.updated_at = int(time.time())
                 session.add(record)
-                session.commit()
+
+    def counts(self) -> dict[str, int]:
+        """How many stored reports are in each state (every StoredReportStatus, zero included)."""
+        with Session(self.engine) as session:
+            rows = session.exec(select(ReportRecord.status, func.count()).group_by(ReportRecord.status)).all()
+        found = {status: int(count) for status, count in rows}
+        return {status.value: found.get(status.value, 0) for status in StoredReportStatus}
 
     def get(self, digest: str) -> tuple[ReportDocument, StoredReportStatus] | None:
         """(document, status) of the report with `digest`, or None."""

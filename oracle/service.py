@@ -4,6 +4,9 @@ It connects to the chain and its database, publishes its URL in the OracleHub (i
 serves the ingest, attestation and publication routes over HTTP, and runs the attestation loop
 in a background thread. Stopping it (Ctrl-C, SIGTERM) loses nothing: every acknowledged message
 and every report is already committed to the database, and the loop reads the chain on restart.
+
+One `OracleMetrics` is shared by the ingest, the attestation and the database (GET /metrics), and
+one `Readiness` answers GET /v1/ready (database, chain RPC, follower lag, signing key loaded).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from fastapi import FastAPI
 
 from oracle import db
 from oracle.allocation_api import add_allocation_routes
+from oracle.baseline_rules_api import add_baseline_rules_route
 from oracle.attestation import Attestor
 from oracle.clearing_service import Clearer
 from oracle.attestation_api import add_attestation_routes
@@ -23,6 +27,9 @@ from oracle.chain_view import ChainView
 from oracle.config import OracleConfig
 from oracle.ingest import IngestSettings, Ingestor
 from oracle.ingest_api import create_ingest_app
+from oracle.logs import IngestLog
+from oracle.metrics import OracleMetrics
+from oracle.readiness import Readiness
 from protocol.chain import ChainError, Transactor, connect
 from protocol.clock import ChainClock
 from protocol.fast_verify import RegistryDomainVerifier
@@ -41,6 +48,8 @@ class OracleService:
     attestor: Attestor
     chain_view: ChainView
     clearer: Clearer
+    metrics: OracleMetrics
+    ingest_log: IngestLog
 
 
 def build_service(config: OracleConfig) -> OracleService:
@@ -67,10 +76,18 @@ def build_service(config: OracleConfig) -> OracleService:
     clearer = Clearer(web3=web3, manifest=manifest, key=key, engine=engine, chain_view=view, ingestor=ingestor,
                       sync_delay_seconds=config.clearing_delay_seconds, clock=clock)
     attestor.allocation_reader = clearer.settled_allocation
-    app = create_ingest_app(ingestor, clock=clock, poll_seconds=None)
+    metrics = OracleMetrics()
+    attestor.metrics = metrics
+    metrics.watch(report_counts=attestor.store.counts)
+    readiness = Readiness(engine, config.rpc_url, view, confirmations=config.confirmations,
+                          max_lag_blocks=config.ready_max_lag_blocks, require_key=True, key_address=attestor.address)
+    ingest_log = IngestLog()
+    app = create_ingest_app(ingestor, clock=clock, poll_seconds=None, metrics=metrics, readiness=readiness,
+                            ingest_log=ingest_log)
     add_attestation_routes(app, attestor)
     add_allocation_routes(app, clearer)
-    return OracleService(config, app, attestor, view, clearer)
+    add_baseline_rules_route(app, economics)
+    return OracleService(config, app, attestor, view, clearer, metrics, ingest_log)
 
 
 def publish_url(service: OracleService) -> None:
@@ -95,14 +112,22 @@ def attestation_loop(service: OracleService, stop: threading.Event) -> None:
         try:
             service.clearer.tick()
             outcome = service.attestor.tick()
+            service.metrics.outcome(outcome)
             if outcome != last:
                 log.info("attestation: %s", outcome.value)
                 last = outcome
         except ChainError as error:
+            service.metrics.outcome("chain_error")
             log.warning("attestation step failed on-chain: %s", error)
+        except db.DatabaseBusy as error:
+            service.metrics.outcome("database_busy")
+            log.warning("attestation step postponed: %s", error)
         except Exception:  # keep the service alive; the next tick starts from chain state again
+            service.metrics.outcome("error")
             log.exception("attestation step failed")
+        service.ingest_log.flush(force=False)
         stop.wait(service.config.poll_seconds)
+    service.ingest_log.flush()
 
 
 def run(config: OracleConfig) -> None:

@@ -1,7 +1,7 @@
 """A 2-of-3 oracle set settles a flexibility event end to end on anvil.
 
-Three `negawatt oracle run` processes (one is killed before settlement), three devices of one
-owner with five days of signed history, one request; the test moves the chain's clock forward
+Three `negawatt oracle run` processes at their default log level (one is killed before settlement),
+three devices of one owner with five days of signed history, one request; the test moves the chain's clock forward
 (anvil evm_increaseTime) instead of waiting, and the oracles follow it (protocol.clock).
 
 Expected amounts, by hand (interval 60 s, meter-before-after over the 2 intervals before the
@@ -60,8 +60,8 @@ def post(url: str, path: str, payload: dict) -> None:
 
 def start_oracle(config: Path, log: Path) -> subprocess.Popen:
     env = {**os.environ, PASSWORD_ENV: "pw-" + config.stem}
-    return subprocess.Popen([str(Path(sys.executable).parent / "negawatt"), "oracle", "run", "--config", str(config),
-                             "--verbose"],
+    # As the devnet runs them: at INFO, without --verbose (oracle.logs).
+    return subprocess.Popen([str(Path(sys.executable).parent / "negawatt"), "oracle", "run", "--config", str(config)],
                             cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
@@ -220,6 +220,19 @@ def test_two_of_three_oracles_settle_an_event(devnet_ops, tmp_path):
         fees = httpx.get(f"{urls[2]}/v1/rewards/{treasury}", timeout=10).json()
         assert {r["token"]: int(r["amount"]) for r in fees["rewards"]}[usd] == DEVICES * FEE_SHARE
         assert token.functions.balanceOf(distributor.address).call() == 0  # the emission went to the owner
+
+        # The logs: one line per decision, and not one line of web3's or httpx's chatter.
+        texts = {path.name: path.read_text() for path in [*logs, restart_log]}
+        for name, text in texts.items():
+            noisy = [line for line in text.splitlines()
+                     if len(line.split()) > 3 and line.split()[3].startswith(("web3", "httpx", "httpcore", "urllib3"))]
+            assert noisy == [], (name, noisy[:5])
+            assert " DEBUG " not in text, name
+        for path in logs[1:]:
+            assert texts[path.name].count("accepted commitment of") == DEVICES
+        assert "submitted report" in texts[logs[crashed].name]
+        assert any("signed report" in text for text in texts.values())
+        assert any("proposing report" in text for text in texts.values())
     finally:
         for process in processes:
             if process.poll() is None:

@@ -76,6 +76,7 @@ def oracle_url(chain_ops, tmp_path_factory):
     engine = db.make_engine(str(tmp_path_factory.mktemp("fuzz") / "oracle.sqlite"))
     db.init_db(engine)
     view = ChainView(web3, manifest, engine)
+    view.sync()  # so GET /v1/ready answers 200 (a 503 is a server error to schemathesis; test_oracle_ops tests it)
     ingestor = Ingestor(engine, view, RegistryDomainVerifier(manifest.chainId, manifest.address("DeviceRegistry")),
                         IngestSettings(_env_file=None))
     clock = ChainClock(web3)
