@@ -30,7 +30,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "negawatt needs Python >= 3.11")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e .
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	@grep -q NEGAWATT_TOOLCHAIN $(VENV)/bin/activate || printf '\n# NEGAWATT_TOOLCHAIN: project-local compiler and npm binaries\nexport SOLCX_BINARY_PATH="%s"\nexport PATH="%s:$$PATH"\n' "$(SOLCX_BINARY_PATH)" "$(CURDIR)/node_modules/.bin" >> $(VENV)/bin/activate
 	@touch $@
 
@@ -45,7 +45,7 @@ node_modules/.installed: package.json package-lock.json
 
 compile: $(VENV)/.installed node_modules/.installed .toolchain/.solc
 	$(BIN)/ape pm install --force >/dev/null
-	$(BIN)/ape compile
+	$(BIN)/python -m toolchain.compile_contracts
 
 # The oracle's PostgreSQL store is tested against a real server (started by the tests with
 # initdb/pg_ctl); Debian's postgresql package provides them, installed here when run as root.

@@ -1,4 +1,5 @@
-"""`negawatt devnet up | demo | down`: a whole network on this machine, and the demo event on it."""
+"""`negawatt devnet up | demo | down | warp | fund`: a whole network on this machine, the demo event on it,
+and the testers' tools for a running one (move its clock, fund an address)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -64,24 +66,51 @@ HARDWARE = typer.Option(False, "--hardware", help="one more node driving simulat
                         "devices over the real protocols (needs mosquitto)")
 
 
+TIME_SCALE = typer.Option(30.0, "--time-scale", help="chain seconds per wall second once the devnet is up: at "
+                          "30 a one-hour request opens, runs, settles and finalizes in about 4 min; 1 is real time")
+BLOCK_TIME = typer.Option(1.0, "--block-time", help="wall seconds between the blocks the keeper mines (transactions "
+                          "are still mined at once)")
+
+
 @devnet_app.command("up")
 def up(nodes: int = NODES, devices_per_node: int = DEVICES, zones: int = ZONES, oracles: int = ORACLES,
        threshold: int = THRESHOLD, run_dir: Path | None = RUN_DIR, api: bool = API,
-       hardware: bool = HARDWARE) -> None:
-    """Start anvil, deploy, and run the oracles, the API and the nodes until Ctrl-C."""
+       hardware: bool = HARDWARE, time_scale: float = TIME_SCALE, block_time: float = BLOCK_TIME) -> None:
+    """Start anvil, deploy, and run the oracles, the API and the nodes until Ctrl-C.
+
+    A keeper mines a block every --block-time s and runs the chain's clock --time-scale times
+    faster, so requests end, settle and finalize with nobody touching it. Writes RUN_DIR/network.json
+    (how other tools join) and RUN_DIR/accounts.json (a buyer's and a spare owner's keystores)."""
+    from negawatt.devnet.accounts import describe
+    from negawatt.devnet.keeper import KeeperError, check_options
     from negawatt.devnet.network import Devnet, DevnetError
     from negawatt.devnet.processes import ORCHESTRATOR_FILE
 
+    try:
+        check_options(time_scale, block_time)
+    except KeeperError as error:
+        _fail(str(error))
     spec = _spec(nodes, devices_per_node, zones, oracles, threshold, api, hardware)
     console = _console()
-    net = Devnet(spec, _run_dir(run_dir), on_step=lambda m: console.print(f"[green]✓[/] {m}"))
+    # the time scale is known before the oracles start: their grace periods follow it
+    net = Devnet(spec, _run_dir(run_dir), on_step=lambda m: console.print(f"[green]✓[/] {m}"), time_scale=time_scale)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     pid_file = net.run_dir / ORCHESTRATOR_FILE
     pid_file.write_text(str(os.getpid()))
+    keeper = None
     try:
         _bring_up(net, console)
+        _keeper_log(net.run_dir)
+        keeper = net.start_keeper(block_time)
+        profile = net.write_network_profile(block_time)
+        accounts = net.write_accounts()
+        console.print(f"[green]✓[/] the chain mines a block every {block_time:g} s, its clock "
+                      + ("in real time" if time_scale == 1 else f"{time_scale:g}x the wall clock")
+                      + f" (`negawatt devnet warp --run-dir {net.run_dir} --by 2h` jumps); network profile {profile}")
+        for line in describe(accounts, net.run_dir):
+            console.print(f"  {line}", soft_wrap=True)
         console.print(f"[bold]devnet up[/]: RPC {net.rpc_url}, manifest {net.manifest_path}, "
                       f"API {net.api_url or '(not running)'}, logs in {net.run_dir / 'logs'}")
         console.print("Ctrl-C (or `negawatt devnet down --run-dir ...`) stops it.")
@@ -93,25 +122,71 @@ def up(nodes: int = NODES, devices_per_node: int = DEVICES, zones: int = ZONES, 
         raise typer.Exit(code=1) from None
     finally:
         console.print("stopping the devnet ...")
+        if keeper is not None:
+            keeper.stop()
         net.stop()
         pid_file.unlink(missing_ok=True)
         console.print("stopped")
 
 
+def _keeper_log(run_dir: Path) -> None:
+    """The keeper's log lines go to RUN_DIR/logs/keeper.log."""
+    handler = logging.FileHandler(run_dir / "logs" / "keeper.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    keeper_log = logging.getLogger("negawatt.devnet.keeper")
+    keeper_log.addHandler(handler)
+    keeper_log.setLevel(logging.INFO)
+
+
 def _bring_up(net, console) -> None:
-    """`net.up()`, with a progress bar while the nodes are set up."""
-    from rich.progress import Progress
+    """`net.up()`, with the node set-up's progress (a bar on a terminal, lines in a log)."""
+    from negawatt.devnet.progress import StepProgress
 
-    with Progress(console=console, transient=True) as bar:
-        task = None
+    bar: StepProgress | None = None
 
-        def progress(done: int) -> None:
-            nonlocal task
-            if task is None:
-                task = bar.add_task("nodes: keys, registration, backfilled history", total=net.spec.nodes)
-            bar.update(task, completed=done)
+    def progress(done: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = StepProgress(console, "nodes: keys, registration, backfilled history", net.spec.nodes, "nodes")
+        bar.update(done)
 
+    try:
         net.up(progress)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+class _Stopwatch:
+    """Each step's line with the seconds since the start, and at the end where the time went."""
+
+    def __init__(self, console) -> None:
+        self.console, self.began, self.last, self.spans = console, time.monotonic(), time.monotonic(), []
+
+    def step(self, message: str) -> None:
+        now = time.monotonic()
+        self.spans.append((now - self.last, message))
+        self.last = now
+        self.console.print(f"[green]✓[/] [dim]{now - self.began:5.0f} s[/] {message}")
+
+    def watch(self, label: str, total: int, unit: str):
+        """A progress display for one long step of the event (run_event's `watch`)."""
+        from negawatt.devnet.progress import StepProgress
+
+        bar = StepProgress(self.console, label, total, unit)
+
+        def counter(done: int) -> None:
+            bar.update(done)
+            if done >= total:
+                bar.close()
+
+        return counter
+
+    def report(self) -> None:
+        """The slowest steps, each with the time it took to get there from the step before."""
+        slowest = sorted(self.spans, key=lambda span: -span[0])[:5]
+        self.console.print("where the time went (the slowest steps, timed from the step before): " + "; ".join(
+            f"{seconds:.0f} s to {message.split(':')[0][:60]}" for seconds, message in slowest))
 
 
 @devnet_app.command("demo")
@@ -126,14 +201,11 @@ def demo(nodes: int = NODES, devices_per_node: int = DEVICES, zones: int = ZONES
     spec = _spec(nodes, devices_per_node, zones, oracles, threshold, api, hardware)
     console = _console()
     began = time.monotonic()
-    net = Devnet(spec, _run_dir(run_dir), on_step=lambda m: console.print(f"[green]✓[/] {m}"))
+    clock = _Stopwatch(console)
+    net = Devnet(spec, _run_dir(run_dir), on_step=clock.step)
     try:
         _bring_up(net, console)
-        with console.status("the flexibility event ...") as status:
-            def step(message: str) -> None:
-                console.print(f"[green]✓[/] {message}")
-                status.update(message)
-            event = run_event(net, step)
+        event = run_event(net, clock.step, watch=clock.watch)
         summary = summarize(net, event)
         render(summary, console)
         if net.api_url:
@@ -146,6 +218,7 @@ def demo(nodes: int = NODES, devices_per_node: int = DEVICES, zones: int = ZONES
         console.print(f"plot of the dispatched and held-out sites against their baselines: [bold]{path}[/]")
         console.print(f"summary: [bold]{write_json(summary, net.run_dir / 'summary.json')}[/]")
         console.print(f"logs, configs and databases: {net.run_dir}; API was {net.api_url}")
+        clock.report()
         console.print(f"demo finished in {time.monotonic() - began:.0f} s")
         if keep:
             console.print("the network keeps running; Ctrl-C stops it")
@@ -158,6 +231,84 @@ def demo(nodes: int = NODES, devices_per_node: int = DEVICES, zones: int = ZONES
         raise typer.Exit(code=1) from None
     finally:
         net.stop()
+
+
+def _attach(run_dir: Path) -> tuple[Any, Any, Any]:
+    """(web3, manifest, profile) of the running devnet of `run_dir`, from its network.json."""
+    from protocol.chain import ChainError, connect
+    from protocol.manifest import ManifestError, check_chain, load_manifest
+    from protocol.network_profile import PROFILE_FILE, ProfileError, read_profile
+
+    if not (run_dir / PROFILE_FILE).is_file():
+        _fail(f"{run_dir} holds no {PROFILE_FILE}: give the --run-dir of a running `negawatt devnet up`")
+    try:
+        profile = read_profile(run_dir)
+        manifest = load_manifest(profile.manifest)
+        web3 = connect(profile.rpc_url, timeout=10)
+        check_chain(manifest, web3)
+    except (ProfileError, ManifestError) as error:
+        _fail(str(error))
+    except ChainError as error:
+        _fail(f"{error}: is the devnet of {run_dir} still running?")
+    return web3, manifest, profile
+
+
+@devnet_app.command("warp")
+def warp_command(
+    run_dir: Path = typer.Option(..., "--run-dir", help="the run folder of a running devnet"),
+    to: str | None = typer.Option(None, "--to", help="move the chain's clock to this time (ISO 8601 with a "
+                                  "timezone, e.g. 2026-12-02T18:00Z, or unix seconds)"),
+    by: str | None = typer.Option(None, "--by", help="move the chain's clock on by this much: 2h, 90m, 1h30m, 3600"),
+) -> None:
+    """Move a running devnet's chain clock forward (never back; at most 7 days at once)."""
+    from negawatt.devnet.keeper import latest_timestamp
+    from negawatt.devnet.warp import WarpError, iso, parse_duration, parse_instant, plan, warp
+
+    try:
+        target_to = parse_instant(to) if to is not None else None
+        target_by = parse_duration(by) if by is not None else None
+        if to is None and by is None:
+            raise WarpError("give one of --to ISO or --by DURATION")
+    except WarpError as error:
+        _fail(str(error))
+    web3, _, _ = _attach(run_dir)
+    before = latest_timestamp(web3)
+    try:
+        reached = warp(web3, plan(before, target_to, target_by))
+    except WarpError as error:
+        _fail(str(error))
+    typer.echo(f"chain clock moved from {iso(before)} to {iso(reached)} (+{reached - before} s)")
+
+
+@devnet_app.command("fund")
+def fund_command(
+    address: str = typer.Argument(..., help="the address to fund (0x and 40 hex digits)"),
+    eth: str | None = typer.Option(None, "--eth", help="ETH for gas, e.g. 10"),
+    nega: str | None = typer.Option(None, "--nega", help="NEGA (the protocol token, for bonds), e.g. 100"),
+    musd: str | None = typer.Option(None, "--musd", help="mUSD (the devnet's stablecoin, for buyers), e.g. 1000"),
+    run_dir: Path = typer.Option(..., "--run-dir", help="the run folder of a running devnet"),
+) -> None:
+    """Fund an address on a running devnet with ETH, NEGA and mUSD.
+
+    Amounts are in token units; with no amount at all: 10 ETH, 100 NEGA and 1000 mUSD."""
+    from negawatt.devnet.faucet import FaucetError, check_address, fund, make_order
+    from protocol.manifest import ManifestError
+
+    try:
+        check_address(address)
+    except FaucetError as error:
+        _fail(str(error))
+    web3, manifest, _ = _attach(run_dir)
+    try:
+        nega_decimals = int(manifest.contract(web3, "NegawattToken").functions.decimals().call())
+        musd_decimals = int(manifest.contract(web3, "MockStablecoin").functions.decimals().call())
+        order = make_order(address, eth, nega, musd, nega_decimals, musd_decimals)
+        grants = fund(web3, manifest, order)
+    except FaucetError as error:
+        _fail(str(error))
+    except ManifestError as error:
+        _fail(str(error))
+    typer.echo(f"funded {order.address}: " + "; ".join(grant.line() for grant in grants))
 
 
 @devnet_app.command("down")

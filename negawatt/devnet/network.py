@@ -10,12 +10,15 @@ Time: anvil starts an hour before the event's hour of day (`DevnetSpec.event_hou
 sees evening load whatever the wall clock says, and the chain's clock can be moved forward
 (`warp_to`, anvil's evm_increaseTime). The roles follow the chain's clock (protocol.clock), so
 history days and 15-minute intervals pass in seconds.
+`negawatt devnet up` also runs a keeper (negawatt.devnet.keeper) that mines on an interval with the
+chain's clock at `time_scale`; the demo runs without one and warps instead.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import secrets
 import sys
@@ -159,6 +162,7 @@ class Devnet:
     history_end: int = 0
     event_start: int = 0
     deployed_block: int = 0
+    time_scale: float = 1.0  # chain seconds per wall second once a keeper runs (devnet up; the demo warps)
 
     def __post_init__(self) -> None:
         self.run_dir = self.run_dir.resolve()  # the roles' configs name their files by absolute path
@@ -290,9 +294,10 @@ class Devnet:
         self.on_step("oracles serving: " + ", ".join(o.url for o in self.oracles))
 
     def _start_oracle_processes(self, oracles: list[OracleHandle]) -> None:
+        env = {**self.env, **self.oracle_clock_env()}
         for oracle in oracles:
-            self.group.start(oracle.name, [_negawatt(), "oracle", "run", "--config", str(oracle.config), "--verbose"],
-                             env=self.env, cwd=REPO)
+            self.group.start(oracle.name, [_negawatt(), "oracle", "run", "--config", str(oracle.config)],
+                             env=env, cwd=REPO)
         hub = self.contract("OracleHub")
         for oracle in oracles:
             wait_for(lambda o=oracle: _http_ok(f"{o.url}/v1/health"), 90, f"{oracle.name} to serve", self.group)
@@ -502,6 +507,48 @@ class Devnet:
     def stop(self) -> None:
         """Stop every process of the devnet."""
         self.group.stop_all()
+
+    # -- keeping time, and what a newcomer needs (devnet up) --------------------------------------
+
+    def oracle_clock_env(self) -> dict[str, str]:
+        """The oracle settings that are durations on the chain's clock but must cover wall-clock work
+        (an upload, a peer's answer, two clocks read a second apart): with the chain running
+        `time_scale` times faster (negawatt.devnet.keeper) each covers at least as many wall seconds
+        as the fast clock needs: data grace 10 s, proposer stagger 3 s, clock skew 5 s, clearing
+        delay 3 s (at most a third of the gate lead). Empty in real time (the demo warps instead)."""
+        if self.time_scale <= 1:
+            return {}
+        scale = self.time_scale
+        clearing = max(20, math.ceil(3 * scale))
+        if self.spec.gate_lead_seconds:
+            clearing = min(clearing, max(20, self.spec.gate_lead_seconds // 3))
+        return {"NEGAWATT_ORACLE_DATA_GRACE_SECONDS": str(max(120, math.ceil(10 * scale))),
+                "NEGAWATT_ORACLE_STAGGER_SECONDS": str(max(4, math.ceil(3 * scale))),
+                "NEGAWATT_ORACLE_CLOCK_SKEW_SECONDS": str(min(3_600, max(60, math.ceil(5 * scale)))),
+                "NEGAWATT_ORACLE_CLEARING_DELAY_SECONDS": str(min(3_600, clearing))}
+
+    def start_keeper(self, block_time: float) -> Any:
+        """Mine a block every `block_time` s with the chain's clock at `time_scale` (keeper.Keeper)."""
+        from negawatt.devnet.keeper import Keeper
+
+        return Keeper(self.web3, self.time_scale, block_time).start()
+
+    def write_network_profile(self, block_time: float | None) -> Path:
+        """RUN_DIR/network.json (protocol.network_profile): how other tools join this devnet."""
+        from protocol.network_profile import NetworkProfile, write_profile
+
+        return write_profile(self.run_dir, NetworkProfile(
+            name="devnet", chain_id=self.manifest.chainId, rpc_url=self.rpc_url, manifest=self.manifest_path,
+            api_url=self.api_url, oracle_urls=[o.url for o in self.oracles], confirmations=0,
+            interval_seconds=self.spec.interval_seconds, block_time_seconds=block_time,
+            time_scale=self.time_scale))
+
+    def write_accounts(self) -> Any:
+        """RUN_DIR/accounts.json with the buyer's and a spare owner's keystores (negawatt.devnet.accounts)."""
+        from negawatt.devnet.accounts import create_accounts
+
+        return create_accounts(self.run_dir, self.manifest.chainId, bytes(self.buyer.account.key),
+                               self.admin.address, self.password)
 
 
 def _negawatt() -> str:

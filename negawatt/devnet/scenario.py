@@ -50,11 +50,20 @@ class EventRun:
 
 
 Hook = Callable[[str, Devnet], None]
+Counter = Callable[[int], None]  # `done` so far of a step's total
+Watch = Callable[[str, int, str], Counter]  # (label, total, unit) -> the step's counter
+
+
+def _no_watch(label: str, total: int, unit: str) -> Counter:
+    return lambda done: None
 
 
 def run_event(net: Devnet, step: Callable[[str], None] = lambda m: None, hook: Hook = lambda moment, net: None,
-              allowed_dead: Callable[[], set[str]] = lambda: set(), claim_timeout: float = 120) -> EventRun:
+              allowed_dead: Callable[[], set[str]] = lambda: set(), claim_timeout: float = 120,
+              watch: Watch = _no_watch) -> EventRun:
     """Open the requests, let the event happen, settle, finalize and wait for the claims.
+    `watch(label, total, unit)` is told of a long step (the history's delivery) and returns the
+    counter it is updated with, so the caller can show its progress.
 
     `hook(moment, net)` is called at "history_delivered", "event_started", "mid_event", "event_ended",
     "report_submitted" and "finalized", e.g. to kill a process there."""
@@ -68,8 +77,15 @@ def run_event(net: Devnet, step: Callable[[str], None] = lambda m: None, hook: H
 
     # The history reaches every oracle before anything else happens.
     total = net.outbox_pending()
-    step(f"delivering {total} signed history batches to {len(net.oracles)} oracles")
-    wait(lambda: net.outbox_pending() == 0, 600, "the nodes to deliver their history")
+    counter = watch(f"delivering the signed history to {len(net.oracles)} oracles", total, "batches")
+
+    def delivered() -> bool:
+        pending = net.outbox_pending()
+        counter(total - pending)
+        return pending == 0
+
+    wait(delivered, 600, "the nodes to deliver their history")
+    step(f"{total} signed history batches delivered to {len(net.oracles)} oracles")
     hook("history_delivered", net)
     if any(node.name == "node-hw" for node in net.nodes):
         wait(lambda: net.real_devices_available(), 90, "node-hw's Modbus, OCPP and MQTT devices to answer")

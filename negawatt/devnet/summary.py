@@ -50,6 +50,8 @@ class ZoneSummary:
     control_sites: int = 0
     curtailed_unaccepted: int = 0  # devices curtailed without a verified acceptance
     buyer_verdict: str | None = None  # the first line of `negawatt buyer status`
+    owners: int = 0  # the zone's node owners, and how many of them this request paid
+    owners_paid: int = 0
 
     @property
     def unneeded_w(self) -> int:
@@ -139,6 +141,8 @@ def summarize(net: Devnet, run: EventRun) -> Summary:
             offers=int((run.allocations.get(zone) or {}).get("offers", 0)),
             control_sites=len((run.allocations.get(zone) or {}).get("controlSites", [])),
             curtailed_unaccepted=len(run.applied_devices - run.accepted_devices) if run.allocations else 0,
+            owners=len({n.owner.lower() for n in net.nodes if n.zone == zone}),
+            owners_paid=len({d["owner"].lower() for d in devices if int(d["ownerPayout"]) > 0}),
         ))
     owners = []
     stablecoin, token = net.manifest.address("MockStablecoin"), net.manifest.address("NegawattToken")
@@ -166,7 +170,8 @@ def write_json(summary: Summary, path: Path) -> Path:
     import json
 
     body = {
-        "zones": [{"zone": z.zone, "request_id": z.request_id, "requested_w": round(z.requested_kw * 1_000),
+        "zones": [{"zone": z.zone, "request_id": z.request_id, "fill_ratio": round(z.delivered_w / (z.requested_kw * 1_000), 4)
+                   if z.requested_kw else None, "owners": z.owners, "owners_paid": z.owners_paid, "requested_w": round(z.requested_kw * 1_000),
                    "committed_w": round(z.committed_kw * 1_000), "delivered_w": z.delivered_w,
                    "delivered_ci95_w": z.delivered_ci95_w, "rule": z.rule, "fallback_reason": z.fallback_reason,
                    "sites_committed": z.sites_committed, "sites_held_out": z.sites_held_out,
@@ -207,7 +212,9 @@ def gas_spent(net: Devnet) -> dict[str, tuple[int, int]]:
 
 
 def plot(summary: Summary, net: Devnet, path: Path) -> Path:
-    """A PNG of each zone's baseline vs actual load (kW) over the event's intervals."""
+    """A PNG per zone: on top the verdict as bars (requested, accepted, verified kW with its 95 %
+    interval, and a refused estimate hatched, labelled as not paid on); below, the dispatched and the
+    held-out sites' load against their baselines (kW) over the event's intervals."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -215,9 +222,12 @@ def plot(summary: Summary, net: Devnet, path: Path) -> Path:
 
     interval = net.spec.interval_seconds
     to_kw = 3_600 / interval / 1_000
-    figure, axes = plt.subplots(1, max(1, len(summary.zones)), figsize=(6 * max(1, len(summary.zones)), 4),
-                                squeeze=False)
-    for axis, zone in zip(axes[0], summary.zones):
+    columns = max(1, len(summary.zones))
+    figure, axes = plt.subplots(2, columns, figsize=(6.5 * columns, 8), squeeze=False,
+                                gridspec_kw={"height_ratios": [1, 1.4]})
+    for column, zone in enumerate(summary.zones):
+        _verdict_bars(axes[0][column], zone)
+        axis = axes[1][column]
         minutes = [k * interval / 60 for k in range(len(zone.baseline_wh) + 1)]
 
         def step(values: list[int], label: str, **style: Any) -> None:
@@ -225,24 +235,21 @@ def plot(summary: Summary, net: Devnet, path: Path) -> Path:
                 axis.step(minutes, [w * to_kw for w in values] + [values[-1] * to_kw], where="post", label=label,
                           **style)
 
-        step(zone.baseline_wh, "dispatched sites: baseline", linewidth=2, color="tab:blue", linestyle="--")
-        step(zone.actual_wh, "dispatched sites: actual", linewidth=2, color="tab:blue")
-        step(zone.held_out_baseline_wh, "held-out sites: baseline", linewidth=1.5, color="tab:orange",
+        dispatched = zone.sites_committed - zone.sites_held_out
+        step(zone.baseline_wh, f"dispatched ({dispatched} sites): baseline", linewidth=2, color="tab:blue",
              linestyle="--")
-        step(zone.held_out_actual_wh, "held-out sites: actual", linewidth=1.5, color="tab:orange")
-        verdict = (f"requested {zone.requested_kw:.1f} kW, verified {zone.delivered_w / 1000:.1f} kW"
-                   + (f" (95 % CI {zone.delivered_ci95_w[0] / 1000:.1f} to {zone.delivered_ci95_w[1] / 1000:.1f})"
-                      if zone.delivered_ci95_w else ""))
-        if zone.not_used:
-            verdict += (f"\nportfolio estimate {zone.not_used['estimated_wh'] / zone.hours / 1000:.1f} kW, not paid "
-                        f"on (placebo RRMSE {100 * (zone.placebo_rrmse or 0):.0f} % > 20 %)")
-        axis.set_title(f"zone {zone.zone}, request {zone.request_id}: {verdict}\n{zone.sites_committed} sites, "
-                       f"{zone.sites_held_out} held out; rule {zone.rule}", fontsize=9)
+        step(zone.actual_wh, f"dispatched ({dispatched} sites): actual", linewidth=2, color="tab:blue")
+        step(zone.held_out_baseline_wh, f"held out ({zone.sites_held_out} sites): baseline", linewidth=1.5,
+             color="tab:orange", linestyle="--")
+        step(zone.held_out_actual_wh, f"held out ({zone.sites_held_out} sites): actual", linewidth=1.5,
+             color="tab:orange")
+        axis.set_title(f"site-meter load of the two groups; rule {zone.rule}"
+                       + (f" ({zone.fallback_reason})" if zone.fallback_reason else ""), fontsize=9)
         axis.set_xlabel("minutes into the event")
         axis.set_ylabel("site-meter load (kW)")
         axis.set_ylim(bottom=0)
         axis.legend(fontsize=8)
-    figure.suptitle("negawatt devnet: dispatched vs held-out sites against their baselines")
+    figure.suptitle("negawatt devnet: requested vs verified flexibility, and the groups it was measured on")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
@@ -251,16 +258,55 @@ def plot(summary: Summary, net: Devnet, path: Path) -> Path:
     return path
 
 
+def _verdict_bars(axis: Any, zone: ZoneSummary) -> None:
+    """Requested, accepted and verified kW side by side; the verified bar carries its 95 % interval,
+    and an estimate the quality gate refused is drawn hatched and labelled as not paid on."""
+    labels = ["requested", "accepted", "verified (paid on)"]
+    values = [zone.requested_kw, zone.accepted_w / 1_000, zone.delivered_w / 1_000 if zone.rule != "none" else 0.0]
+    colors = ["tab:gray", "tab:green", "tab:blue"]
+    bars = axis.bar(labels, values, color=colors)
+    if zone.delivered_ci95_w:
+        lo, hi = (v / 1_000 for v in zone.delivered_ci95_w)
+        axis.errorbar([2], [values[2]], yerr=[[values[2] - lo], [hi - values[2]]], color="black", capsize=6)
+    if zone.not_used:
+        estimate = zone.not_used["estimated_wh"] / zone.hours / 1_000
+        lo, hi = (v / zone.hours / 1_000 for v in zone.not_used["ci95_wh"])
+        axis.bar(["estimate (not paid on)"], [estimate], color="white", edgecolor="tab:blue", hatch="//")
+        axis.errorbar([3], [estimate], yerr=[[estimate - lo], [hi - estimate]], color="black", capsize=6)
+    for bar, value in zip(bars, values):
+        axis.annotate(f"{value:.1f}", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom",
+                      fontsize=8)
+    fill = 100 * values[2] / zone.requested_kw if zone.requested_kw else 0.0
+    axis.set_title(f"zone {zone.zone}, request {zone.request_id}: {fill:.0f} % of the request verified; "
+                   f"{zone.sites_paid} sites paid", fontsize=10)
+    axis.set_ylabel("kW (average over the window)")
+    axis.axhline(zone.requested_kw, color="tab:gray", linewidth=0.8, linestyle=":")
+
+
+ZONE_COLUMNS = (
+    "requested kW: the buyer's target. committed kW: what the dispatched sites signed to deliver. "
+    "verified kW: the reduction the settlement rule measured (average over the window; 0 when the rule is "
+    "none). 95 % CI kW: its confidence interval. sites (held out): committed sites, and how many the "
+    "randomized draw held out as the control group. paid sites: sites with a payout. escrow, paid, "
+    "refunded: the buyer's money (mUSD): escrowed at opening, paid to owners and the protocol, returned.")
+OWNER_COLUMNS = (
+    "delivered Wh: the owner's verified share of the reduction. payout mUSD: the owner's share of the "
+    "payment. emission NEGA: protocol tokens earned. penalty NEGA: stake slashed for under-delivery. "
+    "claimed: what the node has claimed from the reward root so far.")
+
+
 def render(summary: Summary, console: Any) -> None:
     """Print the summary as rich tables."""
     from rich.table import Table
 
     for z in summary.zones:
-        console.print(f"[bold]Verdict, zone {z.zone}:[/] requested {z.requested_kw:.1f} kW, verified "
-                      f"{z.delivered_w / 1000:.1f} kW ({100 * z.delivered_w / 1000 / z.requested_kw:.0f} % of the "
-                      f"request)" + (f", 95 % CI {z.delivered_ci95_w[0] / 1000:.1f} to "
-                                     f"{z.delivered_ci95_w[1] / 1000:.1f} kW" if z.delivered_ci95_w else "")
-                      + f"; rule {z.rule}" + (f" ({z.fallback_reason})" if z.fallback_reason else "")
+        fill = 100 * z.delivered_w / 1000 / z.requested_kw if z.requested_kw else 0.0
+        console.print(f"[bold]Verdict, zone {z.zone}: {fill:.0f} % of the request verified[/] (requested "
+                      f"{z.requested_kw:.1f} kW, verified {z.delivered_w / 1000:.1f} kW"
+                      + (f", 95 % CI {z.delivered_ci95_w[0] / 1000:.1f} to {z.delivered_ci95_w[1] / 1000:.1f} kW"
+                         if z.delivered_ci95_w else ", no confidence interval: nothing verified") + "); "
+                      f"{z.owners_paid} of {z.owners} owners paid; rule {z.rule}"
+                      + (f" ({z.fallback_reason})" if z.fallback_reason else "")
                       + f"; {z.sites_paid} of {z.sites_committed - z.sites_held_out} dispatched sites paid")
         if z.offers:
             console.print(f"  clearing: {z.offers} offer tranches"
@@ -279,7 +325,7 @@ def render(summary: Summary, console: Any) -> None:
                           f"(RRMSE {100 * (z.placebo_rrmse or 0):.0f} %) is above the 20 % gate")
     earned = sum(1 for o in summary.owners if o.payout > 0)
     console.print(f"[bold]Owners:[/] {earned} of {len(summary.owners)} earned a payout")
-    zones = Table(title="Requested vs delivered, per zone")
+    zones = Table(title="Requested vs delivered, per zone", caption=ZONE_COLUMNS, caption_justify="left")
     for column in ("zone", "request", "requested kW", "committed kW", "verified kW", "95 % CI kW",
                    "sites (held out)", "paid sites", "escrow mUSD", "paid mUSD", "refunded mUSD"):
         zones.add_column(column, justify="right")
@@ -289,7 +335,8 @@ def render(summary: Summary, console: Any) -> None:
                       f"{z.delivered_w / 1000:.1f}", ci, f"{z.sites_committed} ({z.sites_held_out})", str(z.sites_paid),
                       f"{z.escrow / 1e6:.4f}", f"{z.paid / 1e6:.4f}", f"{z.refunded / 1e6:.4f}")
     console.print(zones)
-    owners = Table(title="Payouts per owner (owner's 80% share; emission and under-delivery penalties in NEGA)")
+    owners = Table(title="Payouts per owner (owner's 80% share; emission and under-delivery penalties in NEGA)",
+                   caption=OWNER_COLUMNS, caption_justify="left")
     for column in ("node", "owner", "devices", "delivered Wh", "payout mUSD", "emission NEGA", "penalty NEGA",
                    "claimed mUSD", "claimed NEGA"):
         owners.add_column(column, justify="right")
@@ -298,7 +345,8 @@ def render(summary: Summary, console: Any) -> None:
                        f"{o.emission / 1e18:.4f}", f"{o.penalty / 1e18:.4f}", f"{o.claimed_payment / 1e6:.4f}",
                        f"{o.claimed_protocol / 1e18:.4f}")
     console.print(owners)
-    gas = Table(title="Gas spent on the devnet, by role")
+    gas = Table(title="Gas spent on the devnet, by role", caption="transactions and gas used since the deployment, "
+                "from every block's receipts, by the sender's role", caption_justify="left")
     for column in ("role", "transactions", "gas"):
         gas.add_column(column, justify="right")
     for role, (count, used) in sorted(summary.gas_by_role.items()):
