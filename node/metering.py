@@ -100,16 +100,18 @@ class Meter:
 
 
 def enqueue_history(outbox: Outbox, device: MeteredDevice, start: int, readings: list[int], interval_seconds: int,
-                    chain_id: int, registry: str, oracles: list[str]) -> int:
-    """Sign and store past readings (a devnet's backfilled history) from `start`, in batches of 96.
+                    chain_id: int, registry: str, oracles: list[str],
+                    batch_readings: int = MAX_READINGS_PER_BATCH) -> int:
+    """Sign and store past readings (a devnet's backfilled history) from `start`, in batches of
+    `batch_readings` (96 by default; a network whose oracles take longer batches may send fewer).
 
     Idempotent: intervals before the device's current meter boundary are skipped, so running it
     again after a crash continues where it stopped. Returns the number of batches written.
     """
     state = outbox.meter_state(device.address)
     written = 0
-    for offset in range(0, len(readings), MAX_READINGS_PER_BATCH):
-        chunk = readings[offset:offset + MAX_READINGS_PER_BATCH]
+    for offset in range(0, len(readings), batch_readings):
+        chunk = readings[offset:offset + batch_readings]
         batch_start = start + offset * interval_seconds
         batch_end = batch_start + len(chunk) * interval_seconds
         if state is not None and batch_end <= state[0]:
