@@ -60,7 +60,7 @@ def test_init_register_status_and_claim(devnet, tmp_path, monkeypatch):
 def test_bad_configuration_and_arguments_get_clear_errors(tmp_path, monkeypatch):
     monkeypatch.delenv("NEGAWATT_NODE_PASSWORD", raising=False)
     result = runner.invoke(app, ["node", "init", "--dir", str(tmp_path), "--device", "ev_charger:7400"])
-    assert result.exit_code == 2 and "set the keystore password in NEGAWATT_NODE_PASSWORD" in result.stderr
+    assert result.exit_code == 2 and "no keystore password: set NEGAWATT_NODE_PASSWORD or give a password file" in result.stderr
     monkeypatch.setenv("NEGAWATT_NODE_PASSWORD", "pw")
     for device, message in [("toaster:10", "unknown kind 'toaster'"), ("ev_charger:-5", "positive integer"),
                             ("ev_charger", "positive integer")]:
