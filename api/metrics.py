@@ -24,8 +24,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
+
+from protocol.sql_timing import first_word, time_statements
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 UNTIMED_ROUTES = frozenset({"/v1/stream"})
@@ -84,19 +85,13 @@ class ApiMetrics:
         return generate_latest(self.registry)
 
     def instrument(self, engine: Engine) -> None:
-        """Time every statement `engine` runs."""
+        """Time every statement `engine` runs, by its SQL verb."""
 
-        @event.listens_for(engine, "before_cursor_execute")
-        def _before(conn: Any, _cursor: Any, _statement: str, _params: Any, _context: Any, _many: bool) -> None:
-            conn.info.setdefault("negawatt_query_start", []).append(time.perf_counter())
+        def observe(statement: str, seconds: float) -> None:
+            verb = first_word(statement).upper()
+            self.queries.labels(verb if verb in _VERBS else "other").observe(seconds)
 
-        @event.listens_for(engine, "after_cursor_execute")
-        def _after(conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool) -> None:
-            starts = conn.info.get("negawatt_query_start")
-            if not starts:
-                return
-            verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else ""
-            self.queries.labels(verb if verb in _VERBS else "other").observe(time.perf_counter() - starts.pop())
+        time_statements(engine, observe)
 
 
 class MetricsMiddleware:

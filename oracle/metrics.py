@@ -37,10 +37,10 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from oracle import db
+from protocol.sql_timing import first_word, time_statements
 from protocol.statuses import ReportStatus, StoredReportStatus
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ _STATEMENTS = ("select", "insert", "update", "delete", "begin", "commit", "rollb
 
 
 def _statement_kind(statement: str) -> str:
-    word = statement.lstrip().split(None, 1)[0].lower() if statement.strip() else ""
+    word = first_word(statement).lower()
     return word if word in _STATEMENTS else "other"
 
 
@@ -161,15 +161,8 @@ class OracleMetrics:
             return
         self._engines.add(id(engine))
 
-        @event.listens_for(engine, "before_cursor_execute")
-        def _before(conn: Any, _cursor: Any, _statement: str, _params: Any, _context: Any, _many: bool) -> None:
-            conn.info.setdefault("negawatt_started", []).append(time.perf_counter())
-
-        @event.listens_for(engine, "after_cursor_execute")
-        def _after(conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool) -> None:
-            started = conn.info.get("negawatt_started")
-            if started:
-                self.db_statement.labels(_statement_kind(statement)).observe(time.perf_counter() - started.pop())
+        time_statements(engine, lambda statement, seconds: self.db_statement.labels(
+            _statement_kind(statement)).observe(seconds))
 
         def _write(kind: str, waited: float, total: float) -> None:
             self.db_write_wait.labels(kind).observe(waited)
