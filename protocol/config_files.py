@@ -55,10 +55,27 @@ def leave_to_environment(data: dict[str, Any], prefix: str) -> None:
             data.pop(key)
 
 
+def field_problems(error: ValidationError, whole: str = "") -> str:
+    """Every invalid field of `error` as "a.b: message; ...", with `whole` naming a model-level one."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or whole}: {e['msg']}" for e in error.errors())
+
+
 def describe(error: ValidationError, source: Path | str) -> ConfigError:
     """One ConfigError naming every invalid field of `source`."""
-    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
-    return ConfigError(f"{source}: {problems}")
+    return ConfigError(f"{source}: {field_problems(error)}")
+
+
+def read_bounded(path: Path, limit: int, what: str, error: type[Exception] = ConfigError) -> bytes:
+    """The bytes of `path`, never reading more than `limit` + 1 of them: a larger file, or one that
+    cannot be read, raises `error` naming the file and saying it is not `what`."""
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(limit + 1)
+    except OSError as problem:
+        raise error(f"{path}: cannot read the {what} ({problem.strerror})") from None
+    if len(raw) > limit:
+        raise error(f"{path}: larger than {limit} bytes, not a {what}")
+    return raw
 
 
 # ---------------------------------------------------------------------------------------- writing

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from protocol.config_files import field_problems, read_bounded
+
 PROFILE_FILE = "network.json"
 MAX_PROFILE_BYTES = 64 * 1024
 
@@ -75,13 +77,7 @@ def read_profile(location: Path) -> NetworkProfile:
     """The profile at `location` (a run folder holding network.json, or the file itself), with its
     manifest path made absolute and checked to exist."""
     path = location / PROFILE_FILE if location.is_dir() else location
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_PROFILE_BYTES + 1)
-    except OSError as error:
-        raise ProfileError(f"{path}: cannot read the network profile ({error.strerror})") from None
-    if len(raw) > MAX_PROFILE_BYTES:
-        raise ProfileError(f"{path}: larger than {MAX_PROFILE_BYTES} bytes, not a network profile")
+    raw = read_bounded(path, MAX_PROFILE_BYTES, "network profile", ProfileError)
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -89,8 +85,7 @@ def read_profile(location: Path) -> NetworkProfile:
     try:
         profile = NetworkProfile.model_validate(data)
     except ValidationError as error:
-        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'profile'}: {e['msg']}" for e in error.errors())
-        raise ProfileError(f"{path}: {fields}") from None
+        raise ProfileError(f"{path}: {field_problems(error, 'profile')}") from None
     manifest = profile.manifest if profile.manifest.is_absolute() else (path.parent / profile.manifest)
     if not manifest.is_file():
         raise ProfileError(f"{path}: manifest: {manifest} does not exist")

@@ -25,6 +25,8 @@ from pathlib import Path
 from eth_account import Account
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from protocol.config_files import field_problems, read_bounded
+
 ACCOUNTS_FILE = "accounts.json"
 MAX_ACCOUNTS_BYTES = 16 * 1024
 BUYER_PASSWORD_ENV = "NEGAWATT_BUYER_PASSWORD"
@@ -118,18 +120,11 @@ def _keystore_address(path: Path) -> str:
 def read_accounts(run_dir: Path) -> DevnetAccounts:
     """accounts.json of `run_dir` (or the file itself), bounded and validated."""
     path = run_dir / ACCOUNTS_FILE if run_dir.is_dir() else run_dir
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_ACCOUNTS_BYTES + 1)
-    except OSError as error:
-        raise AccountsError(f"{path}: cannot read the devnet accounts ({error.strerror})") from None
-    if len(raw) > MAX_ACCOUNTS_BYTES:
-        raise AccountsError(f"{path}: larger than {MAX_ACCOUNTS_BYTES} bytes, not a devnet accounts file")
+    raw = read_bounded(path, MAX_ACCOUNTS_BYTES, "devnet accounts file", AccountsError)
     try:
         return DevnetAccounts.model_validate_json(raw)
     except ValidationError as error:
-        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'accounts'}: {e['msg']}" for e in error.errors())
-        raise AccountsError(f"{path}: {fields}") from None
+        raise AccountsError(f"{path}: {field_problems(error, 'accounts')}") from None
 
 
 def describe(accounts: DevnetAccounts, run_dir: Path) -> list[str]:
