@@ -81,7 +81,10 @@ def test_an_inverter_that_stops_answering_is_unavailable_and_reconnects_with_bac
     assert driver.connects == 2 and driver.backoff.attempts == 0
     # The pending restore was carried out on reconnection.
     wait_for(lambda: peer_loop.call(peer.snapshot)["charge_limit_w"] == 5_000, "the charge limit restored")
-    assert not driver.state()["restore_pending"]
+    # The driver clears its flag after the write is confirmed, on its own loop: the peer can see the
+    # write a moment before, so wait for the flag rather than read it once.
+    wait_for(lambda: not driver.state()["restore_pending"], "the pending restore marked done")
+    assert driver.state()["setpoint_w"] is None
     wait_for(lambda: driver.power_w() == 5_000, "full charging power again")
 
 
