@@ -93,9 +93,9 @@ class LiveDevice(Device):
         while True:
             try:
                 await self._connect()
-                self._connected, self._error = True, ""
-                self.connects += 1
+                self.connects += 1  # the counters first: another thread that sees it connected sees them too
                 self.backoff.reset()
+                self._connected, self._error = True, ""
                 log.info("%s %s: connected%s", self.driver_name, self.device_id,
                          f" (reconnect {self.connects - 1})" if self.connects > 1 else "")
                 if self._restore_pending:
