@@ -169,13 +169,18 @@ def setpoint_w(power_now_w: int, committed_w: int, recent_w: int | None) -> int:
     return max(0, reference - committed_w)
 
 
+ASK_THE_DEVICE: Any = object()  # decide(): no forecast given, ask the device's driver for one
+
+
 def decide(policy: Policy, request: Request, device: NodeDevice, now: float,
-           recent_w: int | None = None) -> tuple[int, str]:
+           recent_w: int | None = None, forecast_w: int | None = ASK_THE_DEVICE) -> tuple[int, str]:
     """(watts to commit, reason). 0 watts means the device sits this request out, for that reason.
 
     `recent_w`, the device's average draw in this window on recent days (node.own_baseline), caps
     the commitment: the oracles measure curtailment against those days, so promising more than
-    them would only be paid less and risk a penalty."""
+    them would only be paid less and risk a penalty. `forecast_w` is the driver's
+    `forecast_flexibility_w` of the window when the caller already has it (a day-ahead forecast
+    asks for all its hours in one pass); by default the driver is asked."""
     if request.price_per_kwh < policy.min_price_per_kwh:
         return 0, f"price {request.price_per_kwh} below the minimum {policy.min_price_per_kwh}"
     if 0 < request.availability_ceiling < policy.min_availability_price_per_kwh:
@@ -189,7 +194,8 @@ def decide(policy: Policy, request: Request, device: NodeDevice, now: float,
     try:  # a device that does not answer makes no commitment
         device.driver.advance(now)
         cap = device.capacity_w * policy.max_share_bps // 10_000
-        forecast = device.driver.forecast_flexibility_w(request.start, request.end)
+        forecast = device.driver.forecast_flexibility_w(request.start, request.end) \
+            if forecast_w is ASK_THE_DEVICE else forecast_w
         if forecast is not None:  # a simulator can play the window forward (constraints included)
             flexible = forecast
             watts = min(flexible, cap)

@@ -1,9 +1,9 @@
 """Publishing the site's signed day-ahead flexibility forecast to the API, losing nothing to an outage.
 
 Rules:
-- **What.** `build(day_start)` asks `offer_of(hour_start, hour_end)` for each of the 24 hours from
-  `day_start` (a whole hour) and signs the FlexForecast with the site meter's key
-  (protocol.forecast). A tranche `offer_of` returns with 0 W or less is dropped; at most two per
+- **What.** `build(day_start)` asks `offers_of(windows)` for the 24 hours from `day_start` (a whole
+  hour) at once, one list of tranches per hour, and signs the FlexForecast with the site meter's key
+  (protocol.forecast). A tranche `offers_of` returns with 0 W or less is dropped; at most two per
   hour, prices strictly ascending (the protocol's bounds: a ValueError names the hour otherwise).
 - **Sequence.** Each built forecast takes `max(last + 1, int(clock()))`: it increases on every build
   and, being at least the clock's seconds, stays above what the API holds even if the state file is
@@ -65,7 +65,7 @@ class ForecastPublisher:
     """Builds, signs and delivers one site's day-ahead forecasts (see the module docstring)."""
 
     def __init__(self, site: str, site_key: bytes | str, zone: int, chain_id: int, registry: str, api_url: str,
-                 offer_of: Callable[[int, int], list[Tranche]], clock: Callable[[], float] = time.time,
+                 offers_of: Callable[[list[tuple[int, int]]], list[list[Tranche]]], clock: Callable[[], float] = time.time,
                  state_path: str | Path = "forecast-state.json", timeout: float = 10.0):
         self.site = site
         self.site_key = site_key
@@ -73,7 +73,7 @@ class ForecastPublisher:
         self.chain_id = chain_id
         self.registry = registry
         self.api_url = api_url.rstrip("/")
-        self.offer_of = offer_of
+        self.offers_of = offers_of
         self.clock = clock
         self.state_path = Path(state_path)
         self.http = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
@@ -113,21 +113,28 @@ class ForecastPublisher:
 
     # building ---------------------------------------------------------------------------------------
 
-    def _hour(self, hour_start: int) -> tuple[Tranche, ...]:
-        offered = [Tranche(int(t.watts), int(t.price)) for t in self.offer_of(hour_start, hour_start + SECONDS_PER_HOUR)
-                   if t.watts > 0]
-        offered.sort(key=lambda t: t.price)
-        if len(offered) > MAX_TRANCHES_PER_HOUR:
-            raise ValueError(f"the offer for the hour from {hour_start} has {len(offered)} tranches; a forecast "
-                             f"carries at most {MAX_TRANCHES_PER_HOUR} per hour")
-        return tuple(offered)
+    def _hours(self, day_start: int) -> tuple[tuple[Tranche, ...], ...]:
+        windows = [(day_start + i * SECONDS_PER_HOUR, day_start + (i + 1) * SECONDS_PER_HOUR)
+                   for i in range(FORECAST_HOURS)]
+        offers = self.offers_of(windows)
+        if len(offers) != len(windows):
+            raise ValueError(f"offers_of answered {len(offers)} hours for {len(windows)}")
+        hours = []
+        for (hour_start, _end), offer in zip(windows, offers):
+            offered = [Tranche(int(t.watts), int(t.price)) for t in offer if t.watts > 0]
+            offered.sort(key=lambda t: t.price)
+            if len(offered) > MAX_TRANCHES_PER_HOUR:
+                raise ValueError(f"the offer for the hour from {hour_start} has {len(offered)} tranches; a "
+                                 f"forecast carries at most {MAX_TRANCHES_PER_HOUR} per hour")
+            hours.append(tuple(offered))
+        return tuple(hours)
 
     def build(self, day_start: int) -> FlexForecast:
         """Sign the forecast of the 24 hours from `day_start` with the next sequence, and keep it as
         the pending one (persisted before anything is sent)."""
         if day_start % SECONDS_PER_HOUR:
             raise ValueError(f"day_start {day_start} is not a whole hour")
-        hours = tuple(self._hour(day_start + i * SECONDS_PER_HOUR) for i in range(FORECAST_HOURS))
+        hours = self._hours(day_start)
         sequence = max(self._state["sequence"] + 1, int(self.clock()))
         forecast = FlexForecast(self.site, self.zone, day_start, hours, sequence).signed(
             self.site_key, self.chain_id, self.registry)

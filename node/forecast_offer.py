@@ -16,34 +16,61 @@ device's zone, at no more than the owner's price and with the gate far enough ah
 
 So the forecast promises what the node would commit if asked, no more: a buyer that sizes a request
 on it can expect these offers at the gate, give or take what the devices do before then.
+
+Cost: the hours of a forecast are asked of each device in one pass
+(`forecast_flexibility_windows_w`: a simulator plays its day forward once, not once per hour), so a
+day-ahead forecast costs about one simulated day per device. It runs in the node's loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
+from node.devices.interface import DeviceUnavailable
 from node.dispatch import NodeDevice, Policy, decide, offer_tranches
 from protocol.forecast import MAX_PRICE, Tranche
 from protocol.requests import FlexRequest
 
+Window = tuple[int, int]
+
+
+def window_offers(policy: Policy, devices: Iterable[NodeDevice], windows: Sequence[Window], now: float,
+                  recent_of: Callable[[str, int, int], int | None] = lambda device, start, end: None,
+                  ) -> list[list[Tranche]]:
+    """The site's tranches for each of `windows` (consecutive [start, end), in time order) by the
+    module's rule; an empty list for a window: nothing. `recent_of(device, start, end)` is the
+    device's recent use in the window, when known."""
+    confident = [0] * len(windows)
+    extra = [0] * len(windows)
+    premium = [policy.min_price_per_kwh] * len(windows)
+    for device in devices:
+        try:
+            forecasts = device.driver.forecast_flexibility_windows_w(windows)
+        except DeviceUnavailable:
+            continue  # decide() would say the same for every hour: nothing offered
+        for i, (start, end) in enumerate(windows):
+            imagined = FlexRequest(request_id=0, zone=device.zone, start=start, end=end,
+                                   target_w=device.capacity_w, price_per_kwh=MAX_PRICE,
+                                   payment_token="0x" + "00" * 20)
+            watts, _reason = decide(policy, imagined, device, now, recent_of(device.address, start, end),
+                                    forecast_w=forecasts[i])
+            if watts <= 0:
+                continue
+            first, _price, more, more_price = offer_tranches(policy, imagined, watts)
+            confident[i] += first
+            extra[i] += more
+            if more:
+                premium[i] = more_price
+    return [_tranches(policy, confident[i], extra[i], premium[i]) for i in range(len(windows))]
+
 
 def hour_offer(policy: Policy, devices: Iterable[NodeDevice], hour_start: int, hour_end: int, now: float,
                recent_of: Callable[[str, int, int], int | None] = lambda device, start, end: None) -> list[Tranche]:
-    """The site's tranches for [hour_start, hour_end) by the module's rule (an empty list: nothing).
-    `recent_of(device, start, end)` is the device's recent use in the window, when known."""
-    confident = extra = 0
-    premium = policy.min_price_per_kwh
-    for device in devices:
-        imagined = FlexRequest(request_id=0, zone=device.zone, start=hour_start, end=hour_end,
-                               target_w=device.capacity_w, price_per_kwh=MAX_PRICE, payment_token="0x" + "00" * 20)
-        watts, _reason = decide(policy, imagined, device, now, recent_of(device.address, hour_start, hour_end))
-        if watts <= 0:
-            continue
-        first, _price, more, more_price = offer_tranches(policy, imagined, watts)
-        confident += first
-        extra += more
-        if more:
-            premium = more_price
+    """The site's tranches for the one window [hour_start, hour_end) (see window_offers)."""
+    return window_offers(policy, devices, [(hour_start, hour_end)], now, recent_of)[0]
+
+
+def _tranches(policy: Policy, confident: int, extra: int, premium: int) -> list[Tranche]:
     tranches = [Tranche(confident, policy.min_price_per_kwh)] if confident else []
     if extra:
         if tranches and premium == policy.min_price_per_kwh:

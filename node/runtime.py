@@ -20,7 +20,7 @@ from node.dispatch import Dispatcher, NodeDevice, Policy, RequestWatcher, fetch_
 from node.eligibility import (EarningWarning, WarningLog, bond_warning, fetch_rule, history_warning,
                               registration_warning)
 from node.forecast import ForecastPublisher
-from node.forecast_offer import hour_offer
+from node.forecast_offer import window_offers
 from node.funding import devnet_run_dir, funding_error, shortfalls, token_units
 from node.own_baseline import recent_window_w
 from node.drivers import status_file
@@ -298,7 +298,7 @@ def forecast_publisher(node: Node, policy: Policy, clock: Any, registry: str) ->
         return recent_window_w(node.outbox, device, start, end)
 
     return ForecastPublisher(site, meter.key, meter.zone, node.manifest.chainId, registry, node.config.api_url,
-                             lambda start, end: hour_offer(policy, flexible, start, end, clock(), recent),
+                             lambda windows: window_offers(policy, flexible, windows, clock(), recent),
                              clock=clock,
                              state_path=node.config.data_dir / "forecast-state.json")
 

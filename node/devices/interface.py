@@ -23,6 +23,8 @@ Optional features have defaults here, so callers ask the interface instead of pr
     start() / stop()                 connect / disconnect a real device (no-ops for simulators)
     forecast_flexibility_w(start, end) -> int | None
                                      W it is expected to shed over a future window (None: cannot tell)
+    forecast_flexibility_windows_w(windows) -> list[int | None]
+                                     the same for consecutive windows at once (a day-ahead forecast)
     minimum_power_to_meet_departure(now) -> int | None
                                      W it must keep drawing for its own deadline (None: no deadline)
     snapshot() -> dict | None, resume(snapshot) -> bool
@@ -36,6 +38,7 @@ device's current time: advance the device to `now` first, then apply.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
@@ -132,6 +135,11 @@ class Device(ABC):
         """Average W the device is expected to shed over [start, end); None when it cannot look ahead
         (then the node judges from `flexibility_w(now)`)."""
         return None
+
+    def forecast_flexibility_windows_w(self, windows: Sequence[tuple[float, float]]) -> list[int | None]:
+        """`forecast_flexibility_w` of each of `windows` (in time order, not overlapping); a simulator
+        answers them in one pass, which is what makes a day-ahead forecast cheap."""
+        return [self.forecast_flexibility_w(start, end) for start, end in windows]
 
     def minimum_power_to_meet_departure(self, now: float) -> int | None:
         """W the device must keep drawing now to meet its own deadline (an EV's departure); None when

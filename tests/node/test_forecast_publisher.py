@@ -64,6 +64,11 @@ def offer_of(start: int, end: int) -> list[Tranche]:
     return [Tranche(1_000, 120), Tranche(400, 300)] if 17 <= hour < 21 else [Tranche(1_000, 120), Tranche(0, 5)]
 
 
+def offers_of(windows: list[tuple[int, int]]) -> list[list[Tranche]]:
+    """`offer_of` of each hour, as the publisher asks for a day at once."""
+    return [offer_of(start, end) for start, end in windows]
+
+
 class Clock:
     def __init__(self, now: float) -> None:
         self.now = now
@@ -73,7 +78,7 @@ class Clock:
 
 
 def publisher(url: str, state_path, clock: Clock, timeout: float = 2.0) -> ForecastPublisher:
-    return ForecastPublisher(SITE, KEY, ZONE, CHAIN, REGISTRY, url, offer_of, clock, state_path, timeout=timeout)
+    return ForecastPublisher(SITE, KEY, ZONE, CHAIN, REGISTRY, url, offers_of, clock, state_path, timeout=timeout)
 
 
 def free_port() -> int:
@@ -194,8 +199,8 @@ def test_the_sequence_only_grows_and_a_permanent_refusal_is_dropped(tmp_path, ca
 
 
 def test_an_offer_with_three_tranches_is_refused_before_signing(tmp_path):
-    node = ForecastPublisher(SITE, KEY, ZONE, CHAIN, REGISTRY, "http://127.0.0.1:9", lambda s, e: [
-        Tranche(1, 1), Tranche(1, 2), Tranche(1, 3)], Clock(NOW), tmp_path / "s.json")
+    node = ForecastPublisher(SITE, KEY, ZONE, CHAIN, REGISTRY, "http://127.0.0.1:9", lambda windows: [
+        [Tranche(1, 1), Tranche(1, 2), Tranche(1, 3)] for _ in windows], Clock(NOW), tmp_path / "s.json")
     with pytest.raises(ValueError, match="3 tranches"):
         node.build(DAY)
     assert not (tmp_path / "s.json").exists()
