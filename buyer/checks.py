@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
 from eth_utils import is_address, to_checksum_address
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from protocol.instants import InstantError, parse_instant
 from protocol.units import SECONDS_PER_HOUR, W_PER_KW, format_units  # noqa: F401  (re-exported for the buyer CLI)
 
 MAX_TEXT = 64  # longest amount, power or time argument read (bounded before parsing)
@@ -25,7 +25,6 @@ UINT32 = 2**32 - 1
 UINT40 = 2**40 - 1
 UINT64 = 2**64 - 1
 UINT128 = 2**128 - 1
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?|\.[0-9]+")
 
 
@@ -45,24 +44,13 @@ def _bounded(text: str, what: str) -> str:
 
 
 def parse_time(text: str, what: str = "time") -> int:
-    """Unix seconds of `text`: digits (unix seconds) or ISO 8601 with a timezone ("2026-12-02T18:00Z");
-    a time without a timezone is refused, since it would mean a different instant on each machine."""
-    text = _bounded(text, what)
-    if text.isdigit():
-        value = int(text)
-    else:
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            raise BuyerError(f"{what} {text!r} is neither unix seconds nor an ISO 8601 time") from None
-        if moment.tzinfo is None or moment.utcoffset() is None:
-            raise BuyerError(f"{what} {text!r} has no timezone: add one, e.g. {text}Z or {text}+01:00")
-        if moment.microsecond:
-            raise BuyerError(f"{what} {text!r} is not a whole second")
-        value = (moment - _EPOCH) // timedelta(seconds=1)
-    if not 0 < value <= UINT40:
-        raise BuyerError(f"{what} {value} is out of range (1 to {UINT40} unix seconds)")
-    return value
+    """Unix seconds of `text`: digits (unix seconds) or ISO 8601 with a timezone ("2026-12-02T18:00Z"),
+    by protocol.instants' rules (a time without a timezone is refused, since it would mean a different
+    instant on each machine)."""
+    try:
+        return parse_instant(text, what)
+    except InstantError as error:
+        raise BuyerError(str(error)) from None
 
 
 def parse_decimal(text: str, what: str) -> Decimal:

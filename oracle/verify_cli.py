@@ -46,7 +46,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -57,6 +57,8 @@ from oracle.baseline_cli import InputError, read_readings
 from oracle.baselines import MAX_LOOKBACK_DAYS, BaselineError
 from oracle.estimators import EstimatorError
 from oracle.portfolio import DEFAULT_METHOD, GROUPS, METHODS, VerifyError, verify_readings
+from protocol.instants import InstantError
+from protocol.instants import parse_instant as parse_protocol_instant
 from protocol.units import SECONDS_PER_DAY
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,6 @@ MAX_GROUPS_ROWS = 20_000
 MAX_FIELD_CHARS = 128
 MAX_GRID_CELLS = 10_000_000
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class VerifyLimits(BaseModel):
@@ -102,19 +103,13 @@ def history_start(event_start: int) -> int:
 
 
 def parse_instant(text: str, option: str) -> int:
-    """Unix seconds of an ISO 8601 time with an explicit offset (Z or +hh:mm); naive times are refused
-    because the instant they mean depends on a time zone the command cannot know."""
+    """Unix seconds of an ISO 8601 time with an explicit offset (Z or +hh:mm), by protocol.instants'
+    rules: naive times are refused because the instant they mean depends on a time zone the command
+    cannot know."""
     try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise InputError(f"{option} {text!r} is not an ISO 8601 time") from None
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise InputError(
-            f"{option} {text!r} has no UTC offset: add Z, +00:00 or the local offset (e.g. +02:00)"
-        )
-    if moment.microsecond:
-        raise InputError(f"{option} {text!r} has fractional seconds")
-    return (moment - _EPOCH) // timedelta(seconds=1)
+        return parse_protocol_instant(text, option, allow_unix=False)
+    except InstantError as error:
+        raise InputError(str(error)) from None
 
 
 def check_options(method: str, interval: int, event_start: str, event_end: str) -> tuple[int, int]:

@@ -10,16 +10,17 @@ that is zero, negative, unbounded or badly written, is refused with a message sa
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from negawatt.devnet.keeper import RpcProblem, latest_timestamp, rpc
+from protocol.instants import InstantError
+from protocol.instants import parse_instant as parse_protocol_instant
 
 MAX_WARP_SECONDS = 7 * 86_400
 MAX_TEXT = 64
 _UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 _PART = re.compile(r"([0-9]{1,7})([smhd])")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class WarpError(ValueError):
@@ -41,19 +42,12 @@ def parse_duration(text: str) -> int:
 
 
 def parse_instant(text: str) -> int:
-    """Unix seconds of an ISO 8601 time with a timezone ("2026-12-02T18:00Z"), or of unix seconds."""
-    text = (text or "").strip()
-    if not text or len(text) > MAX_TEXT:
-        raise WarpError("--to: give an ISO 8601 time with a timezone, e.g. 2026-12-02T18:00Z, or unix seconds")
-    if text.isdigit():
-        return int(text)
+    """Unix seconds of `--to`: an ISO 8601 time with a timezone ("2026-12-02T18:00Z") or unix seconds
+    (protocol.instants' rules)."""
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise WarpError(f"--to {text!r} is neither unix seconds nor an ISO 8601 time") from None
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise WarpError(f"--to {text!r} has no timezone: add one, e.g. {text}Z")
-    return (moment - _EPOCH) // timedelta(seconds=1)
+        return parse_protocol_instant(text, "--to")
+    except InstantError as error:
+        raise WarpError(str(error)) from None
 
 
 def iso(seconds: int) -> str:
