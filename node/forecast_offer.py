@@ -44,7 +44,8 @@ def window_offers(policy: Policy, devices: Iterable[NodeDevice], windows: Sequen
     extra = [0] * len(windows)
     premium = [policy.min_price_per_kwh] * len(windows)
     for device in devices:
-        try:
+        try:  # from the device's state now, as decide() forecasts a single window
+            device.driver.advance(now)
             forecasts = device.driver.forecast_flexibility_windows_w(windows)
         except DeviceUnavailable:
             continue  # decide() would say the same for every hour: nothing offered
@@ -62,12 +63,6 @@ def window_offers(policy: Policy, devices: Iterable[NodeDevice], windows: Sequen
             if more:
                 premium[i] = more_price
     return [_tranches(policy, confident[i], extra[i], premium[i]) for i in range(len(windows))]
-
-
-def hour_offer(policy: Policy, devices: Iterable[NodeDevice], hour_start: int, hour_end: int, now: float,
-               recent_of: Callable[[str, int, int], int | None] = lambda device, start, end: None) -> list[Tranche]:
-    """The site's tranches for the one window [hour_start, hour_end) (see window_offers)."""
-    return window_offers(policy, devices, [(hour_start, hour_end)], now, recent_of)[0]
 
 
 def _tranches(policy: Policy, confident: int, extra: int, premium: int) -> list[Tranche]:

@@ -75,7 +75,6 @@ MAX_FIELD_CHARS = 128
 MAX_GRID_CELLS = 10_000_000
 
 
-
 class VerifyLimits(BaseModel):
     """Bounds on the input of `negawatt oracle verify` (sizes in bytes, rows, characters, cells)."""
 
