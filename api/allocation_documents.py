@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 import httpx
+from eth_utils import to_checksum_address
 from pydantic import ValidationError
 from sqlalchemy import and_, insert, select
 from sqlalchemy.engine import Engine
@@ -33,8 +34,24 @@ log = logging.getLogger(__name__)
 
 REQUESTS = api_metadata.tables["requests"]
 ALLOCATIONS = api_metadata.tables["allocation_documents"]
+ALLOCATION_UNITS = api_metadata.tables["allocation_units"]
 ORACLES = api_metadata.tables["oracles"]
 MAX_ANSWER_BYTES = 64 * 1024 * 1024  # an allocation of 200k acceptances is about 30 MB of JSON
+
+
+def allocation_lines(document: AllocationDocument) -> list[dict[str, Any]]:
+    """allocation_units rows of a verified document: one per accepted device (its watts summed, should
+    a document list it twice) and one per held-out control site; addresses checksummed."""
+    lines: dict[str, dict[str, Any]] = {}
+    for entry in document.accepted:
+        device = to_checksum_address(entry.device)
+        line = lines.setdefault(device, {"device": device, "site": to_checksum_address(entry.site),
+                                         "group_name": "treatment", "watts": 0})
+        line["watts"] += entry.watts
+    for site in document.controlSites:
+        site = to_checksum_address(site)
+        lines.setdefault(site, {"device": site, "site": site, "group_name": "control", "watts": 0})
+    return list(lines.values())
 
 
 class AllocationRejected(ValueError):
@@ -161,3 +178,7 @@ class AllocationFetcher:
                 connection.execute(insert(ALLOCATIONS).values(
                     request_id=request_id, root=root, body=json.dumps(document.as_json(), separators=(",", ":")),
                     signature=signature, signer=signer, source=source, fetched_at=int(time.time())))
+                lines = allocation_lines(document)
+                if lines:
+                    connection.execute(insert(ALLOCATION_UNITS), [{"request_id": request_id, "root": root, **line}
+                                                                  for line in lines])

@@ -9,11 +9,12 @@ import asyncio
 import logging
 import threading
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from api import routes_auth, routes_chain, routes_forecast, routes_ops
+from api import routes_app, routes_auth, routes_chain, routes_forecast, routes_ops
 from api.context import ApiContext, make_context
 from api.docs_pages import install_docs
 from api.metrics import MetricsMiddleware
@@ -21,6 +22,7 @@ from api.openapi import install_openapi
 from api.problems import install_problem_handlers
 from api.ratelimit import RateLimitMiddleware
 from api.responses import json_response
+from api.web_app import install_web_app
 from protocol.http_limits import BodyLimitMiddleware
 from protocol.problems import ProblemNamespace, Reason
 
@@ -29,9 +31,11 @@ log = logging.getLogger(__name__)
 
 
 def create_app(context: ApiContext, rate_limit_per_second: float = 50.0, rate_limit_burst: int = 100,
-               cors_origins: list[str] | None = None, max_body_bytes: int = 16 * 1024) -> FastAPI:
-    """The ASGI app. The indexer (if any) runs in a thread from startup to shutdown; request bodies
-    over `max_body_bytes` are refused (413) before anything reads them."""
+               cors_origins: list[str] | None = None, max_body_bytes: int = 16 * 1024,
+               web_dir: Path | None = None) -> FastAPI:
+    """The ASGI app, with the web app at `/` (api.web_app; `web_dir` overrides where its build is). The
+    indexer (if any) runs in a thread from startup to shutdown; request bodies over `max_body_bytes`
+    are refused (413) before anything reads them."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -67,8 +71,10 @@ def create_app(context: ApiContext, rate_limit_per_second: float = 50.0, rate_li
     app.include_router(routes_chain.router)
     app.include_router(routes_auth.router)
     app.include_router(routes_forecast.router)
+    app.include_router(routes_app.router)
     install_openapi(app)
     install_docs(app)
+    install_web_app(app, web_dir)
     # innermost first: the body cap sits inside CORS (so a browser can read its 413) and the rate limit
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, namespace=ProblemNamespace.API,
                        reason=Reason.TOO_LARGE, title="Request body too large")

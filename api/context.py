@@ -38,6 +38,7 @@ class ApiContext:
     stop: threading.Event = field(default_factory=threading.Event)
     stream_keepalive: float = 15.0  # seconds without an event before the SSE stream sends a heartbeat
     metrics: ApiMetrics | None = None
+    network: dict[str, Any] | None = None  # GET /v1/network: chainId, rpcUrl, contracts, paymentTokens
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a read: inline on SQLite (sub-millisecond, no thread hop), in the thread pool otherwise."""

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from eth_utils import to_checksum_address
 from pydantic import ValidationError
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
 from api.models import api_metadata
-from api.verification import UnreadableVerification, read_verification
-from protocol.report_document import ReportDocument, ReportMismatch
+from api.verification import TREATMENT, UnreadableVerification, read_verification
+from protocol.report_document import ReportDocument, ReportMismatch, RequestOutcome
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ DOCUMENTS = api_metadata.tables["report_documents"]
 REPORT_REQUESTS = api_metadata.tables["report_requests"]
 LEAVES = api_metadata.tables["reward_leaves"]
 REPORT_SITES = api_metadata.tables["report_sites"]
+REPORT_UNITS = api_metadata.tables["report_units"]
+REPORT_SERIES = api_metadata.tables["report_series"]
 
 
 class DocumentRejected(ValueError):
@@ -47,6 +50,35 @@ class VerifiedDocument:
     leaves: list[dict[str, Any]]
     requests: list[dict[str, Any]]
     sites: list[dict[str, Any]] = field(default_factory=list)  # rows of report_sites (per-site requests)
+    units: list[dict[str, Any]] = field(default_factory=list)  # rows of report_units (every request)
+    series: list[dict[str, Any]] = field(default_factory=list)  # rows of report_series (every request)
+
+
+def _unit_rows(outcome: RequestOutcome) -> list[dict[str, Any]]:
+    """report_units rows: each settlement unit's outcome, addresses checksummed for owner lookups."""
+    return [{"request_id": outcome.requestId, "unit": to_checksum_address(d.device),
+             "owner": to_checksum_address(d.owner), "committed_wh": d.committedWh, "delivered_wh": d.deliveredWh,
+             "owner_payout": str(d.ownerPayout), "eligible": d.eligible, "reasons": json.dumps(d.reasons)}
+            for d in outcome.devices]
+
+
+def _series_rows(outcome: RequestOutcome, groups: dict[str, str]) -> list[dict[str, Any]]:
+    """report_series rows: the baseline records summed per interval over each holdout group (a unit
+    without a group, as in a request settled per device, counts as dispatched). Records of unequal
+    length (a unit with missing intervals) add into the leading intervals they have."""
+    sums: dict[str, tuple[list[int], list[int], list[int]]] = {}
+    for record in outcome.baselines:
+        group = groups.get(record.device.lower(), TREATMENT)
+        baseline, actual, count = sums.setdefault(group, ([], [], [0]))
+        for values, into in ((record.baseline_wh, baseline), (record.actual_wh, actual)):
+            if len(into) < len(values):
+                into.extend([0] * (len(values) - len(into)))
+            for t, wh in enumerate(values):
+                into[t] += wh
+        count[0] += 1
+    return [{"request_id": outcome.requestId, "group_name": group, "units": count[0],
+             "baseline_wh": json.dumps(baseline), "actual_wh": json.dumps(actual)}
+            for group, (baseline, actual, count) in sorted(sums.items())]
 
 
 def verify_document(body: dict[str, Any] | ReportDocument, digest: str, rewards_root: str,
@@ -59,9 +91,10 @@ def verify_document(body: dict[str, Any] | ReportDocument, digest: str, rewards_
         raise DocumentRejected(str(error)) from None
     except (ValidationError, ValueError, TypeError) as error:
         raise DocumentRejected(f"malformed report document: {str(error)[:500]}") from None
-    requests, sites = [], []
+    requests, sites, units, series = [], [], [], []
     for r in document.requests:
         summary = None
+        groups: dict[str, str] = {}
         if r.verification is not None:
             try:
                 read = read_verification(r.verification)
@@ -70,13 +103,17 @@ def verify_document(body: dict[str, Any] | ReportDocument, digest: str, rewards_
             else:
                 summary = json.dumps(read.summary, sort_keys=True)
                 sites.extend({"request_id": r.requestId, **row} for row in read.sites)
+                groups = {row["site"].lower(): row["group_name"] for row in read.sites}
+        units.extend(_unit_rows(r))
+        series.extend(_series_rows(r, groups))
         requests.append({"request_id": r.requestId, "delivered_wh": r.deliveredWh, "payout": str(r.payout),
                          "refund": str(r.refund),
                          "devices": json.dumps([d.model_dump(mode="json") for d in r.devices], sort_keys=True),
                          "verification": summary})
     proofs = [{"account": p.account, "token": p.token, "amount": str(p.amount), "proof": json.dumps(p.proof)}
               for p in document.proofs()]
-    return VerifiedDocument(digest.lower(), document.epoch, rewards_root.lower(), proofs, requests, sites)
+    return VerifiedDocument(digest.lower(), document.epoch, rewards_root.lower(), proofs, requests, sites, units,
+                            series)
 
 
 def store_document(engine: Engine, document: VerifiedDocument, source: str) -> bool:
@@ -91,6 +128,9 @@ def store_document(engine: Engine, document: VerifiedDocument, source: str) -> b
             connection.execute(insert(REPORT_REQUESTS), [{"digest": document.digest, **r} for r in document.requests])
         if document.sites:
             connection.execute(insert(REPORT_SITES), [{"digest": document.digest, **s} for s in document.sites])
+        for table, rows in ((REPORT_UNITS, document.units), (REPORT_SERIES, document.series)):
+            if rows:
+                connection.execute(insert(table), [{"digest": document.digest, **row} for row in rows])
         if document.leaves:
             connection.execute(insert(LEAVES), [{"digest": document.digest, **leaf} for leaf in document.leaves])
     return True

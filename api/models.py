@@ -346,3 +346,52 @@ class TokenRow(ApiTable, table=True):
 
 CHAIN_TABLES = ("devices", "zone_totals", "requests", "reports", "claims", "stakes", "oracles")
 """Tables the projection writes (journalled, rolled back on reorg)."""
+
+
+class ReportUnit(ApiTable, table=True):
+    """One settlement unit's outcome (a site, or a device settled on its own) in a verified report
+    document, keyed for the owner's view: what it committed and delivered, what its owner was paid,
+    and the oracles' reasons (the report's `requests[].devices`)."""
+
+    __tablename__ = "report_units"
+    __table_args__ = (Index("ix_report_units_owner", "owner", "request_id"),)
+
+    digest: str = Field(primary_key=True, max_length=66)
+    request_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    unit: str = Field(primary_key=True, max_length=42)
+    owner: str = Field(max_length=42)
+    committed_wh: int = Field(sa_column=_big())
+    delivered_wh: int = Field(sa_column=_big())
+    owner_payout: str = Field(max_length=80)
+    eligible: bool
+    reasons: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class ReportSeries(ApiTable, table=True):
+    """A request's per-interval energy, summed over one holdout group's settlement units (treatment:
+    dispatched, control: held out), from the verified document's baseline records: the figures a plot
+    of the event shows (a request settled per device has only a treatment group)."""
+
+    __tablename__ = "report_series"
+
+    digest: str = Field(primary_key=True, max_length=66)
+    request_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    group_name: str = Field(primary_key=True, max_length=16)
+    units: int = Field(sa_column=Column(Integer, nullable=False))
+    baseline_wh: str = Field(sa_column=Column(Text, nullable=False))
+    actual_wh: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class AllocationUnit(ApiTable, table=True):
+    """One line of a verified allocation document: an accepted device with its site and watts
+    (group treatment), or a held-out control site (group control, watts 0, device = site)."""
+
+    __tablename__ = "allocation_units"
+    __table_args__ = (Index("ix_allocation_units_site", "site"), Index("ix_allocation_units_device", "device"))
+
+    request_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    root: str = Field(primary_key=True, max_length=66)
+    device: str = Field(primary_key=True, max_length=42)
+    site: str = Field(max_length=42)
+    group_name: str = Field(max_length=16)
+    watts: int = Field(sa_column=_big())

@@ -387,3 +387,109 @@ class TokenList(BaseModel):
     a token's base units."""
 
     items: list[TokenOut]
+
+
+# ---------------------------------------------------------------------- the web app's views (api.app_reads)
+
+class EventDevice(BaseModel):
+    """One of the unit's devices the verified allocation accepted watts from."""
+
+    device: Address
+    kindName: str | None
+    acceptedW: int
+
+
+class OwnerEvent(BaseModel):
+    """One of an owner's settlement units (a site, or a device settled alone) in one request."""
+
+    requestId: int
+    zone: int
+    start: int
+    end: int
+    requestStatus: str
+    paymentToken: Address
+    unit: Address = Field(description="the settlement unit: a site meter, or a device metered alone")
+    unitKindName: str | None
+    group: Literal["treatment", "control"] | None = Field(description="treatment: dispatched; control: held out "
+                                                                      "by the draw; null when settled per device")
+    decision: Literal["dispatched", "held_out", "reported"] = Field(
+        description="dispatched: the allocation accepted watts from it (or, settled per device, it committed); "
+                    "held_out: the draw put it in the control group; reported: in the report, neither")
+    acceptedW: int | None = Field(description="watts the verified allocation accepted from its devices (null: "
+                                              "no allocation document)")
+    devices: list[EventDevice]
+    settled: bool = Field(description="the request's verified report document lists it")
+    committedWh: int | None
+    deliveredWh: int | None
+    payout: Amount | None = Field(description="what its owner was paid for it, the payment token's base units")
+    eligible: bool | None
+    reasons: list[str] = Field(description="the oracles' reason codes (e.g. held_out, baseline_quality)")
+
+
+class OwnerEventPage(BaseModel):
+    """A page of an owner's events, newest request first."""
+
+    items: list[OwnerEvent]
+    next: Cursor | None
+
+
+class SeriesGroup(BaseModel):
+    """One holdout group's energy per interval, summed over its units' baseline records."""
+
+    group: Literal["treatment", "control"]
+    sites: int = Field(description="units whose records were summed")
+    baselineWh: list[int]
+    actualWh: list[int]
+
+
+class RequestSeries(BaseModel):
+    """A settled request's plot: each group's baseline and actual per interval, and the estimate."""
+
+    requestId: int
+    start: int
+    end: int
+    intervalSeconds: int
+    groups: list[SeriesGroup]
+    estimatedWh: int | None = Field(description="the verified reduction of the dispatched units, Wh (portfolio "
+                                                "or site rule; null when none could be made)")
+    ci95Wh: list[int] | None
+    rule: str | None
+    fallbackReason: str | None
+
+
+class OracleReport(BaseModel):
+    """The newest report an oracle submitted or signed."""
+
+    digest: Hash
+    epoch: int
+    status: str
+    submittedBlock: int
+    challengeDeadline: int
+    role: Literal["submitter", "signer"]
+
+
+class OracleOut(BaseModel):
+    """An OracleHub oracle, its published URL and its last report."""
+
+    address: Address
+    url: str
+    active: bool
+    lastReport: OracleReport | None
+
+
+class OracleList(BaseModel):
+    """The oracles, by address."""
+
+    items: list[OracleOut]
+
+
+class NetworkInfo(BaseModel):
+    """What a frontend needs to talk to the chain: chain id, an RPC URL a browser may use, addresses."""
+
+    chainId: int
+    rpcUrl: str | None = Field(description="a JSON-RPC URL for browsers (the configured public one, or the API's "
+                                           "own RPC when it is on this machine); null: use an injected wallet")
+    devnet: bool = Field(description="a local development chain (chain id 31337): test keys may be used")
+    contracts: dict[str, Address]
+    paymentTokens: list[Address] = Field(description="tokens requests are paid in (seen on chain, or the "
+                                                     "deployment's test stablecoin)")

@@ -16,6 +16,7 @@ from protocol.chain import connect
 from protocol.manifest import check_chain, load_manifest
 
 log = logging.getLogger(__name__)
+TEST_PAYMENT_TOKENS = ("MockStablecoin",)  # a deployment's test stablecoin, offered to buyers before any request
 
 
 def build_app(settings: ApiSettings, with_indexer: bool = True) -> FastAPI:
@@ -36,8 +37,12 @@ def build_app(settings: ApiSettings, with_indexer: bool = True) -> FastAPI:
                            ready_stale_seconds=settings.ready_stale_seconds,
                            registry=manifest.address("DeviceRegistry"),
                            stream_keepalive=settings.stream_keepalive_seconds)
+    context.network = {"chainId": manifest.chainId, "rpcUrl": settings.browser_rpc_url(),
+                       "contracts": {name: entry.address for name, entry in sorted(manifest.contracts.items())},
+                       "paymentTokens": [manifest.contracts[name].address for name in TEST_PAYMENT_TOKENS
+                                         if name in manifest.contracts]}
     log.info("negawatt API for chain %d (%s), database %s, oracles %s, SIWE domains %s", manifest.chainId,
              settings.manifest, engine.url.render_as_string(hide_password=True),
              settings.oracles or "from the OracleHub", ", ".join(settings.siwe_domains))
     return create_app(context, settings.rate_limit_per_second, settings.rate_limit_burst, settings.cors_origins,
-                      max_body_bytes=settings.max_body_bytes)
+                      max_body_bytes=settings.max_body_bytes, web_dir=settings.web_dir)

@@ -46,6 +46,10 @@ class ApiSettings(BaseSettings):
                                                                   "reached the RPC for this long")
     rate_limit_per_second: float = Field(50.0, gt=0, description="requests per second per client (token bucket)")
     rate_limit_burst: int = Field(100, ge=1, description="bucket size: requests a client may send at once")
+    public_rpc_url: str | None = Field(None, description="the JSON-RPC URL browsers use (GET /v1/network); "
+                                                         "default: rpc_url when it is on this machine, else none")
+    web_dir: Path | None = Field(None, description="the built web app served at / (default: the repository's "
+                                                   "web/dist)")
     public_url: str | None = Field(None, description="the URL clients reach this API at (http or https); "
                                                      "default: http://<host>:<port>")
     siwe_domains: list[str] = Field(default_factory=list,
@@ -71,6 +75,20 @@ class ApiSettings(BaseSettings):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"oracle URL must be http(s): {url!r}")
         return [url.rstrip("/") for url in value]
+
+    @field_validator("public_rpc_url")
+    @classmethod
+    def _public_rpc_url(cls, value: str | None) -> str | None:
+        if value is not None and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc):
+            raise ValueError(f"public_rpc_url must be an http(s) URL with a host: {value[:80]!r}")
+        return value
+
+    def browser_rpc_url(self) -> str | None:
+        """The RPC URL a browser is told to use: the public one, or rpc_url when it is a loopback address."""
+        if self.public_rpc_url:
+            return self.public_rpc_url
+        host = urlsplit(self.rpc_url).hostname or ""
+        return self.rpc_url if host in ("127.0.0.1", "localhost", "::1") else None
 
     @field_validator("public_url")
     @classmethod

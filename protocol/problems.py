@@ -42,6 +42,7 @@ class Reason(str, Enum):
     UNKNOWN_ALLOCATION = "unknown_allocation"
     NOT_ACCEPTED = "not_accepted"
     ALLOCATION_NOT_FETCHED = "allocation_not_fetched"
+    NOT_SETTLED = "not_settled"
     # API readiness and identity (SIWE)
     INDEXER_LAGGING = "indexer_lagging"
     CHAIN_UNREACHABLE = "chain_unreachable"

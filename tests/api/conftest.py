@@ -285,14 +285,15 @@ SIWE_DOMAIN = "app.negawatt.test"  # the configured SIWE domain of the mirror ap
 
 
 def mirror_app(database_url: str, rate: float = 10_000, burst: int = 10_000, domains: list[str] | None = None,
-               max_body_bytes: int = 16 * 1024):
+               max_body_bytes: int = 16 * 1024, web_dir=None):
     """The API app on an existing mirror, without an indexer; SIWE messages must name `domains`."""
     from api.app import create_app, make_context
     from api.db import make_engine
 
     context = make_context(make_engine(database_url), 31337, None, siwe_domains=domains or [SIWE_DOMAIN],
                            registry="0x" + "5f" * 20)
-    return create_app(context, rate_limit_per_second=rate, rate_limit_burst=burst, max_body_bytes=max_body_bytes)
+    return create_app(context, rate_limit_per_second=rate, rate_limit_burst=burst, max_body_bytes=max_body_bytes,
+                      web_dir=web_dir)
 
 
 @pytest.fixture(scope="module")

@@ -85,13 +85,13 @@ def test_a_site_transferred_in_the_range_that_registered_it_and_its_reorg(tmp_pa
     assert Reads(engine).device(SITE)["siteDevices"] == []
 
 
-def settled_request(engine, digest: str, request_id: int) -> None:
+def settled_request(engine, digest: str, request_id: int, start: int = 1_000, end: int = 2_000) -> None:
     """Request `request_id`, settling under report `digest` (the way FlexMarket and OracleHub emit it)."""
     tx = "0x" + "99" * 32
     with engine.begin() as connection:
         Projection(connection).apply([
             log(20, 0, "FlexMarket", "RequestOpened", {"requestId": request_id, "buyer": ALICE, "zone": 9,
-                                                       "start": 1_000, "end": 2_000, "targetW": 5_000,
+                                                       "start": start, "end": end, "targetW": 5_000,
                                                        "pricePerKWh": 200_000, "paymentToken": BOB,
                                                        "maxBudget": 1_000}),
             log(20, 1, "FlexMarket", "RequestRules", {"requestId": request_id, "holdoutBps": 1_000,
@@ -148,9 +148,11 @@ def test_an_unreadable_verification_is_left_out_and_the_document_kept(tmp_path, 
         assert connection.execute(text("SELECT COUNT(*) FROM reward_leaves")).scalar_one() == 2
 
 
-def test_a_document_the_oracle_settled_per_site_is_read_as_published(tmp_path):
-    """The oracle's own per-site settlement (oracle.epoch.settle_input, oracle.report_store) to the API's
-    view; the groups are checked against protocol.holdout directly, the estimate against flat loads."""
+def oracle_settled(tmp_path):
+    """A mirror holding request 7 as the oracle's own per-site settlement (oracle.epoch.settle_input,
+    oracle.report_store) published it: 16 sites of flat load, each with a water heater; the sites
+    protocol.holdout does not hold out shed 400 Wh per interval (the heater's 300 and 100 more) for the
+    event's 4 intervals. Returns the engine and the inputs (a SimpleNamespace)."""
     from types import SimpleNamespace
 
     from oracle.baselines import CAISO, BaselineSpec
@@ -183,17 +185,26 @@ def test_a_document_the_oracle_settled_per_site_is_read_as_published(tmp_path):
                               interval_seconds=interval)
     economics = OracleEconomics(params=params, baseline=BaselineSpec(CAISO, adjustment="ratio"))
     commitments = [SimpleNamespace(device=h, watts=2_000) for h in heaters]
-    request_in, _records, published = settle_input(request, commitments, devices, readings, economics, seed=seed)
+    request_in, records, published = settle_input(request, commitments, devices, readings, economics, seed=seed)
     settlement = settle_epoch(1, bytes(32), {}, [request_in], params, emission_budget=10**30)
     settlement.verifications = {7: published}
-    body = report_document(b"\x42" * 32, settlement, {}).as_json()  # as it travels over HTTP
+    body = report_document(b"\x42" * 32, settlement, {7: records}).as_json()  # as it travels over HTTP
     report = settlement.report
     engine = mirror(tmp_path)
     verified = verify_document(body, "0x" + "42" * 32, "0x" + report.rewards_root.hex(),
                                "0x" + report.requests_hash.hex())
     assert store_document(engine, verified, "oracle")
-    settled_request(engine, "0x" + "42" * 32, 7)
+    settled_request(engine, "0x" + "42" * 32, 7, start, start + 3_600)
+    return engine, SimpleNamespace(sites=sites, heaters=heaters, owner=owner, treated=treated, readings=readings,
+                                   start=start, interval=interval, seed=seed, holdout=holdout, published=published)
 
+
+def test_a_document_the_oracle_settled_per_site_is_read_as_published(tmp_path):
+    """The oracle's own per-site settlement to the API's view; the groups are checked against
+    protocol.holdout directly, the estimate against flat loads."""
+    engine, case = oracle_settled(tmp_path)
+    sites, treated, published, start = case.sites, case.treated, case.published, case.start
+    holdout, seed = case.holdout, case.seed
     v = Reads(engine).request(7)["verification"]
     assert (v["dispatchedSites"], v["heldOutSites"]) == (len(treated), len(sites) - len(treated))
     assert v["estimatedWh"] == published["portfolio"]["estimated_wh"] == len(treated) * 4 * 400
