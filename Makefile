@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
 # Test runs print no Ape banner noise into CI logs.
 export APE_DISABLE_TERMINAL_COLOR := 1
 
-.PHONY: help setup compile postgres mosquitto demo test test-contracts test-anvil slither bench clean
+.PHONY: help setup compile postgres mosquitto chromium web demo test test-contracts test-anvil slither bench clean
 
 help:
 	@echo "make demo    install what the demo needs, then the whole network on a local devnet: one flexibility event end to end"
@@ -24,7 +24,7 @@ help:
 	@echo "make bench   python -m bench gas (gas of every protocol operation on anvil)"
 	@echo "make clean   remove build output (keeps .venv and node_modules)"
 
-setup: $(VENV)/.installed node_modules/.installed .toolchain/.solc compile postgres mosquitto
+setup: $(VENV)/.installed node_modules/.installed .toolchain/.solc compile web postgres mosquitto chromium
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "negawatt needs Python >= 3.11")'
@@ -71,8 +71,31 @@ mosquitto:
 		echo "Mosquitto broker missing: install Debian's mosquitto (the node's MQTT driver tests need it)"; \
 	fi
 
-# The demo needs the Python tree, anvil and the compiled contracts, not the test-only servers.
-demo: $(VENV)/.installed node_modules/.installed .toolchain/.solc compile
+# The web app (web/, TypeScript + Vite + viem), built from web/package-lock.json into web/dist, which
+# `negawatt api serve` serves at /. Rebuilt when a source file changes.
+WEB_SOURCES := web/package.json web/package-lock.json web/index.html web/vite.config.ts web/tsconfig.json \
+	$(shell find web/src -type f 2>/dev/null)
+web: web/dist/.built
+
+web/dist/.built: $(WEB_SOURCES)
+	npm ci --prefix web --no-audit --no-fund --loglevel=error
+	npm run --prefix web --silent build
+	@touch $@
+
+# The web app's browser tests drive Debian's chromium through Playwright (which cannot download its
+# own browsers here); installed here when run as root.
+chromium:
+	@if command -v chromium >/dev/null; then \
+		echo "Chromium: present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+			&& echo "Chromium: installed chromium"; \
+	else \
+		echo "Chromium missing: install Debian's chromium (the web app's browser tests need it)"; \
+	fi
+
+# The demo needs the Python tree, anvil, the compiled contracts and the web app, not the test-only servers.
+demo: $(VENV)/.installed node_modules/.installed .toolchain/.solc compile web
 	$(BIN)/negawatt devnet demo $(DEMO_ARGS)
 
 test: setup slither
@@ -94,4 +117,4 @@ bench: setup
 	$(BIN)/python -m bench gas
 
 clean:
-	rm -rf .build contracts/.cache .toolchain deployments/ethereum-local.json runs
+	rm -rf .build contracts/.cache .toolchain deployments/ethereum-local.json runs web/dist

@@ -113,6 +113,9 @@ def up(nodes: int = NODES, devices_per_node: int = DEVICES, zones: int = ZONES, 
             console.print(f"  {line}", soft_wrap=True)
         console.print(f"[bold]devnet up[/]: RPC {net.rpc_url}, manifest {net.manifest_path}, "
                       f"API {net.api_url or '(not running)'}, logs in {net.run_dir / 'logs'}")
+        if net.api_url:
+            console.print(f"[bold]web app[/]: open {net.api_url}/ (`negawatt devnet keys --run-dir {net.run_dir}` "
+                          "prints the buyer's and the node owners' keys for its \"use a devnet key\")")
         console.print("Ctrl-C (or `negawatt devnet down --run-dir ...`) stops it.")
         while not stop.is_set():
             net.check_alive()
@@ -218,6 +221,10 @@ def demo(nodes: int = NODES, devices_per_node: int = DEVICES, zones: int = ZONES
         console.print(f"plot of the dispatched and held-out sites against their baselines: [bold]{path}[/]")
         console.print(f"summary: [bold]{write_json(summary, net.run_dir / 'summary.json')}[/]")
         console.print(f"logs, configs and databases: {net.run_dir}; API was {net.api_url}")
+        if net.api_url:
+            console.print(f"web app: [bold]{net.api_url}/[/] " + (
+                "shows this event while the network keeps running" if keep else
+                "showed the event while the demo ran; `make demo DEMO_ARGS=--keep` keeps it up to browse afterwards"))
         clock.report()
         console.print(f"demo finished in {time.monotonic() - began:.0f} s")
         if keep:
@@ -309,6 +316,29 @@ def fund_command(
     except ManifestError as error:
         _fail(str(error))
     typer.echo(f"funded {order.address}: " + "; ".join(grant.line() for grant in grants))
+
+
+@devnet_app.command("keys")
+def keys_command(
+    run_dir: Path = typer.Option(..., "--run-dir", help="the run folder of a `negawatt devnet up`"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object: a list of {role, address, privateKey}"),
+) -> None:
+    """Print the private keys of a devnet's buyer, spare owner and node owners (chain 31337 only), to
+    paste into a wallet or the web app's "use a devnet key"."""
+    import json
+
+    from negawatt.devnet.keys import KeysError, devnet_keys
+
+    try:
+        keys = devnet_keys(run_dir)
+    except KeysError as error:
+        _fail(str(error))
+    if as_json:
+        typer.echo(json.dumps({"keys": [{"role": k.role, "address": k.address, "privateKey": k.private_key}
+                                        for k in keys]}))
+        return
+    for k in keys:
+        typer.echo(f"{k.role}: {k.address} {k.private_key}")
 
 
 @devnet_app.command("down")

@@ -317,7 +317,7 @@ class Devnet:
                                  "--port", str(port), "--confirmations", "0", "--poll-seconds", "0.5"],
                          env=self.env, cwd=REPO)
         wait_for(lambda: _http_ok(f"{self.api_url}/v1/health"), 90, "the API to serve", self.group)
-        self.on_step(f"API serving on {self.api_url}")
+        self.on_step(f"API serving on {self.api_url} (the web app: {self.api_url}/)")
 
     def zone_of(self, node_index: int) -> int:
         """A node's zone: consecutive nodes fill one cycle of the device kinds, and each cycle goes to

@@ -34,7 +34,7 @@ include-name = "POST /v1/auth/login"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "429"]
 
 [[operations]]
-include-name-regex = "^GET /v1/(devices|owners/\\\\{address\\\\}/devices|requests|requests/\\\\{request_id\\\\}/sites|reports|zones/\\\\{zone\\\\}/supply)$"
+include-name-regex = "^GET /v1/(devices|owners/\\\\{address\\\\}/(devices|events)|requests|requests/\\\\{request_id\\\\}/sites|reports|zones/\\\\{zone\\\\}/supply)$"
 # `cursor` is opaque (only a `next` this API returned is one) and /v1/requests needs `from` < `to`
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "404", "429"]
 
