@@ -59,9 +59,12 @@ def serve(
     poll_seconds: float | None = typer.Option(None, "--poll-seconds", help="indexer poll interval (default 2)"),
     public_url: str | None = typer.Option(None, "--public-url", help="URL clients reach this API at; SIWE "
                                           "messages must name its host[:port] (default http://<host>:<port>)"),
+    public_rpc_url: str | None = typer.Option(None, "--public-rpc-url", help="JSON-RPC URL the web app's browsers "
+                                              "use (default: --rpc-url when it is on loopback, else none)"),
+    web_dir: Path | None = typer.Option(None, "--web-dir", help="the built web app served at / (default: web/dist)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging"),
 ) -> None:
-    """Migrate the database, follow the chain and the oracles, and serve the REST API."""
+    """Migrate the database, follow the chain and the oracles, and serve the REST API and the web app."""
     from api.indexer import MirrorMismatch
     from api.service import build_app
 
@@ -73,7 +76,8 @@ def serve(
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(manifest=manifest, rpc_url=rpc_url, database_url=database_url, host=host, port=port,
-                         confirmations=confirmations, oracles=oracle, poll_seconds=poll_seconds, public_url=public_url)
+                         confirmations=confirmations, oracles=oracle, poll_seconds=poll_seconds, public_url=public_url,
+                         public_rpc_url=public_rpc_url, web_dir=web_dir)
     try:
         app = build_app(settings)
     except (ManifestError, ChainError, MirrorMismatch) as error:
