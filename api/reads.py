@@ -31,6 +31,9 @@ _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{1,200}")
 
 
+MAX_ZONES = 1_000  # zones GET /v1/zones lists (a network has tens)
+
+
 class BadCursor(ValueError):
     """A cursor this API did not hand out."""
 
@@ -410,13 +413,22 @@ class Reads:
         if found is not None:
             return found
         row = self._one("SELECT * FROM zone_totals WHERE zone = :zone", zone=zone)
+        registered = self._one("SELECT COALESCE(SUM(capacity_w), 0) AS w FROM devices WHERE zone = :zone AND "
+                               "registered = :yes AND kind != :meter", zone=zone, yes=True,
+                               meter=int(DeviceKind.SITE_METER))
         delivered, paid = self._settled_totals(zone)
         value = {"zone": zone, "devices": row.devices if row else 0, "activeDevices": row.active_devices if row else 0,
+                 "registeredCapacityW": int(registered.w),
                  "activeCapacityW": row.active_capacity_w if row else 0, "requests": row.requests if row else 0,
                  "settledRequests": row.settled_requests if row else 0, "deliveredWh": delivered,
                  "deliveredKWh": delivered / 1000, "paid": paid}
         self.cache.put(("zone", zone), value, version)
         return value
+
+    def zones(self) -> list[dict[str, Any]]:
+        """Every zone with a registered device or a request (at most MAX_ZONES), each as zone_stats."""
+        return [self.zone_stats(row.zone) for row in
+                self._all("SELECT zone FROM zone_totals ORDER BY zone LIMIT :n", n=MAX_ZONES)]
 
     def network_stats(self, indexed_block: int, head_block: int) -> dict[str, Any]:
         """Totals over every zone (cached per mirror version)."""

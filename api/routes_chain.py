@@ -32,6 +32,7 @@ from api.schemas import (
     RewardsOut,
     SitePage,
     TokenList,
+    ZoneList,
     ZoneStats,
 )
 from api.tokens import token_rows
@@ -202,6 +203,12 @@ async def get_report(ctx: Context, digest: str = Path(..., max_length=66, json_s
 async def zone_stats(ctx: Context, zone: int = Path(..., ge=0, le=UINT32)):
     """Devices, active capacity, requests, delivered energy and payouts of one zone."""
     return json_response(await ctx.call(ctx.reads.zone_stats, zone))
+
+
+@router.get("/zones", response_model=ZoneList, tags=["stats"])
+async def list_zones(ctx: Context):
+    """Every zone with a registered device or a request, each with its statistics."""
+    return json_response({"items": await ctx.call(ctx.reads.zones)})
 
 
 @router.get("/stats", response_model=NetworkStats, tags=["stats"])

@@ -297,12 +297,20 @@ class ZoneStats(BaseModel):
     zone: int
     devices: int
     activeDevices: int
+    registeredCapacityW: int = Field(description="capacity of the zone's registered controllable devices, active "
+                                                 "or not, W (site meters are not counted)")
     activeCapacityW: int
     requests: int
     settledRequests: int
     deliveredWh: int = Field(description="energy delivered in settled requests with verified documents")
     deliveredKWh: float
     paid: list[TokenAmount] = Field(description="payouts of settled requests, per payment token")
+
+
+class ZoneList(BaseModel):
+    """Every zone the mirror knows (a registered device or a request), by zone number."""
+
+    items: list[ZoneStats]
 
 
 class NetworkStats(BaseModel):

@@ -96,6 +96,8 @@ def test_lifecycle_indexed_verified_and_claimable(chain, start_api, serve_app, t
     assert owner["stake"]["bonded"] == str(5 * 10**18)
     zone = client.get("/v1/zones/7/stats").json()
     assert (zone["devices"], zone["activeDevices"], zone["activeCapacityW"]) == (3, 2, 6_000)
+    assert zone["registeredCapacityW"] == 9_000  # the deactivated device still counts as registered
+    assert client.get("/v1/zones").json()["items"] == [zone]
     assert (zone["requests"], zone["settledRequests"], zone["deliveredWh"]) == (1, 1, 60)
     assert zone["paid"] == [{"token": usd, "amount": str(payout)}]
     stats = client.get("/v1/stats").json()
