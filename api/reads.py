@@ -461,10 +461,13 @@ class Reads:
                          f"WHERE kind IN ({placeholders}) AND (block > :b OR (block = :b AND log_index > :i)) "
                          "ORDER BY block, log_index LIMIT :limit", b=block, i=log_index, limit=limit, **params)
 
-    def has_event(self, block: int, log_index: int) -> bool:
-        """Whether the mirror holds the event at (block, log_index) (a stream's resume point)."""
-        return self._one("SELECT 1 AS found FROM chain_events WHERE block = :b AND log_index = :i",
-                         b=block, i=log_index) is not None
+    def has_event(self, block: int, log_index: int, tx_tag: str | None = None) -> bool:
+        """Whether the mirror holds the event at (block, log_index) (a stream's resume point), of a
+        transaction whose hash starts with `tx_tag` (hex digits) when one is given."""
+        row = self._one("SELECT tx_hash FROM chain_events WHERE block = :b AND log_index = :i", b=block, i=log_index)
+        if row is None:
+            return False
+        return tx_tag is None or row.tx_hash.lower().removeprefix("0x").startswith(tx_tag)
 
     def last_event_position(self) -> tuple[int, int]:
         """(block, log_index) of the newest stored event, or (-1, -1)."""

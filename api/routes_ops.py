@@ -64,8 +64,9 @@ async def stream(ctx: Context,
                  types: str | None = Query(None, max_length=40, description="comma-separated: request,report,claim"),
                  after: str | None = Query(None, max_length=40, description="resume after this event id"),
                  last_event_id: str | None = Header(None, max_length=40)):
-    """Server-Sent Events of new requests, reports and claims (`id: <block>-<logIndex>`; resume with
-    `Last-Event-ID` or `after`). `data` is `{block, logIndex, txHash, contract, event, args}`; in `args`
+    """Server-Sent Events of new requests, reports and claims (`id: <block>-<logIndex>-<tx>`, `tx` the
+    first 8 hex digits of the transaction hash; resume with `Last-Event-ID` or `after`, which also take
+    `<block>-<logIndex>`). `data` is `{block, logIndex, txHash, contract, event, args}`; in `args`
     every token amount is a decimal string of base units, as in every REST body (see `GET /v1/tokens`).
     A `: keepalive` comment comes after a quiet while; `event: reorg` `{forkBlock}` says events after
     that block were rolled back and follow again."""
@@ -82,7 +83,7 @@ async def stream(ctx: Context,
         start = parse_event_id(resume)
         if start is None:
             raise ApiProblem(400, Reason.INVALID_PARAMETER, "Invalid event id",
-                             f"{resume[:40]!r} is not <block>-<logIndex>")
+                             f"{resume[:40]!r} is not <block>-<logIndex>[-<8 hex digits of the tx hash>]")
     def progress() -> tuple[int, int]:
         now = ctx.progress()
         return now.indexed_block, now.head_block

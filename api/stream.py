@@ -1,7 +1,10 @@
 """Live updates: a Server-Sent Events stream of new requests, reports and claims.
 
-Each event carries `id: <block>-<logIndex>`, so a client reconnecting with `Last-Event-ID` gets what
-it missed from the mirror. The indexer thread wakes the streams after each commit; a reorg that
+Each event carries `id: <block>-<logIndex>-<tx>` (`tx`: the first 8 hex digits of its transaction's
+hash), so a client reconnecting with `Last-Event-ID` gets what it missed from the mirror, and an id
+of an event a reorg replaced at the same block and log position (another transaction there) is
+known for one the mirror does not have. A two-part id (`<block>-<logIndex>`, as served before) is
+still accepted and resumes by position alone. The indexer thread wakes the streams after each commit; a reorg that
 removes events a client already got is announced as `event: reorg` with the block it rolled back to.
 
 Rules (issue 15: a long-lived stream must never go quiet):
@@ -27,6 +30,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -86,19 +90,42 @@ class Notifier:
             self._waiters = {(loop, e) for loop, e in self._waiters if e is not event}
 
 
-def parse_event_id(value: str) -> tuple[int, int] | None:
-    """(block, log_index) of an event id "<block>-<logIndex>", or None if malformed."""
+TX_TAG_CHARS = 8  # hex digits of the transaction hash an event id carries
+_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a client resumes: after (block, log_index), which must be the event of a transaction
+    whose hash starts with `tx_tag` when one is given."""
+
+    block: int
+    log_index: int
+    tx_tag: str | None = None
+
+
+def event_id(block: int, log_index: int, tx_hash: str) -> str:
+    """The SSE id of the event at (block, log_index) of transaction `tx_hash`."""
+    return f"{block}-{log_index}-{tx_hash.removeprefix('0x')[:TX_TAG_CHARS].lower()}"
+
+
+def parse_event_id(value: str) -> ResumePoint | None:
+    """The resume point of an event id "<block>-<logIndex>[-<tx>]", or None if malformed."""
     parts = value.split("-")
-    if len(parts) != 2 or not all(p.isdigit() and len(p) <= 18 for p in parts):
+    if len(parts) not in (2, 3) or not all(p.isdigit() and len(p) <= 18 for p in parts[:2]):
         return None
-    return int(parts[0]), int(parts[1])
+    tag = parts[2].lower() if len(parts) == 3 else None
+    if tag is not None and (len(tag) != TX_TAG_CHARS or not set(tag) <= _HEX):
+        return None
+    return ResumePoint(int(parts[0]), int(parts[1]), tag)
 
 
 def _frame(row: Any) -> bytes:
     args = amount_args(row.contract, row.name, orjson.loads(row.args))
     data = {"block": row.block, "logIndex": row.log_index, "txHash": row.tx_hash, "contract": row.contract,
             "event": row.name, "args": args}
-    return (f"id: {row.block}-{row.log_index}\nevent: {row.kind}\ndata: ".encode() + orjson.dumps(data) + b"\n\n")
+    return (f"id: {event_id(row.block, row.log_index, row.tx_hash)}\nevent: {row.kind}\ndata: ".encode()
+            + orjson.dumps(data) + b"\n\n")
 
 
 def _reorg_frame(fork: int) -> bytes:
@@ -110,14 +137,16 @@ Progress = Callable[[], tuple[int, int]]
 """(indexed block, chain head block) of the mirror; head 0 until the indexer reached the chain."""
 
 
-async def event_stream(reads: Reads, notifier: Notifier, kinds: tuple[str, ...], start: tuple[int, int] | None,
+async def event_stream(reads: Reads, notifier: Notifier, kinds: tuple[str, ...], start: ResumePoint | None,
                        progress: Progress, keepalive: float = KEEPALIVE_SECONDS) -> AsyncIterator[bytes]:
     """SSE frames of stored events of `kinds` after `start` (default: from now on), then live ones.
 
     Ends only by cancellation (the client went away); see the module docstring for the rules."""
     wake = notifier.subscribe()
     try:
-        position = start if start is not None else await run_in_threadpool(reads.last_event_position)
+        position = (start.block, start.log_index) if start is not None else \
+            await run_in_threadpool(reads.last_event_position)
+        tag = start.tx_tag if start is not None else None
         unverified = start is not None
         seen_reorgs = len(notifier.reorgs)
         yield b": negawatt event stream\nretry: 2000\n\n"
@@ -138,7 +167,7 @@ async def event_stream(reads: Reads, notifier: Notifier, kinds: tuple[str, ...],
                         unverified = False
                         # "after block N" (a reorg frame's id) holds on any chain that reached block N
                         known = position[0] <= head if position[1] == END_OF_BLOCK else \
-                            await run_in_threadpool(reads.has_event, position[0], position[1])
+                            await run_in_threadpool(reads.has_event, position[0], position[1], tag)
                         if not known:
                             log.info("a stream resumed from event %d-%d, which this mirror does not have: "
                                      "replaying from the start", *position)

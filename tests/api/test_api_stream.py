@@ -74,10 +74,11 @@ def stored_events(database: str) -> list[tuple[str, str, str]]:
     """(id, kind, name) of the mirror's request, report and claim events in chain order."""
     engine = create_engine(f"sqlite:///{database}")
     with engine.connect() as connection:
-        rows = connection.execute(text("SELECT block, log_index, kind, name FROM chain_events WHERE kind IN "
-                                       "('request', 'report', 'claim') ORDER BY block, log_index")).all()
+        rows = connection.execute(text("SELECT block, log_index, tx_hash, kind, name FROM chain_events WHERE kind "
+                                       "IN ('request', 'report', 'claim') ORDER BY block, log_index")).all()
     engine.dispose()
-    return [(f"{r.block}-{r.log_index}", r.kind, r.name) for r in rows]
+    # the id names the transaction too: its hash's first 8 hex digits, as the chain has it
+    return [(f"{r.block}-{r.log_index}-{r.tx_hash[2:10].lower()}", r.kind, r.name) for r in rows]
 
 
 def test_one_stream_receives_a_whole_event_in_order(chain, start_api, serve_app, tmp_path):
@@ -193,7 +194,7 @@ def test_a_resume_id_this_mirror_does_not_have_replays_the_mirror(tmp_path):
             reorg = next_event(stream)
             assert (reorg.event, reorg.data, reorg.id) == ("reorg", {"forkBlock": 0}, "0-999999999")
             replayed = [next_event(stream) for _ in range(10)]
-        assert [f.id for f in replayed] == [f"{b}-0" for b in range(3, 13)]
+        assert [f.id for f in replayed] == [f"{b}-0-abababab" for b in range(3, 13)]
         # amounts of stored events are strings, however the indexer stored them
         assert replayed[0].data["args"]["payout"] == "5" and replayed[0].data["args"]["refund"] == str(10**20)
         assert replayed[0].data["args"]["requestId"] == 3
@@ -214,12 +215,22 @@ def test_a_resume_id_this_mirror_does_not_have_replays_the_mirror(tmp_path):
         with httpx.Client(base_url=url, timeout=30) as client, \
                 client.stream("GET", "/v1/stream", headers={"Last-Event-ID": "10-999999999"}) as response:
             stream = frames(response.iter_lines())
-            assert [next_event(stream).id for _ in range(2)] == ["11-0", "12-0"]
+            assert [next_event(stream).id for _ in range(2)] == ["11-0-abababab", "12-0-abababab"]
 
-        # a known id resumes right after it
+        # a known id resumes right after it, and so does the two-part id of earlier versions
+        for known in ("11-0-abababab", "11-0"):
+            with httpx.Client(base_url=url, timeout=30) as client, \
+                    client.stream("GET", "/v1/stream", params={"after": known}) as response:
+                assert next_event(frames(response.iter_lines())).id == "12-0-abababab"
+
+        # the id of an event a reorg replaced at the same block and position (another transaction):
+        # the mirror does not have it, so the same answer as for any unknown id
         with httpx.Client(base_url=url, timeout=30) as client, \
-                client.stream("GET", "/v1/stream", params={"after": "11-0"}) as response:
-            assert next_event(frames(response.iter_lines())).id == "12-0"
+                client.stream("GET", "/v1/stream", headers={"Last-Event-ID": "11-0-deadbeef"}) as response:
+            reorg = next_event(frames(response.iter_lines()))
+            assert (reorg.event, reorg.data) == ("reorg", {"forkBlock": 0})
+        with httpx.Client(base_url=url, timeout=30) as client:  # a tag that is not 8 hex digits is refused
+            assert client.get("/v1/stream", params={"after": "11-0-xyz"}).status_code == 400
     finally:
         server.should_exit = True
         thread.join(timeout=15)
@@ -246,7 +257,7 @@ def test_a_failed_read_does_not_end_the_stream(tmp_path):
                 _insert(connection, 3)
             notifier.notify()
             arrived = next_event(stream)
-        assert (arrived.id, arrived.data["event"]) == ("3-0", "RequestSettled")
+        assert (arrived.id, arrived.data["event"]) == ("3-0-abababab", "RequestSettled")
     finally:
         server.should_exit = True
         thread.join(timeout=15)
