@@ -99,7 +99,7 @@ demo: $(VENV)/.installed node_modules/.installed .toolchain/.solc compile web
 	$(BIN)/negawatt devnet demo $(DEMO_ARGS)
 
 test: setup slither
-	NEGAWATT_REQUIRE_POSTGRES=1 $(BIN)/ape test tests
+	NEGAWATT_REQUIRE_POSTGRES=1 NEGAWATT_REQUIRE_BROWSER=1 $(BIN)/ape test tests --durations=25
 	$(BIN)/ape test tests/contracts --network ethereum:local:foundry
 
 test-contracts: setup
