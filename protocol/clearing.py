@@ -57,6 +57,14 @@ margin_bps:
                      are a control group comparable to the accepted sites); empty when nothing is
                      accepted
 
+Capability caps (proof of flexibility, protocol.capability), when `site_caps` is given: before the
+walk, each site's offers are cut to its cap (`site_caps(site)`, W: its latest passed tested W, or the
+probationary cap of a site that never passed a test). A site's offers are taken tranche 0 first, then
+tranche 1, each in (price + availability price, device address) order; each keeps
+min(watts, what is left of the cap) and an offer left with 0 W is dropped. The walk then runs on the
+cut offers, so a site is never accepted for more than it was tested to shed. Without `site_caps`
+(None) nothing is cut.
+
 Over-procurement margin (`margin_bps_from_history`), over the zone's last settled requests:
 
     margin_bps = (sum accepted_wh) * 10_000 // (sum delivered_wh) - 10_000   (floor)
@@ -278,6 +286,7 @@ def clear(
     margin_bps: int,
     held_out: Callable[[str], bool],
     availability_ceiling: int = 0,
+    site_caps: Callable[[str], int] | None = None,
 ) -> Allocation:
     """Clear one request's offers into its allocation by the rule of the module docstring.
 
@@ -291,6 +300,8 @@ def clear(
     if not _is_int(margin_bps) or not MIN_MARGIN_BPS <= margin_bps <= MAX_MARGIN_BPS:
         raise ValueError(f"margin_bps must be within {MIN_MARGIN_BPS}..{MAX_MARGIN_BPS}, got {margin_bps!r}")
     normalised = _normalise_offers(offers)
+    if site_caps is not None:
+        normalised = cap_offers(normalised, site_caps)
     ratios = _merit_ratios(reliability)
     control = {site for site in sorted({o.site for o in normalised}, key=_key) if held_out(site)}
     merit = sorted(
@@ -341,6 +352,27 @@ def clear(
         control_sites=control_sites,
         availability_price=availability_price,
     )
+
+
+def cap_offers(offers: Iterable[Offer], site_caps: Callable[[str], int]) -> list[Offer]:
+    """The offers cut to their sites' capability caps (module docstring); `site_caps` is called once per
+    site with its checksummed address and must give an integer >= 0."""
+    by_site: dict[str, list[Offer]] = {}
+    for offer in offers:
+        by_site.setdefault(_key(offer.site), []).append(offer)
+    result: list[Offer] = []
+    for site in sorted(by_site):
+        group = sorted(by_site[site], key=lambda o: (o.tranche, o.price + o.availability_price, _key(o.device)))
+        left = site_caps(group[0].site)
+        if not _is_int(left) or left < 0:
+            raise ValueError(f"site {group[0].site}: capability cap must be an integer >= 0, got {left!r}")
+        for offer in group:
+            take = min(offer.watts, left)
+            left -= take
+            if take > 0:
+                result.append(offer if take == offer.watts else Offer(offer.site, offer.device, offer.tranche, take,
+                                                                      offer.price, offer.availability_price))
+    return result
 
 
 def _normalise_offers(offers: Iterable[Offer]) -> list[Offer]:
