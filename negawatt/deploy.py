@@ -65,6 +65,13 @@ class DeployParams(BaseModel):
     gate_lead_seconds: int = Field(0, ge=0, le=7 * 24 * 3600,
                                    description="seconds before a request's start at which commitments close "
                                                "(FlexMarket.MAX_GATE_LEAD_SECONDS)")
+    capability_tester: str | None = Field(None, description="the protocol's test budget account: the requests it "
+                                          "opens are capability tests (protocol.capability); none: no tests")
+    capability_test_bps: int = Field(2_000, ge=0, le=10_000,
+                                     description="share of a zone's enrolled sites each capability test draws, bps")
+    capability_probation_w: int = Field(1_500, ge=0, le=2**63,
+                                        description="the most a site that never passed a capability test may "
+                                                    "offer in one request, W")
     threshold: int = Field(1, ge=1, le=32)
     challenge_window: int = Field(3600, gt=0, le=30 * 24 * 3600)
     challenge_bond: int = Field(1_000 * TOKEN, gt=0, lt=2**96)

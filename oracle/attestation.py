@@ -36,6 +36,7 @@ from oracle import db
 from oracle.chain_view import ChainView, RequestStatus
 from oracle.bonds import read_bond_book
 from oracle.accepted import AllocationUnknown, overlaps
+from oracle.capability_settlement import capability_meters
 from oracle.site_settlement import HoldoutSeedUnknown, meters_of
 from oracle.epoch import HISTORY_DAYS, OracleEconomics, compute_epoch, event_window
 from oracle.ingest import Ingestor, Rejected
@@ -404,8 +405,10 @@ class Attestor:
         per_peer: dict[str, list[int]] = {}  # peer URL -> [missing here, taken]
         silent: set[str] = set()  # peers that did not answer: not asked again in this pull
         for request in requests:
-            devices = meters_of((c.device for c in db.commitments_of_request(self.engine, request.request_id)),
-                                self.chain_view.devices(), self.chain_view.devices_at)
+            devices = capability_meters(request, self.chain_view.devices(), self.chain_view.devices_at) \
+                if self.economics.tests.is_test(request.buyer) else \
+                meters_of((c.device for c in db.commitments_of_request(self.engine, request.request_id)),
+                          self.chain_view.devices(), self.chain_view.devices_at)
             start, end = event_window(request, self.economics.params.interval_seconds)
             window = (start - HISTORY_DAYS * SECONDS_PER_DAY, end)
             for device in devices:

@@ -56,6 +56,7 @@ class DeviceInfo:
     zone: int
     active: bool
     site: str | None = None
+    registered_block: int | None = None  # the block of its DeviceRegistered event
 
     @property
     def settlement_unit(self) -> str:
@@ -237,7 +238,8 @@ class ChainView:
     def _on_DeviceRegistered(self, args: Any, block: int) -> None:
         device = to_checksum_address(args["device"])
         self._devices[device] = DeviceInfo(device, to_checksum_address(args["owner"]), int(args["kind"]),
-                                           int(args["capacityW"]), int(args["zone"]), True)
+                                           int(args["capacityW"]), int(args["zone"]), True,
+                                           registered_block=block)
 
     def _on_DeviceActiveChanged(self, args: Any, block: int) -> None:
         self._update_device(args["device"], active=bool(args["active"]))

@@ -13,6 +13,12 @@ allocation on chain, once its gate closed `sync_delay_seconds` ago and before it
     (protocol.holdout), the sites' delivery records and the zone's margin (oracle.reliability).
     The result is computed once and kept (the key `allocation:{request id}`): it is what this
     oracle signs, publishes at GET /v1/allocations/{id}, and later settles with.
+ Capability caps: each site's offers are cut to its tested capability (protocol.capability: the
+    latest passed record's testedW, else the probationary cap), from the records of the finalized
+    reports (oracle.capability_records), before the walk (protocol.clearing `site_caps`), on a network
+    that runs capability tests (its manifest names a test budget account; else nothing is capped).
+    A capability test (a request of the network's test budget account) is never cleared: it has
+    no offers, and its tested sites come from the draw (protocol.capability).
  3. Posting. The oracle collects the peers' published signatures over the same (root, accepted W,
     clearing price, availability price); with `threshold` of them (its own included) it sends OracleHub.postAllocation.
     Every oracle may post; the first transaction wins and the others are refused (AlreadyAllocated)
@@ -46,7 +52,9 @@ from oracle.accepted import clears_before, overlaps, taken_sites
 from oracle.chain_view import ChainView, RequestInfo
 from oracle.ingest import ChainUnavailable, Ingestor, Rejected
 from oracle.logs import RepeatFilter
+from oracle.capability_records import capability_records
 from oracle.reliability import delivery_records
+from protocol.capability import CapabilityRules, cap_of, site_caps
 from oracle.report_store import ReportStore
 from protocol import eip712
 from protocol.allocation_document import AllocationDocument
@@ -112,6 +120,7 @@ class Clearer:
         self.clock = clock
         self.hub = manifest.contract(web3, "OracleHub")
         self.seeds = GateSeeds(web3)
+        self.tests = CapabilityRules.from_parameters(manifest.parameters)
         self.store = ReportStore(engine)
         self.tx = Transactor(web3, key, abis=[entry.abi for entry in manifest.contracts.values()])
         self.http = httpx.Client(timeout=http_timeout)
@@ -123,6 +132,7 @@ class Clearer:
         open and without an allocation on chain."""
         return sorted((r for r in self.chain_view.requests().values()
                        if r.clears and r.status == RequestStatus.OPEN and r.allocation is None
+                       and not self.tests.is_test(r.buyer)
                        and r.gate_time + self.sync_delay <= now < r.start), key=lambda r: r.request_id)
 
     def tick(self) -> int:
@@ -183,13 +193,16 @@ class Clearer:
         units, zones = delivery_records(self.store, latest.epoch if latest else 0,
                                         lambda rid: requests[rid].zone if rid in requests else None)
         margin = margin_bps_from_history(zones.get(request.zone, []))
+        caps = site_caps(capability_records(self.store, latest.epoch if latest else 0)) if self.tests.runs else None
         holdout = request.holdout_bps
 
         def held_out(site: str) -> bool:
             return holdout > 0 and is_held_out(seed, request.request_id, site, holdout)
 
         return clear(request.request_id, request.target_w, request.price_per_kwh, offers, units, margin,
-                     held_out, availability_ceiling=request.availability_ceiling), len(offers)
+                     held_out, availability_ceiling=request.availability_ceiling,
+                     site_caps=None if caps is None else lambda site: cap_of(caps, site, self.tests.probation_w)), \
+            len(offers)
 
     def stored(self, request_id: int) -> StoredAllocation | None:
         """The allocation this oracle computed for `request_id`, if it did."""

@@ -10,6 +10,10 @@ A request whose committed devices are at sites, or whose market holds sites out,
 (oracle.site_settlement: the randomized holdout, the portfolio estimate, each site's share); a
 request of devices metered alone without a holdout settles per device, each against its own
 baseline (the device-level `meter-before-after` product and the legacy rule).
+
+A capability test (a request opened by the network's test budget account, protocol.capability)
+settles by oracle.capability_settlement: its enrolled sites' meters, the test draw, each tested
+site's record and pay; it has no commitments, no allocation and no holdout.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from oracle.chain_view import DeviceInfo, RequestInfo
 from oracle.estimators import DID, ESTIMATORS
 from oracle.settlement import DeviceInput, EpochSettlement, Ledger, RequestInput, SettlementParams, settle_epoch
 from oracle.accepted import settled_commitments, taken_sites
+from oracle.capability_settlement import capability_request_input, capability_meters
+from protocol.capability import CapabilityRules
 from oracle.site_settlement import meters_of, site_request_input, uses_sites
 from protocol.clearing import Allocation
 from protocol.units import SECONDS_PER_DAY
@@ -43,6 +49,7 @@ class OracleEconomics:
     zone_methods: dict[int, BaselineSpec] = field(default_factory=dict)
     estimator: str = DID  # the portfolio estimator of per-site requests (oracle.estimators)
     site_adjustment: str = "none"  # site baselines take no same-day adjustment unless a network says so
+    tests: CapabilityRules = field(default_factory=CapabilityRules)  # capability tests: who opens them, share drawn
 
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:
@@ -174,6 +181,17 @@ def compute_epoch(
     known = [(r, allocations[r.request_id]) for r in [*ordered, *overlapping]
              if allocations.get(r.request_id) is not None]
     for request in ordered:
+        if economics.tests.is_test(request.buyer):
+            window = event_window(request, economics.params.interval_seconds)
+            readings = db.readings_in_range(engine, capability_meters(request, devices, devices_at),
+                                            window[0] - HISTORY_DAYS * SECONDS_PER_DAY, window[1])
+            request_in, records, verification = capability_request_input(
+                request, devices, readings, economics.site_spec_for(request), economics.tests, window,
+                economics.params.interval_seconds, devices_at, seed_reader(request))
+            inputs.append(request_in)
+            details[request.request_id] = records
+            verifications[request.request_id] = verification
+            continue
         allocation = allocations.get(request.request_id)
         request, commitments = settled_commitments(request, commitments_of[request.request_id], allocation, site_of,
                                                    taken_sites(request, known))

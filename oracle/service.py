@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastapi import FastAPI
 
@@ -31,6 +31,7 @@ from oracle.logs import IngestLog
 from oracle.metrics import OracleMetrics
 from oracle.readiness import Readiness
 from protocol.chain import ChainError, Transactor, connect
+from protocol.capability import CapabilityRules
 from protocol.clock import ChainClock
 from protocol.fast_verify import RegistryDomainVerifier
 from protocol.keys import load_key, read_password
@@ -70,6 +71,7 @@ def build_service(config: OracleConfig) -> OracleService:
     hub = manifest.contract(web3, "OracleHub")
     economics = config.economics.build(fee_account=hub.functions.treasury().call(),
                                        protocol_token=manifest.address("NegawattToken"))
+    economics = replace(economics, tests=CapabilityRules.from_parameters(manifest.parameters))  # capability tests
     attestor = Attestor(web3=web3, manifest=manifest, key=key, engine=engine, chain_view=view, ingestor=ingestor,
                         economics=economics, data_grace_seconds=config.data_grace_seconds,
                         stagger_seconds=config.stagger_seconds, clock=clock)

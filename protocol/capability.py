@@ -64,7 +64,9 @@ a buyer's target and then miss it. A later failed test does not lower the cap: t
 been drawn in an hour with nothing to shed (an unplugged EV), and the next test corrects it. 1.5 kW
 is what a water heater, a heat pump or a slowed EV charger sheds in most homes (the devices the
 node simulates shed 1-3 kW each), so a new site earns from its first request while it waits to be
-drawn, and a request relying on unproven sites risks at most 1.5 kW per site.
+drawn, and a request relying on unproven sites risks at most 1.5 kW per site. A network sets it in
+its manifest (`parameters.capability_probation_w`); a network that names no test budget account
+runs no tests and caps nothing (a cap no test can lift would be a fixed limit, not a probation).
 """
 
 from __future__ import annotations
@@ -114,10 +116,18 @@ class CapabilityRules:
 
     tester: str | None = None  # the test budget account; None: this network runs no tests
     test_bps: int = DEFAULT_TEST_BPS
+    probation_w: int = PROBATION_W
+
+    @property
+    def runs(self) -> bool:
+        """Whether this network runs capability tests (and so caps offers by them)."""
+        return self.tester is not None
 
     def __post_init__(self) -> None:
         if not 0 <= self.test_bps <= MAX_TEST_BPS:
             raise ValueError(f"capability_test_bps must be within 0..{MAX_TEST_BPS}, got {self.test_bps}")
+        if self.probation_w < 0:
+            raise ValueError(f"capability_probation_w must be >= 0, got {self.probation_w}")
         if self.tester is not None:
             object.__setattr__(self, "tester", to_checksum_address(self.tester))
 
@@ -129,7 +139,8 @@ class CapabilityRules:
     def from_parameters(cls, parameters: Mapping[str, Any]) -> "CapabilityRules":
         """The rules a deployment manifest's `parameters` set (none: no tests)."""
         tester = parameters.get("capability_tester")
-        return cls(tester or None, int(parameters.get("capability_test_bps", DEFAULT_TEST_BPS)))
+        return cls(tester or None, int(parameters.get("capability_test_bps", DEFAULT_TEST_BPS)),
+                   int(parameters.get("capability_probation_w", PROBATION_W)))
 
 
 @dataclass(frozen=True)
@@ -200,6 +211,6 @@ def site_caps(records: Iterable[CapabilityRecord]) -> dict[str, int]:
     return {site: record.tested_w for site, record in best.items()}
 
 
-def cap_of(caps: Mapping[str, int], site: str) -> int:
+def cap_of(caps: Mapping[str, int], site: str, probation_w: int = PROBATION_W) -> int:
     """The most `site` may offer in one request, in W (module docstring)."""
-    return caps.get(site.lower(), PROBATION_W)
+    return caps.get(site.lower(), probation_w)
