@@ -26,6 +26,14 @@ curtails ONLY what the request's on-chain allocation accepted for each device: a
 AllocationPosted event it fetches the device's leaf and proof from an oracle and checks them against
 the event's root (protocol.clearing.verify_acceptance); a device without a verified acceptance by
 the window's start is not curtailed ("not_accepted"), whatever an oracle says.
+
+A capability test (a request opened by the manifest's test budget account, protocol.capability) is
+not an offer: the node signs no commitment and asks no price. A node with a site meter records each
+of its devices in the test's zone as a participation for the whole capacity (so its setpoint is
+0 W); once the gate block exists it computes the test draw for its site alone
+(protocol.capability.is_tested): a tested site's devices are dispatched to 0 W at the start and
+restored at the end by the same code as any commitment, the others are marked `not_tested` and
+never touched. A node without a site meter is not enrolled and sits tests out.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ from node.outbox import Outbox
 from node.own_baseline import recent_window_w
 from protocol.events import EventDecoder
 from protocol.follower import Batch, Cursor, Follower, Rollback
+from protocol.capability import CapabilityRules, is_tested
 from protocol.clearing import verify_acceptance
 from protocol.holdout import is_held_out
 from protocol.meter import Commitment
@@ -61,7 +70,7 @@ CREATE TABLE IF NOT EXISTS participations (
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
     state TEXT NOT NULL,            -- committed | accepted | not_accepted | applied | restored | cancelled
-                                    -- | withdrawn | held_out
+                                    -- | withdrawn | held_out | not_tested
     applied_at REAL,
     latency_ms REAL,
     recent_w INTEGER,               -- the device's recent use in the window (node.own_baseline), if known
@@ -75,7 +84,8 @@ CREATE TABLE IF NOT EXISTS request_rules (
     drawn INTEGER NOT NULL DEFAULT 0,  -- 1 once the holdout draw of this request is known
     clears INTEGER NOT NULL DEFAULT 0,  -- 1: the market clears it; curtail only verified acceptances
     root TEXT,                          -- its AllocationPosted root (hex), once posted
-    clearing_price TEXT                 -- and its clearing price
+    clearing_price TEXT,                -- and its clearing price
+    test INTEGER NOT NULL DEFAULT 0     -- 1: a capability test (holdout_bps is then the test's share drawn)
 );
 CREATE TABLE IF NOT EXISTS reconsider (  -- declined because the device did not answer: decided again once it does
     request_id INTEGER NOT NULL,
@@ -343,6 +353,7 @@ class Dispatcher:
     clock: Callable[[], float] = time.time
     site: str | None = None  # the node's site meter: the unit the holdout draws (else each device is its own)
     seed_of: Callable[[int], bytes | None] = lambda gate_closure: None  # protocol.holdout.GateSeeds.seed
+    tests: CapabilityRules = field(default_factory=CapabilityRules)  # who opens capability tests (manifest)
     fetch: Callable[[str], tuple[int, Any]] = field(default_factory=lambda: fetch_json)  # GET -> (status, JSON)
     latencies_ms: list[float] = field(default_factory=list)
     retry_seconds: float = 2.0  # between attempts to apply a setpoint on a device that does not answer
@@ -358,6 +369,9 @@ class Dispatcher:
         """Decide for every device; sign and queue the commitments. Returns the watts committed."""
         now = self.clock()
         committed = 0
+        if self.tests.is_test(request.buyer):
+            self.on_test(request)
+            return 0
         with self._lock:
             if request.holdout_bps > 0 or request.clears:
                 self.db.execute("INSERT OR IGNORE INTO request_rules (request_id, holdout_bps, gate_closure, drawn, "
@@ -369,6 +383,27 @@ class Dispatcher:
                     continue
                 committed += self._consider(request, device, now)
         return committed
+
+    def on_test(self, request: Request) -> int:
+        """A capability test (see the module): every device of the zone takes part for its whole
+        capacity if the draw tests the site; nothing is signed. Returns how many devices take part."""
+        with self._lock:
+            if self.site is None:
+                self._record(request.request_id, None, "not_enrolled", "capability test: this node has no site meter")
+                return 0
+            self.db.execute("INSERT OR IGNORE INTO request_rules (request_id, holdout_bps, gate_closure, drawn, clears, "
+                            "test) VALUES (?, ?, ?, 0, 0, 1)", (request.request_id, self.tests.test_bps,
+                                                               request.gate_time))
+            devices = [d for d in self.devices if d.zone == request.zone]
+            for device in devices:
+                self.db.execute("INSERT OR IGNORE INTO participations (request_id, device, watts, start, end, state, "
+                                "opened_block) VALUES (?, ?, ?, ?, ?, 'committed', ?)",
+                                (request.request_id, device.address, device.capacity_w, request.start, request.end,
+                                 request.opened_block))
+                self._record(request.request_id, device.address, "capability_test",
+                             f"site {self.site} enrolled: curtailed to 0 W from {request.start} to {request.end} "
+                             f"if the draw tests it ({self.tests.test_bps} bps)")
+            return len(devices)
 
     def _consider(self, request: Request, device: NodeDevice, now: float) -> int:
         """Decide for one device (under the lock): commit it (signed, queued for the oracles) or
@@ -616,9 +651,9 @@ class Dispatcher:
         """For each request whose gate has closed, learn from the gate block whether this node's site
         (or each device, without a site meter) is held out (protocol.holdout); held-out participations
         are never applied."""
-        rows = self.db.execute("SELECT request_id, holdout_bps, gate_closure FROM request_rules "
+        rows = self.db.execute("SELECT request_id, holdout_bps, gate_closure, test FROM request_rules "
                                "WHERE drawn = 0 AND gate_closure <= ?", (now,)).fetchall()
-        for request_id, holdout_bps, gate_closure in rows:
+        for request_id, holdout_bps, gate_closure, test in rows:
             seed = self.seed_of(gate_closure)
             if seed is None:
                 continue  # no block at or after the gate yet
@@ -626,6 +661,16 @@ class Dispatcher:
             for (address,) in self.db.execute("SELECT device FROM participations WHERE request_id = ? AND "
                                               "state = 'committed'", (request_id,)).fetchall():
                 unit = self.site or address
+                if test:  # a capability test: the test draw, not the holdout's (protocol.capability)
+                    if is_tested(seed, request_id, unit, holdout_bps):
+                        self._record(request_id, address, "tested", f"the capability test drew site {unit} "
+                                                                    f"(seed 0x{seed.hex()})")
+                    else:
+                        self.db.execute("UPDATE participations SET state = 'not_tested' WHERE request_id = ? AND "
+                                        "device = ?", (request_id, address))
+                        self._record(request_id, address, "not_tested", f"the capability test did not draw site "
+                                                                        f"{unit}: control group")
+                    continue
                 if is_held_out(seed, request_id, unit, holdout_bps):
                     self.db.execute("UPDATE participations SET state = 'held_out' WHERE request_id = ? AND device = ?",
                                     (request_id, address))
@@ -686,7 +731,8 @@ def open_dispatch_db(path: str) -> sqlite3.Connection:
     db.execute("PRAGMA synchronous=FULL")
     db.executescript(DISPATCH_SCHEMA)
     rules = {row[1] for row in db.execute("PRAGMA table_info(request_rules)")}
-    for column, ddl in (("clears", "INTEGER NOT NULL DEFAULT 0"), ("root", "TEXT"), ("clearing_price", "TEXT")):
+    for column, ddl in (("clears", "INTEGER NOT NULL DEFAULT 0"), ("root", "TEXT"), ("clearing_price", "TEXT"),
+                        ("test", "INTEGER NOT NULL DEFAULT 0")):
         if column not in rules:  # databases from before the market cleared requests
             db.execute(f"ALTER TABLE request_rules ADD COLUMN {column} {ddl}")
     columns = {row[1] for row in db.execute("PRAGMA table_info(participations)")}

@@ -34,6 +34,7 @@ from protocol.chain import Transactor, connect
 from protocol.clock import ChainClock
 from protocol.holdout import GateSeeds
 from protocol.keys import load_key, read_password
+from protocol.capability import CapabilityRules
 from protocol.manifest import check_chain, load_manifest
 from protocol.units import format_units
 
@@ -332,7 +333,8 @@ def run(node: Node, stop: threading.Event) -> None:
     policy = Policy(**node.config.policy.model_dump())
     seeds = GateSeeds(node.web3)
     dispatcher = Dispatcher(db, node.outbox, node.devices, policy, node.manifest.chainId, registry, oracles,
-                            clock=clock, site=node.site, seed_of=seeds.seed)
+                            clock=clock, site=node.site, seed_of=seeds.seed,
+                            tests=CapabilityRules.from_parameters(node.manifest.parameters))
     watcher = RequestWatcher(node.web3, node.contract("FlexMarket"), db, node.manifest.start_block,
                              node.config.confirmations, on_rollback=dispatcher.on_rollback)
     if dispatcher.resume_applied():
