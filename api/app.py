@@ -14,7 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from api import routes_app, routes_auth, routes_chain, routes_forecast, routes_ops
+from api import routes_app, routes_auth, routes_capability, routes_chain, routes_forecast, routes_ops
 from api.context import ApiContext, make_context
 from api.docs_pages import install_docs
 from api.metrics import MetricsMiddleware
@@ -72,6 +72,7 @@ def create_app(context: ApiContext, rate_limit_per_second: float = 50.0, rate_li
     app.include_router(routes_auth.router)
     app.include_router(routes_forecast.router)
     app.include_router(routes_app.router)
+    app.include_router(routes_capability.router)
     install_openapi(app)
     install_docs(app)
     install_web_app(app, web_dir)

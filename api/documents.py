@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
+from api.capability import capability_rows
 from api.models import api_metadata
 from api.verification import TREATMENT, UnreadableVerification, read_verification
 from protocol.report_document import ReportDocument, ReportMismatch, RequestOutcome
@@ -34,6 +35,7 @@ LEAVES = api_metadata.tables["reward_leaves"]
 REPORT_SITES = api_metadata.tables["report_sites"]
 REPORT_UNITS = api_metadata.tables["report_units"]
 REPORT_SERIES = api_metadata.tables["report_series"]
+CAPABILITY = api_metadata.tables["capability_records"]
 
 
 class DocumentRejected(ValueError):
@@ -52,6 +54,7 @@ class VerifiedDocument:
     sites: list[dict[str, Any]] = field(default_factory=list)  # rows of report_sites (per-site requests)
     units: list[dict[str, Any]] = field(default_factory=list)  # rows of report_units (every request)
     series: list[dict[str, Any]] = field(default_factory=list)  # rows of report_series (every request)
+    capability: list[dict[str, Any]] = field(default_factory=list)  # rows of capability_records (tests)
 
 
 def _unit_rows(outcome: RequestOutcome) -> list[dict[str, Any]]:
@@ -91,8 +94,9 @@ def verify_document(body: dict[str, Any] | ReportDocument, digest: str, rewards_
         raise DocumentRejected(str(error)) from None
     except (ValidationError, ValueError, TypeError) as error:
         raise DocumentRejected(f"malformed report document: {str(error)[:500]}") from None
-    requests, sites, units, series = [], [], [], []
+    requests, sites, units, series, capability = [], [], [], [], []
     for r in document.requests:
+        capability.extend(capability_rows(r.requestId, r.verification))
         summary = None
         groups: dict[str, str] = {}
         if r.verification is not None:
@@ -113,7 +117,7 @@ def verify_document(body: dict[str, Any] | ReportDocument, digest: str, rewards_
     proofs = [{"account": p.account, "token": p.token, "amount": str(p.amount), "proof": json.dumps(p.proof)}
               for p in document.proofs()]
     return VerifiedDocument(digest.lower(), document.epoch, rewards_root.lower(), proofs, requests, sites, units,
-                            series)
+                            series, capability)
 
 
 def store_document(engine: Engine, document: VerifiedDocument, source: str) -> bool:
@@ -128,7 +132,8 @@ def store_document(engine: Engine, document: VerifiedDocument, source: str) -> b
             connection.execute(insert(REPORT_REQUESTS), [{"digest": document.digest, **r} for r in document.requests])
         if document.sites:
             connection.execute(insert(REPORT_SITES), [{"digest": document.digest, **s} for s in document.sites])
-        for table, rows in ((REPORT_UNITS, document.units), (REPORT_SERIES, document.series)):
+        for table, rows in ((REPORT_UNITS, document.units), (REPORT_SERIES, document.series),
+                            (CAPABILITY, document.capability)):
             if rows:
                 connection.execute(insert(table), [{"digest": document.digest, **row} for row in rows])
         if document.leaves:

@@ -395,3 +395,18 @@ class AllocationUnit(ApiTable, table=True):
     site: str = Field(max_length=42)
     group_name: str = Field(max_length=16)
     watts: int = Field(sa_column=_big())
+
+
+class CapabilityRecordRow(ApiTable, table=True):
+    """One tested site's capability record (proof of flexibility, protocol.capability) in a verified
+    report document: the watts it was measured to shed in a capability test, whether it passed, when."""
+
+    __tablename__ = "capability_records"
+    __table_args__ = (Index("ix_capability_records_site", "site", "tested_at"),)
+
+    digest: str = Field(primary_key=True, max_length=66)
+    request_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    site: str = Field(primary_key=True, max_length=42)
+    tested_w: int = Field(sa_column=_big())
+    passed: bool
+    tested_at: int = Field(sa_column=_big())

@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from api.capability import latest_capabilities
+
 from protocol.kinds import KIND_NAMES, DeviceKind
 from protocol.statuses import IndexedReportStatus, RequestStatus
 
@@ -114,7 +116,8 @@ def _device(row: Any) -> dict[str, Any]:
             "kindName": KIND_NAMES.get(row.kind, _FALLBACK_KIND),
             "capacityW": row.capacity_w, "zone": row.zone, "active": bool(row.active),
             "registered": bool(row.registered), "registeredBlock": row.registered_block,
-            "updatedBlock": row.updated_block, "site": row.site, "siteDevices": None, "profile": profile}
+            "updatedBlock": row.updated_block, "site": row.site, "siteDevices": None, "profile": profile,
+            "capability": None}
 
 
 _DEVICE_COLUMNS = ("d.address, d.owner, d.kind, d.capacity_w, d.zone, d.active, d.registered, d.registered_block, "
@@ -206,6 +209,9 @@ class Reads:
         rows = self._all(f"SELECT {_DEVICE_COLUMNS} WHERE {' AND '.join(clauses)} ORDER BY d.address LIMIT :limit",
                          **params)
         items = [_device(row) for row in rows[:limit]]
+        latest = latest_capabilities(self.engine, [i["address"] for i in items if i["kind"] == _SITE_METER])
+        for item in items:
+            item["capability"] = latest.get(item["address"])
         return {"items": items, "next": encode_cursor(items[-1]["address"]) if len(rows) > limit else None}
 
     def device(self, address: str) -> dict[str, Any] | None:
@@ -219,6 +225,7 @@ class Reads:
             out["siteDevices"] = [r.address for r in self._all(
                 "SELECT address FROM devices WHERE site = :site AND registered = :yes ORDER BY address",
                 site=address, yes=True)] if row.registered else []
+            out["capability"] = latest_capabilities(self.engine, [address]).get(address)
         return out
 
     def device_owner(self, address: str) -> str | None:

@@ -44,6 +44,32 @@ class Profile(BaseModel):
     updatedAt: int
 
 
+class CapabilityOut(BaseModel):
+    """A site's capability record (proof of flexibility): what a capability test measured it shed."""
+
+    site: Address
+    requestId: int = Field(description="the capability test (a FlexMarket request of the test budget account)")
+    testedW: int = Field(description="the site meter's reduction over the test window beyond the untested sites', "
+                                     "average W")
+    passed: bool = Field(description="testedW reached the pass share of what the site's devices' own baselines "
+                                     "said they would draw (protocol.capability)")
+    testedAt: int = Field(description="the test window's start, unix s")
+
+
+class CapabilityRecordOut(CapabilityOut):
+    """A capability record with whether its report is final (only final records cap the site's offers)."""
+
+    final: bool
+
+
+class SiteCapability(BaseModel):
+    """A site's capability records, newest first, and the latest final one (null: never tested)."""
+
+    site: Address
+    latest: CapabilityOut | None
+    records: list[CapabilityRecordOut]
+
+
 class DeviceOut(BaseModel):
     """A device as the DeviceRegistry has it, with its owner's off-chain profile."""
 
@@ -64,6 +90,8 @@ class DeviceOut(BaseModel):
         description="a site meter's registered devices, at most DeviceRegistry.MAX_DEVICES_PER_SITE (255) "
                     "(detail route only; null for other kinds and in lists)")
     profile: Profile | None
+    capability: CapabilityOut | None = Field(None, description="a site meter's latest final capability record "
+                                                               "(null: none yet, or not a site meter)")
 
 
 class DevicePage(BaseModel):

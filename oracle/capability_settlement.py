@@ -17,8 +17,9 @@ module applies it to the oracle's chain view and verified readings, the same way
 * Each tested site gets a DeviceInput of its own (the site is the unit, its owner is paid):
   watts = testedW, verified_wh = testedW over the window, eligible only if it passed, no penalty.
 * The verification published with the request: `{"capabilityTest": true, "testBps", "seed",
-  "controlMeanW", "controlSites", "sites": [...each enrolled site's group, r, expectedW...],
-  "capability": [records]}`; the records are what oracle.capability_records reads back from final
+  "controlMeanW", "controlSites", "sites": [...], "capability": [records]}`, each enrolled site with
+  its group (`treatment`: tested, `control`: not), `rW` and, tested, `expectedW`, `testedW`,
+  `passed`, `reasons`, its devices and `committedW`/`paidWh` as a per-site request's sites have them; the records are what oracle.capability_records reads back from final
   reports.
 """
 
@@ -36,9 +37,8 @@ from protocol.capability import (BELOW_DEVICES, NO_BASELINE, TOO_LITTLE, Capabil
 from protocol.kinds import DeviceKind
 from protocol.units import energy_wh
 
-TESTED = "tested"
+TESTED = "treatment"  # the groups as every per-site verification names them (dispatched, not dispatched)
 CONTROL = "control"
-NOT_TESTED = "capability_test_control"  # the reason on nothing: control sites get no DeviceInput
 
 
 def enrolled_sites(request: RequestInfo, devices: Mapping[str, DeviceInfo],
@@ -122,7 +122,8 @@ def capability_request_input(
     inputs, out_records, entries, capability = [], [], [], []
     for site in sites:
         r = r_of(site)
-        entry: dict[str, Any] = {"site": site, "group": TESTED if site in tested else CONTROL, "rW": r}
+        entry: dict[str, Any] = {"site": site, "group": TESTED if site in tested else CONTROL, "rW": r,
+                                 "committedW": 0, "paidWh": 0, "devices": []}
         if site in tested:
             flexible = flexible_devices(site, devices, devices_at)
             sums = [_baseline_sum(records.get(d, {})) for d in flexible]
@@ -138,10 +139,10 @@ def capability_request_input(
                 tested_w = 0
             record = CapabilityRecord(site, request.request_id, tested_w, passed, request.start)
             capability.append(record.as_json())
-            entry.update({"expectedW": expected, "testedW": tested_w, "passed": passed, "reasons": reasons,
-                          "devices": flexible})
             info = devices[site]
             wh = energy_wh(tested_w, interval) * intervals
+            entry.update({"expectedW": expected, "testedW": tested_w, "passed": passed, "reasons": reasons,
+                          "devices": flexible, "committedW": tested_w, "paidWh": wh if passed else 0})
             baseline = dict(records.get(site, {}))
             baseline.update({"eligible": passed, "reasons": reasons, "committed_w": tested_w,
                              "flags": list(baseline.get("flags", []))})

@@ -83,7 +83,7 @@ def test_the_draw_picks_a_share_and_the_rest_is_the_control_group():
     assert 1 <= len(TESTED) < N  # the fixed seed draws some, not all (so the test below means something)
     _inputs, _records, verification = settle(set(TESTED))
     groups = {e["site"]: e["group"] for e in verification["sites"]}
-    assert {s for s, g in groups.items() if g == "tested"} == set(TESTED)
+    assert {s for s, g in groups.items() if g == "treatment"} == set(TESTED)
     assert verification["controlSites"] == N - len(TESTED)
     assert enrolled_sites(capability_test(), registry(), devices_at) == SITES
     assert set(capability_meters(capability_test(), registry(), devices_at)) == set(SITES) | set(HEATERS)
