@@ -27,6 +27,9 @@ AllocationPosted event it fetches the device's leaf and proof from an oracle and
 the event's root (protocol.clearing.verify_acceptance); a device without a verified acceptance by
 the window's start is not curtailed ("not_accepted"), whatever an oracle says.
 
+The site's offers to one request add up to at most its tested capability (node.capability: what the
+oracles say they will cap it at when they clear), the devices decided first keeping theirs.
+
 A capability test (a request opened by the manifest's test budget account, protocol.capability) is
 not an offer: the node signs no commitment and asks no price. A node with a site meter records each
 of its devices in the test's zone as a participation for the whole capacity (so its setpoint is
@@ -354,6 +357,7 @@ class Dispatcher:
     site: str | None = None  # the node's site meter: the unit the holdout draws (else each device is its own)
     seed_of: Callable[[int], bytes | None] = lambda gate_closure: None  # protocol.holdout.GateSeeds.seed
     tests: CapabilityRules = field(default_factory=CapabilityRules)  # who opens capability tests (manifest)
+    capability: Callable[[], int | None] = lambda: None  # the site's cap on offers (node.capability), None: none
     fetch: Callable[[str], tuple[int, Any]] = field(default_factory=lambda: fetch_json)  # GET -> (status, JSON)
     latencies_ms: list[float] = field(default_factory=list)
     retry_seconds: float = 2.0  # between attempts to apply a setpoint on a device that does not answer
@@ -426,6 +430,8 @@ class Dispatcher:
              request.start)).fetchone()
         if watts and busy:
             watts, reason = 0, f"already committed to request {busy[0]} in an overlapping window"
+        if watts and self.site is not None:
+            watts, reason = self._capped(request, device, watts, reason)
         if not watts:
             waiting = self.db.execute("SELECT 1 FROM reconsider WHERE request_id = ? AND device = ?",
                                       (request.request_id, device.address)).fetchone()
@@ -456,6 +462,22 @@ class Dispatcher:
                      reason + (f"; offered {first} W at {price} and {extra} W at {extra_price} per kWh"
                                if extra else f"; offered at {price} per kWh"))
         return watts
+
+    def _capped(self, request: Request, device: NodeDevice, watts: int, reason: str) -> tuple[int, str]:
+        """`watts` within what the site's tested capability leaves after the site's other devices'
+        offers to this request (node.capability; the clearing applies the same cap)."""
+        cap = self.capability()
+        if cap is None:
+            return watts, reason
+        (used,) = self.db.execute("SELECT COALESCE(SUM(watts), 0) FROM participations WHERE request_id = ? AND "
+                                  "device != ? AND state != 'withdrawn'", (request.request_id,
+                                                                           device.address)).fetchone()
+        left = max(0, cap - int(used))
+        if watts <= left:
+            return watts, reason
+        if left < self.policy.min_commit_w:
+            return 0, f"the site's tested capability ({cap} W) is taken by its other offers ({used} W)"
+        return left, f"{reason}; capped at {left} W by the site's tested capability ({cap} W, {used} W offered)"
 
     def _reconsider(self, now: float) -> int:
         """Decide again for the devices declined because they did not answer, while commitments

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from node.devices.interface import DeviceUnavailable
+from node.capability import capped_total
 from node.dispatch import NodeDevice, Policy, decide, offer_tranches
 from protocol.forecast import MAX_PRICE, Tranche
 from protocol.requests import FlexRequest
@@ -36,10 +37,11 @@ Window = tuple[int, int]
 
 def window_offers(policy: Policy, devices: Iterable[NodeDevice], windows: Sequence[Window], now: float,
                   recent_of: Callable[[str, int, int], int | None] = lambda device, start, end: None,
-                  ) -> list[list[Tranche]]:
+                  cap_w: int | None = None) -> list[list[Tranche]]:
     """The site's tranches for each of `windows` (consecutive [start, end), in time order) by the
     module's rule; an empty list for a window: nothing. `recent_of(device, start, end)` is the
-    device's recent use in the window, when known."""
+    device's recent use in the window, when known. `cap_w`, the site's tested capability
+    (node.capability), caps each window's total, the confident part first, as the clearing will."""
     confident = [0] * len(windows)
     extra = [0] * len(windows)
     premium = [policy.min_price_per_kwh] * len(windows)
@@ -62,6 +64,8 @@ def window_offers(policy: Policy, devices: Iterable[NodeDevice], windows: Sequen
             extra[i] += more
             if more:
                 premium[i] = more_price
+    for i in range(len(windows)):
+        confident[i], extra[i] = capped_total([confident[i], extra[i]], cap_w)
     return [_tranches(policy, confident[i], extra[i], premium[i]) for i in range(len(windows))]
 
 

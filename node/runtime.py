@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from eth_account import Account
@@ -16,6 +17,7 @@ from node.config import NodeConfig
 from node.device_state import DeviceStateStore
 from node.device_drivers import build_node_device, build_site_meter, is_simulated_site_meter
 from node.devices.interface import DeviceUnavailable, kind_number
+from node.capability import SiteCapability
 from node.dispatch import Dispatcher, NodeDevice, Policy, RequestWatcher, fetch_json, open_dispatch_db
 from node.eligibility import (EarningWarning, WarningLog, bond_warning, fetch_rule, history_warning,
                               registration_warning)
@@ -286,7 +288,8 @@ def claim_now(node: Node, force: bool = True) -> str:
     return f"claimed {len(items)} token(s) in block {receipt.block_number}"
 
 
-def forecast_publisher(node: Node, policy: Policy, clock: Any, registry: str) -> ForecastPublisher | None:
+def forecast_publisher(node: Node, policy: Policy, clock: Any, registry: str,
+                       capability: Callable[[], int | None] | None = None) -> ForecastPublisher | None:
     """The publisher of the node's site forecast (node.forecast), when the node has a site meter and
     an API to publish to; its offers are what the dispatcher would commit (node.forecast_offer)."""
     site = node.site
@@ -299,7 +302,8 @@ def forecast_publisher(node: Node, policy: Policy, clock: Any, registry: str) ->
         return recent_window_w(node.outbox, device, start, end)
 
     return ForecastPublisher(site, meter.key, meter.zone, node.manifest.chainId, registry, node.config.api_url,
-                             lambda windows: window_offers(policy, flexible, windows, clock(), recent),
+                             lambda windows: window_offers(policy, flexible, windows, clock(), recent,
+                                                           capability() if capability else None),
                              clock=clock,
                              state_path=node.config.data_dir / "forecast-state.json")
 
@@ -332,9 +336,11 @@ def run(node: Node, stop: threading.Event) -> None:
     db = open_dispatch_db(str(node.config.data_dir / "dispatch.sqlite"))
     policy = Policy(**node.config.policy.model_dump())
     seeds = GateSeeds(node.web3)
+    tests = CapabilityRules.from_parameters(node.manifest.parameters)
+    capability = SiteCapability(node.site, oracles, fetch_json).cap_w if node.site and tests.runs else None
     dispatcher = Dispatcher(db, node.outbox, node.devices, policy, node.manifest.chainId, registry, oracles,
-                            clock=clock, site=node.site, seed_of=seeds.seed,
-                            tests=CapabilityRules.from_parameters(node.manifest.parameters))
+                            clock=clock, site=node.site, seed_of=seeds.seed, tests=tests,
+                            capability=capability or (lambda: None))
     watcher = RequestWatcher(node.web3, node.contract("FlexMarket"), db, node.manifest.start_block,
                              node.config.confirmations, on_rollback=dispatcher.on_rollback)
     if dispatcher.resume_applied():
@@ -379,7 +385,7 @@ def run(node: Node, stop: threading.Event) -> None:
     def check_claims() -> None:
         log.info("claims: %s", claim_now(node, force=False))
 
-    publisher = forecast_publisher(node, policy, clock, registry)
+    publisher = forecast_publisher(node, policy, clock, registry, capability)
     warning_log = WarningLog(log)  # each "cannot earn yet" warning logged once, not every check
     stake_token = token_info(node, node.manifest.address("NegawattToken"))
 

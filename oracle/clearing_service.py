@@ -193,7 +193,7 @@ class Clearer:
         units, zones = delivery_records(self.store, latest.epoch if latest else 0,
                                         lambda rid: requests[rid].zone if rid in requests else None)
         margin = margin_bps_from_history(zones.get(request.zone, []))
-        caps = site_caps(capability_records(self.store, latest.epoch if latest else 0)) if self.tests.runs else None
+        caps = self.site_caps()
         holdout = request.holdout_bps
 
         def held_out(site: str) -> bool:
@@ -203,6 +203,25 @@ class Clearer:
                      held_out, availability_ceiling=request.availability_ceiling,
                      site_caps=None if caps is None else lambda site: cap_of(caps, site, self.tests.probation_w)), \
             len(offers)
+
+    def site_caps(self) -> dict[str, int] | None:
+        """Each proven site's cap (protocol.capability.site_caps) from the finalized reports' records; None
+        on a network that runs no capability tests (nothing is capped)."""
+        if not self.tests.runs:
+            return None
+        latest = self.store.latest_final()
+        return site_caps(capability_records(self.store, latest.epoch if latest else 0))
+
+    def capability(self, site: str) -> tuple[int | None, list[Any]]:
+        """(the cap this oracle clears `site`'s offers with, None when nothing is capped; the site's
+        records in the finalized reports, newest first)."""
+        if not self.tests.runs:
+            return None, []
+        latest = self.store.latest_final()
+        records = capability_records(self.store, latest.epoch if latest else 0)
+        mine = sorted((r for r in records if r.site.lower() == site.lower()), key=lambda r: (r.tested_at, r.request_id),
+                      reverse=True)
+        return cap_of(site_caps(records), site, self.tests.probation_w), mine
 
     def stored(self, request_id: int) -> StoredAllocation | None:
         """The allocation this oracle computed for `request_id`, if it did."""

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from oracle import db
 from oracle.allocation_api import add_allocation_routes
 from oracle.baseline_rules_api import add_baseline_rules_route
+from oracle.capability_api import add_capability_routes
 from oracle.attestation import Attestor
 from oracle.clearing_service import Clearer
 from oracle.attestation_api import add_attestation_routes
@@ -88,6 +89,7 @@ def build_service(config: OracleConfig) -> OracleService:
                             ingest_log=ingest_log)
     add_attestation_routes(app, attestor)
     add_allocation_routes(app, clearer)
+    add_capability_routes(app, clearer)
     add_baseline_rules_route(app, economics)
     return OracleService(config, app, attestor, view, clearer, metrics, ingest_log)
 
