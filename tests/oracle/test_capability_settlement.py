@@ -180,3 +180,45 @@ def test_compute_epoch_settles_a_test_of_the_tester_by_the_draw(monkeypatch):
     settlement, _ = epoch.compute_epoch(None, [capability_test()], registry(), other, 1, bytes(32), {}, 10**30,
                                         seed_reader=lambda request: SEED, devices_at=devices_at)
     assert settlement.requests[0].payout == 0 and 9 not in settlement.verifications
+
+
+def test_the_clearing_caps_from_final_reports_and_the_oracle_serves_them(tmp_path):
+    """oracle.capability_records reads the records of FINAL reports only; the Clearer caps with them
+    (latest passed, else probation) and GET /v1/sites/{site}/capability serves that cap."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from oracle import db
+    from oracle.capability_api import add_capability_routes
+    from oracle.clearing_service import Clearer
+    from oracle.report_store import ReportStore
+    from protocol.statuses import StoredReportStatus
+
+    engine = db.make_engine(str(tmp_path / "oracle.sqlite"))
+    db.init_db(engine)
+    store = ReportStore(engine)
+    params = SettlementParams(fee_account="0x" + "fe" * 20, protocol_token="0x" + "aa" * 20, interval_seconds=INTERVAL)
+    request_in, records, verification = settle(set(TESTED[1:]))
+    settlement = settle_epoch(1, bytes(32), {}, [request_in], params, 10**30)
+    settlement.verifications = {9: verification}
+    document = report_document(bytes(32), settlement, {9: records})
+    clearer = Clearer.__new__(Clearer)  # only what the caps read: the report store and the test rules
+    clearer.store, clearer.tests, clearer.address = store, RULES, "0x" + "0c" * 20
+    app = FastAPI()
+    add_capability_routes(app, clearer)
+    client = TestClient(app)
+
+    store.save(document, StoredReportStatus.COMPUTED)  # not final: caps nothing yet
+    assert clearer.site_caps() == {}
+    assert client.get(f"/v1/sites/{TESTED[1]}/capability").json()["capW"] == PROBATION_W
+    store.set_status(document.digest, StoredReportStatus.FINAL)
+    assert clearer.site_caps() == {s.lower(): 2_000 for s in TESTED[1:]}
+    answer = client.get(f"/v1/sites/{TESTED[1]}/capability").json()
+    assert answer["capW"] == 2_000 and answer["probationW"] == PROBATION_W
+    assert answer["records"] == [{"site": TESTED[1], "requestId": 9, "testedW": 2_000, "passed": True,
+                                  "testedAt": START}]
+    failed = client.get(f"/v1/sites/{TESTED[0]}/capability").json()
+    assert failed["capW"] == PROBATION_W and failed["records"][0]["passed"] is False
+    assert client.get("/v1/sites/0x12/capability").status_code == 400
+    clearer.tests = CapabilityRules()  # a network that runs no tests caps nothing
+    assert clearer.site_caps() is None and client.get(f"/v1/sites/{TESTED[1]}/capability").json()["capW"] is None
