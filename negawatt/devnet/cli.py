@@ -341,6 +341,42 @@ def keys_command(
         typer.echo(f"{k.role}: {k.address} {k.private_key}")
 
 
+@devnet_app.command("test-capability")
+def test_capability_command(
+    run_dir: Path = typer.Option(..., "--run-dir", help="the run folder of a running devnet"),
+    zone: int = typer.Option(1, "--zone", min=0, help="the zone whose sites the test draws from"),
+    price: str = typer.Option("0.30", "--price", help="mUSD per kWh the tested sites are paid for what they shed"),
+    budget: str = typer.Option("5", "--budget", help="mUSD the test escrows (the protocol's budget for it)"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object"),
+) -> None:
+    """Open a capability test (proof of flexibility): a short request of the devnet's test budget account.
+
+    The nodes compute the draw of tested sites from the gate block and curtail those sites' devices
+    for the window; the oracles settle it like any request and write each tested site's capability
+    record into the report (served at /v1/sites/{address}/capability once the report is final)."""
+    import json
+
+    from buyer.checks import BuyerError, to_base_units
+    from negawatt.devnet.capability import CapabilityTestError, open_test
+
+    web3, manifest, profile = _attach(run_dir)
+    decimals = int(manifest.contract(web3, "MockStablecoin").functions.decimals().call())
+    try:
+        opened = open_test(web3, manifest, zone, to_base_units(price, decimals, "--price"),
+                           to_base_units(budget, decimals, "--budget"), profile.interval_seconds)
+    except (CapabilityTestError, BuyerError) as error:
+        _fail(str(error))
+    if as_json:
+        typer.echo(json.dumps({"requestId": opened.request_id, "zone": opened.zone, "start": opened.start,
+                               "end": opened.end, "gateClosure": opened.gate_closure, "testBps": opened.test_bps,
+                               "pricePerKWh": str(opened.price_per_kwh), "budget": str(opened.budget)}))
+        return
+    typer.echo(f"capability test {opened.request_id} opened in zone {opened.zone}: window {opened.start}.."
+               f"{opened.end} (gate {opened.gate_closure}), {opened.test_bps / 100:g} % of the zone's sites drawn, "
+               f"paid {price} mUSD/kWh from a {budget} mUSD budget; records at <API>/v1/sites/<site>/capability "
+               f"once its report is final")
+
+
 @devnet_app.command("down")
 def down(run_dir: Path = typer.Option(..., "--run-dir", help="the run folder of the devnet to stop")) -> None:
     """Stop a devnet started in another terminal (its processes are listed in <run-dir>/processes.json)."""

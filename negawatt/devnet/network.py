@@ -30,6 +30,7 @@ from typing import Any, Callable
 import httpx
 from pydantic import BaseModel, Field, model_validator
 
+from negawatt.devnet.capability import TESTER
 from negawatt.devnet.processes import ProcessGroup
 from negawatt.localchain import ANVIL_KEYS, REPO, deploy, free_port
 
@@ -80,6 +81,11 @@ class DevnetSpec(BaseModel):
     holdout_bps: int = Field(5_000, ge=0, le=5_000,
                              description="share of committed sites held out (a 20-site demo needs half for 5+)")
     gate_lead_seconds: int = Field(900, ge=0, le=86_400, description="commitments close this long before the start")
+    capability_test_bps: int = Field(2_000, ge=0, le=10_000,
+                                     description="share of a zone's sites each capability test draws "
+                                                 "(`negawatt devnet test-capability`)")
+    capability_probation_w: int = Field(1_500, ge=0, description="the most a site that never passed a capability "
+                                                                 "test may offer in one request, W")
     api: bool = Field(True, description="run the API service")
     claim_check_seconds: int = Field(5, ge=1)
     oracle_refresh_seconds: int = Field(30, ge=1, description="how often nodes re-read the oracle set")
@@ -227,6 +233,8 @@ class Devnet:
             "bond_per_kw": TOKEN, "unbonding_delay": 3_600, "threshold": 1, "challenge_bond": TOKEN,
             "oracle_slash_amount": TOKEN, "holdout_bps": self.spec.holdout_bps,
             "gate_lead_seconds": self.spec.gate_lead_seconds,
+            "capability_tester": TESTER, "capability_test_bps": self.spec.capability_test_bps,
+            "capability_probation_w": self.spec.capability_probation_w,
         })
         self.web3 = connect(self.rpc_url)
         self.manifest = load_manifest(self.manifest_path)
