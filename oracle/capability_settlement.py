@@ -16,6 +16,7 @@ module applies it to the oracle's chain view and verified readings, the same way
   with an event reading missing has no r; a control site without one leaves the control mean.
 * Each tested site gets a DeviceInput of its own (the site is the unit, its owner is paid):
   watts = testedW, verified_wh = testedW over the window, eligible only if it passed, no penalty.
+  No bond is asked (a test is not a commitment) and commitments sent for a test are not read.
 * The verification published with the request: `{"capabilityTest": true, "testBps", "seed",
   "controlMeanW", "controlSites", "sites": [...], "capability": [records]}`, each enrolled site with
   its group (`treatment`: tested, `control`: not), `rW` and, tested, `expectedW`, `testedW`,

@@ -25,14 +25,14 @@ def _fail(message: str) -> None:
 
 
 def _spec(nodes: int, devices_per_node: int, zones: int, oracles: int, threshold: int, api: bool,
-          hardware: bool = False):
+          hardware: bool = False, **extra: Any):
     from pydantic import ValidationError
 
     from negawatt.devnet.network import DevnetSpec
 
     try:
         return DevnetSpec(nodes=nodes, devices_per_node=devices_per_node, zones=zones, oracles=oracles,
-                          threshold=threshold, api=api, hardware=hardware)
+                          threshold=threshold, api=api, hardware=hardware, **extra)
     except ValidationError as error:
         _fail("; ".join(f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-') or 'options'}: {e['msg']}"
                         for e in error.errors()))
@@ -75,7 +75,9 @@ BLOCK_TIME = typer.Option(1.0, "--block-time", help="wall seconds between the bl
 @devnet_app.command("up")
 def up(nodes: int = NODES, devices_per_node: int = DEVICES, zones: int = ZONES, oracles: int = ORACLES,
        threshold: int = THRESHOLD, run_dir: Path | None = RUN_DIR, api: bool = API,
-       hardware: bool = HARDWARE, time_scale: float = TIME_SCALE, block_time: float = BLOCK_TIME) -> None:
+       hardware: bool = HARDWARE, time_scale: float = TIME_SCALE, block_time: float = BLOCK_TIME,
+       capability_test_bps: int = typer.Option(2_000, "--capability-test-bps", help="share of a zone's sites each "
+                                               "`negawatt devnet test-capability` draws, bps")) -> None:
     """Start anvil, deploy, and run the oracles, the API and the nodes until Ctrl-C.
 
     A keeper mines a block every --block-time s and runs the chain's clock --time-scale times
@@ -90,7 +92,8 @@ def up(nodes: int = NODES, devices_per_node: int = DEVICES, zones: int = ZONES, 
         check_options(time_scale, block_time)
     except KeeperError as error:
         _fail(str(error))
-    spec = _spec(nodes, devices_per_node, zones, oracles, threshold, api, hardware)
+    spec = _spec(nodes, devices_per_node, zones, oracles, threshold, api, hardware,
+                 capability_test_bps=capability_test_bps)
     console = _console()
     # the time scale is known before the oracles start: their grace periods follow it
     net = Devnet(spec, _run_dir(run_dir), on_step=lambda m: console.print(f"[green]✓[/] {m}"), time_scale=time_scale)
