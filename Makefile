@@ -98,9 +98,17 @@ chromium:
 demo: $(VENV)/.installed node_modules/.installed .toolchain/.solc compile web
 	$(BIN)/negawatt devnet demo $(DEMO_ARGS)
 
+# The contract suite on anvil runs alongside the main suite (its own anvil on a free port; the main
+# suite waits on devnets much of the time), its output kept in .test-anvil.log and printed after;
+# `make test` fails if either fails.
 test: setup slither
-	NEGAWATT_REQUIRE_POSTGRES=1 NEGAWATT_REQUIRE_BROWSER=1 $(BIN)/ape test tests --durations=25
-	$(BIN)/ape test tests/contracts --network ethereum:local:foundry
+	@echo "the contract suite on anvil runs alongside: its output follows the main suite's"
+	@$(BIN)/ape test tests/contracts --network ethereum:local:foundry > .test-anvil.log 2>&1 & anvil=$$!; \
+	NEGAWATT_REQUIRE_POSTGRES=1 NEGAWATT_REQUIRE_BROWSER=1 $(BIN)/ape test tests --durations=25; main=$$?; \
+	wait $$anvil; contracts=$$?; \
+	echo "---- ape test tests/contracts --network ethereum:local:foundry ----"; cat .test-anvil.log; \
+	echo "main suite: exit $$main; contract suite on anvil: exit $$contracts"; \
+	test $$main -eq 0 && test $$contracts -eq 0
 
 test-contracts: setup
 	$(BIN)/ape test tests/contracts
@@ -117,4 +125,4 @@ bench: setup
 	$(BIN)/python -m bench gas
 
 clean:
-	rm -rf .build contracts/.cache .toolchain deployments/ethereum-local.json runs web/dist
+	rm -rf .build contracts/.cache .toolchain deployments/ethereum-local.json runs web/dist .test-anvil.log
