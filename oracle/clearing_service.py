@@ -121,6 +121,7 @@ class Clearer:
         self.hub = manifest.contract(web3, "OracleHub")
         self.seeds = GateSeeds(web3)
         self.tests = CapabilityRules.from_parameters(manifest.parameters)
+        self._caps: tuple[int, dict[str, int]] | None = None  # (final epoch, caps) of cap_of_site
         self.store = ReportStore(engine)
         self.tx = Transactor(web3, key, abis=[entry.abi for entry in manifest.contracts.values()])
         self.http = httpx.Client(timeout=http_timeout)
@@ -211,6 +212,17 @@ class Clearer:
             return None
         latest = self.store.latest_final()
         return site_caps(capability_records(self.store, latest.epoch if latest else 0))
+
+    def cap_of_site(self, site: str) -> int | None:
+        """The most `site` may offer to one request (what the ingest refuses beyond), None when nothing
+        is capped; the caps are recomputed only when a newer report is final."""
+        if not self.tests.runs:
+            return None
+        latest = self.store.latest_final()
+        epoch = latest.epoch if latest else 0
+        if self._caps is None or self._caps[0] != epoch:
+            self._caps = (epoch, site_caps(capability_records(self.store, epoch)))
+        return cap_of(self._caps[1], site, self.tests.probation_w)
 
     def capability(self, site: str) -> tuple[int | None, list[Any]]:
         """(the cap this oracle clears `site`'s offers with, None when nothing is capped; the site's

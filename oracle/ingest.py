@@ -58,6 +58,7 @@ REASONS: dict[str, tuple[int, str]] = {
     "offer_above_ceiling": (422, "The offer's minimum price is above the request's ceiling"),
     "offer_out_of_order": (422, "The extra tranche is priced below the first tranche"),
     "commitment_conflict": (409, "The device committed different watts to this request"),
+    "above_tested_capability": (422, "The site's offers to this request exceed its tested capability"),
 }
 
 
@@ -127,6 +128,9 @@ class Ingestor:
         self.chain_view = chain_view
         self.verifier = verifier
         self.settings = settings or IngestSettings()
+        # The most a site may offer to one request (its capability cap, protocol.capability), or None
+        # when nothing is capped (a network without capability tests); the oracle service sets it.
+        self.site_cap: Callable[[str], int | None] = lambda site: None
 
     # -------------------------------------------------------------------------------------------
     # meter batches
@@ -276,11 +280,15 @@ class Ingestor:
         if commitment.extra_watts and commitment.extra_min_price_per_kwh < commitment.min_price_per_kwh:
             raise Rejected("offer_out_of_order", "the extra tranche's price is below the first tranche's")
 
+        site = getattr(info, "site", None)
+        cap = self.site_cap(site) if site else None  # read before the write transaction: it reads reports
         with db.write_transaction(self.engine, f"request:{request_id}") as session:
             stored = db.find_commitment(session, request_id, device)
             if stored is not None:
                 return self._replay(stored.digest, digest_hex, stored.ack, "commitment_conflict",
                                     f"{device} committed {stored.watts} W to request {request_id}")
+            if cap is not None:
+                self._check_capability(session, site, cap, device, request_id, commitment.total_watts)
             ack = canonical_json({
                 "status": "accepted", "kind": "commitment", "device": device, "request_id": request_id,
                 "watts": commitment.watts, "digest": digest_hex, "received_at": now, "gap": None,
@@ -293,6 +301,24 @@ class Ingestor:
                 min_availability_price=str(commitment.min_availability_price_per_kwh)))
         logger.debug("accepted commitment %s -> request %d (%d W)", device, request_id, commitment.watts)
         return Ack(ack, replay=False)
+
+    def _check_capability(self, session: Any, site: str, cap: int, device: str, request_id: int, watts: int) -> None:
+        """Refuse an offer that takes its site's offers to this request past `cap`, the site's tested
+        capability (checked in the request's write transaction, so two devices of one site cannot both
+        pass on the same room). The clearing cuts offers to the same cap (protocol.clearing)."""
+        devices_at = getattr(self.chain_view, "devices_at", lambda _site: [])
+        others = 0
+        for other in devices_at(site):
+            if other.lower() == device.lower():
+                continue
+            found = db.find_commitment(session, request_id, other)
+            if found is not None:
+                others += found.watts + found.extra_watts
+        if others + watts > cap:
+            raise Rejected("above_tested_capability",
+                           f"site {site} may offer at most {cap} W to a request (its tested capability, or the "
+                           f"probationary cap before it passed a test); its devices already offer {others} W and this "
+                           f"offer adds {watts} W")
 
     # -------------------------------------------------------------------------------------------
     # shared checks

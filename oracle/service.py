@@ -79,6 +79,7 @@ def build_service(config: OracleConfig) -> OracleService:
     clearer = Clearer(web3=web3, manifest=manifest, key=key, engine=engine, chain_view=view, ingestor=ingestor,
                       sync_delay_seconds=config.clearing_delay_seconds, clock=clock)
     attestor.allocation_reader = clearer.settled_allocation
+    ingestor.site_cap = clearer.cap_of_site  # an offer past its site's tested capability is refused
     metrics = OracleMetrics()
     attestor.metrics = metrics
     metrics.watch(report_counts=attestor.store.counts)

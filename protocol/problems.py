@@ -75,6 +75,7 @@ class Reason(str, Enum):
     OFFER_ABOVE_CEILING = "offer_above_ceiling"
     OFFER_OUT_OF_ORDER = "offer_out_of_order"
     COMMITMENT_CONFLICT = "commitment_conflict"
+    ABOVE_TESTED_CAPABILITY = "above_tested_capability"
     CHAIN_UNAVAILABLE = "chain_unavailable"
     # oracle attestation (a declined proposal)
     PREVIOUS_REPORT_UNKNOWN = "previous_report_unknown"

@@ -257,3 +257,30 @@ def test_an_offer_asking_more_availability_than_the_request_pays_is_refused(inge
     stored = db.commitments_of_request(ingestor.engine, paying)
     assert [(r.watts, r.min_availability_price) for r in stored] == [(1_000, "40000")]
     assert stored[0].to_commitment().signer(chain_ops.chain_id, chain_ops.registry.address) == device.address
+
+
+def test_an_offer_past_its_sites_tested_capability_is_refused(ingest, chain_ops):
+    # issue 14's bad input: a site's offers to one request may not exceed its capability cap (the
+    # tested W, or the probationary cap); the second device of the site would take it past 3,000 W
+    site = chain_ops.register_site()
+    heater = chain_ops.register_at_site(site.address, capacity_w=3_000)
+    pump = chain_ops.register_at_site(site.address, capacity_w=3_000)
+    lone = chain_ops.register(capacity_w=4_000)  # metered on its own: no site, no site cap
+    request_id = chain_ops.open_request(zone=4)
+    now = chain_ops.chain_time()
+    ingestor = ingest.default
+    asked = []
+    ingestor.site_cap = lambda s: asked.append(s) or 3_000
+    try:
+        ingestor.accept_commitment(chain_ops.commitment(heater, request_id, 2_000), now)
+        with pytest.raises(Rejected) as refused:
+            ingestor.accept_commitment(chain_ops.commitment(pump, request_id, 1_500), now)
+        assert refused.value.code == "above_tested_capability" and refused.value.status == 422
+        assert "at most 3000 W" in str(refused.value) and "already offer 2000 W" in str(refused.value)
+        assert [r.device for r in db.commitments_of_request(ingestor.engine, request_id)] == [heater.address]
+        ingestor.accept_commitment(chain_ops.commitment(pump, request_id, 1_000), now)  # exactly the cap
+        ingestor.accept_commitment(chain_ops.commitment(lone, request_id, 4_000), now)
+        assert {a.lower() for a in asked} == {site.address.lower()}
+    finally:
+        ingestor.site_cap = lambda s: None
+    assert sorted(r.watts for r in db.commitments_of_request(ingestor.engine, request_id)) == [1_000, 2_000, 4_000]
