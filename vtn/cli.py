@@ -36,6 +36,7 @@ def serve(
              "oracles": list(oracle) or None, "poll_seconds": poll_seconds}
     settings = VtnSettings(**{k: v for k, v in given.items() if v is not None})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per refresh poll is noise
     try:
         context = build_context(settings)
     except (ClientsError, OSError, ValueError, RuntimeError) as error:
