@@ -46,7 +46,8 @@ def main() -> None:
             events = client.events.get_events(target=None, pagination=None, program_id=None)
             emit({"status": 200, "events": [
                 {"id": e.id, "programID": e.program_id, "start": e.interval_period.start.isoformat(),
-                 "payloads": [{"type": p.type, "values": list(p.values)} for i in e.intervals or () for p in i.payloads]}
+                 "payloads": [{"type": p.type, "values": list(p.values)}
+                              for i in e.intervals or () for p in i.payloads]}
                 for e in events]})
         elif args.command == "report":
             values = [float(v) for v in args.kwh.split(",") if v]
