@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
 # Test runs print no Ape banner noise into CI logs.
 export APE_DISABLE_TERMINAL_COLOR := 1
 
-.PHONY: help setup compile postgres mosquitto chromium web demo test test-contracts test-anvil slither bench clean
+.PHONY: help setup compile postgres mosquitto chromium openadr web demo test test-contracts test-anvil slither bench clean
 
 help:
 	@echo "make demo    install what the demo needs, then the whole network on a local devnet: one flexibility event end to end"
@@ -24,7 +24,7 @@ help:
 	@echo "make bench   python -m bench gas (gas of every protocol operation on anvil)"
 	@echo "make clean   remove build output (keeps .venv and node_modules)"
 
-setup: $(VENV)/.installed node_modules/.installed .toolchain/.solc compile web postgres mosquitto chromium
+setup: $(VENV)/.installed node_modules/.installed .toolchain/.solc compile web postgres mosquitto chromium openadr
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "negawatt needs Python >= 3.11")'
@@ -93,6 +93,21 @@ chromium:
 	else \
 		echo "Chromium missing: install Debian's chromium (the web app's browser tests need it)"; \
 	fi
+
+# The VTN facade's tests (tests/vtn/) drive the stock OpenADR client, openadr3-client 2.4.2, which needs
+# Python >= 3.12 while the project stays on 3.11: it gets its own venv, from its lock file.
+PYTHON312 ?= $(shell for c in python3.12 $(HOME)/.pyenv/versions/3.12*/bin/python; do \
+	$$c -c "import sys; sys.exit(sys.version_info[:2] != (3, 12))" >/dev/null 2>&1 && { command -v $$c; break; }; done)
+OPENADR_LOCK := tests/vtn/clients/requirements.lock
+openadr: .venv-openadr/.installed
+
+.venv-openadr/.installed: $(OPENADR_LOCK)
+	@if [ -z "$(PYTHON312)" ]; then \
+		echo "error: Python 3.12 not found (PATH or ~/.pyenv/versions/3.12*): the VTN tests' stock openadr3-client needs it; set PYTHON312=/path/to/python3.12"; exit 1; \
+	fi
+	@test -x .venv-openadr/bin/python || $(PYTHON312) -m venv .venv-openadr
+	.venv-openadr/bin/python -m pip install --quiet --no-deps -r $(OPENADR_LOCK)
+	@touch $@
 
 # The demo needs the Python tree, anvil, the compiled contracts and the web app, not the test-only servers.
 demo: $(VENV)/.installed node_modules/.installed .toolchain/.solc compile web

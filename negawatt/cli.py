@@ -15,6 +15,7 @@ from buyer.cli import buyer_app
 from negawatt.devnet.cli import devnet_app
 from node.cli import node_app
 from oracle.cli import oracle_app
+from vtn.cli import vtn_app
 
 app = typer.Typer(name="negawatt", help="negawatt: a DePIN flexibility network.", no_args_is_help=True)
 manifest_app = typer.Typer(help="Inspect deployment manifests.", no_args_is_help=True)
@@ -26,6 +27,7 @@ app.add_typer(node_app, name="node")
 app.add_typer(api_app, name="api")
 app.add_typer(devnet_app, name="devnet")
 app.add_typer(buyer_app, name="buyer")
+app.add_typer(vtn_app, name="vtn")
 
 
 def _fail(message: str) -> None:

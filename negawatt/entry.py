@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 
 # The first-party packages: a missing one of these is a broken install, not a missing extra.
-_OWN_PACKAGES = frozenset({"negawatt", "protocol", "node", "oracle", "api", "buyer", "bench"})
+_OWN_PACKAGES = frozenset({"negawatt", "protocol", "node", "oracle", "api", "buyer", "bench", "vtn"})
 # The role groups that run on their own: module and Typer app of each (the extra has the role's name).
 _ROLES = {"node": ("node.cli", "node_app"), "oracle": ("oracle.cli", "oracle_app"),
           "api": ("api.cli", "api_app"), "buyer": ("buyer.cli", "buyer_app")}

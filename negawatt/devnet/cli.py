@@ -77,7 +77,9 @@ def up(nodes: int = NODES, devices_per_node: int = DEVICES, zones: int = ZONES, 
        threshold: int = THRESHOLD, run_dir: Path | None = RUN_DIR, api: bool = API,
        hardware: bool = HARDWARE, time_scale: float = TIME_SCALE, block_time: float = BLOCK_TIME,
        capability_test_bps: int = typer.Option(2_000, "--capability-test-bps", help="share of a zone's sites each "
-                                               "`negawatt devnet test-capability` draws, bps")) -> None:
+                                               "`negawatt devnet test-capability` draws, bps"),
+       vtn: bool = typer.Option(False, "--vtn", help="also the OpenADR 3.1.0 VTN facade; its clients' settings "
+                                "go to RUN_DIR/vtn.json")) -> None:
     """Start anvil, deploy, and run the oracles, the API and the nodes until Ctrl-C.
 
     A keeper mines a block every --block-time s and runs the chain's clock --time-scale times
@@ -114,6 +116,10 @@ def up(nodes: int = NODES, devices_per_node: int = DEVICES, zones: int = ZONES, 
                       + f" (`negawatt devnet warp --run-dir {net.run_dir} --by 2h` jumps); network profile {profile}")
         for line in describe(accounts, net.run_dir):
             console.print(f"  {line}", soft_wrap=True)
+        if vtn:
+            from negawatt.devnet.vtn import start_vtn
+
+            console.print(f"[bold]OpenADR VTN[/]: stock clients read {start_vtn(net, accounts)} (vtn/README.md)")
         console.print(f"[bold]devnet up[/]: RPC {net.rpc_url}, manifest {net.manifest_path}, "
                       f"API {net.api_url or '(not running)'}, logs in {net.run_dir / 'logs'}")
         if net.api_url:

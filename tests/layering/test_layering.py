@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("protocol", "oracle", "node", "api", "negawatt", "bench", "buyer")
-ROLES = ("oracle", "node", "api", "buyer")
+PACKAGES = ("protocol", "oracle", "node", "api", "negawatt", "bench", "buyer", "vtn")
+ROLES = ("oracle", "node", "api", "buyer", "vtn")
 
 
 def _module_name(path: Path) -> str:
