@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -137,6 +137,8 @@ def test_heat_pump_never_leaves_the_comfort_band(seed, mean, amplitude, day_sd, 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10**6), mean=st.floats(26, 34), amplitude=st.floats(0, 5), day_sd=st.floats(0, 1.0),
        initial=st.floats(22.0, 26.0), capacity=st.floats(2e6, 2e7), schedule=schedules)
+# hypothesis found it (CI, stop 26): a night at 21.9 °C outdoors takes a light house below the AC's 22 °C
+@example(seed=0, mean=26.0, amplitude=4.0, day_sd=1.0, initial=22.0, capacity=2e6, schedule=[(301, None)])
 def test_hvac_never_leaves_the_comfort_band(seed, mean, amplitude, day_sd, initial, capacity, schedule):
     ac = HVAC("ac", HVACParams(outdoor_mean_c=mean, outdoor_amplitude_k=amplitude, outdoor_day_sd_k=day_sd,
                                initial_temp_c=initial, heat_capacity_j_per_k=capacity), seed=seed, start_time=T0)
@@ -144,15 +146,22 @@ def test_hvac_never_leaves_the_comfort_band(seed, mean, amplitude, day_sd, initi
 
 
 def _check_band(device, schedule, low, high):
+    """The device keeps the house in [low, high], except where physics alone takes it out: a cooling
+    unit cannot warm a house the night air cools below `low` (nor a heat pump cool one above `high`),
+    so the band widens to the coldest (warmest) outdoor temperature seen so far (sampled every 60 s)."""
     t = T0
+    coldest = warmest = device.outdoor_c(T0)
     for seconds, setpoint in schedule:
         if setpoint is None:
             device.restore()
         else:
             device.apply_setpoint(setpoint, "random")
         for step in range(0, seconds, 300):
+            for moment in range(t + step, t + step + 301, 60):
+                outdoor = device.outdoor_c(moment)
+                coldest, warmest = min(coldest, outdoor), max(warmest, outdoor)
             device.advance(t + step + 1)
-            assert low - 1e-9 <= device.state()["indoor_c"] <= high + 1e-9
+            assert min(low, coldest) - 1e-9 <= device.state()["indoor_c"] <= max(high, warmest) + 1e-9
             if device.setpoint_w is not None and device.power_w() > device.setpoint_w:
                 assert device.state()["override"]  # any excess over the setpoint is a reported override
         t += seconds

@@ -211,6 +211,14 @@ def devnet_ops(devnet) -> ChainOps:
     return ChainOps(devnet)
 
 
+@pytest.fixture
+def chain_ops_of() -> type[ChainOps]:
+    """ChainOps itself, for a fixture that builds its own devnet. A test module must not import it
+    with `from conftest import ...`: every test folder has a conftest.py, and that name resolves to
+    whichever one pytest loaded last (tests/vtn's, say), not to this one."""
+    return ChainOps
+
+
 class Clock:
     """A settable clock (unix seconds) the service reads 'now' from; follows real time until set."""
 

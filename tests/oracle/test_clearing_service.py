@@ -35,12 +35,10 @@ PRICES = {"A": (50_000, 0, 0), "B": (80_000, 1_000, 120_000), "C": (150_000, 0, 
 
 
 @pytest.fixture
-def network(devnet_factory, tmp_path):
-    from conftest import ChainOps
-
+def network(devnet_factory, tmp_path, chain_ops_of):
     net = devnet_factory({"challenge_window": 60, "min_duration": 60, "min_oracle_bond": 10**18,
                           "gate_lead_seconds": GATE_LEAD})
-    ops = ChainOps(net)
+    ops = chain_ops_of(net)
     abis = [entry.abi for entry in ops.manifest.contracts.values()]
     admin = Transactor(ops.web3, net.keys[0], abis=abis)
     hub = ops.manifest.contract(ops.web3, "OracleHub")

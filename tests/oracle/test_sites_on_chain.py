@@ -23,10 +23,8 @@ def ruled(devnet_factory):
 
 
 @pytest.fixture
-def ops(ruled):
-    from conftest import ChainOps  # tests/oracle/conftest.py
-
-    return ChainOps(ruled)
+def ops(ruled, chain_ops_of):
+    return chain_ops_of(ruled)
 
 
 def view_of(ops, tmp_path) -> ChainView:
