@@ -121,7 +121,7 @@ class Clearer:
         self.hub = manifest.contract(web3, "OracleHub")
         self.seeds = GateSeeds(web3)
         self.tests = CapabilityRules.from_parameters(manifest.parameters)
-        self._caps: tuple[int, dict[str, int]] | None = None  # (final epoch, caps) of cap_of_site
+        self._caps: tuple[int, list[Any], dict[str, int]] | None = None  # (final epoch, records, caps)
         self.store = ReportStore(engine)
         self.tx = Transactor(web3, key, abis=[entry.abi for entry in manifest.contracts.values()])
         self.http = httpx.Client(timeout=http_timeout)
@@ -205,35 +205,38 @@ class Clearer:
                      site_caps=None if caps is None else lambda site: cap_of(caps, site, self.tests.probation_w)), \
             len(offers)
 
+    def _final_capability(self) -> tuple[list[Any], dict[str, int]]:
+        """The capability records of the finalized reports and the caps they set, read again only when
+        a newer report is final (the clearing, the ingest and the route all ask for them)."""
+        latest = self.store.latest_final()
+        epoch = latest.epoch if latest else 0
+        if self._caps is None or self._caps[0] != epoch:
+            records = capability_records(self.store, epoch)
+            self._caps = (epoch, records, site_caps(records))
+        return self._caps[1], self._caps[2]
+
     def site_caps(self) -> dict[str, int] | None:
         """Each proven site's cap (protocol.capability.site_caps) from the finalized reports' records; None
         on a network that runs no capability tests (nothing is capped)."""
         if not self.tests.runs:
             return None
-        latest = self.store.latest_final()
-        return site_caps(capability_records(self.store, latest.epoch if latest else 0))
+        return self._final_capability()[1]
 
     def cap_of_site(self, site: str) -> int | None:
         """The most `site` may offer to one request (what the ingest refuses beyond), None when nothing
-        is capped; the caps are recomputed only when a newer report is final."""
-        if not self.tests.runs:
-            return None
-        latest = self.store.latest_final()
-        epoch = latest.epoch if latest else 0
-        if self._caps is None or self._caps[0] != epoch:
-            self._caps = (epoch, site_caps(capability_records(self.store, epoch)))
-        return cap_of(self._caps[1], site, self.tests.probation_w)
+        is capped."""
+        caps = self.site_caps()
+        return None if caps is None else cap_of(caps, site, self.tests.probation_w)
 
     def capability(self, site: str) -> tuple[int | None, list[Any]]:
         """(the cap this oracle clears `site`'s offers with, None when nothing is capped; the site's
         records in the finalized reports, newest first)."""
         if not self.tests.runs:
             return None, []
-        latest = self.store.latest_final()
-        records = capability_records(self.store, latest.epoch if latest else 0)
+        records, caps = self._final_capability()
         mine = sorted((r for r in records if r.site.lower() == site.lower()), key=lambda r: (r.tested_at, r.request_id),
                       reverse=True)
-        return cap_of(site_caps(records), site, self.tests.probation_w), mine
+        return cap_of(caps, site, self.tests.probation_w), mine
 
     def stored(self, request_id: int) -> StoredAllocation | None:
         """The allocation this oracle computed for `request_id`, if it did."""

@@ -203,7 +203,7 @@ def test_the_clearing_caps_from_final_reports_and_the_oracle_serves_them(tmp_pat
     settlement.verifications = {9: verification}
     document = report_document(bytes(32), settlement, {9: records})
     clearer = Clearer.__new__(Clearer)  # only what the caps read: the report store and the test rules
-    clearer.store, clearer.tests, clearer.address = store, RULES, "0x" + "0c" * 20
+    clearer.store, clearer.tests, clearer.address, clearer._caps = store, RULES, "0x" + "0c" * 20, None
     app = FastAPI()
     add_capability_routes(app, clearer)
     client = TestClient(app)
