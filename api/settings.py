@@ -20,6 +20,13 @@ from protocol.http_limits import HttpLimits
 _DOMAIN = re.compile(r"[A-Za-z0-9\-._~%!$&'()*+,;=:@\[\]]{1,255}")
 
 
+def _http_url(value: str | None, name: str) -> str | None:
+    """`value` if it is None or an http(s) URL with a host; else ValueError naming `name`."""
+    if value is not None and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc):
+        raise ValueError(f"{name} must be an http(s) URL with a host: {value[:80]!r}")
+    return value
+
+
 class ApiSettings(BaseSettings):
     """Everything `negawatt api serve` needs."""
 
@@ -79,9 +86,7 @@ class ApiSettings(BaseSettings):
     @field_validator("public_rpc_url")
     @classmethod
     def _public_rpc_url(cls, value: str | None) -> str | None:
-        if value is not None and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc):
-            raise ValueError(f"public_rpc_url must be an http(s) URL with a host: {value[:80]!r}")
-        return value
+        return _http_url(value, "public_rpc_url")
 
     def browser_rpc_url(self) -> str | None:
         """The RPC URL a browser is told to use: the public one, or rpc_url when it is a loopback address."""
@@ -93,8 +98,7 @@ class ApiSettings(BaseSettings):
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
-        if value is not None and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc):
-            raise ValueError(f"public_url must be an http(s) URL with a host: {value[:80]!r}")
+        value = _http_url(value, "public_url")
         return value.rstrip("/") if value else value
 
     @field_validator("siwe_domains")
