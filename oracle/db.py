@@ -369,6 +369,19 @@ def batches_of_device(engine: Engine, device: str, from_ts: int = 0, to_ts: int 
         ).all())
 
 
+def batches_in_range(engine: Engine, from_ts: int, to_ts: int, after: int = 0,
+                     limit: int = 1000) -> list[MeterBatchRecord]:
+    """Stored batches of every device overlapping [from_ts, to_ts), in the order they were stored
+    (by `id`), starting after the record id `after`; at most `limit`. Peers page through a time range
+    with it: the next page starts after the last id of this one."""
+    with Session(engine) as session:
+        return list(session.exec(
+            select(MeterBatchRecord)
+            .where(MeterBatchRecord.id > after, MeterBatchRecord.end > from_ts, MeterBatchRecord.start < to_ts)
+            .order_by(MeterBatchRecord.id).limit(limit)  # type: ignore[arg-type]
+        ).all())
+
+
 def commitments_of_request(engine: Engine, request_id: int) -> list[CommitmentRecord]:
     """Every stored commitment to `request_id`, ordered by device address."""
     if not 0 <= request_id <= MAX_DB_INT:

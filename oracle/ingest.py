@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -183,6 +183,18 @@ class Ingestor:
             self._close_filled_gap(session, device, batch.sequence, now)
         logger.debug("accepted batch %s #%d [%d, %d)", device, batch.sequence, batch.start, end)
         return Ack(ack, replay=False)
+
+    def accept_batches(self, batches: Sequence[MeterBatch], now: int) -> list[Ack | Rejected]:
+        """Verify and store many batches (a peer's page, a history upload): one answer per batch, in
+        order, each an Ack (new or replay) or the Rejected that refused it; the accepted ones are
+        durable when this returns. A refused batch does not stop the others."""
+        answers: list[Ack | Rejected] = []
+        for batch in batches:
+            try:
+                answers.append(self.accept_batch(batch, now))
+            except Rejected as refused:
+                answers.append(refused)
+        return answers
 
     def _check_batch_shape(self, batch: MeterBatch, now: int) -> None:
         rules = self.settings
