@@ -32,7 +32,7 @@ from eth_account import Account
 from sqlalchemy.engine import Engine
 from pydantic import ValidationError
 
-from oracle import db
+from oracle import db, meter_store
 from oracle.chain_view import ChainView, RequestStatus
 from oracle.bonds import read_bond_book
 from oracle.accepted import AllocationUnknown, overlaps
@@ -412,7 +412,8 @@ class Attestor:
             start, end = event_window(request, self.economics.params.interval_seconds)
             window = (start - HISTORY_DAYS * SECONDS_PER_DAY, end)
             for device in devices:
-                have = {(b.sequence) for b in db.batches_of_device(self.engine, device, *window, limit=100_000)}
+                have = {(b.sequence) for b in meter_store.batches_of_device(self.engine, device, *window, limit=100_000,
+                                                                    max_span_seconds=self.ingestor.max_span_seconds)}
                 for _address, url in self._peers(state):
                     if url in silent:
                         continue

@@ -1,4 +1,5 @@
-"""The oracle's durable store: accepted meter batches and commitments, sequence gaps, chain cursor.
+"""The oracle's durable store: its tables (meter readings, commitments, sequence gaps, chain cursor),
+the engine and the write transactions. `oracle.meter_store` writes and reads the meter readings.
 
 SQLite by default, in WAL mode with `synchronous=FULL`, so a committed row survives a kill -9 or a
 power cut; PostgreSQL when the URL says so (postgresql://..., a driver such as psycopg must be
@@ -31,7 +32,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from eth_utils import keccak, to_checksum_address
-from sqlalchemy import BigInteger, Column, Index, UniqueConstraint, event, inspect, text
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, UniqueConstraint, event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
@@ -46,8 +47,52 @@ MAX_DB_INT = 2**63 - 1
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 
 
-class MeterBatchRecord(SQLModel, table=True):
-    """One accepted, signed meter batch (readings as a JSON array of integer Wh per interval)."""
+class MeterIdRecord(SQLModel, table=True):
+    """A meter's small integer id (assigned at its first accepted batch, never changed)."""
+
+    __tablename__ = "meters"
+
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(max_length=42, unique=True)
+
+
+class SignedBatchRecord(SQLModel, table=True):
+    """One accepted meter batch exactly as signed (oracle.meter_store)."""
+
+    __tablename__ = "signed_batches"
+    __table_args__ = (
+        UniqueConstraint("meter", "sequence", name="uq_signed_batches_meter_sequence"),
+        Index("ix_signed_batches_start", "start"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    meter: int = Field(sa_column=Column(Integer, nullable=False))
+    sequence: int = Field(sa_column=Column(BigInteger, nullable=False))
+    start: int = Field(sa_column=Column(BigInteger, nullable=False))
+    interval_seconds: int = Field(sa_column=Column(Integer, nullable=False))
+    readings: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    digest: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    received_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    gap_expected: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class MeterDayRecord(SQLModel, table=True):
+    """One meter's readings of one UTC day, packed (oracle.meter_store)."""
+
+    __tablename__ = "meter_days"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    meter: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    day: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    interval_seconds: int = Field(sa_column=Column(Integer, nullable=False))
+    readings: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    present: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class LegacyMeterBatchRecord(SQLModel, table=True):
+    """A batch as stored before the compact store (readings as JSON text): read once, by `init_db`,
+    to move an upgraded oracle's data to `signed_batches` and `meter_days`."""
 
     __tablename__ = "meter_batches"
     __table_args__ = (
@@ -139,6 +184,11 @@ class KeyValue(SQLModel, table=True):
     value: str
 
 
+# The oracle's tables (the legacy batch table is only read, when an upgraded oracle has one).
+TABLES = (MeterIdRecord.__table__, SignedBatchRecord.__table__, MeterDayRecord.__table__, CommitmentRecord.__table__,
+          SequenceGap.__table__, KeyValue.__table__)
+
+
 # ------------------------------------------------------------------------------------------------
 # engine
 
@@ -186,9 +236,7 @@ def init_db(engine: Engine) -> None:
     Runs as one write transaction, so it can race neither another process's init nor a writer."""
     with write_transaction(engine, "schema") as session:
         connection = session.connection()
-        SQLModel.metadata.create_all(
-            connection, tables=[MeterBatchRecord.__table__, CommitmentRecord.__table__, SequenceGap.__table__,
-                                KeyValue.__table__])
+        SQLModel.metadata.create_all(connection, tables=list(TABLES))
         inspector = inspect(connection)
         for table, column, ddl in _ADDED_COLUMNS:
             if column not in {c["name"] for c in inspector.get_columns(table)}:
@@ -280,48 +328,6 @@ def write_transaction(engine: Engine, lock_key: str) -> Iterator[Session]:
 # queries the ingest uses inside its write transaction
 
 
-def find_batch(session: Session, device: str, sequence: int) -> MeterBatchRecord | None:
-    """The stored batch of `device` with `sequence`, if any."""
-    return session.exec(
-        select(MeterBatchRecord).where(MeterBatchRecord.device == device, MeterBatchRecord.sequence == sequence)
-    ).first()
-
-
-def find_overlapping_batch(session: Session, device: str, start: int, end: int) -> MeterBatchRecord | None:
-    """A stored batch of `device` covering any second of [start, end), if any."""
-    return session.exec(
-        select(MeterBatchRecord)
-        .where(MeterBatchRecord.device == device, MeterBatchRecord.end > start, MeterBatchRecord.start < end)
-        .order_by(MeterBatchRecord.start)
-        .limit(1)
-    ).first()
-
-
-def last_sequence(session: Session, device: str) -> int | None:
-    """The highest stored sequence of `device` (None before its first batch)."""
-    return session.exec(
-        select(MeterBatchRecord.sequence).where(MeterBatchRecord.device == device)
-        .order_by(MeterBatchRecord.sequence.desc()).limit(1)  # type: ignore[attr-defined]
-    ).first()
-
-
-def count_sequences(session: Session, device: str, low: int, high: int) -> int:
-    """How many of the sequences [low, high) of `device` are stored."""
-    return session.exec(
-        select(func.count()).select_from(MeterBatchRecord).where(
-            MeterBatchRecord.device == device, MeterBatchRecord.sequence >= low, MeterBatchRecord.sequence < high)
-    ).one()
-
-
-def open_gap_containing(session: Session, device: str, sequence: int) -> SequenceGap | None:
-    """The unfilled gap of `device` whose skipped range contains `sequence`, if any."""
-    return session.exec(
-        select(SequenceGap).where(
-            SequenceGap.device == device, SequenceGap.filled_at.is_(None),  # type: ignore[union-attr]
-            SequenceGap.expected <= sequence, SequenceGap.received > sequence)
-    ).first()
-
-
 def find_commitment(session: Session, request_id: int, device: str) -> CommitmentRecord | None:
     """The stored commitment of `device` to `request_id`, if any."""
     return session.exec(
@@ -331,55 +337,6 @@ def find_commitment(session: Session, request_id: int, device: str) -> Commitmen
 
 # ------------------------------------------------------------------------------------------------
 # read helpers for the API and the settlement
-
-
-def readings_in_range(engine: Engine, devices: Iterable[str], from_ts: int, to_ts: int) -> dict[str, dict[int, int]]:
-    """Every stored reading of `devices` whose interval starts in [from_ts, to_ts).
-
-    Returns {checksummed device: {interval_start: wh}}, with an (empty) entry for every requested
-    device. One query per call, whatever the number of devices.
-    """
-    wanted = sorted({to_checksum_address(device) for device in devices})
-    result: dict[str, dict[int, int]] = {device: {} for device in wanted}
-    if not wanted or from_ts >= to_ts:
-        return result
-    statement = select(MeterBatchRecord.device, MeterBatchRecord.start, MeterBatchRecord.interval_seconds,
-                       MeterBatchRecord.readings).where(
-        MeterBatchRecord.device.in_(wanted),  # type: ignore[attr-defined]
-        MeterBatchRecord.end > from_ts, MeterBatchRecord.start < to_ts)
-    with Session(engine) as session:
-        rows = session.exec(statement).all()
-    for device, start, interval, readings in rows:
-        per_device = result[device]
-        for index, wh in enumerate(json.loads(readings)):
-            interval_start = start + index * interval
-            if from_ts <= interval_start < to_ts:
-                per_device[interval_start] = int(wh)
-    return result
-
-
-def batches_of_device(engine: Engine, device: str, from_ts: int = 0, to_ts: int = MAX_DB_INT,
-                      limit: int = 1000) -> list[MeterBatchRecord]:
-    """Stored batches of `device` overlapping [from_ts, to_ts), oldest first, at most `limit`."""
-    with Session(engine) as session:
-        return list(session.exec(
-            select(MeterBatchRecord)
-            .where(MeterBatchRecord.device == device, MeterBatchRecord.end > from_ts, MeterBatchRecord.start < to_ts)
-            .order_by(MeterBatchRecord.start).limit(limit)
-        ).all())
-
-
-def batches_in_range(engine: Engine, from_ts: int, to_ts: int, after: int = 0,
-                     limit: int = 1000) -> list[MeterBatchRecord]:
-    """Stored batches of every device overlapping [from_ts, to_ts), in the order they were stored
-    (by `id`), starting after the record id `after`; at most `limit`. Peers page through a time range
-    with it: the next page starts after the last id of this one."""
-    with Session(engine) as session:
-        return list(session.exec(
-            select(MeterBatchRecord)
-            .where(MeterBatchRecord.id > after, MeterBatchRecord.end > from_ts, MeterBatchRecord.start < to_ts)
-            .order_by(MeterBatchRecord.id).limit(limit)  # type: ignore[arg-type]
-        ).all())
 
 
 def commitments_of_request(engine: Engine, request_id: int) -> list[CommitmentRecord]:
@@ -402,8 +359,11 @@ def gaps_of_device(engine: Engine, device: str | None = None, open_only: bool = 
         if open_only:
             statement = statement.where(SequenceGap.filled_at.is_(None))  # type: ignore[union-attr]
         gaps = list(session.exec(statement.order_by(SequenceGap.device, SequenceGap.expected).limit(limit)).all())
-        return [(gap, (gap.received - gap.expected) - count_sequences(session, gap.device, gap.expected, gap.received))
-                for gap in gaps]
+        count = text("SELECT COUNT(*) FROM signed_batches b JOIN meters m ON m.id = b.meter WHERE m.address = :device "
+                     "AND b.sequence >= :low AND b.sequence < :high")
+        return [(gap, (gap.received - gap.expected) - int(session.connection().execute(
+            count, {"device": gap.device, "low": gap.expected, "high": gap.received}).scalar()))
+            for gap in gaps]
 
 
 def get_value(engine: Engine, key: str) -> Any | None:

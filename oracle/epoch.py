@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 
 from sqlalchemy.engine import Engine
 
-from oracle import db
+from oracle import db, meter_store
 from oracle.bonds import BOND_INSUFFICIENT, BondBook
 from oracle.baselines import MAX_LOOKBACK_DAYS, BaselineSpec, build_grid, compute_baselines
 from oracle.baselines.spec import ADJUSTMENTS, METER_BEFORE_AFTER
@@ -183,8 +183,9 @@ def compute_epoch(
     for request in ordered:
         if economics.tests.is_test(request.buyer):
             window = event_window(request, economics.params.interval_seconds)
-            readings = db.readings_in_range(engine, capability_meters(request, devices, devices_at),
-                                            window[0] - HISTORY_DAYS * SECONDS_PER_DAY, window[1])
+            readings = meter_store.readings_in_range(engine, capability_meters(request, devices, devices_at),
+                                                     window[0] - HISTORY_DAYS * SECONDS_PER_DAY, window[1],
+                                                     economics.params.interval_seconds)
             request_in, records, verification = capability_request_input(
                 request, devices, readings, economics.site_spec_for(request), economics.tests, window,
                 economics.params.interval_seconds, devices_at, seed_reader(request))
@@ -197,7 +198,8 @@ def compute_epoch(
                                                    taken_sites(request, known))
         start, end = event_window(request, economics.params.interval_seconds)
         meters = meters_of((c.device for c in commitments), devices, devices_at)
-        readings = db.readings_in_range(engine, meters, start - HISTORY_DAYS * SECONDS_PER_DAY, end)
+        readings = meter_store.readings_in_range(engine, meters, start - HISTORY_DAYS * SECONDS_PER_DAY, end,
+                                                 economics.params.interval_seconds)
         seed = seed_reader(request) if request.holdout_bps > 0 else None
         request_in, records, verification = settle_input(request, commitments, devices, readings, economics,
                                                          bonds, seed, devices_at)

@@ -19,17 +19,18 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from eth_utils import to_checksum_address
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from oracle import db
+from oracle import db, meter_store
+from oracle.group_commit import GroupCommitter
 from oracle.chain_view import DeviceInfo, RequestInfo, RequestStatus
 from protocol.fast_verify import RegistryDomainVerifier, recover_digest
 from protocol.kinds import DeviceKind
 from protocol.meter import Commitment, MeterBatch, readings_hash
-from protocol.units import BPS, SECONDS_PER_HOUR
+from protocol.units import BPS, SECONDS_PER_DAY, SECONDS_PER_HOUR
 
 logger = logging.getLogger(__name__)
 
@@ -99,11 +100,20 @@ class IngestSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="NEGAWATT_INGEST_", env_file=".env", extra="ignore")
 
-    interval_seconds: int = Field(900, gt=0, le=86_400, description="the one metering interval accepted")
+    interval_seconds: int = Field(900, gt=0, le=86_400,
+                                  description="the one metering interval accepted (it divides a day: 86,400 s)")
     max_readings: int = Field(96, gt=0, le=10_000, description="most readings in one batch")
     clock_skew_seconds: int = Field(60, ge=0, le=3_600, description="how far a batch may end after now")
     reading_tolerance_bps: int = Field(12_000, ge=BPS, le=10 * BPS,
                                        description="readings may exceed capacity x interval by this factor")
+
+
+    @field_validator("interval_seconds")
+    @classmethod
+    def _divides_a_day(cls, value: int) -> int:
+        if SECONDS_PER_DAY % value:
+            raise ValueError(f"{value} s does not divide a day (86,400 s): the store keeps readings by day")
+        return value
 
 
 class DeviceSource(Protocol):
@@ -128,6 +138,7 @@ class Ingestor:
         self.chain_view = chain_view
         self.verifier = verifier
         self.settings = settings or IngestSettings()
+        self.committer: GroupCommitter = GroupCommitter(self._write_group)
         # The most a site may offer to one request (its capability cap, protocol.capability), or None
         # when nothing is capped (a network without capability tests); the oracle service sets it.
         self.site_cap: Callable[[str], int | None] = lambda site: None
@@ -135,66 +146,84 @@ class Ingestor:
     # -------------------------------------------------------------------------------------------
     # meter batches
 
+    @property
+    def max_span_seconds(self) -> int:
+        """The longest batch this oracle accepts, in seconds (it bounds the store's range scans)."""
+        return self.settings.max_readings * self.settings.interval_seconds
+
     def accept_batch(self, batch: MeterBatch, now: int) -> Ack:
         """Verify and durably store `batch` received at unix time `now`; raises Rejected.
 
-        Returns the stored ack of an identical earlier batch (replay) without storing anything.
+        Concurrent calls are committed together (oracle.group_commit); each returns once its batch
+        is committed. Returns the stored ack of an identical earlier batch (replay) without storing.
         """
+        try:
+            item = self._checked(batch, now)
+        except _Replay as replay:
+            return replay.ack
+        return self._answer(self.committer.submit((item, now)))
+
+    def accept_batches(self, batches: Sequence[MeterBatch], now: int, group: int = 1_000) -> list[Ack | Rejected]:
+        """Verify and store many batches (a peer's page, a history upload): one answer per batch, in
+        order, each an Ack (new or replay) or the Rejected that refused it; groups of `group` batches
+        are committed in one transaction each, all durable when this returns. A refused batch does
+        not stop the others."""
+        answers: list[Ack | Rejected | None] = [None] * len(batches)
+        pending: list[tuple[int, meter_store.BatchToStore]] = []
+        for index, batch in enumerate(batches):
+            try:
+                pending.append((index, self._checked(batch, now)))
+            except _Replay as replay:
+                answers[index] = replay.ack
+            except Rejected as refused:
+                answers[index] = refused
+        for lo in range(0, len(pending), group):
+            part = pending[lo:lo + group]
+            stored = meter_store.store_batches(self.engine, [item for _i, item in part], now, self.max_span_seconds)
+            for (index, _item), answer in zip(part, stored):
+                try:
+                    answers[index] = self._answer(answer)
+                except Rejected as refused:
+                    answers[index] = refused
+        return answers  # type: ignore[return-value]
+
+    def _write_group(self, items: Sequence[tuple[meter_store.BatchToStore, int]]) -> list:
+        """The group committer's writer: batches received at different instants keep their own."""
+        answers: list = []
+        index = 0
+        while index < len(items):  # one transaction per run of the same `now` (almost always one)
+            now = items[index][1]
+            end = index
+            while end < len(items) and items[end][1] == now:
+                end += 1
+            answers.extend(meter_store.store_batches(self.engine, [item for item, _ in items[index:end]], now,
+                                                     self.max_span_seconds))
+            index = end
+        return answers
+
+    def _checked(self, batch: MeterBatch, now: int) -> meter_store.BatchToStore:
+        """The batch ready to store once its signature, device and shape pass; raises Rejected (or
+        answers a replay of an identical stored batch, raised as _Replay)."""
         _check_uint("start", batch.start, 64)
         _check_uint("intervalSeconds", batch.interval_seconds, 32)
         _check_uint("sequence", batch.sequence, 63)  # uint64 when signed; the store holds signed 64-bit
         for index, wh in enumerate(batch.readings):
             _check_uint(f"readings[{index}]", wh, 32)
         device, digest = self._signed_by(batch.device, lambda: self.verifier.batch_digest(batch), batch.signature)
-        digest_hex = "0x" + digest.hex()
-        with Session(self.engine) as session:
-            stored = db.find_batch(session, device, batch.sequence)
+        try:
+            info = self._check_device(device)
+            self._check_batch_shape(batch, now)
+            self._check_readings(batch, info)
+        except Rejected:
+            # A replay of a stored batch is answered with its ack even when the rules changed since
+            # (the device was deactivated, the clock moved): the store is looked up only then.
+            stored = meter_store.find_batch(self.engine, device, batch.sequence)
             if stored is not None:
-                return self._replay(stored.digest, digest_hex, stored.ack, "sequence_conflict",
-                                    f"sequence {batch.sequence} of {device} is stored with other content")
-        info = self._check_device(device)
-        self._check_batch_shape(batch, now)
-        self._check_readings(batch, info)
-
-        end = batch.end
-        with db.write_transaction(self.engine, f"device:{device}") as session:
-            # Checked again inside the write transaction: another request may have stored it meanwhile.
-            stored = db.find_batch(session, device, batch.sequence)
-            if stored is not None:
-                return self._replay(stored.digest, digest_hex, stored.ack, "sequence_conflict",
-                                    f"sequence {batch.sequence} of {device} is stored with other content")
-            overlap = db.find_overlapping_batch(session, device, batch.start, end)
-            if overlap is not None:
-                raise Rejected("overlapping_interval",
-                               f"[{batch.start}, {end}) overlaps stored batch {overlap.sequence} "
-                               f"[{overlap.start}, {overlap.end})")
-            gap = self._record_sequence(session, device, batch.sequence, now)
-            ack = canonical_json({
-                "status": "accepted", "kind": "meter_batch", "device": device, "sequence": batch.sequence,
-                "start": batch.start, "end": end, "interval_seconds": batch.interval_seconds,
-                "digest": digest_hex, "received_at": now, "gap": gap,
-            })
-            session.add(db.MeterBatchRecord(
-                device=device, sequence=batch.sequence, start=batch.start, end=end,
-                interval_seconds=batch.interval_seconds, readings=canonical_json(list(batch.readings)),
-                readings_hash="0x" + readings_hash(batch.readings).hex(), digest=digest_hex,
-                signature="0x" + batch.signature.hex(), ack=ack, received_at=now))
-            session.flush()
-            self._close_filled_gap(session, device, batch.sequence, now)
-        logger.debug("accepted batch %s #%d [%d, %d)", device, batch.sequence, batch.start, end)
-        return Ack(ack, replay=False)
-
-    def accept_batches(self, batches: Sequence[MeterBatch], now: int) -> list[Ack | Rejected]:
-        """Verify and store many batches (a peer's page, a history upload): one answer per batch, in
-        order, each an Ack (new or replay) or the Rejected that refused it; the accepted ones are
-        durable when this returns. A refused batch does not stop the others."""
-        answers: list[Ack | Rejected] = []
-        for batch in batches:
-            try:
-                answers.append(self.accept_batch(batch, now))
-            except Rejected as refused:
-                answers.append(refused)
-        return answers
+                raise _Replay(self._replay(stored.digest, "0x" + digest.hex(), stored.ack, "sequence_conflict",
+                                           f"sequence {batch.sequence} of {device} is stored with other content"))
+            raise
+        return meter_store.BatchToStore(device, batch.sequence, batch.start, batch.interval_seconds,
+                                        tuple(batch.readings), bytes(batch.signature), digest)
 
     def _check_batch_shape(self, batch: MeterBatch, now: int) -> None:
         rules = self.settings
@@ -219,25 +248,11 @@ class Ingestor:
                                f"reading {index} is {wh} Wh; {info.capacity_w} W over {batch.interval_seconds} s "
                                f"allows {limit_scaled // (SECONDS_PER_HOUR * BPS)} Wh")
 
-    def _record_sequence(self, session: Any, device: str, sequence: int, now: int) -> dict[str, int] | None:
-        """Record a gap when `sequence` skips ahead of the device's last one; returns it for the ack."""
-        last = db.last_sequence(session, device)
-        expected = 0 if last is None else last + 1
-        if sequence <= expected:
-            return None
-        session.add(db.SequenceGap(device=device, expected=expected, received=sequence, detected_at=now))
-        logger.warning("sequence gap for %s: expected %d, received %d", device, expected, sequence)
-        return {"expected": expected, "received": sequence}
-
-    def _close_filled_gap(self, session: Any, device: str, sequence: int, now: int) -> None:
-        """Mark the gap holding a late `sequence` filled once all its sequences are stored."""
-        gap = db.open_gap_containing(session, device, sequence)
-        if gap is None:
-            return
-        if db.count_sequences(session, device, gap.expected, gap.received) == gap.received - gap.expected:
-            gap.filled_at = now
-            session.add(gap)
-            logger.info("sequence gap for %s [%d, %d) filled", device, gap.expected, gap.received)
+    @staticmethod
+    def _answer(answer: meter_store.Stored | meter_store.Refused) -> Ack:
+        if isinstance(answer, meter_store.Refused):
+            raise Rejected(answer.code, answer.detail)
+        return Ack(answer.ack, replay=answer.replay)
 
     # -------------------------------------------------------------------------------------------
     # commitments
@@ -373,6 +388,14 @@ class Ingestor:
         if stored_digest != digest_hex:
             raise Rejected(conflict, detail)
         return Ack(stored_ack, replay=True)
+
+
+class _Replay(Exception):
+    """An identical stored batch was found while checking: its ack is the answer."""
+
+    def __init__(self, ack: Ack):
+        super().__init__("replay")
+        self.ack = ack
 
 
 def _check_uint(name: str, value: int, bits: int) -> None:

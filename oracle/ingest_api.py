@@ -46,7 +46,7 @@ from pydantic_settings import SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from oracle import db
+from oracle import db, meter_store
 from oracle.allowed_methods import allowed_methods
 from oracle.chain_view import ChainView, run_poller
 from oracle.ingest import ChainUnavailable, Ingestor, IngestSettings, Rejected
@@ -357,7 +357,8 @@ def get_meter_batches(ingestor: IngestorDep, device: DeviceQuery,
                       to: Annotated[int, Query(ge=0, le=db.MAX_DB_INT)] = db.MAX_DB_INT,
                       limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000) -> Response:
     """Stored batches of `device` overlapping [from, to), oldest first, as signed (re-verifiable)."""
-    records = db.batches_of_device(ingestor.engine, _query_address(device), from_, to, limit)
+    records = meter_store.batches_of_device(ingestor.engine, _query_address(device), from_, to, limit,
+                                            ingestor.max_span_seconds)
     return _json([{"device": r.device, "start": r.start, "intervalSeconds": r.interval_seconds,
                    "readings": r.readings_list(), "sequence": r.sequence, "signature": r.signature,
                    "readingsHash": r.readings_hash, "digest": r.digest, "receivedAt": r.received_at}
@@ -489,6 +490,7 @@ def build_ingestor(settings: IngestServiceSettings, rules: IngestSettings | None
     check_chain(manifest, web3)
     engine = db.make_engine(settings.database_url)
     db.init_db(engine)
+    meter_store.migrate_legacy(engine)
     view = ChainView(web3, manifest, engine, confirmations=settings.confirmations)
     verifier = RegistryDomainVerifier(manifest.chainId, manifest.address("DeviceRegistry"))
     return Ingestor(engine, view, verifier, rules or IngestSettings())

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from fastapi import FastAPI
 
-from oracle import db
+from oracle import db, meter_store
 from oracle.allocation_api import add_allocation_routes
 from oracle.baseline_rules_api import add_baseline_rules_route
 from oracle.capability_api import add_capability_routes
@@ -62,6 +62,7 @@ def build_service(config: OracleConfig) -> OracleService:
     key = load_key(config.keystore, read_password(config.password_env, config.password_file))
     engine = db.make_engine(config.database_url)
     db.init_db(engine)
+    meter_store.migrate_legacy(engine)
     view = ChainView(web3, manifest, engine, confirmations=config.confirmations)
     rules = IngestSettings(interval_seconds=config.economics.interval_seconds, max_readings=config.max_readings,
                            clock_skew_seconds=config.clock_skew_seconds,

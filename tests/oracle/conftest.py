@@ -21,7 +21,7 @@ from sqlmodel import Session, func, select
 from uvicorn_server import ServedApps, serve  # tests/uvicorn_server.py (tests/ is on sys.path)
 
 from negawatt.localchain import open_funded_request
-from oracle import db
+from oracle import db, meter_store
 from oracle.chain_view import ChainView
 from oracle.ingest import Ingestor, IngestSettings
 from oracle.ingest_api import create_ingest_app
@@ -196,7 +196,7 @@ def stored_counts(engine: Any) -> tuple[int, int, int]:
     """(meter batches, commitments, gaps) in the database."""
     with Session(engine) as session:
         return tuple(session.exec(select(func.count()).select_from(table)).one()  # type: ignore[return-value]
-                     for table in (db.MeterBatchRecord, db.CommitmentRecord, db.SequenceGap))
+                     for table in (db.SignedBatchRecord, db.CommitmentRecord, db.SequenceGap))
 
 
 @pytest.fixture(scope="module")
@@ -309,7 +309,8 @@ def ingest_service(_module_ingest_service) -> Service:
     """
     service = _module_ingest_service
     with db.write_transaction(service.engine, "reset") as session:
-        for table in (db.MeterBatchRecord, db.CommitmentRecord, db.SequenceGap):
+        for table in (db.SignedBatchRecord, db.MeterDayRecord, db.MeterIdRecord, db.CommitmentRecord, db.SequenceGap):
             session.execute(delete(table))
+    meter_store.forget_ids(service.engine)
     service.clock.fixed = None
     return service

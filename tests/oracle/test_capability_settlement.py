@@ -162,11 +162,11 @@ def test_compute_epoch_settles_a_test_of_the_tester_by_the_draw(monkeypatch):
     data = readings(set(TESTED))
     asked = {}
 
-    def readings_in_range(_engine, meters, from_ts, to_ts):
+    def readings_in_range(_engine, meters, from_ts, to_ts, _interval=None):
         asked["meters"] = sorted(meters)
         return {m: data.get(m, {}) for m in meters}
 
-    monkeypatch.setattr(epoch.db, "readings_in_range", readings_in_range)
+    monkeypatch.setattr(epoch.meter_store, "readings_in_range", readings_in_range)
     monkeypatch.setattr(epoch.db, "commitments_of_request", lambda engine, request_id: [])
     params = SettlementParams(fee_account="0x" + "fe" * 20, protocol_token="0x" + "aa" * 20, interval_seconds=INTERVAL)
     economics = OracleEconomics(params=params, baseline=BaselineSpec(CAISO), tests=RULES)

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from oracle import db
+from oracle import db, meter_store
 from oracle.chain_view import RequestInfo
 from oracle.epoch import OracleEconomics, request_input
 from oracle.baselines import HIGH_X_OF_Y, BaselineSpec
@@ -94,7 +94,7 @@ def test_concurrent_ingest_and_attestation_lose_nothing(shared_devnet, chain_ops
     assert sorted(status for status, _ in answers) == [201] * (DEVICES * BATCHES), answers
     assert service.counts() == (DEVICES * BATCHES, 0, 0)
     for address in payloads:
-        assert [b.sequence for b in db.batches_of_device(service.engine, address)] == list(range(BATCHES))
+        assert [b.sequence for b in meter_store.batches_of_device(service.engine, address)] == list(range(BATCHES))
     assert store.counts()["final"] == REPORTS
     assert [db.get_value(service.engine, f"allocation:{i}") for i in (0, 35)] == [{"sites": []},
                                                                                 {"sites": list(range(35))}]

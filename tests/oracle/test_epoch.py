@@ -154,12 +154,12 @@ def test_compute_epoch_reads_the_history_window_and_settles_requests_in_id_order
     commitments = {1: [SimpleNamespace(device=DEVICES[0], watts=1_000)],
                    2: [SimpleNamespace(device=DEVICES[1], watts=2_000)]}
 
-    def readings_in_range(_engine, devices, from_ts, to_ts):
+    def readings_in_range(_engine, devices, from_ts, to_ts, _interval=None):
         asked.append((list(devices), from_ts, to_ts))
         return {}
 
     monkeypatch.setattr(epoch.db, "commitments_of_request", lambda _engine, request_id: commitments[request_id])
-    monkeypatch.setattr(epoch.db, "readings_in_range", readings_in_range)
+    monkeypatch.setattr(epoch.meter_store, "readings_in_range", readings_in_range)
     later = request(2, start=EVENT_START + DAY, end=EVENT_START + DAY + 1_800)
     settlement, details = compute_epoch(None, [later, request(1)], registered(), economics(), 5, b"\x00" * 32,
                                         {}, 10**24)

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from eth_account import Account
 
-from oracle import db
+from oracle import db, meter_store
 from oracle.chain_view import ChainView
 from oracle.ingest import REASONS, Ingestor, IngestSettings, Rejected
 from protocol.fast_verify import RegistryDomainVerifier
@@ -107,8 +107,8 @@ def test_every_rejection_stores_nothing_and_has_a_known_code(ingest, chain_ops, 
         with pytest.raises(Rejected) as error:
             ingestor.accept_batch(batch, NOW)
         assert error.value.code in REASONS and error.value.status == REASONS[error.value.code][0]
-    assert db.batches_of_device(ingestor.engine, odd_device.address) == []
-    assert db.batches_of_device(ingestor.engine, stranger.address) == []
+    assert meter_store.batches_of_device(ingestor.engine, odd_device.address) == []
+    assert meter_store.batches_of_device(ingestor.engine, stranger.address) == []
 
 
 def test_a_replay_after_deactivation_still_returns_the_stored_ack(ingest, chain_ops):
@@ -176,7 +176,7 @@ def test_concurrent_deliveries_of_one_batch_store_it_once_with_one_ack(ingest, c
     acks = _deliver_at_once(ingest.default, [batch] * 16)
     assert len({ack.json for ack in acks}) == 1
     assert sorted(ack.replay for ack in acks) == [False] + [True] * 15
-    assert [b.sequence for b in db.batches_of_device(ingest.default.engine, device.address)] == [0]
+    assert [b.sequence for b in meter_store.batches_of_device(ingest.default.engine, device.address)] == [0]
 
 
 def test_concurrent_batches_covering_one_interval_store_exactly_one(ingest, chain_ops):
@@ -185,7 +185,7 @@ def test_concurrent_batches_covering_one_interval_store_exactly_one(ingest, chai
     results = _deliver_at_once(ingest.default, [chain_ops.batch(device, start, [1], seq) for seq in range(8)])
     accepted = [r for r in results if not isinstance(r, str)]
     assert len(accepted) == 1 and results.count("overlapping_interval") == 7
-    stored = db.batches_of_device(ingest.default.engine, device.address)
+    stored = meter_store.batches_of_device(ingest.default.engine, device.address)
     assert [b.sequence for b in stored] == [accepted[0].body["sequence"]]
 
 
@@ -197,13 +197,13 @@ def test_readings_in_range_is_one_map_per_device(ingest, chain_ops):
     ingestor.accept_batch(chain_ops.batch(a, base + 3_600, [5], 1), NOW)
     ingestor.accept_batch(chain_ops.batch(b, base + 1_800, [9, 9], 0), NOW)
     silent = Account.create().address
-    window = db.readings_in_range(ingestor.engine, [a.address, b.address, silent], base + 900, base + 3_600)
+    window = meter_store.readings_in_range(ingestor.engine, [a.address, b.address, silent], base + 900, base + 3_600)
     assert window[a.address] == {base + 900: 2, base + 1_800: 3, base + 2_700: 4}
     assert window[b.address] == {base + 1_800: 9, base + 2_700: 9}
     assert window[silent] == {}
-    everything = db.readings_in_range(ingestor.engine, [a.address], 0, 2**62)
+    everything = meter_store.readings_in_range(ingestor.engine, [a.address], 0, 2**62)
     assert sorted(everything[a.address].values()) == [1, 2, 3, 4, 5]
-    record = db.batches_of_device(ingestor.engine, a.address)[0]
+    record = meter_store.batches_of_device(ingestor.engine, a.address)[0]
     assert record.readings_list() == [1, 2, 3, 4] and json.loads(record.ack)["sequence"] == 0
 
 

@@ -19,7 +19,7 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from oracle import db
+from oracle import db, meter_store
 from oracle.chain_view import ChainView
 from oracle.ingest import Ingestor
 from oracle.ingest_api import create_ingest_app
@@ -78,7 +78,7 @@ def test_a_valid_batch_is_acknowledged_after_it_is_stored_and_served_for_re_veri
     served = ingest_service.client.get("/v1/meter-batches", params={"device": world.active.address.lower()}).json()
     assert served == [{**chain_ops.batch_payload(batch), "readingsHash": served[0]["readingsHash"],
                        "digest": ack["digest"], "receivedAt": ack["received_at"]}]
-    assert db.readings_in_range(ingest_service.engine, [world.active.address], batch.start, batch.end) == {
+    assert meter_store.readings_in_range(ingest_service.engine, [world.active.address], batch.start, batch.end) == {
         world.active.address: {batch.start: 120, batch.start + 900: 0, batch.start + 1800: 600}}
 
 
@@ -383,7 +383,7 @@ def test_an_unreachable_chain_is_a_503_not_a_rejection(tmp_path, shared_devnet, 
     assert_problem(response, "chain_unavailable", 503)
     assert response.headers["retry-after"]
     assert httpx.get(f"{url}/v1/health").status_code == 200
-    assert db.batches_of_device(engine, device.address) == []
+    assert meter_store.batches_of_device(engine, device.address) == []
 
 
 # ------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from oracle import db
+from oracle import db, meter_store
 from oracle.report_store import ReportStore
 from oracle.settlement import DeviceInput, RequestInput, SettlementParams, settle_epoch
 from oracle.report_store import report_document
@@ -17,7 +17,7 @@ def test_ingest_on_postgres_survives_a_restart(chain_ops, make_ingest_service, p
     engine = db.make_engine(postgres_url)
     assert engine.dialect.name == "postgresql"
     with engine.begin() as conn:
-        for table in ("meter_batches", "commitments", "sequence_gaps"):
+        for table in ("meter_batches", "signed_batches", "meter_days", "meters", "commitments", "sequence_gaps"):
             conn.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
     engine.dispose()
 
@@ -46,7 +46,7 @@ def test_ingest_on_postgres_survives_a_restart(chain_ops, make_ingest_service, p
     restarted = make_ingest_service(chain_ops.devnet, database=postgres_url)
     again = restarted.client.post("/v1/meter-batches", json=chain_ops.batch_payload(first))
     assert again.status_code == 200 and again.content == created.content
-    readings = db.readings_in_range(restarted.engine, [device.address], start, start + 10 * INTERVAL)
+    readings = meter_store.readings_in_range(restarted.engine, [device.address], start, start + 10 * INTERVAL)
     assert readings == {device.address: {start: 100, start + INTERVAL: 200, start + 4 * INTERVAL: 300}}
     assert [(c.device, c.watts) for c in db.commitments_of_request(restarted.engine, request_id)] == [
         (device.address, 1_500)]
