@@ -11,9 +11,18 @@ request and curtailing in it. Figures:
   merkle_seconds        building the tree alone, timed on a second build (the same work is
                         inside settle_seconds)
   devices_per_s         N / settle_seconds
-  peak_rss_mb           the process's peak resident memory
+  peak_rss_mb           the process's peak resident memory (the largest of the phases below)
+  peak_rss_mb_by_phase  the peak resident memory within each phase: verify (the signed batches),
+                        loads (generating the array), baselines, settle (payouts and the tree of
+                        settle_epoch, with the per-device inputs), merkle (the second tree); on
+                        Linux each phase's high-water mark is reset at its start
+                        (/proc/self/clear_refs), elsewhere the figures are cumulative
+  loads_mb              the loads array itself: int32, 4 bytes per reading, as the store delivers it
 The settlement runs the same engine as the oracle (compute_baselines, settle_epoch, RewardsTree)
 on arrays already in memory: loading readings from the database is not part of the figure.
+The loads are generated a block of rows at a time straight into the int32 array (the same values
+as one whole-array draw: one generator, rows in order), so the figures are the oracle's memory,
+not the generator's float temporaries.
 """
 
 from __future__ import annotations
@@ -29,19 +38,67 @@ PER_DAY = 86_400 // INTERVAL
 DAYS = 11
 
 
+_GENERATE_ROWS = 1_024  # rows of loads generated at a time (float64 temporaries of this many rows)
+
+
 def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+class _PhasePeaks:
+    """Peak RSS per phase: the kernel's high-water mark, read and reset at each phase boundary."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+        self._resettable = self._reset()
+
+    @staticmethod
+    def _reset() -> bool:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # 5: reset the peak RSS to the current RSS
+            return True
+        except OSError:
+            return False
+
+    @staticmethod
+    def _hwm_mb() -> float:
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return round(int(line.split()[1]) / 1024, 1)
+        except OSError:
+            pass
+        return _peak_rss_mb()
+
+    def end(self, phase: str) -> None:
+        """Record the peak since the previous boundary as `phase`'s, and start the next phase."""
+        self.phases[phase] = self._hwm_mb()
+        if self._resettable:
+            self._reset()
+
+    @property
+    def peak(self) -> float:
+        return max([*self.phases.values(), _peak_rss_mb()])
+
+
 def _synthetic_loads(devices: int, seed: int) -> np.ndarray:
-    """[devices, DAYS * PER_DAY] Wh per interval: a daily shape per device plus noise."""
+    """[devices, DAYS * PER_DAY] int32 Wh per interval: a daily shape per device plus noise.
+
+    Generated _GENERATE_ROWS rows at a time into the result (one generator, rows in order: the
+    values of a single whole-array draw)."""
     rng = np.random.default_rng(seed)
     hours = np.arange(PER_DAY) / 4
     shape = 1.0 + 0.6 * np.exp(-((hours - 19) ** 2) / 6) + 0.3 * np.exp(-((hours - 8) ** 2) / 4)
     scale = rng.uniform(150, 450, size=(devices, 1))
-    daily = np.tile(shape, DAYS)[None, :] * scale
-    noise = rng.normal(1.0, 0.05, size=(devices, DAYS * PER_DAY))
-    return np.maximum(0, daily * noise).astype(np.int64)
+    daily_shape = np.tile(shape, DAYS)[None, :]
+    loads = np.empty((devices, DAYS * PER_DAY), dtype=np.int32)
+    for lo in range(0, devices, _GENERATE_ROWS):
+        hi = min(lo + _GENERATE_ROWS, devices)
+        noise = rng.normal(1.0, 0.05, size=(hi - lo, DAYS * PER_DAY))
+        loads[lo:hi] = np.maximum(0, daily_shape * scale[lo:hi] * noise)
+    return loads
 
 
 def run(devices: int, verify_batches: int = 20_000, seed: int = 7) -> dict:
@@ -55,6 +112,7 @@ def run(devices: int, verify_batches: int = 20_000, seed: int = 7) -> dict:
     from protocol.merkle import RewardsTree
     from protocol.meter import MeterBatch
 
+    peaks = _PhasePeaks()
     registry = "0x" + "5f" * 20
     chain_id = 31337
     verifier = RegistryDomainVerifier(chain_id, registry)
@@ -80,6 +138,8 @@ def run(devices: int, verify_batches: int = 20_000, seed: int = 7) -> dict:
         if verifier.batch_signer(batch) != addresses[k % len(keys)]:
             raise AssertionError("a synthetic batch did not verify")
     verify_rate = verify_batches / (time.perf_counter() - started)
+    del batches, keys  # the settlement below runs without the verification's data
+    peaks.end("verify")
 
     # Settlement data: N devices, event 17:00-19:00 UTC on the last day, devices curtail 40% in it.
     loads = _synthetic_loads(devices, seed)
@@ -88,6 +148,7 @@ def run(devices: int, verify_batches: int = 20_000, seed: int = 7) -> dict:
     event_end = event_start + 2 * 3_600
     first, last = (event_start - grid_start) // INTERVAL, (event_end - grid_start) // INTERVAL
     loads[:, first:last] = loads[:, first:last] * 6 // 10
+    peaks.end("loads")
     device_ids = [f"0x{i + 1:040x}" for i in range(devices)]
     owners = [f"0x{(i // 3) + 1 + 2**100:040x}" for i in range(devices)]  # three devices per owner
     spec = BaselineSpec("high-x-of-y", x=4, y=5, interval_seconds=INTERVAL, adjustment="ratio", quality_days=2)
@@ -99,6 +160,7 @@ def run(devices: int, verify_batches: int = 20_000, seed: int = 7) -> dict:
     curtailed = batch.curtailed_wh.tolist()
     eligible = batch.eligible.tolist()
     baseline_seconds = time.perf_counter() - started
+    peaks.end("baselines")
     inputs = tuple(
         DeviceInput(device_ids[i], owners[i], 1_000, tuple(curtailed[i]), bool(eligible[i]))
         for i in range(devices)
@@ -106,10 +168,12 @@ def run(devices: int, verify_batches: int = 20_000, seed: int = 7) -> dict:
     request = RequestInput(1, "0x" + "bb" * 20, 300_000, 10**15, last - first, inputs)
     settlement = settle_epoch(1, bytes(32), {}, [request], params, emission_budget=10**30)
     settle_seconds = time.perf_counter() - started
+    peaks.end("settle")
     merkle_started = time.perf_counter()
     tree = RewardsTree(settlement.leaves())
     merkle_seconds = time.perf_counter() - merkle_started
     assert tree.root == settlement.report.rewards_root
+    peaks.end("merkle")
 
     return {
         "devices": devices,
@@ -121,5 +185,7 @@ def run(devices: int, verify_batches: int = 20_000, seed: int = 7) -> dict:
         "devices_per_s": round(devices / settle_seconds),
         "eligible_devices": int(sum(eligible)),
         "leaves": len(settlement.ledger),
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peaks.peak,
+        "peak_rss_mb_by_phase": peaks.phases,
+        "loads_mb": round(loads.nbytes / 2**20, 1),
     }
