@@ -83,7 +83,9 @@ def _gather(block: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class AdjustmentArrays:
-    """The same-day adjustment of n devices, one [n] array per quantity (zeros where not computed).
+    """The same-day adjustment of n devices, one [n] array per quantity (zeros where not computed:
+    in a BaselineBatch, every device without enough history, so the arrays do not depend on which
+    other devices shared its chunk).
 
     a_sum / u_sum: actual and unadjusted-baseline Wh over the adjustment window; num / den: the
     ratio factor (ratio only); additive / uncapped / limit: the additive Wh per interval, before
@@ -491,8 +493,8 @@ class _Outputs:
         if self.adjust is not None:
             adjust = part.adjustment
             assert adjust is not None
-            for f in fields(AdjustmentArrays):
-                getattr(self.adjust, f.name)[rows] = getattr(adjust, f.name)
+            for f in fields(AdjustmentArrays):  # zeros where no baseline was computed, whatever the chunk
+                getattr(self.adjust, f.name)[rows] = np.where(enough, getattr(adjust, f.name), 0)
             adj_missing = adjust.missing & enough
             mark(reason_bits, Reason.MISSING_ADJUSTMENT_READINGS, adj_missing)
             applied = enough & ~adj_missing
