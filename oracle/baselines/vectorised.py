@@ -8,7 +8,8 @@ per-device records are built on demand by `records`.
 Memory bound (D devices, T grid columns, L event intervals, W adjustment-window intervals, K
 candidate days, Q = quality_days, c = chunk_size):
 
-    peak = loads (read in place, never copied: 4 bytes per reading as int32, 8 as int64)
+    peak = loads (read in place, never copied: 4 bytes per reading as int32, 8 as int64;
+           with compute_baselines_by_rows only one block of chunk_size rows of it at a time)
          + the outputs, about D * (24 L + 8 Q + K + 94) bytes (baseline, actual and curtailed
            [D, L] int64, the quality sums, the adjustment, the selected days, reason/flag bits)
          + the temporaries of one chunk, O(c * (L + W + K)) int64.
@@ -16,11 +17,14 @@ candidate days, Q = quality_days, c = chunk_size):
 Nothing but `loads` itself grows with D * T, and nothing but the outputs with D. The chunk's
 results are copied into preallocated outputs as soon as it is done (`_Outputs`), and every
 per-device decision is taken in the chunk, so the figures equal those of one chunk of D rows.
+The oracle's grid holds 92 days (2 x 45 look-back + 2) of 96 intervals: 8,832 columns, 3.5 GB of
+int32 for 100,000 devices. That is why `compute_baselines_by_rows` exists: the store hands over
+one block of devices at a time and the whole array never exists.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import date
 
@@ -525,20 +529,82 @@ def compute_baselines(
     Devices are processed in independent chunks of `chunk_size` rows (bounded memory); the result
     does not depend on the chunk size."""
     plan = plan_event(spec, event_start, event_end)
-    interval = spec.interval_seconds
-    grid_start = check_int("grid_start", grid_start)
-    if grid_start % interval:
-        raise BaselineError(f"grid_start {grid_start} is not aligned to the {interval} s grid")
+    grid_start = _check_grid_start(spec, grid_start)
     loads = _check_loads(loads)
     n_devices, n_cols = loads.shape
-    if devices is None:
-        names = [str(i) for i in range(n_devices)]
-    else:
-        names = [str(d) for d in devices]
-        if len(names) != n_devices:
-            raise BaselineError(f"{len(names)} device ids for {n_devices} rows of loads")
+    names = _names(devices, n_devices)
     check_int("chunk_size", chunk_size, 1)
-    c0 = (event_start - grid_start) // interval
+    return _compute(plan, grid_start, n_cols, names, lambda lo, hi: loads[lo:hi], chunk_size)
+
+
+def compute_baselines_by_rows(
+    spec: BaselineSpec,
+    grid_start: int,
+    columns: int,
+    devices: Sequence[str],
+    read_rows: Callable[[int, int], np.ndarray],
+    event_start: int,
+    event_end: int,
+    *,
+    chunk_size: int = 8_192,
+) -> BaselineBatch:
+    """`compute_baselines` over a loads array that is never whole in memory.
+
+    `read_rows(lo, hi)` returns the rows of devices[lo:hi], an integer array [hi - lo, columns]
+    laid out as `compute_baselines` wants it (same grid_start); it is called once per chunk, in
+    order, so a store can load one block of devices at a time. Each block is validated like
+    `loads` (a BaselineError names the rows). Peak memory: one block of `chunk_size` rows, the
+    outputs and one chunk's temporaries (module docstring). The result is the one
+    `compute_baselines` gives on the whole array, whatever the chunk size."""
+    plan = plan_event(spec, event_start, event_end)
+    grid_start = _check_grid_start(spec, grid_start)
+    columns = check_int("columns", columns, 0)
+    names = _names(devices, len(devices))
+    check_int("chunk_size", chunk_size, 1)
+
+    def checked(lo: int, hi: int) -> np.ndarray:
+        block = read_rows(lo, hi)
+        where = f"rows {lo}..{hi - 1}"
+        if not isinstance(block, np.ndarray):
+            raise BaselineError(f"{where}: read_rows must return a numpy array, got {type(block).__name__}")
+        if block.shape != (hi - lo, columns):
+            raise BaselineError(f"{where}: expected shape {(hi - lo, columns)}, got {block.shape}")
+        try:
+            return _check_loads(block)
+        except BaselineError as exc:
+            raise BaselineError(f"{where}: {exc}") from None
+
+    return _compute(plan, grid_start, columns, names, checked, chunk_size)
+
+
+def _check_grid_start(spec: BaselineSpec, grid_start: int) -> int:
+    grid_start = check_int("grid_start", grid_start)
+    if grid_start % spec.interval_seconds:
+        raise BaselineError(f"grid_start {grid_start} is not aligned to the {spec.interval_seconds} s grid")
+    return grid_start
+
+
+def _names(devices: Sequence[str] | None, n_devices: int) -> list[str]:
+    if devices is None:
+        return [str(i) for i in range(n_devices)]
+    names = [str(d) for d in devices]
+    if len(names) != n_devices:
+        raise BaselineError(f"{len(names)} device ids for {n_devices} rows of loads")
+    return names
+
+
+def _compute(
+    plan: Plan,
+    grid_start: int,
+    n_cols: int,
+    names: list[str],
+    rows: Callable[[int, int], np.ndarray],
+    chunk_size: int,
+) -> BaselineBatch:
+    """The engine over len(names) rows read `chunk_size` at a time by `rows(lo, hi)`."""
+    spec = plan.spec
+    n_devices = len(names)
+    c0 = (plan.event_start - grid_start) // spec.interval_seconds
     # Candidate like-days whose required intervals all lie inside the grid (any other day is
     # unusable for every device, so dropping it changes no selection).
     spans = [(0, plan.length)] + list(plan.segments)
@@ -552,11 +618,11 @@ def compute_baselines(
 
     out = _Outputs(spec, n_devices, plan.length, len(ks))
     for lo in range(0, n_devices, chunk_size):
-        out.put(lo, _run_chunk(plan, loads[lo : lo + chunk_size], c0, ks))
+        out.put(lo, _run_chunk(plan, rows(lo, min(lo + chunk_size, n_devices)), c0, ks))
     return BaselineBatch(
         spec,
-        event_start,
-        event_end,
+        plan.event_start,
+        plan.event_end,
         names,
         out.baseline,
         out.actual,

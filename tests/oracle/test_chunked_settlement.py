@@ -1,7 +1,8 @@
 """Chunked == unchunked: the baseline engine's results, records and the settlement built on them do
-not depend on the chunk size (including chunks that do not divide the device count) or on the
-loads dtype (int32 as the store delivers it, int64); and the engine's memory stays within the bound
-stated in oracle.baselines.vectorised (no copy of the loads array, outputs + one chunk).
+not depend on the chunk size (including chunks that do not divide the device count), on the
+loads dtype (int32 as the store delivers it, int64), or on the rows being read block by block
+(compute_baselines_by_rows); and the engine's memory stays within the bound stated in
+oracle.baselines.vectorised (no copy of the loads array, outputs + one chunk).
 
 Hourly intervals; the grid holds `grid_days` days before the event day and the event day itself.
 """
@@ -13,10 +14,19 @@ from dataclasses import fields
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oracle.baselines import ADJUSTMENTS, METHODS, BaselineBatch, BaselineSpec, compute_baselines
+from oracle.baselines import (
+    ADJUSTMENTS,
+    METHODS,
+    BaselineBatch,
+    BaselineError,
+    BaselineSpec,
+    compute_baselines,
+    compute_baselines_by_rows,
+)
 from oracle.settlement import DeviceInput, EpochSettlement, RequestInput, SettlementParams, settle_epoch
 
 H = 3_600
@@ -179,3 +189,47 @@ def test_memory_is_outputs_plus_one_chunk_not_a_copy_of_the_loads():
     temporaries = 16 * 8 * chunk * (length + width + count)
     assert peak <= outputs + names + temporaries, (peak, outputs, temporaries)
     assert peak < loads.nbytes // 4
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    spec=specs(),
+    devices=st.integers(1, 30),
+    grid_days=st.integers(8, 30),
+    hour=st.integers(0, 22),
+    seed=st.integers(0, 2**32 - 1),
+    chunk=st.integers(1, 33),
+)
+def test_rows_read_block_by_block_give_the_whole_array_result(spec, devices, grid_days, hour, seed, chunk):
+    start = day_start(EVENT_DAY) + hour * H
+    grid_start = day_start(EVENT_DAY) - grid_days * 86_400
+    loads = synthetic(devices, grid_days, seed, 0.05)
+    names = [f"0x{i + 1:040x}" for i in range(devices)]
+    reads: list[tuple[int, int]] = []
+
+    def read_rows(lo: int, hi: int) -> np.ndarray:
+        reads.append((lo, hi))
+        return loads[lo:hi].astype(np.int32)  # a fresh block, as a store would build it
+
+    streamed = compute_baselines_by_rows(spec, grid_start, loads.shape[1], names, read_rows, start, start + H,
+                                         chunk_size=chunk)
+    whole = compute_baselines(spec, grid_start, loads, start, start + H, names)
+    assert_same_batch(whole, streamed)
+    # every row is read exactly once, in order, at most `chunk` rows at a time
+    assert reads == [(lo, min(lo + chunk, devices)) for lo in range(0, devices, chunk)]
+    watts, owners = [300] * devices, [f"0x{i + 1 + 2**100:040x}" for i in range(devices)]
+    assert_same_settlement(settle(whole, watts, owners), settle(streamed, watts, owners))
+
+
+@pytest.mark.parametrize("block, message", [
+    (lambda lo, hi: np.zeros((hi - lo, 5), dtype=np.int32), r"rows 0\.\.2: expected shape \(3, 48\)"),
+    (lambda lo, hi: np.zeros((hi - lo, 48)), "rows 0..2: loads must have a signed integer dtype"),
+    (lambda lo, hi: np.full((hi - lo, 48), -2, dtype=np.int64), "rows 0..2: loads must be >= 0 Wh or -1"),
+    (lambda lo, hi: [[0] * 48] * (hi - lo), "rows 0..2: read_rows must return a numpy array, got list"),
+])
+def test_a_bad_block_is_rejected_with_its_rows(block, message):
+    spec = BaselineSpec("caiso-10in10", interval_seconds=H)
+    start = day_start(EVENT_DAY) + 12 * H
+    with pytest.raises(BaselineError, match=message):
+        compute_baselines_by_rows(spec, day_start(EVENT_DAY) - 86_400, 48, ["a", "b", "c"], block, start,
+                                  start + H)
