@@ -21,11 +21,14 @@ def gas() -> None:
 def oracle(
     devices: int = typer.Option(100_000, "--devices", min=1, help="number of devices to settle"),
     verify_batches: int = typer.Option(20_000, "--verify-batches", min=1, help="signed batches to verify"),
+    history_days: int = typer.Option(10, "--history-days", min=1, max=92,
+                                     help="days of readings before the event"),
+    streamed: bool = typer.Option(False, "--streamed", help="read the rows one block of devices at a time"),
 ) -> None:
     """Oracle throughput: signature verification and settlement of N devices (see bench/oracle.py)."""
     from bench.oracle import run
 
-    typer.echo(json.dumps(run(devices, verify_batches)))
+    typer.echo(json.dumps(run(devices, verify_batches, history_days=history_days, streamed=streamed)))
 
 
 @app.command()

@@ -35,6 +35,10 @@ payout * escrow // total. Each device's payout is split: owner = payout * owner_
 the fee account gets the rest. The epoch's emission is scaled the same way if it would exceed
 the hub's remaining emission budget. Owners' shares, fees and emissions are added to the
 cumulative ledger of (account, token) -> amount, whose Merkle tree root goes in the report.
+
+Memory: O(devices) Python objects and nothing more: one DeviceResult per device of each request
+(a device's gross result is replaced by its split one, never both kept), the ledger (one entry per
+account and token) and its tree (64 bytes per leaf, protocol.merkle). About 1 KB per device in all.
 """
 
 from __future__ import annotations
@@ -256,13 +260,12 @@ def settle_request(request: RequestInput, params: SettlementParams) -> RequestRe
     devices = sorted(request.devices, key=lambda d: d.device.lower())
     if len({d.device.lower() for d in devices}) != len(devices):
         raise ValueError(f"request {request.request_id}: a device is listed twice")
-    gross = [settle_device(request, d, params) for d in devices]
-    total = sum(r.payout for r in gross)
+    results = [settle_device(request, d, params) for d in devices]
+    total = sum(r.payout for r in results)
     scaled = total > request.escrow
-    results = []
-    for r in gross:
+    for i, r in enumerate(results):  # in place: a device's gross result is dropped once it is split
         payout = r.payout * request.escrow // total if scaled else r.payout
-        results.append(_split(r, payout, params))
+        results[i] = _split(r, payout, params)
     paid = sum(r.payout for r in results)
     return RequestResult(request.request_id, _norm(request.payment_token), request.escrow, paid,
                          request.escrow - paid, scaled, sum(r.delivered_wh for r in results), tuple(results))

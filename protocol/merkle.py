@@ -54,43 +54,73 @@ def hash_pair(a: bytes, b: bytes) -> bytes:
 
 
 class RewardsTree:
-    """A StandardMerkleTree over reward leaves, with a proof for every leaf."""
+    """A StandardMerkleTree over reward leaves, with a proof for every leaf.
+
+    Memory: the nodes are one contiguous buffer of 32-byte hashes, 64 bytes per leaf in all (the
+    2n - 1 nodes), and no per-leaf Python objects are kept: a leaf's position is found by binary
+    search of its hash among the sorted leaf hashes, which sit in the last n nodes in descending
+    order.
+    """
 
     def __init__(self, leaves: list[RewardLeaf]):
         if not leaves:
             raise ValueError("a rewards tree needs at least one leaf")
-        hashed = sorted((leaf_hash(*_key(leaf)), _key(leaf)) for leaf in leaves)
-        for (h1, k1), (h2, _) in zip(hashed, hashed[1:]):
+        hashed = sorted(leaf_hash(*_key(leaf)) for leaf in leaves)
+        for h1, h2 in zip(hashed, hashed[1:]):
             if h1 == h2:
-                raise ValueError(f"duplicate leaf {k1}")
-        size = 2 * len(hashed) - 1
-        tree: list[bytes] = [b""] * size
-        self._position: dict[tuple[str, str, int], int] = {}
-        for i, (hash_, key) in enumerate(hashed):
-            tree[size - 1 - i] = hash_
-            self._position[key] = size - 1 - i
-        for i in range(size - 1 - len(hashed), -1, -1):
-            tree[i] = hash_pair(tree[2 * i + 1], tree[2 * i + 2])
-        self._tree = tree
+                raise ValueError(f"duplicate leaf {next(_key(x) for x in leaves if x.hash() == h1)}")
+        n = len(hashed)
+        size = 2 * n - 1
+        # leaf i (ascending hash) sits at node size - 1 - i, so the last n nodes are the reversed list
+        hashed.reverse()
+        nodes = bytearray(_NODE * (size - n)) + b"".join(hashed)
+        del hashed
+        for i in range(size - 1 - n, -1, -1):
+            left = bytes(nodes[(2 * i + 1) * _NODE : (2 * i + 2) * _NODE])
+            right = bytes(nodes[(2 * i + 2) * _NODE : (2 * i + 3) * _NODE])
+            nodes[i * _NODE : (i + 1) * _NODE] = hash_pair(left, right)
+        self._nodes = bytes(nodes)
+        self._size = size
+        self._leaves = n
+
+    def _node(self, index: int) -> bytes:
+        return self._nodes[index * _NODE : (index + 1) * _NODE]
 
     @property
     def root(self) -> bytes:
         """The 32-byte root the OracleHub installs."""
-        return self._tree[0]
+        return self._node(0)
 
     def __len__(self) -> int:
-        return len(self._position)
+        return self._leaves
+
+    def _index(self, leaf: RewardLeaf) -> int | None:
+        """The node index of `leaf`, or None: binary search of its hash (leaf i at size - 1 - i)."""
+        target = leaf_hash(*_key(leaf))
+        lo, hi = 0, self._leaves
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._node(self._size - 1 - mid) < target:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < self._leaves and self._node(self._size - 1 - lo) == target:
+            return self._size - 1 - lo
+        return None
 
     def proof(self, leaf: RewardLeaf) -> list[bytes]:
         """Sibling hashes from `leaf` up to the root."""
-        index = self._position.get(_key(leaf))
+        index = self._index(leaf)
         if index is None:
             raise KeyError(f"not a leaf of this tree: {leaf}")
         path = []
         while index > 0:
-            path.append(self._tree[index + 1 if index % 2 == 1 else index - 1])
+            path.append(self._node(index + 1 if index % 2 == 1 else index - 1))
             index = (index - 1) // 2
         return path
+
+
+_NODE = 32  # bytes per node hash
 
 
 def _key(leaf: RewardLeaf) -> tuple[str, str, int]:

@@ -18,6 +18,13 @@ Public API
         [D, L] int64; `eligible` [D] bool) for the settlement, and builds per-device records on
         demand: `batch.device(i)`, `batch.to_list()`, `iter(batch)`.
 
+    compute_baselines_by_rows(spec, grid_start, columns, devices, read_rows, event_start, event_end,
+                              *, chunk_size=8_192) -> BaselineBatch
+        The same engine and result, without the whole loads array in memory: `read_rows(lo, hi)`
+        gives the [hi - lo, columns] rows of devices[lo:hi] (one call per chunk, in order), so a
+        store can hand over one block of devices at a time. Memory: one block + the outputs + one
+        chunk's temporaries (the bound is stated in `vectorised`).
+
     compute_device_baseline(spec, readings, event_start, event_end, device="device") -> DeviceBaseline
         Per-device convenience API, `readings` maps interval start (unix s) -> Wh. It is a separate,
         plain-Python implementation of the same rules; the tests check that both agree.
@@ -129,7 +136,12 @@ from oracle.baselines.spec import (
     local_date,
     validate_window,
 )
-from oracle.baselines.vectorised import AdjustmentArrays, BaselineBatch, compute_baselines
+from oracle.baselines.vectorised import (
+    AdjustmentArrays,
+    BaselineBatch,
+    compute_baselines,
+    compute_baselines_by_rows,
+)
 
 __all__ = [
     "ADJUSTMENTS",
@@ -158,5 +170,6 @@ __all__ = [
     "DeviceBaseline",
     "build_grid",
     "compute_baselines",
+    "compute_baselines_by_rows",
     "compute_device_baseline",
 ]

@@ -4,11 +4,27 @@ The rule: `compute_baselines` applies exactly the rules of `reference` (see `ora
 to a [D, T] loads array in independent chunks of rows, so memory stays bounded and the result
 does not depend on the chunk size. Results stay arrays (`BaselineBatch`) for the settlement;
 per-device records are built on demand by `records`.
+
+Memory bound (D devices, T grid columns, L event intervals, W adjustment-window intervals, K
+candidate days, Q = quality_days, c = chunk_size):
+
+    peak = loads (read in place, never copied: 4 bytes per reading as int32, 8 as int64;
+           with compute_baselines_by_rows only one block of chunk_size rows of it at a time)
+         + the outputs, about D * (24 L + 8 Q + K + 94) bytes (baseline, actual and curtailed
+           [D, L] int64, the quality sums, the adjustment, the selected days, reason/flag bits)
+         + the temporaries of one chunk, O(c * (L + W + K)) int64.
+
+Nothing but `loads` itself grows with D * T, and nothing but the outputs with D. The chunk's
+results are copied into preallocated outputs as soon as it is done (`_Outputs`), and every
+per-device decision is taken in the chunk, so the figures equal those of one chunk of D rows.
+The oracle's grid holds 92 days (2 x 45 look-back + 2) of 96 intervals: 8,832 columns, 3.5 GB of
+int32 for 100,000 devices. That is why `compute_baselines_by_rows` exists: the store hands over
+one block of devices at a time and the whole array never exists.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import date
 
@@ -71,7 +87,9 @@ def _gather(block: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class AdjustmentArrays:
-    """The same-day adjustment of n devices, one [n] array per quantity (zeros where not computed).
+    """The same-day adjustment of n devices, one [n] array per quantity (zeros where not computed:
+    in a BaselineBatch, every device without enough history, so the arrays do not depend on which
+    other devices shared its chunk).
 
     a_sum / u_sum: actual and unadjusted-baseline Wh over the adjustment window; num / den: the
     ratio factor (ratio only); additive / uncapped / limit: the additive Wh per interval, before
@@ -426,6 +444,76 @@ def _run_chunk(plan: Plan, block: np.ndarray, c0: int, ks: np.ndarray) -> _Chunk
     )
 
 
+class _Outputs:
+    """The arrays of a BaselineBatch, allocated once for D devices and filled one chunk at a time.
+
+    Each chunk's results are copied into their rows and the chunk's arrays dropped, so the engine
+    never holds more than the outputs plus one chunk's temporaries. Every per-device decision
+    (curtailment, quality gate, reason and flag bits) depends only on that device's row, so it is
+    taken per chunk and does not depend on the chunk size.
+    """
+
+    def __init__(self, spec: BaselineSpec, n: int, length: int, count: int) -> None:
+        self.spec = spec
+        self.baseline = np.zeros((n, length), dtype=np.int64)
+        self.actual = np.zeros((n, length), dtype=np.int64)
+        self.curtailed = np.zeros((n, length), dtype=np.int64)
+        self.selected = np.zeros((n, count), dtype=bool)
+        self.reason_bits = np.zeros(n, dtype=np.uint8)
+        self.flag_bits = np.zeros(n, dtype=np.uint8)
+        self.quality = q.QualityAccumulator(n, spec.quality_days)
+        self.adjust = AdjustmentArrays.zeros(n) if spec.adjusted else None
+
+    def put(self, lo: int, part: _ChunkResult) -> None:
+        """Copy one chunk's results into rows lo .. lo + its size, and decide its reasons and flags."""
+        spec = self.spec
+        hi = lo + part.actual.shape[0]
+        rows = slice(lo, hi)
+        self.baseline[rows] = part.baseline
+        self.actual[rows] = part.actual
+        self.curtailed[rows] = np.where(part.actual >= 0, np.maximum(part.baseline - part.actual, 0), 0)
+        self.selected[rows] = part.selected
+        for name in _QUALITY_FIELDS:
+            getattr(self.quality, name)[rows] = getattr(part.quality, name)
+        acc = part.quality
+        evaluated_days = (acc.day_k > 0).sum(axis=1)
+        passed = np.array(
+            [
+                days_ >= q.MIN_PLACEBO_DAYS and q.gate_passes(sse, n, s, spec.max_rrmse_bps)
+                for days_, sse, n, s in zip(
+                    evaluated_days.tolist(), acc.sse.tolist(), acc.points.tolist(), acc.sum_actual.tolist()
+                )
+            ],
+            dtype=bool,
+        )
+        enough = part.enough
+        reason_bits = np.zeros(hi - lo, dtype=np.uint8)
+        flag_bits = np.zeros(hi - lo, dtype=np.uint8)
+
+        def mark(bits: np.ndarray, member: int, where: np.ndarray) -> None:
+            bits |= np.where(where, np.uint8(member), np.uint8(0))
+
+        mark(reason_bits, Reason.INSUFFICIENT_HISTORY, ~enough)
+        if self.adjust is not None:
+            adjust = part.adjustment
+            assert adjust is not None
+            for f in fields(AdjustmentArrays):  # zeros where no baseline was computed, whatever the chunk
+                getattr(self.adjust, f.name)[rows] = np.where(enough, getattr(adjust, f.name), 0)
+            adj_missing = adjust.missing & enough
+            mark(reason_bits, Reason.MISSING_ADJUSTMENT_READINGS, adj_missing)
+            applied = enough & ~adj_missing
+            mark(flag_bits, Flag.ADJUSTMENT_CAPPED_UP, applied & (adjust.bound == 1))
+            mark(flag_bits, Flag.PRE_EVENT_LOAD_JUMP, applied & adjust.jump)
+        mark(reason_bits, Reason.MISSING_EVENT_READINGS, (part.actual < 0).any(axis=1))
+        mark(reason_bits, Reason.INSUFFICIENT_HISTORY_FOR_QUALITY, evaluated_days < q.MIN_PLACEBO_DAYS)
+        mark(reason_bits, Reason.BASELINE_QUALITY, (evaluated_days >= q.MIN_PLACEBO_DAYS) & ~passed)
+        self.reason_bits[rows] = reason_bits
+        self.flag_bits[rows] = flag_bits
+
+
+_QUALITY_FIELDS = ("sse", "sum_actual", "sum_error", "points", "day_k")
+
+
 def compute_baselines(
     spec: BaselineSpec,
     grid_start: int,
@@ -441,20 +529,82 @@ def compute_baselines(
     Devices are processed in independent chunks of `chunk_size` rows (bounded memory); the result
     does not depend on the chunk size."""
     plan = plan_event(spec, event_start, event_end)
-    interval = spec.interval_seconds
-    grid_start = check_int("grid_start", grid_start)
-    if grid_start % interval:
-        raise BaselineError(f"grid_start {grid_start} is not aligned to the {interval} s grid")
+    grid_start = _check_grid_start(spec, grid_start)
     loads = _check_loads(loads)
     n_devices, n_cols = loads.shape
-    if devices is None:
-        names = [str(i) for i in range(n_devices)]
-    else:
-        names = [str(d) for d in devices]
-        if len(names) != n_devices:
-            raise BaselineError(f"{len(names)} device ids for {n_devices} rows of loads")
+    names = _names(devices, n_devices)
     check_int("chunk_size", chunk_size, 1)
-    c0 = (event_start - grid_start) // interval
+    return _compute(plan, grid_start, n_cols, names, lambda lo, hi: loads[lo:hi], chunk_size)
+
+
+def compute_baselines_by_rows(
+    spec: BaselineSpec,
+    grid_start: int,
+    columns: int,
+    devices: Sequence[str],
+    read_rows: Callable[[int, int], np.ndarray],
+    event_start: int,
+    event_end: int,
+    *,
+    chunk_size: int = 8_192,
+) -> BaselineBatch:
+    """`compute_baselines` over a loads array that is never whole in memory.
+
+    `read_rows(lo, hi)` returns the rows of devices[lo:hi], an integer array [hi - lo, columns]
+    laid out as `compute_baselines` wants it (same grid_start); it is called once per chunk, in
+    order, so a store can load one block of devices at a time. Each block is validated like
+    `loads` (a BaselineError names the rows). Peak memory: one block of `chunk_size` rows, the
+    outputs and one chunk's temporaries (module docstring). The result is the one
+    `compute_baselines` gives on the whole array, whatever the chunk size."""
+    plan = plan_event(spec, event_start, event_end)
+    grid_start = _check_grid_start(spec, grid_start)
+    columns = check_int("columns", columns, 0)
+    names = _names(devices, len(devices))
+    check_int("chunk_size", chunk_size, 1)
+
+    def checked(lo: int, hi: int) -> np.ndarray:
+        block = read_rows(lo, hi)
+        where = f"rows {lo}..{hi - 1}"
+        if not isinstance(block, np.ndarray):
+            raise BaselineError(f"{where}: read_rows must return a numpy array, got {type(block).__name__}")
+        if block.shape != (hi - lo, columns):
+            raise BaselineError(f"{where}: expected shape {(hi - lo, columns)}, got {block.shape}")
+        try:
+            return _check_loads(block)
+        except BaselineError as exc:
+            raise BaselineError(f"{where}: {exc}") from None
+
+    return _compute(plan, grid_start, columns, names, checked, chunk_size)
+
+
+def _check_grid_start(spec: BaselineSpec, grid_start: int) -> int:
+    grid_start = check_int("grid_start", grid_start)
+    if grid_start % spec.interval_seconds:
+        raise BaselineError(f"grid_start {grid_start} is not aligned to the {spec.interval_seconds} s grid")
+    return grid_start
+
+
+def _names(devices: Sequence[str] | None, n_devices: int) -> list[str]:
+    if devices is None:
+        return [str(i) for i in range(n_devices)]
+    names = [str(d) for d in devices]
+    if len(names) != n_devices:
+        raise BaselineError(f"{len(names)} device ids for {n_devices} rows of loads")
+    return names
+
+
+def _compute(
+    plan: Plan,
+    grid_start: int,
+    n_cols: int,
+    names: list[str],
+    rows: Callable[[int, int], np.ndarray],
+    chunk_size: int,
+) -> BaselineBatch:
+    """The engine over len(names) rows read `chunk_size` at a time by `rows(lo, hi)`."""
+    spec = plan.spec
+    n_devices = len(names)
+    c0 = (plan.event_start - grid_start) // spec.interval_seconds
     # Candidate like-days whose required intervals all lie inside the grid (any other day is
     # unusable for every device, so dropping it changes no selection).
     spans = [(0, plan.length)] + list(plan.segments)
@@ -466,63 +616,23 @@ def compute_baselines(
     ks = np.array([k for k, _ in keep], dtype=np.int64)
     days = [day for _, day in keep]
 
-    parts = [_run_chunk(plan, loads[lo : lo + chunk_size], c0, ks) for lo in range(0, n_devices, chunk_size)]
-    if not parts:
-        parts = [_run_chunk(plan, loads[:0], c0, ks)]
-
-    baseline = np.concatenate([p.baseline for p in parts])
-    actual = np.concatenate([p.actual for p in parts])
-    enough = np.concatenate([p.enough for p in parts])
-    curtailed = np.where(actual >= 0, np.maximum(baseline - actual, 0), 0)
-    accumulator = q.QualityAccumulator(n_devices, spec.quality_days)
-    for name in ("sse", "sum_actual", "sum_error", "points", "day_k"):
-        setattr(accumulator, name, np.concatenate([getattr(p.quality, name) for p in parts]))
-    evaluated_days = (accumulator.day_k > 0).sum(axis=1)
-    passed = np.array(
-        [
-            days_ >= q.MIN_PLACEBO_DAYS and q.gate_passes(sse, n, s, spec.max_rrmse_bps)
-            for days_, sse, n, s in zip(
-                evaluated_days.tolist(),
-                accumulator.sse.tolist(),
-                accumulator.points.tolist(),
-                accumulator.sum_actual.tolist(),
-            )
-        ],
-        dtype=bool,
-    )
-    adjust = None
-    if spec.adjusted:
-        adjust = AdjustmentArrays.concat([p.adjustment for p in parts if p.adjustment is not None])
-    reason_bits = np.zeros(n_devices, dtype=np.uint8)
-    flag_bits = np.zeros(n_devices, dtype=np.uint8)
-
-    def mark(bits: np.ndarray, member: int, where: np.ndarray) -> None:
-        bits |= np.where(where, np.uint8(member), np.uint8(0))
-
-    mark(reason_bits, Reason.INSUFFICIENT_HISTORY, ~enough)
-    if adjust is not None:
-        adj_missing = adjust.missing & enough
-        mark(reason_bits, Reason.MISSING_ADJUSTMENT_READINGS, adj_missing)
-        applied = enough & ~adj_missing
-        mark(flag_bits, Flag.ADJUSTMENT_CAPPED_UP, applied & (adjust.bound == 1))
-        mark(flag_bits, Flag.PRE_EVENT_LOAD_JUMP, applied & adjust.jump)
-    mark(reason_bits, Reason.MISSING_EVENT_READINGS, (actual < 0).any(axis=1))
-    mark(reason_bits, Reason.INSUFFICIENT_HISTORY_FOR_QUALITY, evaluated_days < q.MIN_PLACEBO_DAYS)
-    mark(reason_bits, Reason.BASELINE_QUALITY, (evaluated_days >= q.MIN_PLACEBO_DAYS) & ~passed)
+    out = _Outputs(spec, n_devices, plan.length, len(ks))
+    for lo in range(0, n_devices, chunk_size):
+        out.put(lo, _run_chunk(plan, rows(lo, min(lo + chunk_size, n_devices)), c0, ks))
     return BaselineBatch(
         spec,
-        event_start,
-        event_end,
+        plan.event_start,
+        plan.event_end,
         names,
-        baseline,
-        actual,
-        curtailed,
-        reason_bits == 0,
-        reason_bits,
-        flag_bits,
+        out.baseline,
+        out.actual,
+        out.curtailed,
+        out.reason_bits == 0,
+        out.reason_bits,
+        out.flag_bits,
         plan,
         days,
-        np.concatenate([p.selected for p in parts]),
-        adjust,
-        accumulator,
+        out.selected,
+        out.adjust,
+        out.quality,
     )
