@@ -9,8 +9,12 @@ the view replays the logs up to that cursor (the history it had already accepted
 block hash so a reset or reorganized chain is noticed) and resumes after it; a reorg noticed later
 rebuilds the cache up to the fork point.
 
-The ingest asks `device(address)` and `request(request_id)`; an unknown one triggers one `sync()`
-before the answer is None, so a device registered a moment ago is accepted.
+The ingest asks `device(address)` and `request(request_id)`. A known one is answered from the
+cache with no JSON-RPC call (the background poller, or the attestation loop's sync, keeps it
+current: a deactivation reaches it within one poll). An unknown one triggers one `sync()` before
+the answer is None, so a device registered a moment ago is accepted; concurrent misses share one
+sync (the first runs it, the others wait for it), so a burst of unknown devices cannot stampede
+the RPC.
 """
 
 from __future__ import annotations
@@ -173,19 +177,27 @@ class ChainView:
         when the RPC does not answer (the cache stays as it was).
         """
         with self._lock:
-            self._last_sync_started = self._clock()
-            if self._cursor is None:
-                self._load_history()
-            self._cursor = self.follower.poll(self).block
-            return self._cursor
+            return self._sync_locked()
 
     def _sync_for_lookup(self) -> None:
-        """One sync for a lookup miss, unless another sync started after the lookup asked."""
+        """One sync for a lookup miss, unless another sync started after the lookup asked.
+
+        The check and the sync happen under one hold of the lock, so concurrent misses coalesce:
+        the first runs the sync, the others wait for it and find it started after they asked
+        (it read the chain after their question), so they do not sync again (no stampede).
+        """
         asked = self._clock()
         with self._lock:
             if self._last_sync_started > asked:
                 return
-        self.sync()
+            self._sync_locked()
+
+    def _sync_locked(self) -> int:
+        self._last_sync_started = self._clock()
+        if self._cursor is None:
+            self._load_history()
+        self._cursor = self.follower.poll(self).block
+        return self._cursor
 
     def _load_history(self) -> None:
         """Rebuild the cache by replaying the logs up to the stored cursor, once it is known to be

@@ -318,6 +318,13 @@ def _ack_response(request: Request, kind: str, ack: Any, readings: int = 0, deta
     return Response(ack.json, status_code=200 if ack.replay else 201, media_type="application/json")
 
 
+def _accept_now(accept: Callable[[Any, int], Any], message: Any, clock: Callable[[], float]) -> Any:
+    """`accept(message, now)` with "now" read in the worker thread, not on the event loop: the
+    oracle's clock (protocol.clock.ChainClock) refreshes its lead over the wall clock with a JSON-RPC
+    call about once a second, which must not stall every other request of the loop meanwhile."""
+    return accept(message, int(clock()))
+
+
 # ------------------------------------------------------------------------------------------------
 # the routes
 
@@ -334,7 +341,7 @@ async def post_meter_batch(request: Request, ingestor: IngestorDep, body: Body, 
     """Accept one signed meter batch (201), or return the stored ack of a replay (200)."""
     payload = _parse(MeterBatchPayload, body)
     batch = payload.to_batch()
-    ack = await run_in_threadpool(ingestor.accept_batch, batch, int(clock()))
+    ack = await run_in_threadpool(_accept_now, ingestor.accept_batch, batch, clock)
     readings = len(batch.readings)
     return _ack_response(request, "meter_batch", ack, readings, (ack.body.get("device", batch.device), readings))
 
@@ -346,7 +353,7 @@ async def post_commitment(request: Request, ingestor: IngestorDep, body: Body, c
     """Accept one signed commitment (201), or return the stored ack of a replay (200)."""
     payload = _parse(CommitmentPayload, body)
     commitment = payload.to_commitment()
-    ack = await run_in_threadpool(ingestor.accept_commitment, commitment, int(clock()))
+    ack = await run_in_threadpool(_accept_now, ingestor.accept_commitment, commitment, clock)
     return _ack_response(request, "commitment", ack,
                          detail=(ack.body.get("device", commitment.device), commitment.request_id, commitment.watts))
 
@@ -519,7 +526,8 @@ def main(argv: list[str] | None = None) -> None:
                             max_body_bytes=settings.max_body_bytes)
     logger.info("ingest listening on http://%s:%d (database %s)", settings.host, settings.port,
                 settings.database_url.split("@")[-1])
-    limited_server(app, host=settings.host, port=settings.port, log_level="warning").run()  # http_limits
+    limited_server(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
+                   loop="uvloop").run()  # http_limits
 
 
 if __name__ == "__main__":

@@ -167,3 +167,42 @@ def test_m4_the_bond_book_agrees_with_staking_cover(devnet_ops):
     for owner in (ops.owner.address, ops.buyer.address):
         for watts in (0, 1, 2_999, 3_000, 3_001, 3_007, 3_008, 10_000):
             assert book.covers(owner, watts) == staking.functions.coversCommitment(owner, watts).call(), (owner, watts)
+
+
+def test_a_known_device_is_answered_without_a_sync(tmp_path, devnet, devnet_ops):
+    ops = devnet_ops
+    devices = [ops.register() for _ in range(3)]
+    view = ChainView(ops.web3, ops.manifest, engine_at(tmp_path / "view.sqlite"))
+    view.sync()
+    polls = []
+    poll = view.follower.poll
+    view.follower.poll = lambda projection: polls.append(1) or poll(projection)
+    for _ in range(50):
+        for device in devices:
+            assert view.device(device.address) is not None
+    assert polls == []  # answered from the cache: the follower (the JSON-RPC side) was not asked
+    assert view.device(Account.create().address) is None  # a miss does ask the chain once
+    assert polls == [1]
+
+
+def test_concurrent_misses_share_one_sync(tmp_path, devnet, devnet_ops):
+    import threading
+    import time
+
+    ops = devnet_ops
+    view = ChainView(ops.web3, ops.manifest, engine_at(tmp_path / "view.sqlite"))
+    view.sync()
+    device = ops.register()  # registered after the view's last sync: every lookup below misses
+    polls = []
+    poll = view.follower.poll
+    view.follower.poll = lambda projection: polls.append(1) or poll(projection)
+    found = []
+    with view._lock:  # the misses all ask while a sync is in progress; they must then share one
+        threads = [threading.Thread(target=lambda: found.append(view.device(device.address))) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(found) == 8 and all(info is not None and info.address == device.address for info in found)
+    assert len(polls) == 1
