@@ -207,3 +207,40 @@ def test_a_peer_that_is_down_stops_the_pull_with_the_reason(make_oracle, chain_o
     result = pull_range(fresh.engine, fresh, flaky.url, *span, http)
     assert result.stopped is not None and "unreachable" in result.stopped
     assert (result.pages, result.stored, result.complete) == (0, 0, False)
+
+
+def test_an_attestor_pulls_the_requests_range_from_each_peer_once(make_oracle, chain_ops, http, shared_devnet):
+    from eth_account import Account
+
+    from oracle.attestation import Attestor, ChainState
+    from oracle.baselines import HIGH_X_OF_Y, BaselineSpec
+    from oracle.chain_view import RequestInfo, RequestStatus
+    from oracle.epoch import OracleEconomics
+    from oracle.settlement import SettlementParams
+    from protocol.statuses import ReportStatus
+
+    (peer_url, peer), (_, fresh) = make_oracle(), make_oracle()
+    batches, span = fill(chain_ops, peer, devices=2, days=2)
+    flaky = FlakyPeer(peer_url)  # counts the calls
+    end = span[1] + 3_600
+    request = RequestInfo(request_id=1, zone=4, start=end - 3_600, end=end, target_w=4_000, price_per_kwh=250_000,
+                          payment_token="0x" + "bb" * 20, buyer="0x" + "b0" * 20, max_budget=10**9,
+                          status=RequestStatus.OPEN)
+    economics = OracleEconomics(params=SettlementParams(fee_account="0x" + "fe" * 20,
+                                                        protocol_token="0x" + "aa" * 20, interval_seconds=900),
+                                baseline=BaselineSpec(HIGH_X_OF_Y))
+    attestor = Attestor(web3=shared_devnet.web3(), manifest=shared_devnet.manifest(), key=shared_devnet.keys[5],
+                        engine=fresh.engine, chain_view=None, ingestor=fresh, economics=economics,  # type: ignore[arg-type]
+                        clock=lambda: chain_ops.chain_time())
+    state = ChainState(epoch=0, root=bytes(32), pending_digest=bytes(32), pending_status=ReportStatus.NONE,
+                       pending_deadline=0, threshold=2, emission_budget=0,
+                       oracles=((Account.create().address, flaky.url), (attestor.address, "http://me")),
+                       timestamp=end)
+    try:
+        assert attestor.pull_missing_data(state, [request, request]) == 4
+        assert flaky.calls == 1  # one page of the whole range, not one call per device
+        assert held(fresh, span) == held(peer, span)
+        assert attestor.pull_missing_data(state, [request]) == 0
+    finally:
+        attestor.http.close()
+        flaky.close()
