@@ -32,22 +32,20 @@ from eth_account import Account
 from sqlalchemy.engine import Engine
 from pydantic import ValidationError
 
-from oracle import db, meter_store
 from oracle.chain_view import ChainView, RequestStatus
 from oracle.bonds import read_bond_book
 from oracle.accepted import AllocationUnknown, overlaps
-from oracle.capability_settlement import capability_meters
-from oracle.site_settlement import HoldoutSeedUnknown, meters_of
+from oracle.site_settlement import HoldoutSeedUnknown
 from oracle.epoch import HISTORY_DAYS, OracleEconomics, compute_epoch, event_window
-from oracle.ingest import Ingestor, Rejected
+from oracle.ingest import Ingestor
 from oracle.logs import RepeatFilter
 from oracle.metrics import OracleMetrics
+from oracle.peer_sync import pull_range
 from oracle.report_store import ReportStore, report_document
 from oracle.settlement import Ledger
 from protocol.chain import ChainError, Transactor
 from protocol.fast_verify import recover_digest
 from protocol.holdout import GateSeeds
-from protocol.messages import decode_batch
 from protocol.proposals import sign_proposal
 from protocol.report import MAX_REPORT_ITEMS
 from protocol.report_document import ReportDocument, ReportMismatch
@@ -399,44 +397,26 @@ class Attestor:
     # ------------------------------------------------------------------ data from peers
 
     def pull_missing_data(self, state: ChainState, requests: list[Any]) -> int:
-        """Fetch device-signed batches this oracle lacks from its peers; each is verified on ingest.
+        """Fetch device-signed batches this oracle lacks from its peers: one time range per peer (the
+        requests' windows with their history, widened to whole days so the pulls of one day share a
+        resumable cursor), paged, every signature verified, stored by the ingest (oracle.peer_sync).
         Per peer, how many it held that were missing here is the replication lag in the metrics."""
+        if not requests:
+            return 0
+        windows = [event_window(request, self.economics.params.interval_seconds) for request in requests]
+        from_ts = max(0, min(start for start, _ in windows) - HISTORY_DAYS * SECONDS_PER_DAY)
+        to_ts = max(end for _, end in windows)
+        from_ts, to_ts = from_ts // SECONDS_PER_DAY * SECONDS_PER_DAY, -(-to_ts // SECONDS_PER_DAY) * SECONDS_PER_DAY
         added = 0
-        per_peer: dict[str, list[int]] = {}  # peer URL -> [missing here, taken]
-        silent: set[str] = set()  # peers that did not answer: not asked again in this pull
-        for request in requests:
-            devices = capability_meters(request, self.chain_view.devices(), self.chain_view.devices_at) \
-                if self.economics.tests.is_test(request.buyer) else \
-                meters_of((c.device for c in db.commitments_of_request(self.engine, request.request_id)),
-                          self.chain_view.devices(), self.chain_view.devices_at)
-            start, end = event_window(request, self.economics.params.interval_seconds)
-            window = (start - HISTORY_DAYS * SECONDS_PER_DAY, end)
-            for device in devices:
-                have = {(b.sequence) for b in meter_store.batches_of_device(self.engine, device, *window, limit=100_000,
-                                                                    max_span_seconds=self.ingestor.max_span_seconds)}
-                for _address, url in self._peers(state):
-                    if url in silent:
-                        continue
-                    listing = self._fetch(f"{url}/v1/meter-batches", {"device": device, "from": window[0],
-                                                                      "to": window[1], "limit": 10_000})
-                    if listing is None:
-                        silent.add(url)
-                        continue
-                    lag = per_peer.setdefault(url, [0, 0])
-                    for item in listing if isinstance(listing, list) else []:
-                        if item.get("sequence") in have:
-                            continue
-                        lag[0] += 1
-                        try:
-                            batch = decode_batch(item, ignore_extra=True)
-                            self.ingestor.accept_batch(batch, int(self.clock()))
-                            have.add(batch.sequence)
-                            added += 1
-                            lag[1] += 1
-                        except (Rejected, ValidationError, ValueError, TypeError) as error:
-                            log.warning("batch from %s not taken: %s", url, error)
-        for url, (missing, pulled) in per_peer.items():
-            self.metrics.peer_pull(url, missing, pulled)
+        for _address, url in self._peers(state):
+            result = pull_range(self.engine, self.ingestor, url, from_ts, to_ts, self.http, clock=self.clock)
+            if result.stopped is None:
+                self.metrics.peer_answered(url)
+            else:
+                self.metrics.peer_failed(url)
+            missing = result.received - result.skipped - result.replays
+            self.metrics.peer_pull(url, missing, result.stored)
+            added += result.stored
         if added:
             log.info("pulled %d missing meter batches from peers", added)
         return added

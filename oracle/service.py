@@ -29,6 +29,7 @@ from oracle.config import OracleConfig
 from oracle.ingest import IngestSettings, Ingestor
 from oracle.ingest_api import create_ingest_app
 from oracle.logs import IngestLog
+from oracle.peer_sync_api import add_peer_sync_routes
 from oracle.metrics import OracleMetrics
 from oracle.readiness import Readiness
 from protocol.chain import ChainError, Transactor, connect
@@ -92,6 +93,7 @@ def build_service(config: OracleConfig) -> OracleService:
     add_attestation_routes(app, attestor)
     add_allocation_routes(app, clearer)
     add_capability_routes(app, clearer)
+    add_peer_sync_routes(app)
     add_baseline_rules_route(app, economics)
     return OracleService(config, app, attestor, view, clearer, metrics, ingest_log)
 
