@@ -118,7 +118,7 @@ def run(n: int, limit: int = 5_000) -> dict[str, Any]:
         server.should_exit = True
         thread.join(timeout=15)
     with Session(fresh_engine) as session:
-        stored = session.exec(select(func.count()).select_from(db.MeterBatchRecord)).one()
+        stored = session.exec(select(func.count()).select_from(db.SignedBatchRecord)).one()
     figures = result.as_dict()
     return {"batches": n, "page_limit": limit, "prepare_seconds": round(prepare, 1), "stored_rows": stored,
             "peer_sync_seconds": figures["seconds"], "batches_per_s": round(n / result.seconds, 1),
