@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -252,6 +253,7 @@ def run(sites: int = 10_000, store: str = "sqlite", connections: int = 16, live_
     figures: dict[str, Any] = {"sites": sites, "meters": 2 * sites, "store": store, "connections": connections,
                                "history_days": history_days, "live_intervals": live_intervals}
     postgres = None
+    finished = False
     oracle = None
     anvil = None
     try:
@@ -284,7 +286,9 @@ def run(sites: int = 10_000, store: str = "sqlite", connections: int = 16, live_
 
         # The clock: history days end at E, where the chain's clock now stands (minus a margin).
         event_day = (rpc.chain_time() // SECONDS_PER_DAY + 1) * SECONDS_PER_DAY
-        if event_day - rpc.chain_time() < 120:
+        # A weekday, at least two minutes ahead: like-day baselines (CAISO 10-in-10) then find
+        # enough weekdays in the history whatever day the bench runs.
+        while event_day - rpc.chain_time() < 120 or time.gmtime(event_day).tm_wday >= 5:
             event_day += SECONDS_PER_DAY
         rpc.set_time(event_day - 30)
 
@@ -383,6 +387,7 @@ def run(sites: int = 10_000, store: str = "sqlite", connections: int = 16, live_
         figures["oracle_rss_peak_mb"] = round(oracle.peak_rss_mb(), 1)
         figures["per_site_seconds"] = {name: round(seconds / sites, 6) for name, seconds in phases.items()}
         figures["bench_seconds"] = round(time.perf_counter() - started, 1)
+        finished = True
         return figures
     finally:
         if oracle is not None:
@@ -392,3 +397,7 @@ def run(sites: int = 10_000, store: str = "sqlite", connections: int = 16, live_
             anvil.wait(timeout=10)
         if postgres is not None:
             postgres.stop()
+        if finished:
+            shutil.rmtree(work, ignore_errors=True)  # the store may be gigabytes; kept (with logs) on a failure
+        else:
+            stderr.log(f"the run failed; its files and the oracle's log are kept in {work}")
