@@ -77,6 +77,31 @@ def mv(sites: int = typer.Option(200, "--sites", min=10, max=20_000, help="numbe
     typer.echo(json.dumps(result))
 
 
+@app.command("oracle-service")
+def oracle_service(
+    sites: int = typer.Option(10_000, "--sites", min=1, max=1_000_000, help="sites (a site meter + a device each)"),
+    store: str = typer.Option("sqlite", "--store", help="the oracle's store: sqlite or postgresql"),
+    connections: int = typer.Option(16, "--connections", min=1, max=1_024, help="HTTP connections of the load"),
+    live_intervals: int = typer.Option(2, "--live-intervals", min=1, max=96,
+                                       help="one-interval batches sent per meter in the live phase"),
+    history_days: int = typer.Option(10, "--history-days", min=1, max=90, help="days of history before the event"),
+    skip_peer_sync: bool = typer.Option(False, "--skip-peer-sync", help="leave the peer sync phase out"),
+    postgres_url: str | None = typer.Option(None, "--postgres-url", envvar="NEGAWATT_BENCH_POSTGRES_URL",
+                                            help="a PostgreSQL server to use (else a throwaway one is started)"),
+) -> None:
+    """One real `negawatt oracle run` on anvil with N sites: ingest, store, settlement, peer sync (bench/oracle_service.py)."""
+    if store not in ("sqlite", "postgresql"):
+        raise typer.BadParameter(f"{store!r} is not a store; one of sqlite, postgresql", param_hint="--store")
+    from bench.oracle_service import BenchError, run
+
+    try:
+        result = run(sites, store, connections, live_intervals, history_days, skip_peer_sync, postgres_url)
+    except BenchError as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
+    typer.echo(json.dumps(result))
+
+
 @app.callback()
 def main() -> None:
     """negawatt benchmarks."""
