@@ -180,10 +180,9 @@ def _measure_peer_sync(source_url: str, fresh_database_url: str, rpc_url: str, m
                        meters: list[str], day: tuple[int, int], now: int) -> dict[str, Any]:
     """A fresh oracle store obtains `day` of every meter from the oracle at `source_url`.
 
-    TODO(issue 18, bulk peer sync): call `oracle.peer_sync.pull_range(...)` here once it lands (the
-    lead gives its signature). Until then this is the existing path of `Attestor.pull_missing_data`:
-    per meter, GET /v1/meter-batches?device=&from=&to= from the peer, `decode_batch`, then the fresh
-    oracle's `Ingestor.accept_batch` (signature, registry and rules checked, stored durably)."""
+    Through `oracle.peer_sync.pull_range`, the path `Attestor.pull_missing_data` takes: pages of the
+    peer's time range, every signature verified, stored by the fresh oracle's `Ingestor.accept_batches`
+    (registry and rules checked, durable). `meters` are the ones the peer was given (for the count)."""
     import logging
 
     import httpx
@@ -206,23 +205,18 @@ def _measure_peer_sync(source_url: str, fresh_database_url: str, rpc_url: str, m
     view_seconds = time.perf_counter() - began
     ingestor = Ingestor(engine, view, RegistryDomainVerifier(manifest.chainId, manifest.address("DeviceRegistry")),
                         IngestSettings(interval_seconds=INTERVAL_SECONDS, max_readings=SECONDS_PER_DAY // INTERVAL_SECONDS))
-    taken = refused = 0
+    from oracle.peer_sync import pull_range
+
     began = time.perf_counter()
-    with httpx.Client(timeout=60) as http, _bar("peer sync (per device)", len(meters)) as advance:
-        for i, meter in enumerate(meters):
-            listing = http.get(f"{source_url}/v1/meter-batches",
-                               params={"device": meter, "from": day[0], "to": day[1], "limit": 10_000}).json()
-            for item in listing:
-                try:
-                    ingestor.accept_batch(decode_batch(item, ignore_extra=True), now)
-                    taken += 1
-                except Rejected:
-                    refused += 1
-            if i % 200 == 0:
-                advance(i)
-    return {"peer_sync_seconds": round(time.perf_counter() - began, 3), "peer_sync_batches": taken,
-            "peer_sync_refused": refused, "peer_sync_chain_view_seconds": round(view_seconds, 3),
-            "peer_sync_method": "per-device GET /v1/meter-batches + Ingestor.accept_batch (existing path)"}
+    with httpx.Client(timeout=120) as http:
+        result = pull_range(engine, ingestor, source_url, day[0], day[1], http, clock=lambda: now)
+    seconds = time.perf_counter() - began
+    if not result.complete:
+        raise BenchError(f"the peer sync stopped: {result.stopped}")
+    return {"peer_sync_seconds": round(seconds, 3), "peer_sync_batches": result.stored,
+            "peer_sync_refused": sum(result.refused.values()), "peer_sync_chain_view_seconds": round(view_seconds, 3),
+            "peer_sync_method": "oracle.peer_sync.pull_range: GET /v1/meter-batches/range pages, bulk-verified, "
+                                "stored through Ingestor.accept_batches"}
 
 
 def _settle(config: Path, request_id: int) -> dict[str, Any]:
