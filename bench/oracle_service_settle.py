@@ -6,7 +6,7 @@ oracle's config, the bond reader over Staking) and calls `oracle.epoch.compute_e
 `report_document` as the service does. Timing wrappers are put around the module-level functions
 it calls, in this process only:
 
-    load      the store's loader (`oracle.db.readings_in_range`, and `readings_matrix` once it exists)
+    load      the store's loader (`oracle.meter_store.readings_in_range`: day rows into one numpy array)
     baseline  `compute_baselines`, wherever the settlement modules call it
     grid      `build_grid` (reported inside `settle`: it is the settlement's own layout work)
     bonds     the bond reader (one Staking read per owner)
@@ -60,11 +60,9 @@ def install_timers(timers: Timers) -> None:
     """Wrap the settlement's parts where the settlement modules look them up."""
     import importlib
 
-    from oracle import db, settlement
+    from oracle import meter_store, settlement
 
-    for loader in ("readings_in_range", "readings_matrix"):
-        if hasattr(db, loader):
-            setattr(db, loader, timers.wrap("load", getattr(db, loader)))
+    meter_store.readings_in_range = timers.wrap("load", meter_store.readings_in_range)  # what oracle.epoch calls
     for name in TIMED_MODULES:
         module = importlib.import_module(name)
         for function, part in (("compute_baselines", "baseline"), ("build_grid", "grid")):
