@@ -40,12 +40,30 @@ class BondBook:
         return self.available.get(owner.lower(), 0) >= self.required(watts)
 
 
-def read_bond_book(staking: Any, owners: Iterable[str]) -> BondBook:
-    """The bond book of `owners` as the Staking contract holds it now (bonded above the lock)."""
-    available = {}
-    for owner in sorted({o.lower() for o in owners}):
-        address = to_checksum_address(owner)
-        bonded = staking.functions.bondedOf(address).call()
-        locked = staking.functions.lockedOf(address).call()
-        available[owner] = max(0, bonded - locked)
+def read_bond_book(staking: Any, owners: Iterable[str], batch_size: int = 500) -> BondBook:
+    """The bond book of `owners` as the Staking contract holds it now (bonded above the lock).
+
+    The reads go in JSON-RPC batches of `batch_size` owners (two calls each): one round trip per
+    batch instead of two per owner, which at 100,000 owners is the difference between seconds and
+    half an hour."""
+    ordered = sorted({o.lower() for o in owners})
+    available: dict[str, int] = {}
+    for lo in range(0, len(ordered), batch_size):
+        chunk = ordered[lo:lo + batch_size]
+        values = _read_pairs(staking, [to_checksum_address(owner) for owner in chunk])
+        for owner, (bonded, locked) in zip(chunk, values):
+            available[owner] = max(0, bonded - locked)
     return BondBook(staking.functions.bondPerKW().call(), available)
+
+
+def _read_pairs(staking: Any, addresses: list[str]) -> list[tuple[int, int]]:
+    """(bondedOf, lockedOf) of each address, in one JSON-RPC batch when the provider has them."""
+    web3 = getattr(staking, "w3", None)
+    if web3 is not None and hasattr(web3, "batch_requests"):
+        with web3.batch_requests() as batch:
+            for address in addresses:
+                batch.add(staking.functions.bondedOf(address))
+                batch.add(staking.functions.lockedOf(address))
+            answers = batch.execute()
+        return [(int(answers[2 * i]), int(answers[2 * i + 1])) for i in range(len(addresses))]
+    return [(staking.functions.bondedOf(a).call(), staking.functions.lockedOf(a).call()) for a in addresses]

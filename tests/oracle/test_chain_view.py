@@ -167,6 +167,9 @@ def test_m4_the_bond_book_agrees_with_staking_cover(devnet_ops):
     for owner in (ops.owner.address, ops.buyer.address):
         for watts in (0, 1, 2_999, 3_000, 3_001, 3_007, 3_008, 10_000):
             assert book.covers(owner, watts) == staking.functions.coversCommitment(owner, watts).call(), (owner, watts)
+    # Read in JSON-RPC batches of any size, the book is the same.
+    assert read_bond_book(staking, [ops.owner.address, ops.buyer.address], batch_size=1) == book
+    assert book.available[ops.owner.address.lower()] > 0
 
 
 def test_a_known_device_is_answered_without_a_sync(tmp_path, devnet, devnet_ops):
