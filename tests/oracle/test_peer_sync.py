@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from oracle import db
+from oracle import db, meter_store
 from oracle.chain_view import ChainView
 from oracle.ingest import Ack, Ingestor, IngestSettings
 from oracle.ingest_api import create_ingest_app
@@ -72,7 +72,7 @@ def fill(chain_ops, ingestor, devices: int = 3, days: int = 2) -> tuple[list[Met
 def held(ingestor, span) -> dict[tuple[str, int], tuple]:
     """What a store holds in `span`: (device, sequence) -> (start, interval, readings, signature)."""
     return {(r.device, r.sequence): (r.start, r.interval_seconds, r.readings_list(), r.signature)
-            for r in db.batches_in_range(ingestor.engine, *span, limit=10_000)}
+            for r in meter_store.batches_in_range(ingestor.engine, *span, limit=10_000)}
 
 
 def test_a_fresh_oracle_ends_with_exactly_the_peers_batches(make_oracle, chain_ops, http):
@@ -111,7 +111,7 @@ def test_batches_held_already_are_skipped_before_any_check(make_oracle, chain_op
 def test_tampered_rows_of_the_peer_are_refused_and_the_rest_is_stored(make_oracle, chain_ops, http):
     (peer_url, peer), (_, fresh) = make_oracle(), make_oracle()
     batches, span = fill(chain_ops, peer, devices=3, days=2)
-    records = db.batches_in_range(peer.engine, *span)
+    records = meter_store.batches_in_range(peer.engine, *span)
     intruder = chain_ops.register()
     foreign = chain_ops.batch(intruder, records[2].start, records[2].readings_list(), records[2].sequence,
                               signer=intruder)  # a valid signature, of another key than the row's device
@@ -119,12 +119,14 @@ def test_tampered_rows_of_the_peer_are_refused_and_the_rest_is_stored(make_oracl
     with db.write_transaction(peer.engine, "tamper") as session:
         readings = records[0].readings_list()
         readings[5] += 1
-        session.execute(text("UPDATE meter_batches SET readings = :r WHERE id = :id"),
-                        {"r": str(readings).replace(" ", ""), "id": records[0].id})
-        session.execute(text("UPDATE meter_batches SET device = :d WHERE id = :id"),
-                        {"d": swapped_to.address, "id": records[1].id})
-        session.execute(text("UPDATE meter_batches SET signature = :s WHERE id = :id"),
-                        {"s": "0x" + foreign.signature.hex(), "id": records[2].id})
+        session.execute(text("UPDATE signed_batches SET readings = :r WHERE id = :id"),
+                        {"r": meter_store.pack(readings), "id": records[0].id})
+        swapped_id = session.execute(text("INSERT INTO meters (address) VALUES (:a) RETURNING id"),
+                                     {"a": swapped_to.address}).scalar_one()
+        session.execute(text("UPDATE signed_batches SET meter = :m WHERE id = :id"),
+                        {"m": swapped_id, "id": records[1].id})
+        session.execute(text("UPDATE signed_batches SET signature = :s WHERE id = :id"),
+                        {"s": foreign.signature, "id": records[2].id})
     result = pull_range(fresh.engine, fresh, peer_url, *span, http)
     assert result.complete and result.received == 6
     assert dict(result.refused) == {"bad_signature": 3} and result.stored == 3

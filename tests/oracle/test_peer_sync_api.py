@@ -10,7 +10,7 @@ import random
 import orjson
 import pytest
 
-from oracle import db
+from oracle import db, meter_store
 from oracle.chain_view import ChainView
 from oracle.ingest import Ack, Ingestor, IngestSettings
 from oracle.ingest_api import create_ingest_app
@@ -74,7 +74,7 @@ def test_a_page_lists_the_batches_of_the_range_as_signed(peer, chain_ops):
         assert item["readings"] == list(batch.readings) and item["start"] == batch.start
         assert item["signature"] == "0x" + batch.signature.hex() and item["intervalSeconds"] == 900
         assert set(item) == {"device", "start", "intervalSeconds", "readings", "sequence", "signature", "receivedAt"}
-    ids = [r.id for r in db.batches_in_range(ingestor.engine, start, end)]
+    ids = [r.id for r in meter_store.batches_in_range(ingestor.engine, start, end)]
     assert closing == {"next": None, "cursor": ids[-1], "count": 3}
 
 
@@ -88,7 +88,7 @@ def test_next_pages_through_every_batch_in_store_order(peer, chain_ops):
         assert len(items) == closing["count"] <= 3
         seen += [(i["device"], i["sequence"]) for i in items]
         after, pages = closing["next"], pages + 1
-    records = db.batches_in_range(ingestor.engine, start, end, limit=100)
+    records = meter_store.batches_in_range(ingestor.engine, start, end, limit=100)
     assert seen == [(r.device, r.sequence) for r in records] and len(seen) == 8
     assert pages == 3  # 3 + 3 + 2: the last page says it is the last
 
