@@ -183,19 +183,15 @@ def _measure_peer_sync(source_url: str, fresh_database_url: str, rpc_url: str, m
     Through `oracle.peer_sync.pull_range`, the path `Attestor.pull_missing_data` takes: pages of the
     peer's time range, every signature verified, stored by the fresh oracle's `Ingestor.accept_batches`
     (registry and rules checked, durable). `meters` are the ones the peer was given (for the count)."""
-    import logging
-
     import httpx
 
     from oracle import db
     from oracle.chain_view import ChainView
-    from oracle.ingest import Ingestor, IngestSettings, Rejected
+    from oracle.ingest import Ingestor, IngestSettings
     from protocol.chain import connect
     from protocol.fast_verify import RegistryDomainVerifier
     from protocol.manifest import load_manifest
-    from protocol.messages import decode_batch
 
-    logging.getLogger("oracle.ingest").setLevel(logging.ERROR)  # each meter's first batch here opens a gap
     manifest = load_manifest(manifest_path)
     engine = db.make_engine(fresh_database_url)
     db.init_db(engine)

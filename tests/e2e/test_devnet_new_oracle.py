@@ -39,7 +39,8 @@ def test_a_new_oracle_receives_the_history_of_running_nodes(tmp_path):
         with outbox_db(node) as db:
             ours = {row[0] for row in db.execute("SELECT device || ':' || sequence FROM batches")}
         stored = sqlite3.connect(newcomer.config.with_suffix(".sqlite"))
-        theirs = {row[0] for row in stored.execute("SELECT device || ':' || sequence FROM meter_batches")}
+        theirs = {row[0] for row in stored.execute(
+            "SELECT m.address || ':' || b.sequence FROM signed_batches b JOIN meters m ON m.id = b.meter")}
         stored.close()
         assert {item.lower() for item in ours} <= {item.lower() for item in theirs}
         assert "new oracle" in (net.run_dir / "logs" / f"{node.name}.log").read_text()
