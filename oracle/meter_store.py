@@ -252,6 +252,11 @@ class _Day:
             self.readings = np.frombuffer(readings, dtype="<u4").copy()
             self.present = np.unpackbits(np.frombuffer(present, dtype=np.uint8), bitorder="little")[:slots].astype(bool)
 
+    def put(self, lo: int, hi: int, values: Sequence[int]) -> None:
+        """Write `values` into slots [lo, hi) and mark them present."""
+        self.readings[lo:hi] = values
+        self.present[lo:hi] = True
+
     def row(self, meter: int, day: int) -> dict:
         return {"meter": meter, "day": day, "interval_seconds": self.interval, "readings": self.readings.tobytes(),
                 "present": np.packbits(self.present, bitorder="little").tobytes()}
@@ -325,9 +330,7 @@ def _store_one(connection: Connection, item: BatchToStore, meter: int, now: int,
         if state.present[lo:hi].any():
             return Refused("overlapping_interval", _overlap_detail(connection, item, meter, max_span_seconds))
     for day, lo, hi, offset in spans:
-        state = days[(meter, day)]
-        state.readings[lo:hi] = item.readings[offset:offset + hi - lo]
-        state.present[lo:hi] = True
+        days[(meter, day)].put(lo, hi, item.readings[offset:offset + hi - lo])
         dirty.add((meter, day))
     expected = 0 if highest is None else highest + 1
     gap = None
@@ -414,23 +417,6 @@ def batches_in_range(engine: Engine, from_ts: int, to_ts: int, after: int = 0, l
             {"after": after, "to_ts": to_ts, "from_ts": from_ts, "earliest": max(0, from_ts - max_span_seconds),
              "limit": limit})
         return [_stored(row) for row in rows]
-
-
-def last_sequence(engine: Engine, device: str) -> int | None:
-    """The highest stored sequence of `device` (None before its first batch)."""
-    with Session(engine) as session:
-        connection = session.connection()
-        meter = meter_ids(connection, engine, [device]).get(device)
-        return None if meter is None else connection.execute(_MAX_SEQUENCE, {"meter": meter}).scalar()
-
-
-def count_sequences(engine: Engine, device: str, low: int, high: int) -> int:
-    """How many of the sequences [low, high) of `device` are stored."""
-    with Session(engine) as session:
-        connection = session.connection()
-        meter = meter_ids(connection, engine, [device]).get(device)
-        return 0 if meter is None else int(connection.execute(
-            _COUNT_RANGE, {"meter": meter, "low": low, "high": high}).scalar())
 
 
 def readings_count(engine: Engine) -> int:
@@ -559,9 +545,7 @@ def migrate_legacy(engine: Engine, chunk: int = 5_000) -> int:
                 "digest": bytes.fromhex(digest.removeprefix("0x")), "received_at": received_at,
                 "gap_expected": None if not gap else int(gap["expected"])})
             for day, lo, hi, offset in _spans(int(start), int(interval), len(values)):
-                state = days.setdefault((meter, day), _Day(int(interval)))
-                state.readings[lo:hi] = values[offset:offset + hi - lo]
-                state.present[lo:hi] = True
+                days.setdefault((meter, day), _Day(int(interval))).put(lo, hi, values[offset:offset + hi - lo])
             moved += 1
         rows_out = [days[key].row(*key) for key in sorted(days)]
         for lo in range(0, len(rows_out), chunk):

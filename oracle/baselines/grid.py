@@ -79,7 +79,6 @@ def _from_array(readings_by_device: Mapping[str, Mapping[int, int]], interval: i
     devices = sorted(readings_by_device)
     rows = np.array([readings.row if isinstance(readings, MeterRow) else parent.index.get(device, -1)
                      for device, readings in ((d, readings_by_device[d]) for d in devices)], dtype=np.int64)
-    rows = np.where(rows < 0, -1, rows)
     target = np.flatnonzero(rows >= 0)
     chosen = rows[target]
     earliest = _check_rows(parent, chosen, [d for d, r in zip(devices, rows) if r >= 0])
