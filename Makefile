@@ -113,17 +113,25 @@ openadr: .venv-openadr/.installed
 demo: $(VENV)/.installed node_modules/.installed .toolchain/.solc compile web
 	$(BIN)/negawatt devnet demo $(DEMO_ARGS)
 
-# The contract suite on anvil runs alongside the main suite (its own anvil on a free port; the main
-# suite waits on devnets much of the time), its output kept in .test-anvil.log and printed after;
-# `make test` fails if either fails.
+# Two processes share the 2 cores: the main suite (in-process EVM and every unit and service test) and,
+# alongside it, the suites that mostly wait on anvil and subprocesses: the contract suite on anvil (its
+# own anvil on a free port), then the devnet end-to-end tests (tests/e2e) and the browser tests
+# (tests/web). The second process's output is kept in .test-alongside.log and printed after the main
+# suite's; `make test` fails if any of them fails.
+ALONGSIDE := tests/e2e tests/web
 test: setup slither
-	@echo "the contract suite on anvil runs alongside: its output follows the main suite's"
-	@$(BIN)/ape test tests/contracts --network ethereum:local:foundry > .test-anvil.log 2>&1 & anvil=$$!; \
-	NEGAWATT_REQUIRE_POSTGRES=1 NEGAWATT_REQUIRE_BROWSER=1 $(BIN)/ape test tests --durations=25; main=$$?; \
-	wait $$anvil; contracts=$$?; \
-	echo "---- ape test tests/contracts --network ethereum:local:foundry ----"; cat .test-anvil.log; \
-	echo "main suite: exit $$main; contract suite on anvil: exit $$contracts"; \
-	test $$main -eq 0 && test $$contracts -eq 0
+	@echo "the contract suite on anvil, then $(ALONGSIDE), run alongside: their output follows the main suite's"
+	@export NEGAWATT_REQUIRE_POSTGRES=1 NEGAWATT_REQUIRE_BROWSER=1; \
+	( $(BIN)/ape test tests/contracts --network ethereum:local:foundry; contracts=$$?; \
+	  $(BIN)/ape test $(ALONGSIDE) --durations=10; alongside=$$?; \
+	  echo "contract suite on anvil: exit $$contracts; $(ALONGSIDE): exit $$alongside"; \
+	  test $$contracts -eq 0 && test $$alongside -eq 0 ) > .test-alongside.log 2>&1 & second=$$!; \
+	$(BIN)/ape test tests $(addprefix --ignore=,$(ALONGSIDE)) --durations=25; main=$$?; \
+	wait $$second; alongside=$$?; \
+	echo "---- alongside: ape test tests/contracts --network ethereum:local:foundry; ape test $(ALONGSIDE) ----"; \
+	cat .test-alongside.log; \
+	echo "main suite: exit $$main; alongside (contracts on anvil, $(ALONGSIDE)): exit $$alongside"; \
+	test $$main -eq 0 && test $$alongside -eq 0
 
 test-contracts: setup
 	$(BIN)/ape test tests/contracts
@@ -140,4 +148,4 @@ bench: setup
 	$(BIN)/python -m bench gas
 
 clean:
-	rm -rf .build contracts/.cache .toolchain deployments/ethereum-local.json runs web/dist .test-anvil.log
+	rm -rf .build contracts/.cache .toolchain deployments/ethereum-local.json runs web/dist .test-alongside.log
