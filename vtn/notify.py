@@ -69,18 +69,20 @@ class Notifier:
                 if kind in item.get("objects", []) and operation in item.get("operations", []):
                     notification = {"objectType": kind, "operation": operation, "object": row["body"],
                                     "targets": row.get("targets") or []}
-                    self._pool.submit(self._post, item["callbackUrl"], item.get("bearerToken"), notification)
+                    self._pool.submit(self.send, item["callbackUrl"], item.get("bearerToken"), notification)
 
     def check_callback(self, url: str) -> None:
         """Raise CallbackRefused (naming the rule) unless the policy lets notifications go to `url` now."""
         self.policy.check(url)
 
-    def _post(self, url: str, token: str | None, notification: dict[str, Any]) -> None:
+    def send(self, url: str, token: str | None, notification: dict[str, Any]) -> int | None:
+        """POST one notification now (the worker pool calls this): the callback checked again, the POST to
+        the checked address; the HTTP status, or None when refused or failed (logged either way)."""
         try:
             target = self.policy.check(url)
         except CallbackRefused as error:
             log.warning("notification to %s not sent: the callback policy refuses it (%s)", url, error)
-            return
+            return None
         headers = {**target.headers, **({"Authorization": f"Bearer {token}"} if token else {})}
         try:
             with self._http.stream("POST", target.url, json=notification, headers=headers,
@@ -88,5 +90,7 @@ class Notifier:
                 status = response.status_code  # the body is not read: closing drops the connection
             log.info("notified %s (%s) of %s %s: HTTP %d", url, target.address, notification["operation"],
                      notification["objectType"], status)
+            return status
         except httpx.HTTPError as error:
             log.warning("notification to %s (%s) failed: %s", url, target.address, error)
+            return None

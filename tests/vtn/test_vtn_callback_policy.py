@@ -275,3 +275,50 @@ def test_an_allowed_network_admits_its_addresses_and_no_others(bits):
     else:
         with pytest.raises(CallbackRefused):
             policy.check(url)
+
+
+def test_a_callback_answering_an_endless_body_is_not_read():
+    """A receiver that declares 1 GiB and keeps sending: the notifier takes the status and hangs up, so
+    the receiver's writes fail long before the body is through."""
+    from vtn.notify import Notifier
+
+    declared = 1 << 30
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    seen: dict = {}
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += connection.recv(65536)
+            head, _, body = request.partition(b"\r\n\r\n")
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length")))
+            while len(body) < length:
+                body += connection.recv(65536)
+            seen["request"] = head.decode() + "\r\n\r\n" + body.decode()
+            connection.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {declared}\r\n\r\n".encode())
+            sent, chunk = 0, b"x" * 65536
+            try:
+                while sent < declared:
+                    sent += connection.send(chunk)
+            except OSError as error:  # the notifier hung up
+                seen["error"] = type(error).__name__
+            seen["sent"] = sent
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    notifier = Notifier(timeout_seconds=5.0, policy=CallbackPolicy(allow=["127.0.0.1"]))
+    try:
+        status = notifier.send(f"http://127.0.0.1:{port}/hook", "t", {"objectType": "VEN", "operation": "POST",
+                                                                       "object": {"id": "v"}, "targets": []})
+        server.join(timeout=30)
+    finally:
+        notifier.close()
+        listener.close()
+    assert status == 200
+    assert "Authorization: Bearer t" in seen["request"].replace("authorization", "Authorization")
+    assert seen.get("error") in ("BrokenPipeError", "ConnectionResetError"), seen
+    assert seen["sent"] < 64 * 1024 * 1024  # what socket buffers hold, far from the declared GiB
