@@ -18,6 +18,7 @@ and the response body is never read (the status line and headers only, within th
 from __future__ import annotations
 
 import logging
+import ssl
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -33,9 +34,10 @@ log = logging.getLogger(__name__)
 class Notifier:
     """Finds the subscriptions an operation concerns and POSTs to their callbacks."""
 
-    def __init__(self, timeout_seconds: float = 5.0, workers: int = 4, policy: CallbackPolicy | None = None):
+    def __init__(self, timeout_seconds: float = 5.0, workers: int = 4, policy: CallbackPolicy | None = None,
+                 verify: ssl.SSLContext | bool = True):
         self.policy = policy or CallbackPolicy()
-        self._http = httpx.Client(timeout=timeout_seconds, follow_redirects=False,
+        self._http = httpx.Client(timeout=timeout_seconds, follow_redirects=False, verify=verify,
                                   limits=httpx.Limits(max_keepalive_connections=0))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vtn-notify")
         self.context: Any = None  # set by the app (the store and the privacy rule live there)

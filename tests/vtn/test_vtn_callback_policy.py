@@ -10,6 +10,7 @@ import ipaddress
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -322,3 +323,81 @@ def test_a_callback_answering_an_endless_body_is_not_read():
     assert "Authorization: Bearer t" in seen["request"].replace("authorization", "Authorization")
     assert seen.get("error") in ("BrokenPipeError", "ConnectionResetError"), seen
     assert seen["sent"] < 64 * 1024 * 1024  # what socket buffers hold, far from the declared GiB
+
+
+def _tls_pair(tmp_path, name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A throwaway CA and a server certificate for `name` only: (server context, client context)."""
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(timezone.utc)
+    ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test callback CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(hours=1))
+          .not_valid_after(now + timedelta(hours=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    leaf = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_name).public_key(leaf_key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    (tmp_path / "leaf.pem").write_bytes(leaf.public_bytes(pem))
+    (tmp_path / "leaf.key").write_bytes(leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                               serialization.NoEncryption()))
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(tmp_path / "leaf.pem", tmp_path / "leaf.key")
+    client = ssl.create_default_context(cadata=ca.public_bytes(pem).decode())
+    return server, client
+
+
+def test_https_goes_to_the_checked_address_with_the_name_in_sni_and_its_certificate(tmp_path):
+    """A TLS receiver on loopback with a certificate for hooks.test only: a callback to hooks.test
+    (resolved to 127.0.0.1 by the test) is verified against the name and sent with it in SNI and Host;
+    one to another name resolving to the same address fails the certificate check and is not sent."""
+    from vtn.notify import Notifier
+
+    server_context, client_context = _tls_pair(tmp_path, "hooks.test")
+    served: list[dict] = []
+    server_context.sni_callback = lambda tls, name, _ctx: served.append({"sni": name}) and None
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        for _ in range(2):
+            raw, _ = listener.accept()
+            try:
+                with server_context.wrap_socket(raw, server_side=True) as connection:
+                    request = b""
+                    while b"\r\n\r\n" not in request:
+                        request += connection.recv(65536)
+                    host = next(line.split(b":", 1)[1].strip().decode() for line in request.split(b"\r\n")
+                                if line.lower().startswith(b"host:"))
+                    served[-1]["host"] = host
+                    connection.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+            except (ssl.SSLError, OSError) as error:  # the client refused our certificate
+                served[-1]["error"] = type(error).__name__
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    resolver = HookResolver()
+    resolver.names.update({"hooks.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]})
+    notifier = Notifier(policy=CallbackPolicy(allow=["hooks.test", "other.test"], resolver=resolver),
+                        verify=client_context)
+    notification = {"objectType": "VEN", "operation": "POST", "object": {"id": "v"}, "targets": []}
+    try:
+        good = notifier.send(f"https://hooks.test:{port}/hook", None, notification)
+        wrong = notifier.send(f"https://other.test:{port}/hook", None, notification)
+        thread.join(timeout=30)
+    finally:
+        notifier.close()
+        listener.close()
+    assert (good, wrong) == (204, None)
+    assert served[0] == {"sni": "hooks.test", "host": f"hooks.test:{port}"}
+    assert served[1]["sni"] == "other.test" and "host" not in served[1] and served[1]["error"]
