@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from protocol.http_limits import BodyLimitMiddleware
 from vtn import routes_auth, routes_events, routes_programs, routes_reports, routes_subscriptions, routes_vens
+from vtn.callback_policy import CallbackPolicy
 from vtn.clients import Registry, load_registry
 from vtn.deps import VtnContext
 from vtn.notify import Notifier
@@ -61,7 +62,7 @@ def build_context(settings: VtnSettings, registry: Registry | None = None, marke
     oracles = settings.oracles or _hub_oracles(market.web3, market.manifest)
     sites = SiteGateway(store, registry.site_keys, market.manifest.chainId, market.manifest.address("DeviceRegistry"),
                         oracles)
-    notifier = Notifier(settings.notify_timeout_seconds)
+    notifier = Notifier(settings.notify_timeout_seconds, policy=CallbackPolicy(settings.callback_allow))
     context = VtnContext(settings, store, registry, TokenStore(settings.token_ttl_seconds), notifier, market, sites)
     context.results = Results(store, market, notifier, settings.api_url)
     notifier.context = context

@@ -24,6 +24,9 @@ def serve(
     api_url: str | None = typer.Option(None, "--api-url", help="negawatt API (delivered energy in results)"),
     oracle: list[str] = typer.Option([], "--oracle", help="oracle base URL (repeat); default: the OracleHub's"),
     poll_seconds: float | None = typer.Option(None, "--poll-seconds", help="pause between result refreshes"),
+    callback_allow: list[str] = typer.Option([], "--callback-allow",
+                                             help="IP network or host name webhooks may reach although not public "
+                                                  "(repeat; e.g. 127.0.0.0/8 on a devnet)"),
 ) -> None:
     """Serve the facade until interrupted."""
     from protocol.http_limits import HttpLimits, limited_server
@@ -33,8 +36,13 @@ def serve(
 
     given = {"clients_file": clients_file, "manifest": manifest, "rpc_url": rpc_url, "database_url": database_url,
              "host": host, "port": port, "public_url": public_url, "api_url": api_url,
-             "oracles": list(oracle) or None, "poll_seconds": poll_seconds}
-    settings = VtnSettings(**{k: v for k, v in given.items() if v is not None})
+             "oracles": list(oracle) or None, "poll_seconds": poll_seconds,
+             "callback_allow": list(callback_allow) or None}
+    try:
+        settings = VtnSettings(**{k: v for k, v in given.items() if v is not None})
+    except ValueError as error:  # pydantic's ValidationError names the bad setting
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per refresh poll is noise
     try:

@@ -1,7 +1,9 @@
 """`/subscriptions`: who is notified of which operations on which objects (vtn.notify).
 
-The rule: a client reads and changes only its own subscriptions (BL clients read all); the
-callback must be http(s); notifications follow the privacy rule of the subscriber.
+The rule: a client reads and changes only its own subscriptions (BL clients read all); every
+callback must pass vtn.callback_policy (http(s), no userinfo, a public address or one the operator
+allows), else the create or replace is a 400 problem naming the rule and nothing is stored;
+notifications follow the privacy rule of the subscriber.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query
 
 from vtn import crud
-from vtn.deps import CallerGrant, Context, Pagination, TargetFilter, require
+from vtn.callback_policy import CallbackRefused
+from vtn.deps import CallerGrant, Context, Pagination, TargetFilter, VtnContext, require
 from vtn.models import ObjectKind, SubscriptionIn, wire
+from vtn.problems import VtnProblem
 
 router = APIRouter(tags=["subscriptions"])
 KIND = "SUBSCRIPTION"
@@ -20,6 +24,16 @@ KIND = "SUBSCRIPTION"
 
 def _body(subscription: SubscriptionIn) -> dict:
     return {"objectType": KIND, **wire(subscription)}
+
+
+def _check_callbacks(context: VtnContext, subscription: SubscriptionIn) -> None:
+    """400 problem naming the member and the rule when the policy refuses a callback."""
+    for n, item in enumerate(subscription.object_operations):
+        try:
+            context.notifier.check_callback(str(item.callback_url))
+        except CallbackRefused as error:
+            raise VtnProblem(400, "Callback URL Refused",
+                             f"objectOperations.{n}.callbackUrl refused ({error.rule}): {error.detail}") from None
 
 
 @router.get("/subscriptions")
@@ -43,6 +57,7 @@ def create_subscription(context: Context, grant: CallerGrant,
     """Subscribe to notifications (write_subscriptions)."""
     require(grant, "write_subscriptions")
     crud.check_quota(context, grant.client_id)
+    _check_callbacks(context, subscription)
     served = context.store.create(KIND, grant.client_id, _body(subscription), program_id=subscription.program_id,
                                   name=subscription.client_name, targets=subscription.targets)
     crud.notify(context, KIND, "POST", served["id"])
@@ -62,6 +77,7 @@ def update_subscription(context: Context, grant: CallerGrant, subscriptionID: st
     """Replace a subscription."""
     require(grant, "write_subscriptions")
     crud.writable(context, grant, KIND, subscriptionID)
+    _check_callbacks(context, subscription)
     served = context.store.replace(KIND, subscriptionID, _body(subscription), program_id=subscription.program_id,
                                    name=subscription.client_name, targets=subscription.targets)
     crud.notify(context, KIND, "PUT", subscriptionID)

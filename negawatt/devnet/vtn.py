@@ -7,7 +7,8 @@ zone 1 by the admin account, whose keys the facade holds (RUN_DIR/vtn/sites/). `
 RUN_DIR/vtn-clients.json (secret digests) and RUN_DIR/vtn.json (base_url, token_url, bl_client_id,
 bl_client_secret, ven_client_id, ven_client_secret; RUN_DIR/vtn-ven-2.json for the second VEN); the
 facade runs as `negawatt vtn serve` with the devnet's keystore password, the API for results and the
-oracles' URLs from the OracleHub.
+oracles' URLs from the OracleHub, and webhook callbacks to loopback allowed (vtn.callback_policy
+refuses them by default).
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def start_vtn(net: Any, accounts: Any) -> Path:
     files = provision(net.run_dir, base, Path(accounts.buyer.keystore), sites, ven_clients=2)
     args = [_negawatt(), "vtn", "serve", "--clients-file", str(files.clients_file), "--manifest",
             str(net.manifest_path), "--rpc-url", net.rpc_url, "--database-url", f"sqlite:///{folder / 'vtn.sqlite'}",
-            "--port", str(port), "--public-url", base, "--poll-seconds", "2"]
+            "--port", str(port), "--public-url", base, "--poll-seconds", "2",
+            "--callback-allow", "127.0.0.0/8", "--callback-allow", "::1"]  # a devnet's webhooks run on loopback
     if net.api_url:
         args += ["--api-url", net.api_url]
     net.group.start("vtn", args, env={**net.env, "NEGAWATT_VTN_KEYSTORE_PASSWORD": net.password}, cwd=REPO)
