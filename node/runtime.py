@@ -31,6 +31,7 @@ from node.metrics import NodeMetrics
 from node.outbox import Outbox
 from node.periodic import PeriodicTask, Scheduler
 from node.uploader import Uploader, run_uploads
+from node.ven import Ven, VenClient
 from protocol import eip712
 from protocol.chain import Transactor, connect
 from protocol.clock import ChainClock
@@ -308,6 +309,31 @@ def forecast_publisher(node: Node, policy: Policy, clock: Any, registry: str,
                              state_path=node.config.data_dir / "forecast-state.json")
 
 
+def build_ven(node: Node, dispatcher: Dispatcher, clock: Callable[[], float], db: Any) -> Ven | None:
+    """The node's VEN of the utility's VTN that node.toml's [openadr] names (node.ven), if any. It
+    reports the site meter's usage when the node has one, else its devices' summed."""
+    if node.config.openadr is None:
+        return None
+    site = node.site
+    reported = [site] if site else [d.address for d in node.devices]
+
+    def expected_draw_w(start: int, end: int) -> int:  # for IMPORT_CAPACITY_LIMIT: the site's usual draw
+        total = 0
+        for device in (d for d in node.devices if d.address in reported):
+            recent = recent_window_w(node.outbox, device.address, start, end)
+            if recent is None:
+                try:
+                    device.driver.advance(clock())
+                    recent = device.driver.power_w()
+                except DeviceUnavailable:
+                    recent = 0
+            total += recent
+        return total
+
+    return Ven(VenClient(node.config.openadr), dispatcher, node.outbox, reported, node.config.interval_seconds,
+               clock, expected_draw_w, db)
+
+
 def run(node: Node, stop: threading.Event) -> None:
     """Meter, upload, dispatch and claim until `stop` is set."""
     clock = ChainClock(node.web3)
@@ -343,6 +369,7 @@ def run(node: Node, stop: threading.Event) -> None:
                             capability=capability or (lambda: None))
     watcher = RequestWatcher(node.web3, node.contract("FlexMarket"), db, node.manifest.start_block,
                              node.config.confirmations, on_rollback=dispatcher.on_rollback)
+    ven = build_ven(node, dispatcher, clock, db)
     if dispatcher.resume_applied():
         log.info("setpoints of running windows applied again after the restart")
     uploader = Uploader(node.outbox, clock=time.time)
@@ -407,7 +434,10 @@ def run(node: Node, stop: threading.Event) -> None:
         PeriodicTask("claims", node.config.claim_check_seconds, check_claims),
         PeriodicTask("forecast", node.config.forecast_check_seconds, publish_forecast),
         PeriodicTask("earning", node.config.eligibility_check_seconds, check_earning),
+        *([PeriodicTask("openadr", node.config.openadr.poll_seconds, ven.poll)] if ven else []),
     ]).run(stop, turn_seconds=0.1)
+    if ven is not None:
+        ven.client.close()
     if publisher is not None:
         publisher.close()
     for device in node.devices:
