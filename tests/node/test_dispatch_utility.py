@@ -1,0 +1,85 @@
+"""Counted once, in the dispatcher alone (no chain, no VTN): a device a negawatt request already
+holds keeps one setpoint when a utility's event overlaps it, the larger reduction, from the same
+reference draw; when the utility's window ends first the request's setpoint is applied again, and
+the device is restored only when neither holds it. A utility event the VTN withdraws restores."""
+
+from __future__ import annotations
+
+from dispatch_setup import SettableClock
+from eth_account import Account
+
+from node.devices.factory import build_device
+from node.dispatch import Dispatcher, NodeDevice, Policy, open_dispatch_db
+from node.outbox import Outbox
+from protocol.requests import FlexRequest
+
+S = 1_800_000_000 // 900 * 900
+
+
+def charger(tmp_path, site: str | None = None, capability: int | None = None):
+    key = Account.create()
+    ev = build_device({"kind": "ev_charger", "device_id": key.address, "seed": 2, "max_power_w": 7_400,
+                       "sessions": [{"arrival": S - 3_600, "departure": S + 12 * 3_600,
+                                     "energy_needed_wh": 60_000}]}, start_time=S - 3_600)
+    device = NodeDevice(key.address, bytes(key.key), ev, zone=1, capacity_w=7_400)
+    clock = SettableClock(S - 1_800)
+    dispatcher = Dispatcher(open_dispatch_db(str(tmp_path / "dispatch.sqlite")), Outbox(tmp_path / "outbox.sqlite"),
+                            [device], Policy(), 31337, "0x" + "22" * 20, lambda: [], clock=clock, site=site,
+                            capability=lambda: capability)
+    return dispatcher, device, ev, clock
+
+
+def power_at(ev, clock, at: float) -> int:
+    clock.now = at
+    ev.advance(at)
+    return ev.power_w()
+
+
+def test_a_larger_utility_reduction_over_a_commitment_is_applied_once_and_handed_back(tmp_path):
+    site = "0x" + "33" * 20  # a site meter the node has: its capability caps the offer at 1 kW
+    dispatcher, device, ev, clock = charger(tmp_path, site=site, capability=1_000)
+    request = FlexRequest(11, 1, S, S + 1_800, 1_000, 10**6, "0x" + "11" * 20)
+    assert dispatcher.on_request(request) == 1_000
+    assert dispatcher.on_utility_event("peak", "utility-flex", [(0, S, S + 900, 5_000)]) == 1
+    [window] = dispatcher.utility_windows()
+    assert window["overlap_request"] == 11 and window["watts"] == 5_000
+
+    reference = power_at(ev, clock, S)
+    assert reference >= 7_000
+    dispatcher.step()  # both start: one setpoint, the larger reduction
+    assert ev.setpoint_w == reference - 5_000
+    assert power_at(ev, clock, S + 300) <= reference - 5_000
+    clock.now = S + 900
+    dispatcher.step()  # the utility's window ends first: the request's own setpoint again
+    assert ev.setpoint_w == reference - 1_000
+    assert dispatcher.utility_windows()[0]["state"] == "restored"
+    assert reference - 1_000 - 200 <= power_at(ev, clock, S + 1_200) <= reference - 1_000
+    clock.now = S + 1_800
+    dispatcher.step()
+    assert ev.setpoint_w is None
+    assert power_at(ev, clock, S + 1_900) >= 7_000
+
+
+def test_a_smaller_utility_reduction_rides_on_the_commitment(tmp_path):
+    dispatcher, device, ev, clock = charger(tmp_path)
+    committed = dispatcher.on_request(FlexRequest(12, 1, S, S + 900, 5_000, 10**6, "0x" + "11" * 20))
+    assert committed >= 2_000
+    dispatcher.on_utility_event("small", "utility-flex", [(0, S, S + 900, 1_000)])
+    reference = power_at(ev, clock, S)
+    dispatcher.step()
+    assert ev.setpoint_w == reference - committed  # the request's setpoint, not a second one
+    assert "applied once" in dispatcher.utility_windows()[0]["note"]
+
+
+def test_a_withdrawn_utility_event_restores_the_device(tmp_path):
+    dispatcher, device, ev, clock = charger(tmp_path)
+    dispatcher.on_utility_event("gone", "utility-flex", [(0, S, S + 900, 4_000), (1, S + 900, S + 1_800, 4_000)])
+    reference = power_at(ev, clock, S)
+    dispatcher.step()
+    assert ev.setpoint_w == reference - 4_000
+    clock.now = S + 900
+    dispatcher.step()  # the next interval follows from the same reference, not from the curtailed draw
+    assert ev.setpoint_w == reference - 4_000
+    assert dispatcher.on_utility_gone("gone") == 1
+    assert ev.setpoint_w is None
+    assert {w["state"] for w in dispatcher.utility_windows()} == {"restored", "cancelled"}
