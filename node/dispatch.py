@@ -118,7 +118,7 @@ CREATE TABLE IF NOT EXISTS utility_windows (  -- a utility's OpenADR event, per 
     watts INTEGER NOT NULL,             -- the reduction asked of this device
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
-    state TEXT NOT NULL,                -- planned | applied | restored | cancelled
+    state TEXT NOT NULL,                -- planned | applied | restored | withdrawing | cancelled
     reference_w INTEGER,                -- the draw the reduction is measured from (set when applied)
     overlap_request INTEGER,            -- the negawatt request that holds the device in this window, if any:
                                         -- the overlap's Wh are that request's (the module's "counted once" rule)
@@ -749,16 +749,16 @@ class Dispatcher:
         return added
 
     def on_utility_gone(self, event_id: str) -> int:
-        """The VTN no longer serves the event (deleted): restore what it curtails, cancel the rest."""
-        now = self.clock()
+        """The VTN no longer serves the event (deleted): its windows are cancelled, and the next
+        `step` restores what it curtails (drivers are only touched by the dispatch loop). Returns
+        how many windows were cancelled."""
         with self._lock:
             rows = self.db.execute("SELECT interval_id, device, state FROM utility_windows WHERE event_id = ? AND "
                                    "state IN ('planned', 'applied')", (event_id,)).fetchall()
             for interval_id, address, state in rows:
-                self.db.execute("UPDATE utility_windows SET state = 'cancelled' WHERE event_id = ? AND interval_id = ? "
-                                "AND device = ?", (event_id, interval_id, address))
-                if state == "applied" and not self._hand_back(address, now):
-                    self._restore_device(address)
+                self.db.execute("UPDATE utility_windows SET state = ? WHERE event_id = ? AND interval_id = ? AND "
+                                "device = ?", ("withdrawing" if state == "applied" else "cancelled", event_id,
+                                               interval_id, address))
             if rows:
                 log.info("utility event %s withdrawn by the VTN: %d window(s) cancelled", event_id, len(rows))
         return len(rows)
@@ -794,12 +794,12 @@ class Dispatcher:
                             (reference, note, event_id, interval_id, address))
             log.info("utility event %s interval %d, device %s: applied (%s)", event_id, interval_id, address, note)
             changed += 1
-        ended = self.db.execute("SELECT event_id, interval_id, device, state FROM utility_windows WHERE state IN "
-                                "('planned', 'applied') AND end <= ?", (now,)).fetchall()
+        ended = self.db.execute("SELECT event_id, interval_id, device, state FROM utility_windows WHERE (state IN "
+                                "('planned', 'applied') AND end <= ?) OR state = 'withdrawing'", (now,)).fetchall()
         for event_id, interval_id, address, state in ended:
-            self.db.execute("UPDATE utility_windows SET state = 'restored' WHERE event_id = ? AND interval_id = ? AND "
-                            "device = ?", (event_id, interval_id, address))
-            if state == "applied" and not self._hand_back(address, now):  # or the next interval holds it
+            self.db.execute("UPDATE utility_windows SET state = ? WHERE event_id = ? AND interval_id = ? AND device = ?",
+                            ("cancelled" if state == "withdrawing" else "restored", event_id, interval_id, address))
+            if state != "planned" and not self._hand_back(address, now):  # or another window holds it
                 self._restore_device(address)
             changed += 1
         return changed
@@ -814,9 +814,11 @@ class Dispatcher:
 
     def utility_windows(self, event_id: str | None = None) -> list[dict]:
         """The utility windows planned (all, or one event's), as dicts, for the VEN's reports and status."""
-        rows = self.db.execute("SELECT event_id, interval_id, device, program, watts, start, end, state, "
-                               "reference_w, overlap_request, note FROM utility_windows WHERE ? IS NULL OR "
-                               "event_id = ? ORDER BY event_id, interval_id, device", (event_id, event_id)).fetchall()
+        with self._lock:  # the VEN reads from its own thread
+            rows = self.db.execute("SELECT event_id, interval_id, device, program, watts, start, end, state, "
+                                   "reference_w, overlap_request, note FROM utility_windows WHERE ? IS NULL OR "
+                                   "event_id = ? ORDER BY event_id, interval_id, device",
+                                   (event_id, event_id)).fetchall()
         keys = ("event_id", "interval_id", "device", "program", "watts", "start", "end", "state", "reference_w",
                 "overlap_request", "note")
         return [dict(zip(keys, row)) for row in rows]

@@ -365,7 +365,7 @@ class Ven:
             by_event.setdefault(window["event_id"], []).append(window)
         posted = 0
         for event_id, windows in by_event.items():
-            if any(w["state"] in ("planned", "applied") for w in windows) or all(
+            if any(w["state"] in ("planned", "applied", "withdrawing") for w in windows) or all(
                     w["state"] == "cancelled" for w in windows):
                 continue
             if self.db.execute("SELECT 1 FROM ven_reports WHERE event_id = ?", (event_id,)).fetchone():
@@ -421,6 +421,18 @@ class Ven:
         """The usage reports posted: event id, report id, intervals."""
         rows = self.db.execute("SELECT event_id, report_id, intervals FROM ven_reports ORDER BY reported_at").fetchall()
         return [{"event_id": e, "report_id": r, "intervals": n} for e, r, n in rows]
+
+
+def run_ven(ven: Ven, stop: Any) -> None:
+    """Poll every `poll_seconds` until `stop` (a threading.Event) is set, in the caller's thread (the
+    node runs it in its own, so a slow VTN never holds up metering or dispatch)."""
+    while not stop.is_set():
+        try:
+            ven.poll()
+        except Exception:  # a bug or a database hiccup: logged, tried again at the next poll
+            log.exception("openadr: poll failed")
+        stop.wait(ven.config.poll_seconds)
+    ven.client.close()
 
 
 def _first_error(error: ValidationError) -> str:

@@ -81,5 +81,7 @@ def test_a_withdrawn_utility_event_restores_the_device(tmp_path):
     dispatcher.step()  # the next interval follows from the same reference, not from the curtailed draw
     assert ev.setpoint_w == reference - 4_000
     assert dispatcher.on_utility_gone("gone") == 1
+    assert ev.setpoint_w == reference - 4_000  # the dispatch loop restores it, at its next step
+    dispatcher.step()
     assert ev.setpoint_w is None
     assert {w["state"] for w in dispatcher.utility_windows()} == {"restored", "cancelled"}

@@ -6,12 +6,13 @@ the usage the node metered (its own signed readings) reaches the facade as a USA
 the facade's store serves malformed are skipped with a log line; a negawatt request for the window
 the utility holds is declined (counted once). The full `node run` loop is not started: the VEN,
 the dispatcher and the meter are driven step by step on a settable clock (runtime.build_ven wires
-the same objects into the loop)."""
+the same objects into the loop, and builds the VEN here)."""
 
 from __future__ import annotations
 
 import logging
 import time
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -23,7 +24,7 @@ from node.devices.factory import build_device
 from node.dispatch import Dispatcher, NodeDevice, Policy, open_dispatch_db
 from node.metering import Meter, MeteredDevice
 from node.outbox import Outbox
-from node.ven import Ven, VenClient
+from node.runtime import build_ven
 from node.ven_settings import OpenAdrConfig
 from protocol.requests import FlexRequest
 
@@ -91,8 +92,9 @@ def test_the_node_follows_a_utility_event_and_reports_its_usage(facade, tmp_path
     cfg = facade.credentials
     config = OpenAdrConfig(url=facade.base, client_id=cfg["ven_client_id"], client_secret=cfg["ven_client_secret"],
                            program="node-ven-flex", poll_seconds=1)
-    ven = Ven(VenClient(config, clock=clock), dispatcher, outbox, [key.address], INTERVAL, clock,
-              lambda s, e: 0, db)
+    node = SimpleNamespace(config=SimpleNamespace(openadr=config, interval_seconds=INTERVAL), site=None,
+                           devices=[device], outbox=outbox)  # what runtime.build_ven reads of a Node
+    ven = build_ven(node, dispatcher, clock, open_dispatch_db(str(tmp_path / "dispatch.sqlite")))
 
     meter.tick(clock())
     with caplog.at_level(logging.WARNING, logger="negawatt.node.ven"):
