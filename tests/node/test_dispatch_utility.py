@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dispatch_setup import SettableClock
 from eth_account import Account
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node.devices.factory import build_device
 from node.dispatch import Dispatcher, NodeDevice, Policy, open_dispatch_db
@@ -85,3 +87,33 @@ def test_a_withdrawn_utility_event_restores_the_device(tmp_path):
     dispatcher.step()
     assert ev.setpoint_w is None
     assert {w["state"] for w in dispatcher.utility_windows()} == {"restored", "cancelled"}
+
+
+@settings(max_examples=40, deadline=None)
+@given(request=st.tuples(st.integers(0, 8), st.integers(1, 6)), utility=st.tuples(st.integers(0, 8), st.integers(1, 6)),
+       cap=st.integers(500, 5_000), reduction=st.integers(500, 5_900), utility_first=st.booleans())
+def test_one_setpoint_the_larger_reduction_of_whatever_holds_the_device(request, utility, cap, reduction,
+                                                                        utility_first):
+    """Whatever the windows and their order: at every step the device's setpoint is its full draw
+    minus the largest reduction of the windows that hold it then, and no setpoint when none does."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        dispatcher, device, ev, clock = charger(Path(folder), site="0x" + "33" * 20, capability=cap)
+        a, b = S + request[0] * 300, S + (request[0] + request[1]) * 300
+        c, d = S + utility[0] * 300, S + (utility[0] + utility[1]) * 300
+        offer = FlexRequest(21, 1, a, b, cap, 10**6, "0x" + "11" * 20)
+        if utility_first:
+            dispatcher.on_utility_event("u", "p", [(0, c, d, reduction)])
+            committed = dispatcher.on_request(offer)
+            assert committed == 0 or not (a < d and c < b)  # a window the utility holds is not offered
+        else:
+            committed = dispatcher.on_request(offer)
+            dispatcher.on_utility_event("u", "p", [(0, c, d, reduction)])
+        full = power_at(ev, clock, S)
+        for t in range(S, S + 15 * 300, 150):
+            clock.now = t
+            dispatcher.step()
+            held = [w for lo, hi, w in ((a, b, committed), (c, d, reduction)) if w and lo <= t < hi]
+            assert ev.setpoint_w == (full - max(held) if held else None), (t, held)
