@@ -602,7 +602,21 @@ class Dispatcher:
                 result = device.driver.apply_setpoint(target, f"request {request_id}")
                 self._record(request_id, address, "reapplied",
                              f"after a restart: setpoint {target} W, consuming {result.power_w} W")
-        return len(rows)
+            utility = self.db.execute("SELECT event_id, device, watts, reference_w FROM utility_windows WHERE state = "
+                                      "'applied' AND start <= ? AND end > ? AND reference_w IS NOT NULL",
+                                      (now, now)).fetchall()
+            for event_id, address, watts, reference in utility:  # a utility event's running windows likewise
+                device = self._device(address)
+                try:
+                    device.driver.advance(now)
+                    if device.driver.setpoint_w is None:
+                        target, _result = self.curtail(device, watts, reference, f"utility event {event_id}")
+                        log.info("utility event %s, device %s: setpoint %d W applied again after a restart",
+                                 event_id, address, target)
+                except DeviceUnavailable as error:  # not curtailed for the rest of this window
+                    log.warning("utility event %s, device %s: not applied again after a restart (%s)", event_id,
+                                address, error)
+        return len(rows) + len(utility)
 
     def step(self) -> int:
         """Apply setpoints whose window started and restore those whose window ended; returns how many
@@ -626,7 +640,8 @@ class Dispatcher:
                     continue
                 try:
                     held = self._utility_hold(address, now)  # a utility window already curtails it: one setpoint
-                    reference = held[1] if held else self._reference(device, now, recent)
+                    reference = held[1] if held else self._utility_reference(address) or \
+                        self._reference(device, now, recent)
                     target, result = self.curtail(device, max(watts, held[0] if held else 0), reference,
                                                   f"request {request_id}")
                 except DeviceUnavailable as error:  # not curtailing; try again while the window runs
@@ -687,6 +702,13 @@ class Dispatcher:
         return self.db.execute("SELECT watts, reference_w FROM utility_windows WHERE device = ? AND state = "
                                "'applied' AND start <= ? AND end > ? AND reference_w IS NOT NULL ORDER BY watts DESC",
                                (address, now, now)).fetchone()
+
+    def _utility_reference(self, address: str) -> int | None:
+        """The reference of a utility window still applied on the device (one that ends at this very
+        step included): a window taking over from it sheds from the same draw, not the curtailed one."""
+        row = self.db.execute("SELECT reference_w FROM utility_windows WHERE device = ? AND state = 'applied' AND "
+                              "reference_w IS NOT NULL ORDER BY end DESC", (address,)).fetchone()
+        return row[0] if row else None
 
     def _request_hold(self, address: str, now: float) -> tuple[int, int, int] | None:
         """(request id, watts, reference W) of the negawatt participation applied on the device at `now`."""
@@ -774,10 +796,8 @@ class Dispatcher:
                 continue
             try:
                 hold = self._request_hold(address, now)
-                previous = self.db.execute(  # the event's previous interval still curtails it: same reference
-                    "SELECT reference_w FROM utility_windows WHERE device = ? AND state = 'applied' AND "
-                    "reference_w IS NOT NULL ORDER BY end DESC", (address,)).fetchone()
-                reference = hold[2] if hold else previous[0] if previous else self._reference(device, now, None)
+                reference = hold[2] if hold else self._utility_reference(address) or \
+                    self._reference(device, now, None)
                 if hold and hold[1] >= watts:  # the request's setpoint already sheds at least this
                     note = f"within request {hold[0]}'s setpoint ({hold[1]} W): applied once"
                 else:

@@ -328,6 +328,7 @@ class Ven:
             except ValueError as error:
                 self._skip(f"event {event.id} skipped: {error}")
                 continue
+            windows = [w for w in windows if w[2] > self.clock()]  # an interval already over is not followed
             if not windows:
                 continue
             added += self.dispatcher.on_utility_event(event.id, self.program_id, windows)

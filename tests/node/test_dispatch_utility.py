@@ -117,3 +117,18 @@ def test_one_setpoint_the_larger_reduction_of_whatever_holds_the_device(request,
             dispatcher.step()
             held = [w for lo, hi, w in ((a, b, committed), (c, d, reduction)) if w and lo <= t < hi]
             assert ev.setpoint_w == (full - max(held) if held else None), (t, held)
+
+
+def test_a_restarted_node_applies_a_running_utility_window_again(tmp_path):
+    dispatcher, device, ev, clock = charger(tmp_path)
+    dispatcher.on_utility_event("long", "utility-flex", [(0, S, S + 1_800, 3_000)])
+    reference = power_at(ev, clock, S)
+    dispatcher.step()
+    assert ev.setpoint_w == reference - 3_000
+    again, device_again, ev_again, _clock = charger(tmp_path)  # the same database, a rebuilt driver
+    again.clock = clock
+    again.devices = [NodeDevice(device.address, device.key, ev_again, 1, 7_400)]
+    clock.now = S + 600
+    assert ev_again.setpoint_w is None
+    assert again.resume_applied() == 1
+    assert ev_again.setpoint_w == reference - 3_000
