@@ -283,6 +283,7 @@ class Ven:
         self.resource_id: str | None = None
         self.program_id: str | None = self.config.program_id
         self.skipped: list[str] = []  # why each skipped event or answer was skipped (the latest 100)
+        self._warned: set[str] = set()
 
     @property
     def ven_name(self) -> str:
@@ -307,7 +308,13 @@ class Ven:
                 raise VtnError(f"the VTN serves no programme named {self.config.program!r} to this client")
 
     def _skip(self, why: str) -> None:
+        """Log why something was skipped: a warning the first time, then at debug level (a broken
+        event stays broken from poll to poll)."""
+        if why in self._warned:
+            log.debug("openadr: %s", why)
+            return
         log.warning("openadr: %s", why)
+        self._warned = {*list(self._warned)[-999:], why}
         self.skipped = [*self.skipped[-99:], why]
 
     def poll(self) -> int:

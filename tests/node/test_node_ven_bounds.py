@@ -107,3 +107,13 @@ def test_a_refused_token_and_an_invalid_event_are_logged(misbehaving, caplog):
         assert ven.poll() == 1
     assert any("event bad-1 skipped: it does not validate" in r.getMessage() for r in caplog.records)
     assert [p[0] for p in planner.planned] == ["ok-1"]
+
+
+def test_a_broken_event_is_warned_about_once(misbehaving, caplog):
+    mode, ven, planner = misbehaving
+    mode["events"] = "mixed"
+    with caplog.at_level(logging.WARNING, logger="negawatt.node.ven"):
+        ven.poll()
+        ven.poll()
+    assert sum("event bad-1 skipped" in r.getMessage() for r in caplog.records) == 1
+    assert len(planner.planned) == 2  # the good event is planned at each poll (the dispatcher ignores known ones)
