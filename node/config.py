@@ -26,6 +26,12 @@
     driver = "modbus"
     modbus = { host = "192.168.1.40", port = 502, device_id = 1 }   # see node/drivers/settings.py
 
+    [openadr]                                 # optional: also a VEN of a utility's OpenADR 3 VTN
+    url = "https://vtn.utility.example"       # see node/ven_settings.py and node/ven.py
+    client_id = "node-17"
+    client_secret_file = "keys/vtn-secret.txt"
+    program = "residential-flex"
+
 Keys never appear here in clear: only the paths of encrypted keystores.
 """
 
@@ -37,6 +43,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from node.ven_settings import OpenAdrConfig
 from node.drivers.settings import (DRIVER_KINDS, FILE_FIELDS, DsmrP1Settings, ModbusSettings, MqttSettings,
                                    OcppSettings, ShellyMeterSettings, SunSpecMeterSettings)
 from protocol.config_files import ConfigError, describe, leave_to_environment, read_toml, root_paths, rooted  # noqa: F401  (ConfigError: re-exported for callers)
@@ -137,6 +144,7 @@ class NodeConfig(BaseSettings):
                                            description="how often `node run` checks whether each device can earn "
                                                        "(node.eligibility; a warning is logged once)")
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    openadr: OpenAdrConfig | None = Field(None, description="an external OpenADR 3 VTN the node serves as a VEN")
     devices: list[DeviceConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -173,11 +181,19 @@ def load_config(path: Path) -> NodeConfig:
         for table in (device.get(name) for name in ("ocpp", "mqtt", "shelly")) if isinstance(device, dict) else ():
             if isinstance(table, dict):  # certificates, keys and password files: relative to node.toml
                 root_paths(path, table, FILE_FIELDS)
+    if isinstance(data.get("openadr"), dict):
+        root_paths(path, data["openadr"], ("client_secret_file",))
     leave_to_environment(data, "NEGAWATT_NODE_")
     try:
-        return NodeConfig(**data)
+        config = NodeConfig(**data)
     except ValidationError as error:
         raise ConfigError(f"{path}: {_problems(error)}") from None
+    if config.openadr is not None:
+        try:  # a missing or malformed secret file is a start-up error, not a failure at the first poll
+            config.openadr.secret()
+        except ValueError as error:
+            raise ConfigError(f"{path}: {error}") from None
+    return config
 
 
 def _problems(error: ValidationError) -> str:

@@ -37,6 +37,19 @@ of its devices in the test's zone as a participation for the whole capacity (so 
 (protocol.capability.is_tested): a tested site's devices are dispatched to 0 W at the start and
 restored at the end by the same code as any commitment, the others are marked `not_tested` and
 never touched. A node without a site meter is not enrolled and sits tests out.
+
+A utility's OpenADR event (node.ven, the node as a VEN of an external VTN) is planned here too, as
+`utility_windows` (per event interval and device), and applied and restored by `step` through the
+same `curtail` as a commitment. **Counted once:** a device has one setpoint at a time. Where a
+negawatt request and a utility event both take a device in overlapping windows, the node applies
+the larger of the two reductions once (from the same reference draw) and the overlap belongs to
+whichever held the device first: a window the utility's event already takes is not offered to a
+negawatt request (declined, "the utility's event ... already takes the device"; with a site meter,
+any device of the site, since the oracles count a site's reduction once), and a utility window that
+arrives on a device already committed keeps the request's id in `overlap_request`. What the oracles
+see: they settle negawatt requests from the signed meter readings alone, so the node never commits
+for a window the utility holds, and for an overlap recorded with `overlap_request` the Wh are the
+request's; the usage the node reports to the VTN is the same metered energy, not a second claim.
 """
 
 from __future__ import annotations
@@ -78,6 +91,7 @@ CREATE TABLE IF NOT EXISTS participations (
     latency_ms REAL,
     recent_w INTEGER,               -- the device's recent use in the window (node.own_baseline), if known
     opened_block INTEGER,           -- the block of the request's RequestOpened event, if known
+    reference_w INTEGER,            -- the draw the commitment was shed from when applied
     PRIMARY KEY (request_id, device)
 );
 CREATE TABLE IF NOT EXISTS request_rules (
@@ -95,6 +109,21 @@ CREATE TABLE IF NOT EXISTS reconsider (  -- declined because the device did not 
     device TEXT NOT NULL,
     request TEXT NOT NULL,              -- the request (JSON, request_to_json), for deciding again
     PRIMARY KEY (request_id, device)
+);
+CREATE TABLE IF NOT EXISTS utility_windows (  -- a utility's OpenADR event, per interval and device (node.ven)
+    event_id TEXT NOT NULL,
+    interval_id INTEGER NOT NULL,
+    device TEXT NOT NULL,
+    program TEXT NOT NULL,
+    watts INTEGER NOT NULL,             -- the reduction asked of this device
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    state TEXT NOT NULL,                -- planned | applied | restored | withdrawing | cancelled
+    reference_w INTEGER,                -- the draw the reduction is measured from (set when applied)
+    overlap_request INTEGER,            -- the negawatt request that holds the device in this window, if any:
+                                        -- the overlap's Wh are that request's (the module's "counted once" rule)
+    note TEXT,
+    PRIMARY KEY (event_id, interval_id, device)
 );
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY,
@@ -430,6 +459,13 @@ class Dispatcher:
              request.start)).fetchone()
         if watts and busy:
             watts, reason = 0, f"already committed to request {busy[0]} in an overlapping window"
+        utility = self.db.execute(  # counted once: a window a utility's event already takes is not offered
+            "SELECT event_id, program FROM utility_windows WHERE (device = ? OR ?) AND state IN ('planned', "
+            "'applied') AND start < ? AND end > ?",
+            (device.address, self.site is not None, request.end, request.start)).fetchone()
+        if watts and utility:
+            watts, reason = 0, (f"the utility's event {utility[0]} (programme {utility[1]}) already takes the "
+                                f"device in an overlapping window")
         if watts and self.site is not None:
             watts, reason = self._capped(request, device, watts, reason)
         if not watts:
@@ -566,7 +602,21 @@ class Dispatcher:
                 result = device.driver.apply_setpoint(target, f"request {request_id}")
                 self._record(request_id, address, "reapplied",
                              f"after a restart: setpoint {target} W, consuming {result.power_w} W")
-        return len(rows)
+            utility = self.db.execute("SELECT event_id, device, watts, reference_w FROM utility_windows WHERE state = "
+                                      "'applied' AND start <= ? AND end > ? AND reference_w IS NOT NULL",
+                                      (now, now)).fetchall()
+            for event_id, address, watts, reference in utility:  # a utility event's running windows likewise
+                device = self._device(address)
+                try:
+                    device.driver.advance(now)
+                    if device.driver.setpoint_w is None:
+                        target, _result = self.curtail(device, watts, reference, f"utility event {event_id}")
+                        log.info("utility event %s, device %s: setpoint %d W applied again after a restart",
+                                 event_id, address, target)
+                except DeviceUnavailable as error:  # not curtailed for the rest of this window
+                    log.warning("utility event %s, device %s: not applied again after a restart (%s)", event_id,
+                                address, error)
+        return len(rows) + len(utility)
 
     def step(self) -> int:
         """Apply setpoints whose window started and restore those whose window ended; returns how many
@@ -589,9 +639,11 @@ class Dispatcher:
                 if time.monotonic() < self._retry_at.get((request_id, address), 0):
                     continue
                 try:
-                    device.driver.advance(now)
-                    target = setpoint_w(device.driver.power_w(), watts, recent)
-                    result = device.driver.apply_setpoint(target, f"request {request_id}")
+                    held = self._utility_hold(address, now)  # a utility window already curtails it: one setpoint
+                    reference = held[1] if held else self._utility_reference(address) or \
+                        self._reference(device, now, recent)
+                    target, result = self.curtail(device, max(watts, held[0] if held else 0), reference,
+                                                  f"request {request_id}")
                 except DeviceUnavailable as error:  # not curtailing; try again while the window runs
                     if (request_id, address) not in self._retry_at:
                         self._record(request_id, address, "unavailable", f"setpoint not applied: {error}")
@@ -600,8 +652,9 @@ class Dispatcher:
                 self._retry_at.pop((request_id, address), None)
                 latency = (self.clock() - start) * 1000
                 self.latencies_ms.append(latency)
-                self.db.execute("UPDATE participations SET state = 'applied', applied_at = ?, latency_ms = ? "
-                                "WHERE request_id = ? AND device = ?", (self.clock(), latency, request_id, address))
+                self.db.execute("UPDATE participations SET state = 'applied', applied_at = ?, latency_ms = ?, "
+                                "reference_w = ? WHERE request_id = ? AND device = ?",
+                                (self.clock(), latency, reference, request_id, address))
                 self._record(request_id, address, "applied",
                              f"setpoint {target} W, consuming {result.power_w} W"
                              + ("" if result.honoured else f"; not honoured: {result.reason}"))
@@ -615,11 +668,180 @@ class Dispatcher:
                                     "device = ?", (request_id, address))
                     self._record(request_id, address, "not_accepted", "no verified acceptance for this device")
                     continue
-                self._restore(request_id, address)
                 self.db.execute("UPDATE participations SET state = 'restored' WHERE request_id = ? AND device = ?",
                                 (request_id, address))
+                if self._hand_back(address, now):  # a utility window still runs: its setpoint, not a restore
+                    self._record(request_id, address, "restored", "the request window ended; the utility's "
+                                                                  "event still curtails the device")
+                    continue
+                self._restore(request_id, address)
                 self._record(request_id, address, "restored", "the request window ended")
-        return len(due) + len(ended)
+            changed = self._step_utility(now)
+        return len(due) + len(ended) + changed
+
+    # -- the one curtailment path, and a utility's OpenADR events (node.ven) ---------------------------
+
+    def curtail(self, device: NodeDevice, watts: int, reference_w: int, reason: str) -> tuple[int, Any]:
+        """Shed `watts` from `reference_w`: the device's setpoint becomes max(0, reference - watts).
+        (setpoint W, SetpointResult). Both a negawatt commitment and a utility's event go through
+        here; DeviceUnavailable when the device does not answer."""
+        device.driver.advance(self.clock())
+        target = max(0, reference_w - watts)
+        return target, device.driver.apply_setpoint(target, reason)
+
+    def _reference(self, device: NodeDevice, now: float, recent_w: int | None) -> int:
+        """What a reduction is shed from: the device's recent use in the window when known (the
+        oracles' baseline, see setpoint_w), else its draw now."""
+        if recent_w is not None:
+            return recent_w
+        device.driver.advance(now)
+        return device.driver.power_w()
+
+    def _utility_hold(self, address: str, now: float) -> tuple[int, int] | None:
+        """(watts, reference W) of the largest applied utility window on the device at `now`."""
+        return self.db.execute("SELECT watts, reference_w FROM utility_windows WHERE device = ? AND state = "
+                               "'applied' AND start <= ? AND end > ? AND reference_w IS NOT NULL ORDER BY watts DESC",
+                               (address, now, now)).fetchone()
+
+    def _utility_reference(self, address: str) -> int | None:
+        """The reference of a utility window still applied on the device (one that ends at this very
+        step included): a window taking over from it sheds from the same draw, not the curtailed one."""
+        row = self.db.execute("SELECT reference_w FROM utility_windows WHERE device = ? AND state = 'applied' AND "
+                              "reference_w IS NOT NULL ORDER BY end DESC", (address,)).fetchone()
+        return row[0] if row else None
+
+    def _request_hold(self, address: str, now: float) -> tuple[int, int, int] | None:
+        """(request id, watts, reference W) of the negawatt participation applied on the device at `now`."""
+        return self.db.execute("SELECT request_id, watts, reference_w FROM participations WHERE device = ? AND "
+                               "state = 'applied' AND start <= ? AND end > ? AND reference_w IS NOT NULL",
+                               (address, now, now)).fetchone()
+
+    def _hand_back(self, address: str, now: float) -> bool:
+        """A window on the device ended: if another (a negawatt request or a utility event) still
+        holds it, apply that one's reduction instead of restoring. True when one did."""
+        device = self._device(address)
+        hold = self._request_hold(address, now)
+        held = (hold[1], hold[2], f"request {hold[0]}") if hold else None
+        utility = self._utility_hold(address, now)
+        if utility and (held is None or utility[0] > held[0]):
+            held = (utility[0], held[1] if held else utility[1], "utility event")
+        if held is None:
+            return False
+        try:
+            target, _result = self.curtail(device, held[0], held[1], held[2])
+        except DeviceUnavailable:
+            return False
+        log.info("device %s: %s still holds it, setpoint %d W", address, held[2], target)
+        return True
+
+    def on_utility_event(self, event_id: str, program: str, windows: list[tuple[int, int, int, int]]) -> int:
+        """Plan a utility's event (node.ven): `windows` are (interval id, start, end, reduction W) for the
+        whole site; the reduction is shared over the controllable devices in order, each at most its
+        capacity's `max_share_bps`. A device a negawatt request already holds in an overlapping window
+        keeps it: the window is recorded with `overlap_request` (the module's "counted once" rule). Known
+        windows are left as they are (idempotent per poll). Returns how many device windows were new."""
+        added = 0
+        with self._lock:
+            for interval_id, start, end, reduction_w in windows:
+                left = reduction_w
+                for device in self.devices:
+                    if left <= 0 or device.address == self.site:
+                        continue
+                    watts = min(left, device.capacity_w * self.policy.max_share_bps // 10_000)
+                    if watts <= 0:
+                        continue
+                    left -= watts
+                    busy = self.db.execute("SELECT request_id FROM participations WHERE device = ? AND state IN "
+                                           "('committed', 'accepted', 'applied') AND start < ? AND end > ?",
+                                           (device.address, end, start)).fetchone()
+                    note = (f"request {busy[0]} holds the device in this window: the overlap is counted for it "
+                            f"once, at the larger reduction" if busy else None)
+                    cursor = self.db.execute(
+                        "INSERT OR IGNORE INTO utility_windows (event_id, interval_id, device, program, watts, start, "
+                        "end, state, overlap_request, note) VALUES (?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
+                        (event_id, interval_id, device.address, program, watts, start, end,
+                         busy[0] if busy else None, note))
+                    if cursor.rowcount:
+                        added += 1
+                        log.info("utility event %s interval %d, device %s: %d W from %d to %d%s", event_id,
+                                 interval_id, device.address, watts, start, end, f" ({note})" if note else "")
+                if left > 0:
+                    log.warning("utility event %s interval %d: %d W of %d W cannot be shed by this node's devices",
+                                event_id, interval_id, left, reduction_w)
+        return added
+
+    def on_utility_gone(self, event_id: str) -> int:
+        """The VTN no longer serves the event (deleted): its windows are cancelled, and the next
+        `step` restores what it curtails (drivers are only touched by the dispatch loop). Returns
+        how many windows were cancelled."""
+        with self._lock:
+            rows = self.db.execute("SELECT interval_id, device, state FROM utility_windows WHERE event_id = ? AND "
+                                   "state IN ('planned', 'applied')", (event_id,)).fetchall()
+            for interval_id, address, state in rows:
+                self.db.execute("UPDATE utility_windows SET state = ? WHERE event_id = ? AND interval_id = ? AND "
+                                "device = ?", ("withdrawing" if state == "applied" else "cancelled", event_id,
+                                               interval_id, address))
+            if rows:
+                log.info("utility event %s withdrawn by the VTN: %d window(s) cancelled", event_id, len(rows))
+        return len(rows)
+
+    def _step_utility(self, now: float) -> int:
+        """Apply the utility windows that started, restore those that ended (under the lock)."""
+        changed = 0
+        due = self.db.execute("SELECT event_id, interval_id, device, watts FROM utility_windows WHERE state = "
+                              "'planned' AND start <= ? AND end > ?", (now, now)).fetchall()
+        for event_id, interval_id, address, watts in due:
+            device = self._device(address)
+            if time.monotonic() < self._retry_at.get(("utility", event_id, interval_id, address), 0):
+                continue
+            try:
+                hold = self._request_hold(address, now)
+                reference = hold[2] if hold else self._utility_reference(address) or \
+                    self._reference(device, now, None)
+                if hold and hold[1] >= watts:  # the request's setpoint already sheds at least this
+                    note = f"within request {hold[0]}'s setpoint ({hold[1]} W): applied once"
+                else:
+                    target, result = self.curtail(device, watts, reference, f"utility event {event_id}")
+                    note = (f"setpoint {target} W, consuming {result.power_w} W"
+                            + (f"; the larger of it and request {hold[0]}'s {hold[1]} W" if hold else "")
+                            + ("" if result.honoured else f"; not honoured: {result.reason}"))
+            except DeviceUnavailable as error:
+                self._retry_at[("utility", event_id, interval_id, address)] = time.monotonic() + self.retry_seconds
+                log.warning("utility event %s, device %s: setpoint not applied (%s)", event_id, address, error)
+                continue
+            self.db.execute("UPDATE utility_windows SET state = 'applied', reference_w = ?, note = COALESCE(note || "
+                            "'; ', '') || ? WHERE event_id = ? AND interval_id = ? AND device = ?",
+                            (reference, note, event_id, interval_id, address))
+            log.info("utility event %s interval %d, device %s: applied (%s)", event_id, interval_id, address, note)
+            changed += 1
+        ended = self.db.execute("SELECT event_id, interval_id, device, state FROM utility_windows WHERE (state IN "
+                                "('planned', 'applied') AND end <= ?) OR state = 'withdrawing'", (now,)).fetchall()
+        for event_id, interval_id, address, state in ended:
+            self.db.execute("UPDATE utility_windows SET state = ? WHERE event_id = ? AND interval_id = ? AND device = ?",
+                            ("cancelled" if state == "withdrawing" else "restored", event_id, interval_id, address))
+            if state != "planned" and not self._hand_back(address, now):  # or another window holds it
+                self._restore_device(address)
+            changed += 1
+        return changed
+
+    def _restore_device(self, address: str) -> None:
+        device = self._device(address)
+        try:
+            device.driver.advance(self.clock())
+            device.driver.restore()
+        except DeviceUnavailable as error:
+            log.warning("device %s: restore pending (%s)", address, error)
+
+    def utility_windows(self, event_id: str | None = None) -> list[dict]:
+        """The utility windows planned (all, or one event's), as dicts, for the VEN's reports and status."""
+        with self._lock:  # the VEN reads from its own thread
+            rows = self.db.execute("SELECT event_id, interval_id, device, program, watts, start, end, state, "
+                                   "reference_w, overlap_request, note FROM utility_windows WHERE ? IS NULL OR "
+                                   "event_id = ? ORDER BY event_id, interval_id, device",
+                                   (event_id, event_id)).fetchall()
+        keys = ("event_id", "interval_id", "device", "program", "watts", "start", "end", "state", "reference_w",
+                "overlap_request", "note")
+        return [dict(zip(keys, row)) for row in rows]
 
     def on_allocation(self, request_id: int, root: bytes, clearing_price: int) -> None:
         """Record a request's posted allocation (AllocationPosted); its acceptances are verified next."""
@@ -762,4 +984,6 @@ def open_dispatch_db(path: str) -> sqlite3.Connection:
         db.execute("ALTER TABLE participations ADD COLUMN recent_w INTEGER")
     if "opened_block" not in columns:  # databases from before the node withdrew reorganised commitments
         db.execute("ALTER TABLE participations ADD COLUMN opened_block INTEGER")
+    if "reference_w" not in columns:  # databases from before the node also served a utility's VTN
+        db.execute("ALTER TABLE participations ADD COLUMN reference_w INTEGER")
     return db

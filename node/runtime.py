@@ -31,6 +31,7 @@ from node.metrics import NodeMetrics
 from node.outbox import Outbox
 from node.periodic import PeriodicTask, Scheduler
 from node.uploader import Uploader, run_uploads
+from node.ven import Ven, VenClient, run_ven
 from protocol import eip712
 from protocol.chain import Transactor, connect
 from protocol.clock import ChainClock
@@ -308,6 +309,33 @@ def forecast_publisher(node: Node, policy: Policy, clock: Any, registry: str,
                              state_path=node.config.data_dir / "forecast-state.json")
 
 
+def build_ven(node: Node, dispatcher: Dispatcher, clock: Callable[[], float], db: Any) -> Ven | None:
+    """The node's VEN of the utility's VTN that node.toml's [openadr] names (node.ven), if any. It
+    reports the site meter's usage when the node has one, else its devices' summed; `db` is its own
+    connection to the dispatch database (it runs in its own thread)."""
+    if node.config.openadr is None:
+        return None
+    site = node.site
+    reported = [site] if site else [d.address for d in node.devices]
+
+    def expected_draw_w(start: int, end: int) -> int:
+        """For IMPORT_CAPACITY_LIMIT: the site's usual draw in the window (its recent days), else its
+        last hour's; from the signed readings only (the VEN's thread never touches a driver)."""
+        total = 0
+        for address in reported:
+            recent = recent_window_w(node.outbox, address, start, end)
+            if recent is None:
+                now = int(clock())
+                last = node.outbox.readings(address, now - 3_600, now)
+                recent = sum(wh for wh, _ in last.values()) * 3_600 // (len(last) * node.config.interval_seconds) \
+                    if last else 0
+            total += recent
+        return total
+
+    return Ven(VenClient(node.config.openadr), dispatcher, node.outbox, reported, node.config.interval_seconds,
+               clock, expected_draw_w, db)
+
+
 def run(node: Node, stop: threading.Event) -> None:
     """Meter, upload, dispatch and claim until `stop` is set."""
     clock = ChainClock(node.web3)
@@ -343,10 +371,13 @@ def run(node: Node, stop: threading.Event) -> None:
                             capability=capability or (lambda: None))
     watcher = RequestWatcher(node.web3, node.contract("FlexMarket"), db, node.manifest.start_block,
                              node.config.confirmations, on_rollback=dispatcher.on_rollback)
+    ven = build_ven(node, dispatcher, clock, open_dispatch_db(str(node.config.data_dir / "dispatch.sqlite")))
     if dispatcher.resume_applied():
         log.info("setpoints of running windows applied again after the restart")
     uploader = Uploader(node.outbox, clock=time.time)
     threading.Thread(target=run_uploads, args=(uploader, oracles, stop), name="uploads", daemon=True).start()
+    if ven is not None:
+        threading.Thread(target=run_ven, args=(ven, stop), name="openadr", daemon=True).start()
     metrics = None
     if node.config.metrics_port:
         metrics = NodeMetrics()
