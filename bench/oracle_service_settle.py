@@ -3,8 +3,8 @@
 The rule: time the oracle's own code, never a re-implementation. `settle_from_store` builds what
 `oracle.attestation.Attestor.propose` builds (a ChainView of the chain, the economics of the
 oracle's config, the bond reader over the view's Staking events) and calls
-`oracle.epoch.compute_epoch`, then `report_document` as the service does. Timing wrappers are put around the module-level functions
-it calls, in this process only:
+`oracle.epoch.compute_epoch`, then `report_document` as the service does. Timing wrappers are put
+around the module-level functions it calls, in this process only:
 
     load      the store's loader (`oracle.meter_store.readings_in_range`: day rows into one numpy array)
     baseline  `compute_baselines`, wherever the settlement modules call it

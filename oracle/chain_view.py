@@ -131,7 +131,8 @@ class ChainView:
         self.market = manifest.contract(web3, "FlexMarket")
         self.staking = manifest.contract(web3, "Staking")
         self.chain_id = manifest.chainId
-        self.start_block = min(manifest.contracts[name].block for name in ("DeviceRegistry", "FlexMarket", "Staking"))
+        self.start_block = min(manifest.contracts[name].block
+                               for name in ("DeviceRegistry", "FlexMarket", "Staking"))
         self.cursor_key = f"chain_view.cursor:{manifest.chainId}:{self.registry.address}:{self.market.address}"
         decoder = EventDecoder(manifest, web3, contracts=("DeviceRegistry", "FlexMarket", "Staking"),
                                events=REGISTRY_EVENTS + MARKET_EVENTS + STAKING_EVENTS)
@@ -143,7 +144,7 @@ class ChainView:
         self._requests: dict[int, FlexRequest] = {}
         self._bonded: dict[str, int] = {}  # lowercase account -> Staking bondedOf
         self._locked: dict[str, int] = {}  # lowercase account -> Staking lockedOf
-        self._bond_per_kw: int | None = None  # None until the BondPerKWSet of Staking's constructor is applied
+        self._bond_per_kw: int | None = None  # None until Staking's constructor's BondPerKWSet is applied
         self._cursor: int | None = None  # last applied block; None until the first sync loads the history
         self._lock = threading.Lock()
         self._last_sync_started = float("-inf")
@@ -206,8 +207,8 @@ class ChainView:
             if self._cursor is None:
                 self._sync_locked()
             if self._bond_per_kw is None:
-                raise RuntimeError(f"chain view: no BondPerKWSet of Staking {self.staking.address} up to block "
-                                   f"{self._cursor} (the view starts at block {self.start_block})")
+                raise RuntimeError(f"chain view: no BondPerKWSet of Staking {self.staking.address} up to "
+                                   f"block {self._cursor} (the view starts at block {self.start_block})")
             of = {key: (self._bonded.get(key, 0), self._locked.get(key, 0)) for key in keys}
             return Stakes(self._cursor, self._bond_per_kw, of)
 
@@ -390,7 +391,8 @@ class ChainView:
         account = str(args["account"]).lower()
         bonded = self._bonded.get(account, 0) - int(args["amount"])
         if bonded < 0:
-            logger.warning("chain view: unstake of %s by %s exceeds its indexed bond", args["amount"], account)
+            logger.warning("chain view: unstake of %s by %s exceeds its indexed bond",
+                           args["amount"], account)
         self._bonded[account] = max(0, bonded)
 
     def _on_Slashed(self, args: Any, block: int) -> None:
