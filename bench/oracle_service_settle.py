@@ -2,16 +2,20 @@
 
 The rule: time the oracle's own code, never a re-implementation. `settle_from_store` builds what
 `oracle.attestation.Attestor.propose` builds (a ChainView of the chain, the economics of the
-oracle's config, the bond reader over Staking) and calls `oracle.epoch.compute_epoch`, then
-`report_document` as the service does. Timing wrappers are put around the module-level functions
-it calls, in this process only:
+oracle's config, the bond reader over the view's Staking events) and calls
+`oracle.epoch.compute_epoch`, then `report_document` as the service does. Timing wrappers are put
+around the module-level functions it calls, in this process only:
 
     load      the store's loader (`oracle.meter_store.readings_in_range`: day rows into one numpy array)
     baseline  `compute_baselines`, wherever the settlement modules call it
     grid      `build_grid` (reported inside `settle`: it is the settlement's own layout work)
-    bonds     the bond reader (one Staking read per owner)
+    bonds     the bond reader (oracle.bonds.bond_book_from_view: the view's indexed stakes)
     merkle    building the rewards tree (`oracle.settlement.RewardsTree`)
     settle    the rest of `compute_epoch`
+
+After the settlement, the reference `oracle.bonds.read_bond_book` (eth_calls in JSON-RPC batches)
+is timed over the same owners on the same chain state (`bond_read_eth_call_seconds`), and
+`bond_books_equal` says whether the two books are the same.
 
 It runs as `python -m bench.oracle_service_settle ...` so `settle_rss_peak_mb` (VmHWM) is the
 settlement's own peak, not the load generator's; it prints one JSON object.
@@ -82,7 +86,7 @@ def _peak_rss_mb() -> float:
 def settle_from_store(config_path: Path, request_id: int) -> dict[str, Any]:
     """Settle request `request_id` from the store of the oracle configured in `config_path`."""
     from oracle import db
-    from oracle.bonds import read_bond_book
+    from oracle.bonds import bond_book_from_view, read_bond_book
     from oracle.chain_view import ChainView
     from oracle.config import load_config
     from oracle.epoch import compute_epoch
@@ -111,7 +115,15 @@ def settle_from_store(config_path: Path, request_id: int) -> dict[str, Any]:
 
     timers = Timers()
     install_timers(timers)
-    bond_reader = timers.wrap("bonds", lambda owners: read_bond_book(staking, owners))
+    books: list[tuple[set[str], Any]] = []
+
+    def view_book(owners: Any) -> Any:
+        owners = set(owners)
+        book = bond_book_from_view(view, owners)
+        books.append((owners, book))
+        return book
+
+    bond_reader = timers.wrap("bonds", view_book)
     began = time.perf_counter()
     settlement, details = compute_epoch(engine, [request], view.devices(), economics, 1, bytes(32), {},
                                         hub.functions.emissionBudget().call(), bond_reader=bond_reader,
@@ -121,6 +133,11 @@ def settle_from_store(config_path: Path, request_id: int) -> dict[str, Any]:
     digest = settlement.report.digest(manifest.chainId, hub.address)
     document = report_document(digest, settlement, details)
     document_seconds = time.perf_counter() - began
+
+    began = time.perf_counter()
+    reference = [read_bond_book(staking, owners) for owners, _book in books]
+    eth_call_seconds = time.perf_counter() - began
+    equal = all(ref == book for ref, (_owners, book) in zip(reference, books))
 
     parts = {part: round(timers.seconds.get(part, 0.0), 3) for part in ("load", "baseline", "grid", "bonds", "merkle")}
     rest = total - sum(timers.seconds.get(part, 0.0) for part in ("load", "baseline", "bonds", "merkle"))
@@ -134,6 +151,9 @@ def settle_from_store(config_path: Path, request_id: int) -> dict[str, Any]:
         "merkle_seconds": parts["merkle"],
         "grid_seconds": parts["grid"],  # inside settle_seconds
         "bond_read_seconds": parts["bonds"],
+        "bond_read_eth_call_seconds": round(eth_call_seconds, 3),
+        "bond_owners": sum(len(owners) for owners, _book in books),
+        "bond_books_equal": equal,
         "report_document_seconds": round(document_seconds, 3),
         "settle_chain_view_seconds": round(chain_view_seconds, 3),
         "settle_rss_peak_mb": round(_peak_rss_mb(), 1),

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 from pydantic import ValidationError
 
 from oracle.chain_view import ChainView, RequestStatus
-from oracle.bonds import read_bond_book
+from oracle.bonds import bond_book_from_view
 from oracle.accepted import AllocationUnknown, overlaps
 from oracle.site_settlement import HoldoutSeedUnknown
 from oracle.epoch import HISTORY_DAYS, OracleEconomics, compute_epoch, event_window
@@ -277,7 +277,8 @@ class Attestor:
         try:
             settlement, details = compute_epoch(
                 self.engine, requests, self.chain_view.devices(), self.economics, state.epoch + 1, previous_root,
-                previous_ledger, state.emission_budget, bond_reader=lambda owners: read_bond_book(self.staking, owners),
+                previous_ledger, state.emission_budget,
+                bond_reader=lambda owners: bond_book_from_view(self.chain_view, owners),
                 seed_reader=lambda request: self.seeds.seed(request.gate_time), devices_at=self.chain_view.devices_at,
                 allocation_reader=self.allocation_reader,
                 overlapping=[r for r in self.chain_view.requests().values() if r.allocation is not None

@@ -9,9 +9,16 @@ The rule, the same for every oracle:
 Otherwise every one of the owner's devices in that request is ineligible with reason
 `bond_insufficient`: it earns nothing and pays no penalty, so a penalty can never exceed the bond
 that stood behind the commitment. The stake above the lock is what `Staking.slash` can take for a
-penalty; an oracle's locked operating bond covers no commitment. Each oracle reads the stakes when
-it computes; peers that read across a stake change compute different reports and the proposal is
-simply retried at the next tick.
+penalty; an oracle's locked operating bond covers no commitment.
+
+Where the stakes come from: each oracle reads them at its chain view's cursor
+(`bond_book_from_view`: the Staking events the view indexed up to its last confirmed block, the
+same block its devices and requests are read at), not at the chain's latest block. The book is a
+function of that block alone, so peers whose views stand at the same confirmed block compute the
+same book and sign the same digest; peers whose cursors straddle a stake change compute different
+reports and the proposal is simply retried at the next tick, when their views have caught up.
+`read_bond_book` (eth_calls of bondedOf and lockedOf per owner, at the latest block) is the
+reference the view's book is tested against; the settlement no longer calls it.
 """
 
 from __future__ import annotations
@@ -40,8 +47,18 @@ class BondBook:
         return self.available.get(owner.lower(), 0) >= self.required(watts)
 
 
+def bond_book_from_view(view: Any, owners: Iterable[str]) -> BondBook:
+    """The bond book of `owners` at the chain view's cursor (oracle.chain_view.ChainView.stakes):
+    no JSON-RPC call per owner, so the book of 100,000 owners costs dictionary lookups, not
+    thousands of eth_calls. Equal to `read_bond_book` at the same block."""
+    stakes = view.stakes(owners)
+    available = {owner: max(0, bonded - locked) for owner, (bonded, locked) in stakes.of.items()}
+    return BondBook(stakes.bond_per_kw, available)
+
+
 def read_bond_book(staking: Any, owners: Iterable[str], batch_size: int = 500) -> BondBook:
-    """The bond book of `owners` as the Staking contract holds it now (bonded above the lock).
+    """The bond book of `owners` as the Staking contract holds it now (bonded above the lock), read
+    with eth_calls: the reference for `bond_book_from_view`.
 
     The reads go in JSON-RPC batches of `batch_size` owners (two calls each): one round trip per
     batch instead of two per owner, which at 100,000 owners is the difference between seconds and

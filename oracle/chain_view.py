@@ -1,7 +1,8 @@
-"""What the oracle knows about the chain: registered devices and flexibility requests.
+"""What the oracle knows about the chain: registered devices, flexibility requests and stakes.
 
-`ChainView` keeps an in-memory cache of DeviceRegistry devices and FlexMarket requests, built
-from the contracts' events by the shared chain follower (protocol.follower: eth_getLogs over
+`ChainView` keeps an in-memory cache of DeviceRegistry devices, FlexMarket requests and Staking
+bonds (each account's bonded stake and lock, and the network's bond per kW), built from the
+contracts' events by the shared chain follower (protocol.follower: eth_getLogs over
 bounded block ranges, only blocks at least `confirmations` deep, reorg detection by block hash).
 The cache itself is not stored: replaying the logs is cheap. What is stored is the follower's
 cursor, the last block whose events the view applied (with recent block hashes). On a restart
@@ -15,6 +16,16 @@ current: a deactivation reaches it within one poll). An unknown one triggers one
 the answer is None, so a device registered a moment ago is accepted; concurrent misses share one
 sync (the first runs it, the others wait for it), so a burst of unknown devices cannot stampede
 the RPC.
+
+Stakes: every change of an account's `bonded` or lock, and of `bondPerKW`, emits an event, so the
+view holds exactly what `bondedOf`, `lockedOf` and `bondPerKW` return at its cursor:
+`Staked.bonded` and `Slashed.bonded` are the new bonded amount, `LockSet.amount` the new lock,
+`BondPerKWSet.bondPerKW` the new bond per kW (the constructor emits it too). `UnstakeRequested`
+carries the new *unbonding* total, not the bonded one; the view derives the bonded amount as the
+contract computes it (`requestUnstake`: `s.bonded -= amount`). `Withdrawn`, `DebtPaid` and
+`DebtRecorded` change neither (a debt paid out of a stake is already netted in `Staked.bonded`).
+`stakes(owners)` answers under the sync lock, so a book is read at one cursor, never half-way
+through a batch.
 """
 
 from __future__ import annotations
@@ -22,7 +33,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -43,9 +54,10 @@ REGISTRY_EVENTS = ("DeviceRegistered", "DeviceSited", "DeviceActiveChanged", "De
                    "DeviceUnregistered")
 MARKET_EVENTS = ("RequestOpened", "RequestRules", "RequestAvailability", "AllocationPosted", "RequestCancelled",
                  "RequestSettling", "RequestReleased", "RequestSettled", "RequestExpired")
+STAKING_EVENTS = ("Staked", "UnstakeRequested", "Slashed", "LockSet", "BondPerKWSet")
 
 RequestInfo = FlexRequest  # the oracle's name for the shared request type
-__all__ = ["ChainView", "DeviceInfo", "RequestInfo", "RequestStatus", "run_poller"]
+__all__ = ["ChainView", "DeviceInfo", "RequestInfo", "RequestStatus", "Stakes", "run_poller"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,16 @@ class DeviceInfo:
     def settlement_unit(self) -> str:
         """What the oracles settle this device as: its site, or itself when it is metered alone."""
         return self.site or self.address
+
+
+@dataclass(frozen=True)
+class Stakes:
+    """Staking as it stood at block `block` (the view's cursor): the bond per committed kW and the
+    (bondedOf, lockedOf) of each asked account, by lowercase address (0, 0 for one that never staked)."""
+
+    block: int
+    bond_per_kw: int
+    of: dict[str, tuple[int, int]]
 
 
 class _CursorInDatabase:
@@ -93,7 +115,8 @@ class _CursorInDatabase:
 
 
 class ChainView:
-    """Devices and requests from DeviceRegistry and FlexMarket events, kept current by `sync()`.
+    """Devices, requests and stakes from DeviceRegistry, FlexMarket and Staking events, kept current
+    by `sync()`.
 
     Thread-safe: `sync()` runs under a lock (the web3 connection is used by one thread at a time),
     lookups read immutable records from dictionaries. The view is the follower's projection.
@@ -106,17 +129,22 @@ class ChainView:
         self.engine = engine
         self.registry = manifest.contract(web3, "DeviceRegistry")
         self.market = manifest.contract(web3, "FlexMarket")
+        self.staking = manifest.contract(web3, "Staking")
         self.chain_id = manifest.chainId
-        self.start_block = min(manifest.contracts["DeviceRegistry"].block, manifest.contracts["FlexMarket"].block)
+        self.start_block = min(manifest.contracts[name].block
+                               for name in ("DeviceRegistry", "FlexMarket", "Staking"))
         self.cursor_key = f"chain_view.cursor:{manifest.chainId}:{self.registry.address}:{self.market.address}"
-        decoder = EventDecoder(manifest, web3, contracts=("DeviceRegistry", "FlexMarket"),
-                               events=REGISTRY_EVENTS + MARKET_EVENTS)
+        decoder = EventDecoder(manifest, web3, contracts=("DeviceRegistry", "FlexMarket", "Staking"),
+                               events=REGISTRY_EVENTS + MARKET_EVENTS + STAKING_EVENTS)
         self.follower = Follower(web3, decoder, _CursorInDatabase(engine, self.cursor_key), self.start_block,
                                  confirmations=confirmations, max_range=block_range)
         self._clock = clock
         self._devices: dict[str, DeviceInfo] = {}
         self._at_site: dict[str, set[str]] = {}  # site meter -> the devices registered at it
         self._requests: dict[int, FlexRequest] = {}
+        self._bonded: dict[str, int] = {}  # lowercase account -> Staking bondedOf
+        self._locked: dict[str, int] = {}  # lowercase account -> Staking lockedOf
+        self._bond_per_kw: int | None = None  # None until Staking's constructor's BondPerKWSet is applied
         self._cursor: int | None = None  # last applied block; None until the first sync loads the history
         self._lock = threading.Lock()
         self._last_sync_started = float("-inf")
@@ -167,6 +195,23 @@ class ChainView:
         """A snapshot of every known request, by id."""
         return dict(self._requests)
 
+    def stakes(self, accounts: Iterable[str]) -> Stakes:
+        """Staking's bondPerKW and each account's (bonded, locked) at the view's cursor, from the
+        indexed events: no JSON-RPC call per account.
+
+        Read under the sync lock, so every value is from the same block (`Stakes.block`); a view
+        that never synced syncs first (one sync). Raises RuntimeError if Staking's bondPerKW was
+        never seen (the view's history does not reach Staking's deployment block)."""
+        keys = sorted({account.lower() for account in accounts})
+        with self._lock:
+            if self._cursor is None:
+                self._sync_locked()
+            if self._bond_per_kw is None:
+                raise RuntimeError(f"chain view: no BondPerKWSet of Staking {self.staking.address} up to "
+                                   f"block {self._cursor} (the view starts at block {self.start_block})")
+            of = {key: (self._bonded.get(key, 0), self._locked.get(key, 0)) for key in keys}
+            return Stakes(self._cursor, self._bond_per_kw, of)
+
     # -------------------------------------------------------------------------------------------
     # syncing
 
@@ -202,9 +247,7 @@ class ChainView:
     def _load_history(self) -> None:
         """Rebuild the cache by replaying the logs up to the stored cursor, once it is known to be
         on this chain (or start fresh)."""
-        self._devices.clear()
-        self._at_site.clear()
-        self._requests.clear()
+        self._clear()
         self._rebuilt = False
         cursor = self.follower.check(self)
         if not self._rebuilt:
@@ -213,6 +256,15 @@ class ChainView:
                 logger.info("chain view: replayed blocks %d..%d (%d devices, %d requests), resuming after %d",
                             self.start_block, cursor.block, len(self._devices), len(self._requests), cursor.block)
         self._cursor = cursor.block
+
+    def _clear(self) -> None:
+        """Forget every indexed record (before a replay rebuilds them)."""
+        self._devices.clear()
+        self._at_site.clear()
+        self._requests.clear()
+        self._bonded.clear()
+        self._locked.clear()
+        self._bond_per_kw = None
 
     def _replay(self, last: int) -> None:
         """Apply the events of blocks start_block..last (history already accepted)."""
@@ -235,9 +287,7 @@ class ChainView:
         else:
             logger.warning("chain view: reorg; block %d is no longer canonical, rebuilding up to block %d",
                            rollback.abandoned, rollback.fork)
-        self._devices.clear()
-        self._at_site.clear()
-        self._requests.clear()
+        self._clear()
         self._replay(rollback.fork)
         self._cursor = rollback.fork
         self._rebuilt = True
@@ -329,6 +379,30 @@ class ChainView:
             logger.warning("chain view: event for unknown request %s", request_id)
             return
         self._requests[int(request_id)] = replace(info, status=status)
+
+    # Staking -------------------------------------------------------------------------------------
+
+    def _on_Staked(self, args: Any, block: int) -> None:
+        self._bonded[str(args["account"]).lower()] = int(args["bonded"])  # the new total
+
+    def _on_UnstakeRequested(self, args: Any, block: int) -> None:
+        # The event carries the new unbonding total, not the bonded one: Staking.requestUnstake
+        # does `s.bonded -= amount` (it reverts rather than go below the lock), so the same here.
+        account = str(args["account"]).lower()
+        bonded = self._bonded.get(account, 0) - int(args["amount"])
+        if bonded < 0:
+            logger.warning("chain view: unstake of %s by %s exceeds its indexed bond",
+                           args["amount"], account)
+        self._bonded[account] = max(0, bonded)
+
+    def _on_Slashed(self, args: Any, block: int) -> None:
+        self._bonded[str(args["account"]).lower()] = int(args["bonded"])  # what the account has left
+
+    def _on_LockSet(self, args: Any, block: int) -> None:
+        self._locked[str(args["account"]).lower()] = int(args["amount"])
+
+    def _on_BondPerKWSet(self, args: Any, block: int) -> None:
+        self._bond_per_kw = int(args["bondPerKW"])
 
 
 def run_poller(view: ChainView, stop: threading.Event, interval_seconds: float) -> None:

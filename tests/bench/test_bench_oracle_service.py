@@ -76,6 +76,8 @@ def test_tiny_run_reports_every_figure_with_exact_counts():
     assert figures["settled_reasons"] == {}, figures["settled_reasons"]
     assert 0 < figures["settled_units_paid"] <= SITES and figures["settled_payout"] > 0
     assert figures["rewards_leaves"] > 0 and figures["load_calls"] >= 1
+    # The settlement's bond book (the chain view's Staking events) is the eth_call reference's.
+    assert figures["bond_owners"] == SITES and figures["bond_books_equal"] is True
     for key in ("register_seconds", "ingest_batches_per_s", "history_ingest_readings_per_s", "commitments_per_s",
                 "store_bytes_per_reading", "settle_from_store_seconds", "peer_sync_seconds", "oracle_rss_peak_mb",
                 "settle_rss_peak_mb"):
