@@ -193,23 +193,21 @@ def _drop_partitions(engine: Engine, first_kept_day: int, result: PruneResult) -
 _OLD_BATCHES = text("SELECT id, meter, start, interval_seconds, length(readings) / 4 FROM signed_batches "
                     "WHERE start >= :start AND start < :cutoff AND (start > :start OR id > :id) "
                     "ORDER BY start, id LIMIT :limit")
+_DAY_EXISTS = text("SELECT 1 FROM meter_days WHERE meter = :meter AND day = :day")
 _DELETE_DAY = text("DELETE FROM meter_days WHERE meter = :meter AND day = :day")
 _DELETE_BATCH = text("DELETE FROM signed_batches WHERE id = :id")
 
 
 def _delete_rows(engine: Engine, first_kept_day: int, chunk: int, delete_days: bool, result: PruneResult) -> None:
-    """Walk the batches starting before the cutoff (index on start), `chunk` per transaction."""
+    """Walk the batches starting before the cutoff (index on start), `chunk` at a time: each chunk is
+    read without the write lock, and only a chunk with something to delete takes a write transaction
+    (so batches that cross the cutoff, kept, cost a read per upkeep, not a write)."""
     cutoff = first_kept_day * SECONDS_PER_DAY
     position = {"cutoff": cutoff, "start": -2**62, "id": 0, "limit": chunk}
-    with Session(engine) as session:  # the common case, nothing to do: one indexed read, no write lock
-        if session.connection().execute(_OLD_BATCHES, {**position, "limit": 1}).first() is None:
-            return
     while True:
-        with db.write_transaction(engine, meter_store.LOCK_KEY) as session:
+        with Session(engine) as session:
             connection = session.connection()
             rows = connection.execute(_OLD_BATCHES, position).all()
-            if not rows:
-                break
             days, gone = set(), []
             for batch_id, meter, start, interval, count in rows:
                 end = int(start) + int(count) * int(interval)
@@ -218,16 +216,22 @@ def _delete_rows(engine: Engine, first_kept_day: int, chunk: int, delete_days: b
                     days.update((int(meter), day) for day in range(int(start) // SECONDS_PER_DAY, last + 1))
                 if end <= cutoff:
                     gone.append({"id": int(batch_id)})
-            if days:
-                result.day_rows += _deleted(connection.execute(
-                    _DELETE_DAY, [{"meter": m, "day": d} for m, d in sorted(days)]))
-            if gone:
-                connection.execute(_DELETE_BATCH, gone)
-                result.batches += len(gone)
-            position.update(start=int(rows[-1][2]), id=int(rows[-1][0]))
-        result.transactions += 1
+            stored_days = sorted(key for key in days if connection.execute(
+                _DAY_EXISTS, {"meter": key[0], "day": key[1]}).first() is not None)
+        if not rows:
+            return
+        if stored_days or gone:  # every row named here is past the cutoff: deleting it again is harmless
+            with db.write_transaction(engine, meter_store.LOCK_KEY) as session:
+                connection = session.connection()
+                if stored_days:
+                    result.day_rows += _deleted(connection.execute(
+                        _DELETE_DAY, [{"meter": m, "day": d} for m, d in stored_days]))
+                if gone:
+                    result.batches += _deleted(connection.execute(_DELETE_BATCH, gone))
+            result.transactions += 1
+        position.update(start=int(rows[-1][2]), id=int(rows[-1][0]))
         if len(rows) < chunk:
-            break
+            return
 
 
 def _deleted(outcome: object) -> int:
