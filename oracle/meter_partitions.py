@@ -35,6 +35,7 @@ PARENT = "meter_days"
 DEFAULT_PARTITION = "meter_days_default"
 _OLD = "meter_days_unpartitioned"
 _BOUND = re.compile(r"FOR VALUES FROM \('?(-?\d+)'?\) TO \('?(-?\d+)'?\)")
+LOCK_TIMEOUT = "5s"  # DDL on the parent waits this long for readers, then fails (the upkeep retries later)
 MAX_DAY = 10**7  # day numbers are UTC days since 1970 (about 20,000 now); anything past this is not a day
 
 
@@ -91,6 +92,7 @@ def create_day(connection: Connection, day: int) -> int:
     new table is filled first and attached after, since PostgreSQL refuses a partition whose range
     the default partition still holds rows of."""
     name = partition_name(day)
+    _bounded_wait(connection)
     waiting = int(connection.execute(text(f"SELECT COUNT(*) FROM {DEFAULT_PARTITION} WHERE day = :day"),
                                      {"day": day}).scalar() or 0) if has_default(connection) else 0
     if waiting == 0:
@@ -105,10 +107,17 @@ def create_day(connection: Connection, day: int) -> int:
     return waiting
 
 
+def _bounded_wait(connection: Connection) -> None:
+    """DDL on a partition locks the parent; a long read holding it must not stall the ingest behind
+    the DDL's queued lock for long, so the DDL gives up after LOCK_TIMEOUT (this transaction only)."""
+    connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+
+
 def drop(connection: Connection, partition: Partition) -> None:
     """Drop one partition (its rows go with it, at the cost of a catalog change, not a scan)."""
     if not re.fullmatch(rf"{PARENT}_d\d+", partition.name):
         raise ValueError(f"{partition.name!r} is not a day partition of {PARENT}")
+    _bounded_wait(connection)
     connection.exec_driver_sql(f"DROP TABLE {partition.name}")
 
 
