@@ -138,10 +138,10 @@ def ensure_partitions(engine: Engine, first_day: int, last_day: int) -> int:
         return 0
     with Session(engine) as session:
         existing = meter_partitions.partitions(session.connection())
-    covered = lambda day: any(p.low <= day < p.high for p in existing)  # noqa: E731
+    covered = {day for p in existing for day in range(max(p.low, first_day), min(p.high, last_day + 1))}
     created = 0
     for day in range(max(0, first_day), last_day + 1):
-        if covered(day):
+        if day in covered:
             continue
         with db.write_transaction(engine, meter_store.LOCK_KEY) as session:
             connection = session.connection()
