@@ -102,6 +102,19 @@ def oracle_service(
     typer.echo(json.dumps(result))
 
 
+@app.command()
+def retention(meters: int = typer.Option(500, "--meters", min=1, max=100_000),
+              days: int = typer.Option(110, "--days", min=1, max=2_000),
+              chunk: int = typer.Option(5_000, "--chunk", min=1, max=100_000),
+              database_url: str = typer.Option(None, "--database-url",
+                                               help="a THROWAWAY PostgreSQL database (its store tables are dropped); "
+                                                    "a temporary SQLite file if unset")) -> None:
+    """The store's daily upkeep: a backlog prune, one day's, and a no-op; lock hold times (bench/retention.py)."""
+    from bench.retention import run
+
+    typer.echo(json.dumps(run(meters, days, database_url=database_url, chunk=chunk)))
+
+
 @app.callback()
 def main() -> None:
     """negawatt benchmarks."""

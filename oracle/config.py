@@ -9,6 +9,7 @@
     port = 8101
     public_url = "http://127.0.0.1:8101"              # published in the OracleHub for nodes and peers
     ready_max_lag_blocks = 10                         # GET /v1/ready: 503 beyond confirmations + this
+    retention_days = 132                              # meter data kept; at least 94 (oracle.meter_retention)
 
     [economics]                                       # identical on every oracle of the network
     interval_seconds = 900
@@ -29,6 +30,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from oracle.baselines import BaselineError, BaselineSpec
 from oracle.epoch import OracleEconomics
+from oracle.meter_retention import DEFAULT_RETENTION_DAYS, UPKEEP_EVERY_SECONDS, check_retention_days
 from oracle.settlement import DEFAULT_CURVE, SettlementParams
 from protocol.config_files import ConfigError, describe, leave_to_environment, read_toml, root_paths
 
@@ -120,6 +122,15 @@ class OracleConfig(BaseSettings):
     clock_skew_seconds: int = Field(60, ge=0, le=3_600)
     reading_tolerance_bps: int = Field(12_000, ge=10_000)
     economics: EconomicsConfig = Field(default_factory=EconomicsConfig)
+    retention_days: int = Field(DEFAULT_RETENTION_DAYS, description="days of meter data kept (oracle.meter_retention); "
+                                "refused below the history a settlement reads")
+    upkeep_every_seconds: int = Field(UPKEEP_EVERY_SECONDS, ge=60, le=7 * 86_400,
+                                      description="how often the store's upkeep (retention, partitions) runs")
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        return check_retention_days(value)
 
     @field_validator("public_url")
     @classmethod

@@ -38,6 +38,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, Session, SQLModel, create_engine, func, select
 
+from oracle import meter_partitions
 from protocol.meter import Commitment
 from protocol.sqlite import make_durable
 
@@ -81,7 +82,8 @@ class MeterDayRecord(SQLModel, table=True):
     """One meter's readings of one UTC day, packed (oracle.meter_store)."""
 
     __tablename__ = "meter_days"
-    __table_args__ = {"sqlite_with_rowid": False}
+    # PostgreSQL: partitioned by day (oracle.meter_partitions); SQLite ignores the clause.
+    __table_args__ = {"sqlite_with_rowid": False, "postgresql_partition_by": "RANGE (day)"}
 
     meter: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
     day: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
@@ -232,11 +234,14 @@ def make_engine(url: str) -> Engine:
 
 def init_db(engine: Engine) -> None:
     """Create the tables and indexes that do not exist yet, and add missing columns (idempotent).
+    On PostgreSQL, meter_days is partitioned by day (oracle.meter_partitions.prepare).
 
     Runs as one write transaction, so it can race neither another process's init nor a writer."""
     with write_transaction(engine, "schema") as session:
         connection = session.connection()
         SQLModel.metadata.create_all(connection, tables=list(TABLES))
+        if connection.dialect.name == "postgresql":
+            meter_partitions.prepare(connection)  # meter_days by day, its default partition; converts an old table
         inspector = inspect(connection)
         for table, column, ddl in _ADDED_COLUMNS:
             if column not in {c["name"] for c in inspector.get_columns(table)}:

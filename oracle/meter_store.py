@@ -19,7 +19,8 @@ whole group back (nothing of it is acknowledged). `oracle.group_commit` gathers 
 requests into such groups. A day's interval must divide 86,400 s (IngestSettings checks it).
 
 `prune(engine, before)` deletes day rows and signed batches older than the history any baseline
-reads (the retention rule; the oracle service runs it daily).
+reads, in one transaction; the oracle service's daily upkeep (oracle.meter_retention: the retention
+rule, bounded transactions, PostgreSQL day partitions) is what runs in production.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from fastapi import FastAPI
 
-from oracle import db, meter_store
+from oracle import db, meter_retention, meter_store
 from oracle.allocation_api import add_allocation_routes
 from oracle.baseline_rules_api import add_baseline_rules_route
 from oracle.capability_api import add_capability_routes
@@ -53,6 +53,7 @@ class OracleService:
     clearer: Clearer
     metrics: OracleMetrics
     ingest_log: IngestLog
+    upkeep: meter_retention.StoreUpkeep
 
 
 def build_service(config: OracleConfig) -> OracleService:
@@ -95,7 +96,9 @@ def build_service(config: OracleConfig) -> OracleService:
     add_capability_routes(app, clearer)
     add_peer_sync_routes(app)
     add_baseline_rules_route(app, economics)
-    return OracleService(config, app, attestor, view, clearer, metrics, ingest_log)
+    upkeep = meter_retention.StoreUpkeep(engine, config.retention_days, every_seconds=config.upkeep_every_seconds,
+                                         needed_day=lambda now: needed_day(view, attestor, now))
+    return OracleService(config, app, attestor, view, clearer, metrics, ingest_log, upkeep)
 
 
 def publish_url(service: OracleService) -> None:
@@ -113,8 +116,30 @@ def publish_url(service: OracleService) -> None:
         log.info("published %s as this oracle's URL", service.config.public_url)
 
 
+def needed_day(view: ChainView, attestor: Attestor, now: int) -> int | None:
+    """The first day an unsettled request still reads (oracle.meter_retention.first_needed_day), from
+    a chain view synced now: a view that cannot sync raises, and then nothing is pruned."""
+    view.sync()
+    return meter_retention.first_needed_day(view.requests().values(), now, attestor.settlement_timeout())
+
+
+def upkeep_step(service: OracleService) -> meter_retention.PruneResult | None:
+    """The store's upkeep at the service's clock (runs once a day, see oracle.meter_retention);
+    errors are logged, never raised, so a failed upkeep does not stop the attestation."""
+    try:
+        return service.upkeep.tick(int(service.attestor.clock()))
+    except ChainError as error:
+        log.warning("store upkeep postponed (the chain is needed to know the unsettled requests): %s", error)
+    except db.DatabaseBusy as error:
+        log.warning("store upkeep postponed: %s", error)
+    except Exception:
+        log.exception("store upkeep failed")
+    return None
+
+
 def attestation_loop(service: OracleService, stop: threading.Event) -> None:
-    """Tick the attestation protocol every poll interval until `stop` is set; errors are logged."""
+    """Tick the attestation protocol every poll interval until `stop` is set, and the store's upkeep
+    after it (`upkeep_step`: once a day); errors are logged."""
     last = None
     while not stop.is_set():
         try:
@@ -133,6 +158,7 @@ def attestation_loop(service: OracleService, stop: threading.Event) -> None:
         except Exception:  # keep the service alive; the next tick starts from chain state again
             service.metrics.outcome("error")
             log.exception("attestation step failed")
+        upkeep_step(service)
         service.ingest_log.flush(force=False)
         stop.wait(service.config.poll_seconds)
     service.ingest_log.flush()
