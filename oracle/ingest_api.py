@@ -1,6 +1,8 @@
 """HTTP front of the ingest: nodes post signed meter batches and commitments; peers and auditors read them.
 
     POST /v1/meter-batches   {"device", "start", "intervalSeconds", "readings", "sequence", "signature"}
+    POST /v1/meter-batches/bulk   NDJSON, one such batch per line: a backlog in one request, one
+                             answer per line after the commit (oracle.bulk_ingest_api)
     POST /v1/commitments     {"requestId", "device", "watts", "minPricePerKWh", "extraWatts",
                               "extraMinPricePerKWh", "minAvailabilityPricePerKWh", "signature"}
                              (an offer: protocol.messages)
@@ -100,7 +102,8 @@ def _summary(errors: list[dict[str, Any]], shown: int = 3) -> str:
 
 
 # The POST routes whose answers are counted and logged as ingest decisions, by message kind.
-INGEST_PATHS = {"/v1/meter-batches": "meter_batch", "/v1/commitments": "commitment"}
+INGEST_PATHS = {"/v1/meter-batches": "meter_batch", "/v1/meter-batches/bulk": "meter_batch",
+                "/v1/commitments": "commitment"}
 DATABASE_BUSY = "database_busy"
 
 
@@ -458,8 +461,12 @@ def create_ingest_app(ingestor: Ingestor, *, clock: Callable[[], float] = time.t
     app.state.ingest_log = ingest_log
     add_ops_routes(app, metrics, readiness)
     install_problem_handlers(app)
+    from oracle import bulk_ingest_api  # it builds on this module's dependencies and helpers
+
+    bulk_bytes = bulk_ingest_api.bulk_settings(ingestor).bulk_max_bytes
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, namespace=ProblemNamespace.INGEST,
-                       reason=Reason.PAYLOAD_TOO_LARGE, title="The request body is too large")
+                       reason=Reason.PAYLOAD_TOO_LARGE, title="The request body is too large",
+                       path_limits={bulk_ingest_api.BULK_PATH: bulk_bytes})
     install_openapi(app)  # problems as problem+json, no invented 422 (oracle.openapi_doc)
 
     @app.exception_handler(_InvalidPayload)
@@ -469,6 +476,7 @@ def create_ingest_app(ingestor: Ingestor, *, clock: Callable[[], float] = time.t
                        _summary(error.errors), errors=error.errors)
 
     app.include_router(router)
+    app.include_router(bulk_ingest_api.router)
     return app
 
 
