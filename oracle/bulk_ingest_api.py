@@ -27,7 +27,8 @@ A 503 (`chain_unavailable`, `database_busy`) refuses the upload as a whole; batc
 committed before a `database_busy` stay stored and are answered as replays when the upload is sent
 again. Each item is counted in the metrics and the ingest log like a single post.
 
-`router` is included by oracle.ingest_api.create_ingest_app, which gives the path its own body cap.
+`router` is included by oracle.ingest_api.create_ingest_app, which gives the path its own body cap;
+it shares the single routes' body reading and parsing (oracle.ingest_http).
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from oracle.ingest import REASONS, Ack, Ingestor, IngestSettings, Rejected
-from oracle.ingest_api import (DEFAULT_MAX_BODY_BYTES, Clock, IngestorDep, MeterBatchPayload, _InvalidPayload,
-                               _parse, _read_body, _summary)
+from oracle.ingest_http import (DEFAULT_MAX_BODY_BYTES, Clock, IngestorDep, _InvalidPayload, _parse, _read_body,
+                                _summary)
 from oracle.openapi_doc import problem_responses
+from protocol.messages import MeterBatchMessage
 from protocol.meter import MeterBatch
 from protocol.problems import ProblemNamespace, Reason, problem_body
 
@@ -100,7 +102,7 @@ def accept_lines(ingestor: Ingestor, lines: list[bytes], now: int, max_line_byte
                                                             f"{len(line)} bytes; at most {max_line_bytes}"))
             continue
         try:
-            batches.append(_parse(MeterBatchPayload, line).to_batch())
+            batches.append(_parse(MeterBatchMessage, line).to_batch())
         except _InvalidPayload as error:
             answers[index] = ItemAnswer(None, _item_problem(400, Reason.INVALID_PAYLOAD.value, _INVALID_TITLE,
                                                             _summary(error.errors), errors=error.errors))
@@ -117,7 +119,7 @@ def accept_lines(ingestor: Ingestor, lines: list[bytes], now: int, max_line_byte
 
 
 def _accept_now(ingestor: Ingestor, lines: list[bytes], clock: Callable[[], float], max_line_bytes: int) -> list:
-    """`accept_lines` with "now" read in the worker thread (see oracle.ingest_api._accept_now)."""
+    """`accept_lines` with "now" read in the worker thread (the oracle's clock may call the chain)."""
     return accept_lines(ingestor, lines, int(clock()), max_line_bytes)
 
 
