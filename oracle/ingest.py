@@ -143,6 +143,7 @@ class Ingestor:
         self.verifier = verifier
         self.settings = settings or IngestSettings()
         self.committer: GroupCommitter = GroupCommitter(self._write_group)
+        self._bulk_verifier: BulkBatchVerifier | None = None
         # The most a site may offer to one request (its capability cap, protocol.capability), or None
         # when nothing is capped (a network without capability tests); the oracle service sets it.
         self.site_cap: Callable[[str], int | None] = lambda site: None
@@ -211,10 +212,9 @@ class Ingestor:
     @property
     def bulk_verifier(self) -> BulkBatchVerifier:
         """The verifier `accept_batches` recovers signatures with (one pass, this registry's domain)."""
-        verifier = self.__dict__.get("_bulk_verifier")
-        if verifier is None:
-            verifier = self.__dict__["_bulk_verifier"] = BulkBatchVerifier(self.verifier.separator)
-        return verifier
+        if self._bulk_verifier is None:  # built on first use: a stand-in verifier may have no separator
+            self._bulk_verifier = BulkBatchVerifier(self.verifier.separator)
+        return self._bulk_verifier
 
     def _checked(self, batch: MeterBatch, now: int, check: BatchCheck | None = None) -> meter_store.BatchToStore:
         """The batch ready to store once its signature, device and shape pass; raises Rejected (or
