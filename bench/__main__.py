@@ -88,6 +88,8 @@ def oracle_service(
     skip_peer_sync: bool = typer.Option(False, "--skip-peer-sync", help="leave the peer sync phase out"),
     postgres_url: str | None = typer.Option(None, "--postgres-url", envvar="NEGAWATT_BENCH_POSTGRES_URL",
                                             help="a PostgreSQL server to use (else a throwaway one is started)"),
+    bulk_batches: int = typer.Option(1_000, "--bulk-batches", min=1, max=5_000,
+                                     help="history batches per upload to POST /v1/meter-batches/bulk"),
 ) -> None:
     """One real `negawatt oracle run` on anvil with N sites: ingest, store, settlement, peer sync (bench/oracle_service.py)."""
     if store not in ("sqlite", "postgresql"):
@@ -95,7 +97,8 @@ def oracle_service(
     from bench.oracle_service import BenchError, run
 
     try:
-        result = run(sites, store, connections, live_intervals, history_days, skip_peer_sync, postgres_url)
+        result = run(sites, store, connections, live_intervals, history_days, skip_peer_sync, postgres_url,
+                     bulk_batches)
     except BenchError as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from None

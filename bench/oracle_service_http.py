@@ -6,11 +6,16 @@ over one kept-alive socket, and the answer is read by its Content-Length without
 At most `connections` requests are in flight. Each answer's status is counted and each request's
 latency (first byte written to last byte read) kept; a connection the server closes is reopened and
 the request retried once.
+
+`post_bulk` sends the same kind of bodies as NDJSON uploads of `per_upload` lines to the bulk route
+(POST /v1/meter-batches/bulk, oracle.bulk_ingest_api): each answer's item lines are counted by their
+status (and refusal code) as the single answers are, its latency is the whole upload's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -67,13 +72,37 @@ async def _answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, await reader.readexactly(length) if length else b""
 
 
+def _count_bulk(result: LoadResult, status: int, answer: bytes, lines: int) -> None:
+    """Count a bulk answer's items: each item line by its status (refusals by code); an upload refused
+    whole, or an answer that does not account for every line, counts all its lines as refused."""
+    if status != 200:
+        result.statuses[status] += lines
+        result.refusals[f"{status} {_code_of(answer)}"] += lines
+        return
+    rows = answer.split(b"\n")
+    closing = json.loads(rows[-2]) if len(rows) >= 2 else {}
+    items = rows[:-2]
+    if closing.get("count") != lines or len(items) != lines:
+        result.statuses[0] += lines
+        result.refusals[f"0 answer of {len(items)} items for {lines} lines"] += lines
+        return
+    for index, row in enumerate(items):
+        item = json.loads(row)
+        if item.get("index") != index:
+            raise AssertionError(f"bulk answer item {index} carries index {item.get('index')}")
+        result.statuses[item["status"]] += 1
+        if item["status"] not in (200, 201):
+            result.refusals[f"{item['status']} {item['problem']['code']}"] += 1
+
+
 async def _post_all(url: str, path: str, bodies: Sequence[bytes], connections: int,
-                    progress: Callable[[int], None]) -> LoadResult:
+                    progress: Callable[[int], None], lines: Sequence[int] | None = None,
+                    content_type: str = "application/json") -> LoadResult:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    prefix = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+    prefix = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
               "Content-Length: ").encode()
-    result = LoadResult(sent=len(bodies))
+    result = LoadResult(sent=sum(lines) if lines is not None else len(bodies))
     cursor = iter(range(len(bodies)))
     done = 0
 
@@ -96,6 +125,11 @@ async def _post_all(url: str, path: str, bodies: Sequence[bytes], connections: i
                             raise
                         reader, writer = await asyncio.open_connection(host, port)
                 result.latencies_ms.append((time.perf_counter() - began) * 1_000)
+                if lines is not None:
+                    _count_bulk(result, status, answer, lines[index])
+                    done += lines[index]
+                    progress(done)
+                    continue
                 result.statuses[status] += 1
                 if status not in (200, 201):
                     result.refusals[f"{status} {_code_of(answer)}"] += 1
@@ -119,3 +153,15 @@ def post_all(url: str, path: str, bodies: Sequence[bytes], connections: int = 16
     if not bodies:
         return LoadResult()
     return asyncio.run(_post_all(url, path, bodies, connections, progress))
+
+
+def post_bulk(url: str, path: str, bodies: Sequence[bytes], per_upload: int = 1_000, connections: int = 2,
+              progress: Callable[[int], None] = lambda done: None) -> LoadResult:
+    """POST `bodies` (single-route bodies, one line each) to the bulk route `url` + `path` as NDJSON
+    uploads of at most `per_upload` lines over `connections` kept-alive connections; counts per item
+    (see `_count_bulk`). The uploads are joined before the timing starts."""
+    if not bodies:
+        return LoadResult()
+    uploads = [b"\n".join(bodies[i:i + per_upload]) + b"\n" for i in range(0, len(bodies), per_upload)]
+    lines = [len(bodies[i:i + per_upload]) for i in range(0, len(bodies), per_upload)]
+    return asyncio.run(_post_all(url, path, uploads, connections, progress, lines, "application/x-ndjson"))

@@ -27,7 +27,7 @@ from sqlmodel import Session
 from oracle import db, meter_store
 from oracle.group_commit import GroupCommitter
 from oracle.chain_view import DeviceInfo, RequestInfo, RequestStatus
-from protocol.fast_verify import RegistryDomainVerifier, recover_digest
+from protocol.fast_verify import BatchCheck, BulkBatchVerifier, RegistryDomainVerifier, recover_digest
 from protocol.kinds import DeviceKind
 from protocol.meter import Commitment, MeterBatch, readings_hash
 from protocol.units import BPS, SECONDS_PER_DAY, SECONDS_PER_HOUR
@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 REASONS: dict[str, tuple[int, str]] = {
     "invalid_payload": (400, "The request body is not a valid payload"),
     "payload_too_large": (413, "The request body is too large"),
+    "too_many_batches": (413, "The upload carries more batches than allowed"),
     "bad_signature": (400, "The signature is malformed or not the device's"),
     "unknown_device": (403, "The device is not registered"),
     "device_inactive": (403, "The device is deactivated"),
@@ -106,7 +107,10 @@ class IngestSettings(BaseSettings):
     clock_skew_seconds: int = Field(60, ge=0, le=3_600, description="how far a batch may end after now")
     reading_tolerance_bps: int = Field(12_000, ge=BPS, le=10 * BPS,
                                        description="readings may exceed capacity x interval by this factor")
-
+    bulk_max_batches: int = Field(5_000, gt=0, le=100_000,
+                                  description="most batches in one bulk upload (POST /v1/meter-batches/bulk)")
+    bulk_max_bytes: int = Field(8 * 1024 * 1024, ge=1_024, le=256 * 1024 * 1024,
+                                description="largest bulk upload body in bytes (a day-long batch is about 700)")
 
     @field_validator("interval_seconds")
     @classmethod
@@ -139,6 +143,7 @@ class Ingestor:
         self.verifier = verifier
         self.settings = settings or IngestSettings()
         self.committer: GroupCommitter = GroupCommitter(self._write_group)
+        self._bulk_verifier: BulkBatchVerifier | None = None
         # The most a site may offer to one request (its capability cap, protocol.capability), or None
         # when nothing is capped (a network without capability tests); the oracle service sets it.
         self.site_cap: Callable[[str], int | None] = lambda site: None
@@ -167,12 +172,15 @@ class Ingestor:
         """Verify and store many batches (a peer's page, a history upload): one answer per batch, in
         order, each an Ack (new or replay) or the Rejected that refused it; groups of `group` batches
         are committed in one transaction each, all durable when this returns. A refused batch does
-        not stop the others."""
+        not stop the others. The signatures are recovered in one pass (protocol.fast_verify's
+        BulkBatchVerifier); a batch that fails it is refused by the single-batch check, so its code
+        and detail are exactly what `accept_batch` gives."""
         answers: list[Ack | Rejected | None] = [None] * len(batches)
         pending: list[tuple[int, meter_store.BatchToStore]] = []
-        for index, batch in enumerate(batches):
+        checks = self.bulk_verifier.check(batches) if batches else []
+        for index, (batch, check) in enumerate(zip(batches, checks)):
             try:
-                pending.append((index, self._checked(batch, now)))
+                pending.append((index, self._checked(batch, now, check)))
             except _Replay as replay:
                 answers[index] = replay.ack
             except Rejected as refused:
@@ -201,15 +209,26 @@ class Ingestor:
             index = end
         return answers
 
-    def _checked(self, batch: MeterBatch, now: int) -> meter_store.BatchToStore:
+    @property
+    def bulk_verifier(self) -> BulkBatchVerifier:
+        """The verifier `accept_batches` recovers signatures with (one pass, this registry's domain)."""
+        if self._bulk_verifier is None:  # built on first use: a stand-in verifier may have no separator
+            self._bulk_verifier = BulkBatchVerifier(self.verifier.separator)
+        return self._bulk_verifier
+
+    def _checked(self, batch: MeterBatch, now: int, check: BatchCheck | None = None) -> meter_store.BatchToStore:
         """The batch ready to store once its signature, device and shape pass; raises Rejected (or
-        answers a replay of an identical stored batch, raised as _Replay)."""
+        answers a replay of an identical stored batch, raised as _Replay). `check` is the batch's
+        bulk signature check, when one was made: a passed one spares the recovery here."""
         _check_uint("start", batch.start, 64)
         _check_uint("intervalSeconds", batch.interval_seconds, 32)
         _check_uint("sequence", batch.sequence, 63)  # uint64 when signed; the store holds signed 64-bit
         for index, wh in enumerate(batch.readings):
             _check_uint(f"readings[{index}]", wh, 32)
-        device, digest = self._signed_by(batch.device, lambda: self.verifier.batch_digest(batch), batch.signature)
+        if check is not None and check.ok and len(check.digest) == 32:
+            device, digest = to_checksum_address(batch.device), check.digest
+        else:  # no bulk check, or a failed one: the single-batch path gives the refusal's code and detail
+            device, digest = self._signed_by(batch.device, lambda: self.verifier.batch_digest(batch), batch.signature)
         try:
             info = self._check_device(device)
             self._check_batch_shape(batch, now)

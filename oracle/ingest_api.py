@@ -1,6 +1,8 @@
 """HTTP front of the ingest: nodes post signed meter batches and commitments; peers and auditors read them.
 
     POST /v1/meter-batches   {"device", "start", "intervalSeconds", "readings", "sequence", "signature"}
+    POST /v1/meter-batches/bulk   NDJSON, one such batch per line: a backlog in one request, one
+                             answer per line after the commit (oracle.bulk_ingest_api)
     POST /v1/commitments     {"requestId", "device", "watts", "minPricePerKWh", "extraWatts",
                               "extraMinPricePerKWh", "minAvailabilityPricePerKWh", "signature"}
                              (an offer: protocol.messages)
@@ -18,8 +20,9 @@ the database's write lock past the busy timeout (oracle.db; nothing was stored):
 Every answer to a POST is counted in the metrics (accepted, replayed, refused by reason) and logged
 as a decision (oracle.logs.IngestLog).
 
-The routes are a module-level `router`; they reach the app's Ingestor, clock and body limit
-through the dependencies below (`app.state`), set by `create_ingest_app`. The problem format and
+The routes are a module-level `router` (the bulk route is oracle.bulk_ingest_api's); they reach
+the app's Ingestor, clock and body limit through oracle.ingest_http's dependencies (`app.state`),
+set by `create_ingest_app`. The problem format and
 reason codes are protocol.problems'.
 
 Run it with `python -m oracle.ingest_api` (settings from NEGAWATT_* environment variables and
@@ -37,19 +40,23 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from oracle import db, meter_store
+from oracle import bulk_ingest_api, db, meter_store
 from oracle.allowed_methods import allowed_methods
 from oracle.chain_view import ChainView, run_poller
 from oracle.ingest import ChainUnavailable, Ingestor, IngestSettings, Rejected
+# The shared plumbing, imported from here by the other oracle routes too (_read_body, problem, IngestorDep).
+from oracle.ingest_http import (DEFAULT_MAX_BODY_BYTES, Body, Clock, IngestorDep, _errors,  # noqa: F401
+                                _InvalidPayload, _parse, _read_body, _summary, get_body, get_clock, get_ingestor,
+                                problem)
 from oracle.logs import IngestLog, configure_logging
 from oracle.metrics import OracleMetrics
 from oracle.ops_api import add_ops_routes
@@ -61,12 +68,11 @@ from protocol.http_limits import BodyLimitMiddleware, limited_server
 from protocol.manifest import check_chain, load_manifest
 from protocol.addresses import checksummed
 from protocol.messages import CommitmentMessage, MeterBatchMessage
-from protocol.problems import PROBLEM_MEDIA_TYPE, ProblemNamespace, Reason, problem_body
+from protocol.problems import ProblemNamespace, Reason
 from protocol.settings import ChainSettings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_BODY_BYTES = 64 * 1024
 # The request bodies are the protocol's message codecs (protocol/messages.py).
 MeterBatchPayload = MeterBatchMessage
 CommitmentPayload = CommitmentMessage
@@ -77,30 +83,9 @@ _address = checksummed
 # problems
 
 
-def problem(status: int, code: Reason | str, title: str, detail: str, **extra: Any) -> JSONResponse:
-    """An RFC 9457 problem response carrying the oracle's reason `code` (in the ingest namespace)."""
-    body = problem_body(ProblemNamespace.INGEST, status, code, title, detail, **extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
-
-
-def _errors(error: ValidationError | RequestValidationError) -> list[dict[str, Any]]:
-    if isinstance(error, ValidationError):
-        raw = error.errors(include_url=False, include_input=False, include_context=False)
-    else:
-        raw = error.errors()
-    return [{"loc": [part if isinstance(part, (str, int)) else str(part) for part in item.get("loc", ())],
-             "msg": str(item.get("msg", "")), "type": str(item.get("type", ""))} for item in raw]
-
-
-def _summary(errors: list[dict[str, Any]], shown: int = 3) -> str:
-    """The first few field errors as one line, e.g. "readings.0: Input should be ..."."""
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in errors[:shown]]
-    more = len(errors) - shown
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
-
-
 # The POST routes whose answers are counted and logged as ingest decisions, by message kind.
-INGEST_PATHS = {"/v1/meter-batches": "meter_batch", "/v1/commitments": "commitment"}
+INGEST_PATHS = {"/v1/meter-batches": "meter_batch", "/v1/meter-batches/bulk": "meter_batch",
+                "/v1/commitments": "commitment"}
 DATABASE_BUSY = "database_busy"
 
 
@@ -167,61 +152,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem(500, Reason.INTERNAL_ERROR, "Internal error", "the error is logged")
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than `limit` bytes without reading them all."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise Rejected(Reason.PAYLOAD_TOO_LARGE.value, f"{declared} bytes; at most {limit}")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise Rejected(Reason.PAYLOAD_TOO_LARGE.value, f"more than {limit} bytes")
-    return bytes(body)
-
-
-def _parse(model: type[BaseModel], body: bytes) -> Any:
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as error:
-        raise _InvalidPayload(_errors(error)) from None
-
-
-class _InvalidPayload(Exception):
-    def __init__(self, errors: list[dict[str, Any]]):
-        super().__init__("invalid payload")
-        self.errors = errors
-
-
 def _query_address(value: str, name: str = "device") -> str:
     try:
         return _address(value)
     except ValueError as error:
         raise Rejected(Reason.INVALID_PAYLOAD.value, f"{name}: {error}") from None
-
-
-# ------------------------------------------------------------------------------------------------
-# dependencies: the app's state
-
-
-async def get_ingestor(request: Request) -> Ingestor:
-    """The app's Ingestor (`app.state.ingestor`)."""
-    return request.app.state.ingestor
-
-
-async def get_clock(request: Request) -> Callable[[], float]:
-    """The app's clock: "now" (unix seconds) for each message."""
-    return request.app.state.clock
-
-
-async def get_body(request: Request) -> bytes:
-    """The request body, at most the app's `max_body_bytes` (413 problem beyond)."""
-    return await _read_body(request, request.app.state.max_body_bytes)
-
-
-IngestorDep = Annotated[Ingestor, Depends(get_ingestor)]
-Clock = Annotated[Callable[[], float], Depends(get_clock)]
-Body = Annotated[bytes, Depends(get_body)]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -458,8 +393,10 @@ def create_ingest_app(ingestor: Ingestor, *, clock: Callable[[], float] = time.t
     app.state.ingest_log = ingest_log
     add_ops_routes(app, metrics, readiness)
     install_problem_handlers(app)
+    bulk_bytes = bulk_ingest_api.bulk_settings(ingestor).bulk_max_bytes
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, namespace=ProblemNamespace.INGEST,
-                       reason=Reason.PAYLOAD_TOO_LARGE, title="The request body is too large")
+                       reason=Reason.PAYLOAD_TOO_LARGE, title="The request body is too large",
+                       path_limits={bulk_ingest_api.BULK_PATH: bulk_bytes})
     install_openapi(app)  # problems as problem+json, no invented 422 (oracle.openapi_doc)
 
     @app.exception_handler(_InvalidPayload)
@@ -469,6 +406,7 @@ def create_ingest_app(ingestor: Ingestor, *, clock: Callable[[], float] = time.t
                        _summary(error.errors), errors=error.errors)
 
     app.include_router(router)
+    app.include_router(bulk_ingest_api.router)
     return app
 
 

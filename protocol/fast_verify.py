@@ -179,10 +179,12 @@ def recover_raw_signers(pairs: Sequence[tuple[bytes, bytes]]) -> list[bytes | st
 @dataclass(frozen=True)
 class BatchCheck:
     """The outcome of one batch's signature check: `ok` when the claimed device signed it; otherwise
-    `reason` says what is wrong (malformed field, malformed signature, or who signed instead)."""
+    `reason` says what is wrong (malformed field, malformed signature, or who signed instead).
+    `digest` is the batch's EIP-712 digest when it could be computed (empty otherwise)."""
 
     ok: bool
     reason: str = ""
+    digest: bytes = b""
 
 
 class BulkBatchVerifier:
@@ -213,8 +215,8 @@ class BulkBatchVerifier:
             else:
                 pairs.append((digest, bytes(batch.signature)))
                 positions.append(index)
-        for index, signer in zip(positions, self._recover(pairs)):
-            checks[index] = _compare(batches[index].device, signer)
+        for index, signer, (digest, _signature) in zip(positions, self._recover(pairs), pairs):
+            checks[index] = _compare(batches[index].device, signer, digest)
         return checks  # type: ignore[return-value]
 
     def _recover(self, pairs: list[tuple[bytes, bytes]]) -> list[bytes | str]:
@@ -237,14 +239,14 @@ class BulkBatchVerifier:
             self._pool = None
 
 
-def _compare(claimed: str, signer: bytes | str) -> BatchCheck:
+def _compare(claimed: str, signer: bytes | str, digest: bytes = b"") -> BatchCheck:
     if isinstance(signer, str):
-        return BatchCheck(False, signer)
+        return BatchCheck(False, signer, digest)
     try:
         claimed_raw = bytes.fromhex(claimed[2:] if claimed[:2] in ("0x", "0X") else claimed)
     except ValueError:
-        return BatchCheck(False, f"not an address: {claimed}")
+        return BatchCheck(False, f"not an address: {claimed}", digest)
     if signer != claimed_raw:
         return BatchCheck(False, f"signed by {to_checksum_address(signer)}, not by {to_checksum_address(claimed_raw)}"
-                          if len(claimed_raw) == 20 else f"not an address: {claimed}")
-    return BatchCheck(True)
+                          if len(claimed_raw) == 20 else f"not an address: {claimed}", digest)
+    return BatchCheck(True, digest=digest)

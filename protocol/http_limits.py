@@ -6,7 +6,8 @@ Rules:
   sees a byte of the body; a chunked (streamed) body is counted while the app reads it and cut off
   with the same 413 the moment it passes the cap, so at most the cap plus one read chunk is held.
   The 413 carries `Connection: close`: the server drops the connection instead of draining the rest.
-  `BodyLimitMiddleware` does this as a pure ASGI middleware in front of any app.
+  `BodyLimitMiddleware` does this as a pure ASGI middleware in front of any app; a route that takes
+  larger bodies by design (a bulk upload) is named with its own cap in `path_limits`.
 - **Request-head timeout.** A client has `header_timeout` seconds, from opening the connection or
   from the end of the previous response on it, to deliver a complete request head (request line and
   headers); otherwise the server closes the connection. A head larger than `max_head_bytes` is
@@ -66,13 +67,15 @@ class BodyLimitMiddleware:
     A declared Content-Length over the cap is refused before the app runs; a chunked body is
     counted as the app receives it and refused when it passes the cap (the app's own answer, if it
     makes one after that, is dropped). Requests within the cap pass through untouched.
+    `path_limits` maps an exact request path to its own cap instead of `max_bytes`.
     """
 
     def __init__(self, app: Any, max_bytes: int = DEFAULT_MAX_BODY_BYTES,
                  namespace: ProblemNamespace = ProblemNamespace.API, reason: Reason | str = Reason.TOO_LARGE,
-                 title: str = "Request body too large"):
+                 title: str = "Request body too large", path_limits: dict[str, int] | None = None):
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = dict(path_limits or {})
         self.namespace = namespace
         self.reason = reason
         self.title = title
@@ -88,6 +91,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        cap = self.path_limits.get(scope.get("path", ""), self.max_bytes)
         declared: int | None = None
         streamed = False
         for name, value in scope["headers"]:
@@ -95,10 +99,10 @@ class BodyLimitMiddleware:
                 declared = int(value)
             elif name == b"transfer-encoding":
                 streamed = True
-        if declared is not None and declared > self.max_bytes:
+        if declared is not None and declared > cap:
             log.info("refused a %d-byte body on %s %s", declared, scope.get("method"), scope.get("path"))
             await self._refuse(send, f"the body is {declared} bytes; this server accepts at most "
-                                     f"{self.max_bytes} bytes")
+                                     f"{cap} bytes")
             return
 
         state = {"received": 0, "complete": declared == 0 or (declared is None and not streamed),
@@ -110,14 +114,14 @@ class BodyLimitMiddleware:
                 state["received"] += len(message.get("body", b""))
                 if not message.get("more_body", False):
                     state["complete"] = True
-                if state["received"] > self.max_bytes:
+                if state["received"] > cap:
                     if not state["started"]:
                         state["refused"] = True
-                        log.info("cut off a streamed body over %d bytes on %s %s", self.max_bytes,
+                        log.info("cut off a streamed body over %d bytes on %s %s", cap,
                                  scope.get("method"), scope.get("path"))
-                        await self._refuse(send, f"the body passed {self.max_bytes} bytes, the most this "
+                        await self._refuse(send, f"the body passed {cap} bytes, the most this "
                                                  "server accepts")
-                    raise _BodyTooLarge(f"more than {self.max_bytes} bytes")
+                    raise _BodyTooLarge(f"more than {cap} bytes")
             return message
 
         async def guarded_send(message: dict) -> None:

@@ -58,6 +58,7 @@ class Reason(str, Enum):
     # oracle ingest (oracle.ingest.REASONS gives their HTTP status and title)
     INVALID_PAYLOAD = "invalid_payload"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    TOO_MANY_BATCHES = "too_many_batches"  # a bulk upload over its batch cap (oracle.bulk_ingest_api)
     BAD_SIGNATURE = "bad_signature"
     DEVICE_INACTIVE = "device_inactive"
     INTERVAL_NOT_ALLOWED = "interval_not_allowed"

@@ -58,11 +58,14 @@ def test_fast_signatures_are_the_device_keys():
 def test_tiny_run_reports_every_figure_with_exact_counts():
     from bench.oracle_service import run
 
-    figures = run(sites=SITES, store="sqlite", connections=4, live_intervals=LIVE, history_days=HISTORY_DAYS)
+    # 40 day-long batches a day in uploads of 15: three bulk uploads a day, the last one short
+    figures = run(sites=SITES, store="sqlite", connections=4, live_intervals=LIVE, history_days=HISTORY_DAYS,
+                  bulk_batches=15)
     json.dumps(figures)  # one JSON object
     assert not [key for key in KEYS if key not in figures]
     meters = 2 * SITES
     assert figures["sites"] == SITES and figures["store"] == "sqlite"
+    assert figures["history_path"] == "POST /v1/meter-batches/bulk" and figures["history_batches_per_upload"] == 15
     # Everything sent was stored: no refusal anywhere, and the readings are exactly those sent.
     assert figures["ingest_refused"] == {} and figures["history_refused"] == {} and figures["commitments_refused"] == {}
     assert figures["ingest_batches"] == meters * LIVE

@@ -33,7 +33,8 @@ def main() -> int:
     for index, device in enumerate(devices):
         enqueue_history(outbox, device, int(start), history(index, int(count)), int(interval), manifest.chainId,
                         manifest.address("DeviceRegistry"), [oracle])
-    uploader = Uploader(outbox, backoff_base=0.2, pause_between=float(pause))
+    # one post per batch (no bulk upload), paused: the test kills the node while batches are going out
+    uploader = Uploader(outbox, backoff_base=0.2, pause_between=float(pause), bulk_min=0)
     deadline = time.monotonic() + 120
     while outbox.depth().get(oracle, 0) and time.monotonic() < deadline:
         if not uploader.pump(oracle):

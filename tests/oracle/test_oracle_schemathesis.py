@@ -7,8 +7,11 @@ of examples and a fixed seed. The run fails on any 5xx, any status not declared,
 not matching its schema. Besides, a fixed set of bad inputs is sent and each answered status must
 be declared for its route (the document is true without the fuzzer's luck).
 
-One check is configured, not disabled: positive_data_acceptance's accepted statuses on four
-operations. The fuzzer holds no device key, so on the two ingest posts a body valid by the schema
+Two checks are configured, not disabled: positive_data_acceptance's accepted statuses on five
+operations, and negative_data_rejection's on the bulk upload (POST /v1/meter-batches/bulk), whose
+broken lines are refused one by one inside its 200 answer, each with the problem the single post
+gives (tests/oracle/test_bulk_ingest_api.py checks those answers; tests/oracle/schemathesis_ndjson.py
+serialises its NDJSON body). The fuzzer holds no device key, so on the two ingest posts a body valid by the schema
 still carries a signature that is not a registered device's: the oracle answers 400
 bad_signature, 403 unknown_device or 422 (a rule), the correct answer to such data. On the two
 device queries, OpenAPI cannot express an EIP-55 checksum, so a generated mixed-case address
@@ -18,6 +21,7 @@ get 401/403, which the check already accepts.)
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +54,14 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "41
 [[operations]]
 include-name = "POST /v1/meter-batches"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "403", "409", "422"]
+
+# The bulk upload: each line is judged as the single post judges its body, so a line the fuzzer breaks
+# is refused inside a 200 answer (its own 4xx problem on its line), and an empty line or an empty body
+# refuses the whole upload (400). The hooks module puts the generated body on the wire.
+[[operations]]
+include-name = "POST /v1/meter-batches/bulk"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "413"]
+checks.negative_data_rejection.expected-statuses = ["200", "400", "413"]
 
 [[operations]]
 include-name = "POST /v1/commitments"
@@ -111,6 +123,7 @@ BAD_INPUTS = [
                                                                   "X-Negawatt-Issued-At": "1",
                                                                   "X-Negawatt-Signature": "0x" + "22" * 65}}),
     ("POST", "/v1/meter-batches", {"content": b"{"}), ("POST", "/v1/meter-batches", {"content": b"x" * 70_000}),
+    ("POST", "/v1/meter-batches/bulk", {"content": b""}), ("POST", "/v1/meter-batches/bulk", {"content": b"{}\n\n{}"}),
     ("POST", "/v1/commitments", {"json": {"requestId": 1, "device": "0x" + "11" * 20, "watts": 5,
                                           "signature": "0x" + "22" * 65}}),
 ]
@@ -161,6 +174,9 @@ def test_schemathesis_finds_nothing(oracle_url, tmp_path):
          "--max-examples", "50", "--seed", "12", "--phases", "examples,coverage,fuzzing", "--workers", "1",
          "--no-color", "--generation-database", "none", "--report-dir", str(tmp_path / "report"),
          "--request-timeout", "20"],
-        capture_output=True, text=True, timeout=240)
+        capture_output=True, text=True, timeout=240,
+        # the NDJSON serializer of the bulk upload's body (tests/oracle/schemathesis_ndjson.py)
+        env={**os.environ, "SCHEMATHESIS_HOOKS": "schemathesis_ndjson",
+             "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))})
     if result.returncode != 0:
         pytest.fail(result.stdout[-8000:] + result.stderr[-2000:], pytrace=False)
