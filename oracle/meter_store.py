@@ -449,7 +449,8 @@ def readings_matrix(engine: Engine, meters: Iterable[str], from_ts: int, to_ts: 
     requested = list(meters)
     with Session(engine) as session:
         connection = session.connection()
-        if len(requested) >= ID_CHUNK:
+        known = _known_ids(engine)
+        if len(requested) >= ID_CHUNK and any(m not in known for m in requested):
             _warm_ids(connection, engine)
         wanted = sorted(set(checksummed(requested, _known_ids(engine))))
         if interval_seconds is None:
