@@ -118,6 +118,23 @@ def retention(meters: int = typer.Option(500, "--meters", min=1, max=100_000),
     typer.echo(json.dumps(run(meters, days, database_url=database_url, chunk=chunk)))
 
 
+@app.command("store-load")
+def store_load(
+    meters: int = typer.Option(10_000, "--meters", min=1, max=200_000, help="meters in the store"),
+    days: int = typer.Option(11, "--days", min=1, max=92, help="days of readings per meter"),
+    repeats: int = typer.Option(3, "--repeats", min=1, max=20, help="loads timed (the best is reported)"),
+) -> None:
+    """Load N meters x D days from a SQLite compact store into the settlement array (bench/store_load.py)."""
+    from bench.store_load import BenchError, run
+
+    try:
+        result = run(meters, days, repeats)
+    except BenchError as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
+    typer.echo(json.dumps(result))
+
+
 @app.callback()
 def main() -> None:
     """negawatt benchmarks."""

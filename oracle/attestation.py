@@ -129,6 +129,7 @@ class Attestor:
         economics: OracleEconomics,
         data_grace_seconds: int = 60,
         stagger_seconds: int = 20,
+        block_meters: int | None = None,
         http_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
     ):
@@ -150,6 +151,7 @@ class Attestor:
         self.tx = Transactor(web3, key, abis=[entry.abi for entry in manifest.contracts.values()])
         self.data_grace = data_grace_seconds
         self.stagger = stagger_seconds
+        self.block_meters = block_meters  # compute_epoch's block of meters (None: each request loaded whole)
         self.http = httpx.Client(timeout=http_timeout)
         self.clock = clock
         # A cleared request's verified allocation (oracle.clearing_service.Clearer.settled_allocation,
@@ -280,7 +282,7 @@ class Attestor:
                 previous_ledger, state.emission_budget,
                 bond_reader=lambda owners: bond_book_from_view(self.chain_view, owners),
                 seed_reader=lambda request: self.seeds.seed(request.gate_time), devices_at=self.chain_view.devices_at,
-                allocation_reader=self.allocation_reader,
+                allocation_reader=self.allocation_reader, block_meters=self.block_meters,
                 overlapping=[r for r in self.chain_view.requests().values() if r.allocation is not None
                              and r.request_id not in request_ids and any(overlaps(r, q) for q in requests)])
         except HoldoutSeedUnknown as error:

@@ -119,6 +119,8 @@ class OracleConfig(BaseSettings):
     ready_max_lag_blocks: int = Field(10, ge=0, le=100_000, description="/v1/ready fails when the chain view is "
                                       "more than confirmations + this many blocks behind the head")
     max_readings: int = Field(96, ge=1, le=10_000)
+    settlement_block_meters: int = Field(10_000, ge=1, le=1_000_000, description="meters whose readings a "
+                                         "per-device request's settlement loads at a time (bounds its memory)")
     clock_skew_seconds: int = Field(60, ge=0, le=3_600)
     reading_tolerance_bps: int = Field(12_000, ge=10_000)
     economics: EconomicsConfig = Field(default_factory=EconomicsConfig)

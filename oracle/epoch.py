@@ -25,7 +25,8 @@ from sqlalchemy.engine import Engine
 
 from oracle import db, meter_store
 from oracle.bonds import BOND_INSUFFICIENT, BondBook
-from oracle.baselines import MAX_LOOKBACK_DAYS, BaselineSpec, build_grid, compute_baselines
+from oracle.baselines import MAX_LOOKBACK_DAYS, BaselineBatch, BaselineSpec, build_grid, compute_baselines
+from oracle.block_baselines import baselines_from_store
 from oracle.baselines.spec import ADJUSTMENTS, METER_BEFORE_AFTER
 from oracle.chain_view import DeviceInfo, RequestInfo
 from oracle.estimators import DID, ESTIMATORS
@@ -93,10 +94,13 @@ def settle_input(
     bonds: BondBook | None = None,
     seed: bytes | None = None,
     devices_at: Callable[[str], list[str]] = lambda site: [],
+    baselines: Callable[[BaselineSpec, list[str], int, int], BaselineBatch] | None = None,
 ) -> tuple[RequestInput, list[dict], dict | None]:
     """One request's settlement input, the per-unit baseline records and, for a per-site request, its
     verification (groups, estimate, shares), for publication. With `bonds`, an owner whose bond does not
-    cover its devices' commitments gets nothing for them. `seed` is the gate block's hash."""
+    cover its devices' commitments gets nothing for them. `seed` is the gate block's hash.
+    `baselines(spec, devices, start, end)`, if given, computes a per-device request's baselines in
+    place of `readings` (compute_epoch's block path: from the store, a block of meters at a time)."""
     interval = economics.params.interval_seconds
     start, end = event_window(request, interval)
     intervals = (end - start) // interval
@@ -126,8 +130,12 @@ def settle_input(
         return site_request_input(request, committed, devices, readings, economics.site_spec_for(request),
                                   economics.estimator, (start, end),
                                   interval, device_reasons, devices_at, seed, economics.params.penalty_below_bps)
-    grid_start, order, loads = build_grid({d: readings.get(d, {}) for d in committed}, interval, start, end)
-    batch = compute_baselines(spec, grid_start, loads, start, end, devices=order)
+    if baselines is None:
+        grid_start, order, loads = build_grid({d: readings.get(d, {}) for d in committed}, interval, start, end)
+        batch = compute_baselines(spec, grid_start, loads, start, end, devices=order)
+    else:
+        order = sorted(committed)  # build_grid's order
+        batch = baselines(spec, order, start, end)
     for i, device in enumerate(order):
         record = batch.device(i).to_dict()
         info = devices.get(device)
@@ -157,6 +165,7 @@ def compute_epoch(
     devices_at: Callable[[str], list[str]] = lambda site: [],
     allocation_reader: Callable[[RequestInfo], Allocation | None] = lambda request: None,
     overlapping: Iterable[RequestInfo] = (),
+    block_meters: int | None = None,
 ) -> tuple[EpochSettlement, dict[int, list[dict]]]:
     """Settle `requests` from the stored commitments and readings; also returns baseline records
     (per-site requests' verifications are in `settlement.verifications`).
@@ -164,7 +173,10 @@ def compute_epoch(
     `seed_reader` the gate block hash of a request with a holdout; `devices_at` a site's devices;
     `allocation_reader` a cleared request's verified allocation (oracle.accepted: what it settles with;
     raises AllocationUnknown when a posted one cannot be verified); `overlapping` other allocated
-    requests whose windows may overlap these (a site they accepted first is not settled again here)."""
+    requests whose windows may overlap these (a site they accepted first is not settled again here).
+    `block_meters`: a per-device request's readings are loaded and its baselines computed that many
+    meters at a time (oracle.block_baselines: memory bounded by the block, the same result); None
+    loads each request whole."""
     ordered = sorted(requests, key=lambda r: r.request_id)
     commitments_of = {r.request_id: db.commitments_of_request(engine, r.request_id) for r in ordered}
     bonds = None
@@ -197,12 +209,19 @@ def compute_epoch(
         request, commitments = settled_commitments(request, commitments_of[request.request_id], allocation, site_of,
                                                    taken_sites(request, known))
         start, end = event_window(request, economics.params.interval_seconds)
-        meters = meters_of((c.device for c in commitments), devices, devices_at)
-        readings = meter_store.readings_in_range(engine, meters, start - HISTORY_DAYS * SECONDS_PER_DAY, end,
-                                                 economics.params.interval_seconds)
         seed = seed_reader(request) if request.holdout_bps > 0 else None
+        baselines = None
+        if block_meters is not None and not uses_sites(request, {c.device: c.watts for c in commitments}, devices):
+            readings: Any = {}  # the block path reads the store itself
+
+            def baselines(spec: BaselineSpec, order: list[str], lo: int, hi: int) -> BaselineBatch:
+                return baselines_from_store(engine, spec, order, lo, hi, HISTORY_DAYS, block_meters)
+        else:
+            meters = meters_of((c.device for c in commitments), devices, devices_at)
+            readings = meter_store.readings_in_range(engine, meters, start - HISTORY_DAYS * SECONDS_PER_DAY, end,
+                                                     economics.params.interval_seconds)
         request_in, records, verification = settle_input(request, commitments, devices, readings, economics,
-                                                         bonds, seed, devices_at)
+                                                         bonds, seed, devices_at, baselines)
         inputs.append(request_in)
         details[request.request_id] = records
         if verification is not None:

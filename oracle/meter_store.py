@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from eth_utils import to_checksum_address
+from eth_utils import keccak, to_checksum_address
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
@@ -162,6 +163,14 @@ def forget_ids(engine: Engine) -> None:
     """Drop the cached meter ids of `engine` (after its tables were emptied, e.g. in tests)."""
     with _ids_guard:
         _ids.pop(id(engine), None)
+
+
+def _warm_ids(connection: Connection, engine: Engine) -> None:
+    """Cache every committed meter id of `engine` (one scan of `meters`; a large load asks for most)."""
+    known = _known_ids(engine)
+    rows = connection.exec_driver_sql("SELECT id, address FROM meters").fetchall()
+    with _ids_guard:
+        known.update((address, int(meter_id)) for meter_id, address in rows)
 
 
 def meter_ids(connection: Connection, engine: Engine, addresses: Iterable[str]) -> dict[str, int]:
@@ -435,10 +444,16 @@ def readings_matrix(engine: Engine, meters: Iterable[str], from_ts: int, to_ts: 
 
     The grid starts at from_ts rounded down to the interval (an interval of the oracle's: given, or
     the one of the stored rows; rows of another interval are left out) and ends at to_ts rounded up;
-    every requested meter has a row (all -1 without readings). One range query per chunk of meters."""
-    wanted = sorted({to_checksum_address(m) for m in meters})
+    every requested meter has a row (all -1 without readings). One range query per chunk of meters,
+    read with the driver's cursor and decoded in bulk (`_fill`): no Python work per reading, and per
+    row only what the driver does to hand the row over."""
+    requested = list(meters)
     with Session(engine) as session:
         connection = session.connection()
+        known = _known_ids(engine)
+        if len(requested) >= ID_CHUNK and any(m not in known for m in requested):
+            _warm_ids(connection, engine)
+        wanted = sorted(set(checksummed(requested, _known_ids(engine))))
         if interval_seconds is None:
             found = connection.execute(text("SELECT interval_seconds FROM meter_days LIMIT 1")).scalar()
             interval_seconds = int(found) if found is not None else 900
@@ -461,37 +476,92 @@ def readings_matrix(engine: Engine, meters: Iterable[str], from_ts: int, to_ts: 
         if not wanted or n_cols == 0:
             return result
         ids = meter_ids(connection, engine, wanted)
-        row_of = {ids[m]: result.index[m] for m in wanted if m in ids}
+        id_list = sorted(ids[m] for m in wanted if m in ids)
+        if not id_list:
+            return result
+        row_of = np.full(id_list[-1] + 1, -1, dtype=np.int64)  # meter id -> row of `loads`
+        for m in wanted:
+            if m in ids:
+                row_of[ids[m]] = result.index[m]
         first_day, last_day = grid_start // SECONDS_PER_DAY, (grid_end - 1) // SECONDS_PER_DAY
-        id_list = sorted(row_of)
-        for lo in range(0, len(id_list), ID_CHUNK):
-            chunk = id_list[lo:lo + ID_CHUNK]
-            statement = text(f"SELECT meter, day, readings, present FROM meter_days WHERE meter IN "
-                             f"({', '.join(str(int(i)) for i in chunk)}) AND day >= :d0 AND day <= :d1 "
-                             "AND interval_seconds = :interval")
-            rows = connection.execute(statement, {"d0": first_day, "d1": last_day, "interval": interval}).all()
-            if rows:
-                _fill(loads, rows, row_of, grid_start, interval, slots)
+        cursor = connection.connection.dbapi_connection.cursor()  # the session's own transaction
+        try:
+            for lo in range(0, len(id_list), ID_CHUNK):
+                chunk = id_list[lo:lo + ID_CHUNK]
+                # every value inlined is an int of ours (ids from the meters table, days, the interval)
+                cursor.execute(f"SELECT meter, day, readings, present FROM meter_days WHERE meter IN "
+                               f"({', '.join(str(int(i)) for i in chunk)}) AND day >= {int(first_day)} "
+                               f"AND day <= {int(last_day)} AND interval_seconds = {int(interval)}")
+                rows = cursor.fetchall()
+                if rows:
+                    _fill(loads, rows, row_of, grid_start, interval, slots)
+        finally:
+            cursor.close()
     return result
 
 
-def _fill(loads: np.ndarray, rows: Sequence, row_of: dict[int, int], grid_start: int, interval: int,
+def checksummed(addresses: Iterable[str], known: Mapping[str, int] | None = None) -> list[str]:
+    """`addresses` checksummed (EIP-55), in order; a ValueError names one that is not an address.
+
+    The same answer as eth_utils.to_checksum_address on each, in bulk: an address whose lower case
+    is among `known` (checksummed keys, e.g. the meter ids) takes that spelling with one dict look-up;
+    the others take one keccak call each and their letters are raised in one numpy pass (keccak is
+    ~20 us a call, the library's per-character loop another ~40 us)."""
+    items = list(addresses)
+    by_lower = {a.lower(): a for a in known} if known else {}
+    out: list[str | None] = [None] * len(items)
+    hashed: list[int] = []
+    for i, a in enumerate(items):
+        if isinstance(a, str) and _HEX_ADDRESS.fullmatch(a):
+            out[i] = by_lower.get(a.lower())
+            if out[i] is None:
+                hashed.append(i)
+        else:  # anything but 0x + 40 hex digits: the library's rules and its error
+            out[i] = to_checksum_address(a)
+    if hashed:
+        lower = [items[i][2:].lower() for i in hashed]
+        digests = "".join(keccak(text=h).hex()[:40] for h in lower)
+        chars = np.frombuffer("".join(lower).encode("ascii"), dtype=np.uint8).copy()
+        nibbles = np.frombuffer(digests.encode("ascii"), dtype=np.uint8)
+        chars[(nibbles >= ord("8")) & (chars >= ord("a"))] -= 32  # a letter whose hash digit is 8..f
+        spelled = chars.tobytes().decode("ascii")
+        for k, i in enumerate(hashed):
+            out[i] = "0x" + spelled[40 * k:40 * (k + 1)]
+    return out  # type: ignore[return-value]
+
+
+_HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def _fill(loads: np.ndarray, rows: Sequence, row_of: np.ndarray, grid_start: int, interval: int,
           slots: int) -> None:
-    """Write day rows into `loads` (columns outside it are dropped)."""
+    """Write day rows (meter id, day, packed readings, presence bitmap) into `loads`: the columns
+    are transposed by the C-level zip, every packed array decoded by one frombuffer over their
+    join, the bitmaps by one unpackbits, and the slots inside `loads` written by one assignment
+    per day (columns outside it are dropped; an absent slot writes the -1 already there)."""
     n = len(rows)
-    target = np.fromiter((row_of[int(r[0])] for r in rows), dtype=np.int64, count=n)
-    day_col = np.fromiter((int(r[1]) for r in rows), dtype=np.int64, count=n) * (SECONDS_PER_DAY // interval)
-    day_col -= grid_start // interval  # column of each day's slot 0 in `loads`
-    values = np.frombuffer(b"".join(bytes(r[2]) for r in rows), dtype="<u4").reshape(n, slots)
+    meter_col, day_col, packed, bitmaps = zip(*rows)
     width = (slots + 7) // 8
-    present = np.unpackbits(np.frombuffer(b"".join(bytes(r[3]) for r in rows), dtype=np.uint8).reshape(n, width),
-                            axis=1, bitorder="little")[:, :slots].astype(bool)
+    blob = b"".join(packed)
+    bits = b"".join(bitmaps)
+    if len(blob) != n * slots * 4 or len(bits) != n * width:
+        bad = next(i for i in range(n) if len(packed[i]) != slots * 4 or len(bitmaps[i]) != width)
+        raise ValueError(f"meter_days row of meter {meter_col[bad]}, day {day_col[bad]}: {len(packed[bad])} bytes "
+                         f"of readings and {len(bitmaps[bad])} of bitmap, not {slots * 4} and {width} for "
+                         f"{slots} slots")
+    target = row_of[np.asarray(meter_col, dtype=np.int64)]
+    first = np.asarray(day_col, dtype=np.int64) * slots - grid_start // interval  # column of each row's slot 0
+    values = np.frombuffer(blob, dtype="<u4").reshape(n, slots)
+    present = np.unpackbits(np.frombuffer(bits, dtype=np.uint8).reshape(n, width), axis=1,
+                            bitorder="little")[:, :slots].astype(bool)
+    day = values.astype(loads.dtype)  # a row's slots as `loads` holds them; no other row shares them
+    day[~present] = -1
     n_cols = loads.shape[1]
-    for k in range(slots):  # one vectorised assignment per slot of the day, over all rows
-        cols = day_col + k
-        keep = present[:, k] & (cols >= 0) & (cols < n_cols)
-        if keep.any():
-            loads[target[keep], cols[keep]] = values[keep, k]
+    for column in np.unique(first).tolist():  # one assignment per day of the range, over all its rows
+        rows_ = np.flatnonzero(first == column)
+        lo, hi = max(0, column), min(n_cols, column + slots)
+        if hi > lo:
+            loads[target[rows_], lo:hi] = day[rows_, lo - column:hi - column]
 
 
 def readings_in_range(engine: Engine, devices: Iterable[str], from_ts: int, to_ts: int,

@@ -78,7 +78,8 @@ def build_service(config: OracleConfig) -> OracleService:
     economics = replace(economics, tests=CapabilityRules.from_parameters(manifest.parameters))  # capability tests
     attestor = Attestor(web3=web3, manifest=manifest, key=key, engine=engine, chain_view=view, ingestor=ingestor,
                         economics=economics, data_grace_seconds=config.data_grace_seconds,
-                        stagger_seconds=config.stagger_seconds, clock=clock)
+                        stagger_seconds=config.stagger_seconds, block_meters=config.settlement_block_meters,
+                        clock=clock)
     clearer = Clearer(web3=web3, manifest=manifest, key=key, engine=engine, chain_view=view, ingestor=ingestor,
                       sync_delay_seconds=config.clearing_delay_seconds, clock=clock)
     attestor.allocation_reader = clearer.settled_allocation

@@ -41,9 +41,14 @@ def signed(index: int, start: int, readings: list[int], sequence: int) -> meter_
     return meter_store.BatchToStore(DEVICES[index], sequence, start, INTERVAL, tuple(readings), signature, digest)
 
 
-@pytest.fixture
-def engine(tmp_path):
-    engine = db.make_engine(str(tmp_path / "store.sqlite"))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path):
+    if request.param == "sqlite":
+        engine = db.make_engine(str(tmp_path / "store.sqlite"))
+    else:  # the session's real PostgreSQL server, its tables dropped so each test starts empty
+        engine = db.make_engine(request.getfixturevalue("postgres_url"))
+        with engine.begin() as connection:
+            db.SQLModel.metadata.drop_all(connection)
     db.init_db(engine)
     yield engine
     meter_store.forget_ids(engine)
@@ -57,8 +62,9 @@ device_plans = st.lists(st.tuples(st.integers(1, 96), st.integers(0, 40), st.int
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(plans=st.lists(device_plans, min_size=1, max_size=3), offset=st.integers(0, 95))
-def test_stored_batches_and_days_are_exactly_the_signed_readings(engine, plans, offset):
+@given(plans=st.lists(device_plans, min_size=1, max_size=3), offset=st.integers(0, 95),
+       window=st.tuples(st.integers(-2 * 96, 4 * 96), st.integers(0, 4 * 96)), lower=st.booleans())
+def test_stored_batches_and_days_are_exactly_the_signed_readings(engine, plans, offset, window, lower):
     with db.write_transaction(engine, "reset") as session:
         for table in (db.SignedBatchRecord, db.MeterDayRecord, db.MeterIdRecord, db.SequenceGap):
             session.execute(table.__table__.delete())
@@ -88,6 +94,30 @@ def test_stored_batches_and_days_are_exactly_the_signed_readings(engine, plans, 
     got = {(meter, t): wh for meter in matrix for t, wh in matrix[meter].items()}
     assert got == expected
     assert matrix.count() == len(expected) == meter_store.readings_count(engine)
+
+    # A window that cuts days (rows partly outside the grid), asked for in any letter case: exactly
+    # the readings inside it, on the oracle's int32 array (what the settlement loads).
+    lo, hi = BASE + window[0] * INTERVAL, BASE + (window[0] + window[1]) * INTERVAL
+    asked = [d.lower() if lower else d for d in DEVICES[:len(plans)]]
+    part = meter_store.readings_in_range(engine, asked, lo, hi, INTERVAL)
+    assert part.meters == sorted(DEVICES[:len(plans)]) and part.loads.dtype == np.int32
+    inside = {key: np.int32(np.uint32(wh)) for key, wh in expected.items() if lo <= key[1] < hi}
+    assert {(meter, t): wh for meter in part for t, wh in part[meter].items() if wh >= 0} == \
+        {key: wh for key, wh in inside.items() if wh >= 0}
+    assert part.count() == sum(1 for wh in inside.values() if wh >= 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=st.lists(st.tuples(st.binary(min_size=20, max_size=20), st.sampled_from(["lower", "upper", "checksum"])),
+                    max_size=20), known=st.integers(0, 20))
+def test_checksummed_spells_every_address_as_eth_utils_does(raw, known):
+    spelled = [to_checksum_address(b) for b, _ in raw]
+    asked = ["0x" + s[2:].lower() if how == "lower" else "0x" + s[2:].upper() if how == "upper" else s
+             for s, (_, how) in zip(spelled, raw)]
+    assert meter_store.checksummed(asked) == spelled
+    assert meter_store.checksummed(asked, {s: 1 for s in spelled[:known]}) == spelled
+    with pytest.raises(ValueError):
+        meter_store.checksummed(["0x" + "ab" * 19])
 
 
 def test_a_replay_answers_the_stored_ack_and_a_conflict_or_overlap_is_refused(engine):
